@@ -1,0 +1,40 @@
+# Everything runs from a project-local virtualenv built from pyproject.toml.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run server client test lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)        ## open the dashboard (starts an embedded server if none answers)
+	$(PY) -m tui $(ARGS)
+
+server: $(STAMP)     ## run the simulation server in the foreground
+	$(PY) -m server $(ARGS)
+
+client: $(STAMP)     ## run the headless polling client
+	$(PY) -m client_core $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+test: lint           ## lint, architecture contracts, then the whole test suite
+	$(PY) -m pytest -q
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP)      ## benchmarks: prints tables, writes bench/results/*.json
+	$(PY) -m bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
