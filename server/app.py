@@ -1,0 +1,412 @@
+"""The FastAPI application: routes of the HTTP protocol on top of the store and faults.
+
+``create_app(settings, clock)`` builds an independent app (own store, RNGs and metrics
+registry), so tests can run many side by side. ``create_app_from_env`` is the import
+string uvicorn's ``--reload`` needs: it reads the settings from the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import random
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+
+from server.clock import Clock, SystemClock
+from server.faults import FaultInjector, Rejection, retry_after_header
+from server.metrics import CONTENT_TYPE, RequestCountingMiddleware, ServerMetrics
+from server.models import (
+    ErrorMessage,
+    Faults,
+    Health,
+    JobRecord,
+    JobsPage,
+    JobSummary,
+    StartRequest,
+    StartResponse,
+    StatusRequestRecord,
+    StatusResponse,
+)
+from server.settings import ServerSettings
+from server.store import Job, JobLimitReached, JobStore
+
+# HTTP has no code for "the client hung up first"; nginx's 499 is the customary one.
+CLIENT_CLOSED_REQUEST = 499
+JOB_NOT_FOUND = "Job not found"
+
+
+@dataclass
+class ServerState:
+    """Everything one app instance owns; routes reach it through dependencies."""
+
+    settings: ServerSettings
+    clock: Clock
+    store: JobStore
+    faults: FaultInjector
+    metrics: ServerMetrics
+    started_at: float
+
+
+# --- dependencies ---------------------------------------------------------------------
+# Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread. And each
+# reads the app state itself rather than depending on get_state: every node of the
+# dependency graph costs tens of microseconds on every request.
+
+
+async def get_state(request: Request) -> ServerState:
+    return request.app.state.videosim
+
+
+async def get_settings(request: Request) -> ServerSettings:
+    return request.app.state.videosim.settings
+
+
+async def get_store(request: Request) -> JobStore:
+    return request.app.state.videosim.store
+
+
+async def get_clock(request: Request) -> Clock:
+    return request.app.state.videosim.clock
+
+
+async def get_fault_injector(request: Request) -> FaultInjector:
+    return request.app.state.videosim.faults
+
+
+StateDep = Annotated[ServerState, Depends(get_state)]
+SettingsDep = Annotated[ServerSettings, Depends(get_settings)]
+StoreDep = Annotated[JobStore, Depends(get_store)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+FaultsDep = Annotated[FaultInjector, Depends(get_fault_injector)]
+
+_api_key_header = APIKeyHeader(
+    name="X-Api-Key", auto_error=False, description="needed when the server has an API key"
+)
+
+
+async def require_api_key(
+    request: Request, api_key: Annotated[str | None, Depends(_api_key_header)]
+) -> None:
+    """401 unless the server has no key or the request carries the right one."""
+    expected = request.app.state.videosim.settings.api_key
+    if expected is None:
+        return
+    if api_key is None or not hmac.compare_digest(api_key.encode(), expected.encode()):
+        raise HTTPException(401, "Missing or invalid API key")
+
+
+def client_id(request: Request) -> str:
+    """Who the rate limit counts against: X-Client-Id if sent, else the peer address."""
+    header = request.headers.get("x-client-id")
+    if header:
+        return header
+    return request.client.host if request.client else "unknown"
+
+
+async def injected_fault(request: Request) -> Rejection | None:
+    """Apply the injected latency, then say whether the faults turn this request away."""
+    faults: FaultInjector = request.app.state.videosim.faults
+    await faults.add_latency()
+    return faults.check(client_id(request))
+
+
+InjectedFault = Annotated[Rejection | None, Depends(injected_fault)]
+
+
+# --- routes ---------------------------------------------------------------------------
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorMessage, "description": description}
+    for code, description in [
+        (401, "Missing or invalid API key"),
+        (429, "Rate limit exceeded (injected fault); see Retry-After"),
+        (503, "Unavailable (injected fault, or the job cap is reached)"),
+    ]
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorMessage, "description": JOB_NOT_FOUND}
+}
+
+# Every route but /healthz needs the API key (when one is set).
+jobs_router = APIRouter(dependencies=[Depends(require_api_key)])
+health_router = APIRouter()
+
+
+def _rejected(rejection: Rejection, headers: dict[str, str]) -> HTTPException:
+    headers = {**headers, "Retry-After": retry_after_header(rejection.retry_after_s)}
+    return HTTPException(rejection.code, rejection.detail, headers=headers)
+
+
+@jobs_router.post(
+    "/start",
+    responses={**_ERRORS, 413: {"description": "Body larger than max_body_bytes"}},
+    summary="Start a job",
+)
+async def start_job(
+    settings: SettingsDep,
+    store: StoreDep,
+    fault: InjectedFault,
+    body: Annotated[StartRequest | None, Body()] = None,
+) -> StartResponse:
+    """Create a job that stays pending for ``duration_s``, then shows its outcome."""
+    body = body or StartRequest()
+    if body.duration_s is not None and body.duration_s > settings.max_duration_s:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "less_than_equal",
+                    "loc": ("body", "duration_s"),
+                    "msg": f"Input should be less than or equal to {settings.max_duration_s:g}",
+                    "input": body.duration_s,
+                }
+            ]
+        )
+    if fault is not None:
+        raise _rejected(fault, {})
+    try:
+        job = store.create(body.duration_s, body.outcome)
+    except JobLimitReached as error:
+        raise HTTPException(503, str(error)) from error
+    return StartResponse(job_id=job.job_id, duration_s=job.duration_s, created_at=job.created_at)
+
+
+@jobs_router.get(
+    "/status/{job_id}",
+    response_model=StatusResponse,
+    response_model_exclude_none=True,
+    responses={**_ERRORS, **_NOT_FOUND},
+    summary="Poll a job",
+)
+async def job_status(
+    job_id: str,
+    settings: SettingsDep,
+    store: StoreDep,
+    clock: ClockDep,
+    fault: InjectedFault,
+    request: Request,
+    response: Response,
+    wait: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            allow_inf_nan=False,
+            description="hold the request up to this many seconds (capped by the server) "
+            "until the job leaves pending",
+        ),
+    ] = None,
+) -> StatusResponse | Response:
+    """The job's state; hints and long-poll depend on the server's settings."""
+    headers: dict[str, str] = {}
+    if settings.long_poll_max_s > 0:
+        headers["X-Long-Poll-Max"] = f"{settings.long_poll_max_s:g}"
+    job = store.get(job_id)
+    if fault is not None:
+        if job is not None:
+            store.record_status_request(
+                job, at=clock.now(), code=fault.code, retry_after_s=fault.retry_after_s, result=None
+            )
+        raise _rejected(fault, headers)
+    if job is None:
+        raise HTTPException(404, JOB_NOT_FOUND, headers=headers or None)
+
+    hold_s = min(wait or 0.0, settings.long_poll_max_s)
+    if hold_s > 0 and not await _hold_until_settled(store, job, hold_s, request):
+        # Nobody is listening any more: count the request, but nobody saw an answer.
+        store.record_status_request(
+            job, at=clock.now(), code=CLIENT_CLOSED_REQUEST, retry_after_s=None, result=None
+        )
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+    now = clock.now()
+    result = job.result_at(now)
+    answer = StatusResponse(job_id=job.job_id, result=result)
+    retry_after_s: int | None = None
+    if result == "pending" and settings.hints and job.fails is not None:
+        eta_s = max(0.0, job.finishes_at - now)
+        answer.eta_s = round(eta_s, 3)
+        answer.progress = round(min(1.0, max(0.0, (now - job.created_at) / job.duration_s)), 4)
+        retry_after_s = int(retry_after_header(eta_s))
+        headers["Retry-After"] = str(retry_after_s)
+    response.headers.update(headers)
+    store.record_status_request(job, at=now, code=200, retry_after_s=retry_after_s, result=result)
+    return answer
+
+
+async def _hold_until_settled(store: JobStore, job: Job, hold_s: float, request: Request) -> bool:
+    """Long-poll: wait for the job or the timeout; False if the client hung up meanwhile."""
+    settled = asyncio.ensure_future(store.wait_until_settled(job, hold_s))
+    hung_up = asyncio.ensure_future(_client_disconnected(request))
+    try:
+        await asyncio.wait((settled, hung_up), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        settled.cancel()
+        hung_up.cancel()
+        # Let both finish their clean-up before the answer goes out.
+        await asyncio.gather(settled, hung_up, return_exceptions=True)
+    return hung_up.cancelled()  # we stopped the watch ourselves: the client is still there
+
+
+async def _client_disconnected(request: Request) -> None:
+    """Returns once the ASGI server reports that the client closed the connection."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _summary_fields(job: Job, now: float) -> dict[str, Any]:
+    finite = job.fails is not None
+    lag = None
+    if finite and job.first_final_seen_at is not None:
+        lag = round(job.first_final_seen_at - job.finishes_at, 6)
+    return {
+        "job_id": job.job_id,
+        "result": job.result_at(now),
+        "outcome": job.outcome,
+        "duration_s": job.duration_s if finite else None,
+        "created_at": job.created_at,
+        "finishes_at": job.finishes_at if finite else None,
+        "status_requests": job.status_requests,
+        "first_final_seen_at": job.first_final_seen_at,
+        "detection_lag_s": lag,
+    }
+
+
+@jobs_router.get("/jobs/{job_id}", responses=_NOT_FOUND, summary="The server's record of a job")
+async def job_record(job_id: str, store: StoreDep, clock: ClockDep) -> JobRecord:
+    """Counts and timings measured by the server, and the last status requests."""
+    job = store.get(job_id)
+    if job is None:
+        raise HTTPException(404, JOB_NOT_FOUND)
+    requests = [
+        StatusRequestRecord(at=r.at, code=r.code, retry_after_s=r.retry_after_s)
+        for r in job.history or ()
+    ]
+    return JobRecord(**_summary_fields(job, clock.now()), requests=requests)
+
+
+@jobs_router.get("/jobs", summary="List jobs in creation order")
+async def list_jobs(
+    store: StoreDep,
+    clock: ClockDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JobsPage:
+    now = clock.now()
+    jobs = [JobSummary(**_summary_fields(job, now)) for job in store.page(offset, limit)]
+    return JobsPage(total=len(store), offset=offset, limit=limit, jobs=jobs)
+
+
+@jobs_router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
+    summary="Prometheus metrics",
+)
+async def metrics(state: StateDep) -> Response:
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+
+@jobs_router.get("/admin/faults", summary="Current injected faults")
+async def get_faults(faults: FaultsDep) -> Faults:
+    return faults.faults
+
+
+@jobs_router.put("/admin/faults", summary="Replace the injected faults")
+async def put_faults(new_faults: Faults, faults: FaultsDep) -> Faults:
+    """Fields left out go back to their defaults (off): PUT replaces, it does not merge."""
+    faults.faults = new_faults
+    return faults.faults
+
+
+@health_router.get("/healthz", summary="Liveness; never needs the API key, never faulted")
+async def healthz(state: StateDep) -> Health:
+    return Health(
+        jobs=len(state.store),
+        uptime_s=round(state.clock.now() - state.started_at, 3),
+        hints=state.settings.hints,
+        long_poll_max_s=state.settings.long_poll_max_s,
+    )
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    """FastAPI's 422 shape, with each message starting with the field it is about."""
+    assert isinstance(error, RequestValidationError)
+    return JSONResponse(
+        {"detail": [_named_error(item) for item in error.errors()]}, status_code=422
+    )
+
+
+def _named_error(item: dict[str, Any]) -> dict[str, Any]:
+    loc: Sequence[str | int] = item.get("loc", ())
+    where = [str(part) for part in loc[1:]] if len(loc) > 1 else [str(p) for p in loc]
+    message = str(item.get("msg", "invalid value"))
+    if item.get("type") == "json_invalid":
+        where = [str(loc[0])] if loc else ["body"]
+        error = item.get("ctx", {}).get("error", "")
+        message = f"Invalid JSON at position {loc[-1] if loc else 0}: {error}".rstrip(": ")
+    return {
+        "type": item.get("type"),
+        "loc": list(loc),
+        "msg": f"{'.'.join(where) or 'request'}: {message}",
+    }
+
+
+# --- the app --------------------------------------------------------------------------
+
+
+def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
+    """Build an app with its own store, RNGs and metrics registry."""
+    clock = clock or SystemClock()
+    seed = settings.seed
+    job_rng = random.Random(seed)
+    fault_rng = random.Random(None if seed is None else f"{seed}:faults")
+    store = JobStore(
+        clock,
+        rng=job_rng,
+        default_duration_s=settings.delay,
+        error_rate=settings.error_rate,
+        max_jobs=settings.max_jobs,
+    )
+    faults = FaultInjector(settings.initial_faults(), clock, fault_rng)
+    state = ServerState(
+        settings=settings,
+        clock=clock,
+        store=store,
+        faults=faults,
+        metrics=ServerMetrics(store, faults),
+        started_at=clock.now(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = FastAPI(
+        title="videosim server",
+        summary="A simulated video-translation job API for testing polling clients.",
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.videosim = state
+    app.include_router(jobs_router)
+    app.include_router(health_router)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(RequestCountingMiddleware, metrics=state.metrics)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """App factory for ``uvicorn --factory`` (used by --reload): settings from env/.env."""
+    return create_app(ServerSettings())

@@ -1,0 +1,143 @@
+"""``python -m server`` / ``videosim-server``: parse flags, build settings, run uvicorn.
+
+Flags are parsed as plain strings and handed to :class:`ServerSettings`, so a bad value is
+reported the same way whether it came from a flag, the environment or ``.env``: one line
+on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from pydantic import ValidationError
+
+from server.settings import ServerSettings, first_error_line
+
+PROG = "videosim-server"
+EXIT_USAGE = 2
+
+# (flag, settings field, metavar or None for switches)
+_VALUE_FLAGS: list[tuple[str, str, str]] = [
+    ("--host", "host", "ADDR"),
+    ("--port", "port", "PORT"),
+    ("--delay", "delay", "SECONDS"),
+    ("--error-rate", "error_rate", "SHARE"),
+    ("--long-poll-max", "long_poll_max_s", "SECONDS"),
+    ("--seed", "seed", "INT"),
+    ("--max-jobs", "max_jobs", "N"),
+    ("--max-duration", "max_duration_s", "SECONDS"),
+    ("--max-body-bytes", "max_body_bytes", "BYTES"),
+    ("--api-key", "api_key", "KEY"),
+    ("--fault-latency-ms", "fault_latency_ms", "MS"),
+    ("--fault-latency-jitter-ms", "fault_latency_jitter_ms", "MS"),
+    ("--fault-unavailable-rate", "fault_unavailable_rate", "SHARE"),
+    ("--fault-retry-after", "fault_retry_after_s", "SECONDS"),
+    ("--fault-rate-limit", "fault_rate_limit_rps", "RPS"),
+    ("--log-level", "log_level", "LEVEL"),
+]
+
+
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(message)
+
+
+def fail(message: str) -> NoReturn:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+def _help_for(field: str) -> str:
+    info = ServerSettings.model_fields[field]
+    default = "none" if info.default is None else info.default
+    if isinstance(default, bool):
+        default = "on" if default else "off"
+    env = "VIDEOSIM_DELAY or DELAY" if field == "delay" else f"VIDEOSIM_{field.upper()}"
+    return f"{info.description} (default: {default}; env {env})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineErrorParser(
+        prog=PROG,
+        description="Run the videosim simulation server. Settings come from defaults < .env "
+        "< VIDEOSIM_* environment < these flags.",
+        argument_default=argparse.SUPPRESS,  # only flags actually given override the rest
+    )
+    for flag, field, metavar in _VALUE_FLAGS:
+        parser.add_argument(flag, dest=field, metavar=metavar, help=_help_for(field))
+    parser.add_argument(
+        "--hints", dest="hints", action=argparse.BooleanOptionalAction, help=_help_for("hints")
+    )
+    parser.add_argument("--plain", dest="plain", action="store_true", help=_help_for("plain"))
+    parser.add_argument(
+        "--reload",
+        dest="reload",
+        action="store_true",
+        help=_help_for("reload") + "; the restarted server reads its settings from the "
+        "environment, which this command fills from its flags",
+    )
+    return parser
+
+
+def load_settings(argv: Sequence[str] | None = None) -> ServerSettings:
+    """Flags over environment over .env over defaults; exits 2 with one line if invalid."""
+    flags = vars(build_parser().parse_args(argv))
+    try:
+        return ServerSettings(**flags)
+    except ValidationError as error:
+        fail(first_error_line(error))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = load_settings(argv)
+    import uvicorn  # imported late: --help and bad flags answer without loading it
+
+    common: dict[str, object] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        # Held long-polls would otherwise delay Ctrl-C by up to long_poll_max_s.
+        "timeout_graceful_shutdown": 2,
+    }
+    print(f"{PROG}: starting on http://{settings.host}:{settings.port} ({_summary(settings)})")
+    if settings.reload:
+        _export_to_environment(settings)
+        uvicorn.run(
+            "server.app:create_app_from_env",
+            factory=True,
+            reload=True,
+            reload_dirs=[str(Path(__file__).parent)],
+            **common,
+        )
+    else:
+        from server.app import create_app
+
+        uvicorn.run(create_app(settings), **common)
+    return 0
+
+
+def _summary(settings: ServerSettings) -> str:
+    long_poll = f"up to {settings.long_poll_max_s:g} s" if settings.long_poll_max_s else "off"
+    return (
+        f"jobs {settings.delay:g} s, error rate {settings.error_rate:g}, "
+        f"hints {'on' if settings.hints else 'off'}, long-poll {long_poll}"
+        + (", API key required" if settings.api_key else "")
+    )
+
+
+def _export_to_environment(settings: ServerSettings) -> None:
+    """--reload runs the app in a fresh process that can only see the environment."""
+    for field, value in settings.model_dump(exclude={"reload"}).items():
+        name = f"VIDEOSIM_{field.upper()}"
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = str(value)
+    os.environ.pop("DELAY", None)  # VIDEOSIM_DELAY now says it; keep one source of truth

@@ -1,0 +1,112 @@
+"""Deliberate misbehaviour for /start and /status: latency, 503s and a rate limit.
+
+Clients are meant to be tested against a server that is slow, flaky and strict. All random
+draws come from one seeded RNG and all rate-limit arithmetic from the server's clock, so a
+seeded server with a fake clock misbehaves the same way every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from dataclasses import dataclass
+
+from server.clock import Clock
+from server.models import Faults
+
+# Forget idle clients once this many are tracked; an idle bucket is simply full again.
+_MAX_TRACKED_CLIENTS = 10_000
+
+
+def retry_after_header(seconds: float) -> str:
+    """Retry-After as RFC 9110 wants it: whole seconds, and never 0 (that invites a storm)."""
+    return str(max(1, math.ceil(seconds)))
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A request the faults turn away instead of serving."""
+
+    code: int
+    detail: str
+    retry_after_s: int
+
+
+class _TokenBucket:
+    """Allows ``rate`` requests per second on average, in bursts of at most ``capacity``."""
+
+    __slots__ = ("tokens", "updated_at")
+
+    def __init__(self, capacity: float, now: float) -> None:
+        self.tokens = capacity
+        self.updated_at = now
+
+
+class FaultInjector:
+    """Holds the current :class:`Faults` and decides, per request, whether to misbehave."""
+
+    def __init__(self, faults: Faults, clock: Clock, rng: random.Random) -> None:
+        self._clock = clock
+        self._rng = rng
+        self._buckets: dict[str, _TokenBucket] = {}
+        self.faults = faults
+        self.injected: dict[str, int] = {"latency": 0, "unavailable": 0, "rate_limited": 0}
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        """Replace the faults; a new rate limit starts every client with a full bucket."""
+        self._faults = faults
+        self._buckets.clear()
+
+    async def add_latency(self) -> None:
+        faults = self._faults
+        if faults.latency_ms <= 0 and faults.latency_jitter_ms <= 0:
+            return
+        extra_ms = self._rng.uniform(0, faults.latency_jitter_ms) if faults.latency_jitter_ms else 0
+        self.injected["latency"] += 1
+        await asyncio.sleep((faults.latency_ms + extra_ms) / 1000)
+
+    def check(self, client_id: str) -> Rejection | None:
+        """The rate limit first (it is deterministic), then the random 503."""
+        faults = self._faults
+        if faults.rate_limit_rps > 0:
+            wait_s = self._take_token(client_id, faults.rate_limit_rps)
+            if wait_s > 0:
+                self.injected["rate_limited"] += 1
+                return Rejection(
+                    429,
+                    f"Rate limit exceeded: {faults.rate_limit_rps:g} requests/s",
+                    int(retry_after_header(wait_s)),
+                )
+        if faults.unavailable_rate > 0 and self._rng.random() < faults.unavailable_rate:
+            self.injected["unavailable"] += 1
+            return Rejection(503, "Service unavailable (injected fault)", int(faults.retry_after_s))
+        return None
+
+    def _take_token(self, client_id: str, rate: float) -> float:
+        """Spend one token; returns 0 on success, else the seconds until one is there."""
+        now = self._clock.now()
+        capacity = max(1.0, rate)
+        bucket = self._buckets.get(client_id)
+        if bucket is None:
+            if len(self._buckets) >= _MAX_TRACKED_CLIENTS:
+                self._forget_idle_clients(now, rate, capacity)
+            bucket = self._buckets[client_id] = _TokenBucket(capacity, now)
+        bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated_at) * rate)
+        bucket.updated_at = now
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return 0.0
+        return (1 - bucket.tokens) / rate
+
+    def _forget_idle_clients(self, now: float, rate: float, capacity: float) -> None:
+        self._buckets = {
+            client: bucket
+            for client, bucket in self._buckets.items()
+            if bucket.tokens + (now - bucket.updated_at) * rate < capacity
+        }

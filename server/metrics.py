@@ -1,0 +1,89 @@
+"""Prometheus metrics, in a registry of their own per app so tests and apps never mix.
+
+Request counts are kept as they happen; jobs by state and held long-polls are read from
+the store at scrape time, so they cost nothing between scrapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.faults import FaultInjector
+from server.store import JobStore
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+class _StoreCollector(Collector):
+    """Reads job counts and held long-polls from the store whenever Prometheus scrapes."""
+
+    def __init__(self, store: JobStore, faults: FaultInjector) -> None:
+        self._store = store
+        self._faults = faults
+
+    def collect(self) -> Iterator[Metric]:
+        jobs = GaugeMetricFamily("videosim_jobs", "Stored jobs by state", labels=["state"])
+        for state, count in self._store.counts_by_state().items():
+            jobs.add_metric([state], count)
+        yield jobs
+        yield GaugeMetricFamily(
+            "videosim_long_polls_held",
+            "GET /status?wait requests being held right now",
+            value=self._store.held_requests,
+        )
+        injected = CounterMetricFamily(
+            "videosim_faults_injected", "Requests that got an injected fault", labels=["kind"]
+        )
+        for kind, count in self._faults.injected.items():
+            injected.add_metric([kind], count)
+        yield injected
+
+
+class ServerMetrics:
+    """The registry of one app and the counters the request middleware feeds."""
+
+    def __init__(self, store: JobStore, faults: FaultInjector) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "videosim_http_requests",
+            "HTTP requests answered, by method, route template and status code",
+            ["method", "route", "code"],
+            registry=self.registry,
+        )
+        self.registry.register(_StoreCollector(store, faults))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class RequestCountingMiddleware:
+    """Pure ASGI middleware (no body buffering) that counts each answered request."""
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        code = 500
+
+        async def send_and_note_code(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_code)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", UNMATCHED_ROUTE) if route else UNMATCHED_ROUTE
+            self.metrics.requests.labels(scope["method"], template, str(code)).inc()

@@ -1,0 +1,123 @@
+"""Server configuration: defaults < ``.env`` file < environment < command-line flags.
+
+Every field reads ``VIDEOSIM_<FIELD>`` from the environment (and from ``.env``); the
+seed's ``DELAY`` name still works for :attr:`ServerSettings.delay`. The command line
+passes its flags as keyword arguments, which pydantic-settings ranks above both.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server.models import Faults
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+
+
+class ServerSettings(BaseSettings):
+    """Everything the server can be told at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VIDEOSIM_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_ignore_empty=True,  # "VIDEOSIM_SEED=" in a .env file means "not set"
+        validate_default=True,
+        populate_by_name=True,
+    )
+
+    host: str = Field("127.0.0.1", description="interface to listen on")
+    port: int = Field(7999, ge=1, le=65535, description="TCP port to listen on")
+    delay: float = Field(
+        5.0,
+        gt=0,
+        validation_alias=AliasChoices("VIDEOSIM_DELAY", "DELAY"),
+        description="seconds a job stays pending when POST /start names no duration",
+    )
+    error_rate: float = Field(
+        0.5, ge=0, le=1, description="chance that a random-outcome job ends in error"
+    )
+    hints: bool = Field(True, description="send eta_s, progress and Retry-After while pending")
+    long_poll_max_s: float = Field(
+        30.0, ge=0, le=3600, description="cap on GET /status?wait=S in seconds; 0 disables"
+    )
+    plain: bool = Field(
+        False, description="behave like the original simulation: no hints, no long-poll"
+    )
+    seed: int | None = Field(None, description="seed for job ids, outcomes and faults")
+    reload: bool = Field(False, description="restart the server when its code changes")
+    max_jobs: int = Field(1_000_000, ge=1, description="cap on stored jobs; beyond it 503")
+    max_duration_s: float = Field(
+        3600.0, gt=0, description="largest duration_s a POST /start may ask for"
+    )
+    max_body_bytes: int = Field(65536, ge=0, description="largest request body; beyond it 413")
+    api_key: str | None = Field(
+        None, description="require this X-Api-Key on every route but /healthz"
+    )
+    fault_latency_ms: float = Field(
+        0.0, ge=0, le=60_000, description="latency added to /start and /status"
+    )
+    fault_latency_jitter_ms: float = Field(
+        0.0, ge=0, le=60_000, description="random extra latency, up to this much"
+    )
+    fault_unavailable_rate: float = Field(
+        0.0, ge=0, le=1, description="share of /start and /status answered 503"
+    )
+    fault_retry_after_s: int = Field(
+        1, ge=1, le=3600, description="Retry-After seconds sent with an injected 503"
+    )
+    fault_rate_limit_rps: float = Field(
+        0.0, ge=0, description="per-client requests/s on /start and /status; 0 = off"
+    )
+    log_level: LogLevel = Field("warning", description="uvicorn log level")
+
+    @field_validator("api_key")
+    @classmethod
+    def _empty_key_means_none(cls, value: str | None) -> str | None:
+        """``--api-key ""`` means no key, not a key nobody can send."""
+        return value or None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_log_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _plain_turns_extensions_off(self) -> Self:
+        if self.plain:
+            self.hints = False
+            self.long_poll_max_s = 0.0
+        return self
+
+    def initial_faults(self) -> Faults:
+        """The fault settings the server starts with (PUT /admin/faults changes them)."""
+        return Faults(
+            latency_ms=self.fault_latency_ms,
+            latency_jitter_ms=self.fault_latency_jitter_ms,
+            unavailable_rate=self.fault_unavailable_rate,
+            retry_after_s=self.fault_retry_after_s,
+            rate_limit_rps=self.fault_rate_limit_rps,
+        )
+
+
+def first_error_line(error: ValidationError) -> str:
+    """One human line for the first problem, named by field: 'delay: Input should be ...'."""
+    aliases = {
+        alias.lower(): name
+        for name, field in ServerSettings.model_fields.items()
+        for alias in _aliases_of(field.validation_alias)
+    }
+    first = error.errors()[0]
+    where = str(first["loc"][0]) if first["loc"] else "settings"
+    field_name = aliases.get(where.lower(), where)
+    return f"invalid setting {field_name}: {first['msg']}"
+
+
+def _aliases_of(alias: object) -> list[str]:
+    if isinstance(alias, AliasChoices):
+        return [choice for choice in alias.choices if isinstance(choice, str)]
+    return [alias] if isinstance(alias, str) else []

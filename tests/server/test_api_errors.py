@@ -1,0 +1,111 @@
+"""Every client error is a 4xx with a message naming the problem, never a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.server.conftest import Server, ServerFactory
+
+
+@pytest.mark.parametrize(
+    ("content", "field", "kind"),
+    [
+        (b'{"duration_s": ', "body", "json_invalid"),
+        (b"{'duration_s': 1}", "body", "json_invalid"),
+        (b'{"duration_s": "soon"}', "duration_s", "float_parsing"),
+        (b'{"duration_s": 0}', "duration_s", "greater_than"),
+        (b'{"duration_s": -2.5}', "duration_s", "greater_than"),
+        (b'{"duration_s": 3601}', "duration_s", "less_than_equal"),
+        (b'{"duration_s": NaN}', "duration_s", "finite_number"),
+        (b'{"outcome": "maybe"}', "outcome", "literal_error"),
+        (b'{"colour": "blue"}', "colour", "extra_forbidden"),
+        (b"[1, 2]", "body", "model_attributes_type"),
+    ],
+    ids=[
+        "truncated-json",
+        "single-quotes",
+        "wrong-type",
+        "zero-duration",
+        "negative-duration",
+        "over-max-duration",
+        "nan-duration",
+        "bad-outcome",
+        "unknown-field",
+        "not-an-object",
+    ],
+)
+async def test_bad_start_bodies_are_422_naming_the_field(
+    server: Server, content: bytes, field: str, kind: str
+) -> None:
+    response = await server.http.post(
+        "/start", content=content, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["detail"][0]
+    assert error["type"] == kind
+    assert error["msg"].startswith(f"{field}: ")
+    assert len(server.state.store) == 0
+
+
+async def test_body_without_json_content_type_is_422(server: Server) -> None:
+    response = await server.http.post("/start", content=b'{"duration_s": 1}')
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["msg"].startswith("body: ")
+
+
+async def test_max_duration_is_a_setting(server_factory: ServerFactory) -> None:
+    server = server_factory(max_duration_s=10)
+    assert (await server.http.post("/start", json={"duration_s": 10})).status_code == 200
+    response = await server.http.post("/start", json={"duration_s": 10.5})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["msg"] == (
+        "duration_s: Input should be less than or equal to 10"
+    )
+
+
+@pytest.mark.parametrize("wait", ["-1", "abc", "inf", "nan", ""])
+async def test_bad_wait_is_422(server: Server, wait: str) -> None:
+    job = await server.start()
+    response = await server.http.get(f"/status/{job['job_id']}?wait={wait}")
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["msg"].startswith("wait: ")
+
+
+async def test_body_over_the_size_cap_is_413(server_factory: ServerFactory) -> None:
+    server = server_factory(max_body_bytes=64)
+    padded: dict[str, Any] = {"duration_s": 1, "outcome": "completed" + " " * 100}
+    response = await server.http.post("/start", json=padded)
+    assert response.status_code == 413
+    assert len(server.state.store) == 0
+
+
+async def test_streamed_body_over_the_size_cap_is_413(server_factory: ServerFactory) -> None:
+    """No Content-Length to trust: the bytes actually received are counted."""
+    server = server_factory(max_body_bytes=64)
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"duration_s": 1, '
+        yield b'"outcome": "completed' + b" " * 100 + b'"}'
+
+    response = await server.http.post(
+        "/start", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert "Content-Length" not in response.request.headers
+    assert response.status_code == 413
+    assert len(server.state.store) == 0
+
+
+async def test_body_at_the_size_cap_is_fine(server_factory: ServerFactory) -> None:
+    server = server_factory(max_body_bytes=64)
+    body = b'{"duration_s": 1}'.ljust(64)
+    response = await server.http.post(
+        "/start", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+
+
+async def test_unknown_route_is_404(server: Server) -> None:
+    assert (await server.http.get("/nope")).status_code == 404
+    assert (await server.http.delete("/start")).status_code == 405
