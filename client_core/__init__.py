@@ -1,1 +1,43 @@
-"""client_core"""
+"""client_core: poll videosim jobs well, from one job to ten thousand.
+
+The public surface, used by the dashboard, the headless runner and benchmarks::
+
+    async with VideoSimClient("http://127.0.0.1:7999") as client:
+        job_id = await client.start(duration_s=2)
+        result = await client.wait(job_id, BackoffPolicy(), Strategy.AUTO)
+
+Nothing in this package prints or imports a UI; see docs/client.md.
+"""
+
+from client_core.client import (
+    ClientError,
+    ClientStats,
+    HealthCheck,
+    JobStatus,
+    VideoSimClient,
+    wait_for,
+)
+from client_core.clock import Clock, SteppingClock, SystemClock
+from client_core.events import DelayReason, Outcome, PollEvent, Strategy, WatchResult
+from client_core.policy import BackoffPolicy, Jitter
+from client_core.settings import ClientSettings
+
+__all__ = [
+    "BackoffPolicy",
+    "ClientError",
+    "ClientSettings",
+    "ClientStats",
+    "Clock",
+    "DelayReason",
+    "HealthCheck",
+    "Jitter",
+    "JobStatus",
+    "Outcome",
+    "PollEvent",
+    "SteppingClock",
+    "Strategy",
+    "SystemClock",
+    "VideoSimClient",
+    "WatchResult",
+    "wait_for",
+]

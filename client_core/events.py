@@ -48,17 +48,18 @@ class PollEvent:
     """One poll of one job, as seen by the client."""
 
     job_id: str
-    attempt: int  # 1-based count of status requests made for this job
+    attempt: int  # 1-based count of polls for this job (the budget unit; see ``sent``)
     status: str  # "pending", "completed", "error", or "" when no answer arrived
     outcome: Outcome | None  # set on the last event of a watch only
     next_delay_s: float | None  # None once the watch has ended
     reason: DelayReason
     elapsed_s: float  # since the watch began
-    strategy: Strategy  # the strategy actually in use for this poll
+    strategy: Strategy  # the strategy that timed the next poll (final event: this poll)
     http_status: int | None = None  # None when the request never got an answer
     error: str | None = None  # transport error text or the server's message
     eta_s: float | None = None  # the server's hint, when it gave one
     progress: float | None = None  # the server's hint, 0..1, when it gave one
+    sent: bool = True  # False when the open health gate answered locally (no request)
 
     @property
     def final(self) -> bool:
@@ -74,3 +75,4 @@ class WatchResult:
     attempts: int
     elapsed_s: float
     last_error: str | None = None
+    requests: int = 0  # status requests actually sent (attempts minus short-circuited ones)

@@ -1,0 +1,209 @@
+"""Deciding what follows one poll: stop with an outcome, or wait how long.
+
+This is the whole polling strategy as one pure function, ``plan_next_poll``:
+no I/O, no clock, only the answer just received, the policy and an RNG. The
+client does the requests and the sleeping; everything a reviewer may want to
+check about *when* we poll is here and unit-tested without a server.
+
+Rules, in order:
+
+1. A final answer ends the watch: completed, error, not found, rejected.
+2. The attempt budget or the deadline, once spent, ends it: ``timed_out`` if
+   the last answer said "pending", ``unreachable`` if it was a failure.
+3. After a failure (transport error, 5xx, 429, open circuit) the backoff
+   schedule applies, but never less than the server's ``Retry-After``.
+4. While pending, the strategy decides:
+   - ``backoff``: the schedule;
+   - ``hinted``: the server's ``eta_s`` plus a small positive margin (never
+     more than ``max_delay_s``), else the schedule;
+   - ``long-poll``/``auto``: when the server advertised ``X-Long-Poll-Max``
+     and a hold slot is free, re-ask at once with ``?wait=`` set to the wait
+     the hinted plan would have slept (so budgets and deadlines cover the same
+     time in every strategy; only detection gets faster);
+   - ``auto`` without long-poll is ``hinted``, which itself falls back to the
+     schedule when the server gives no ``eta_s``.
+5. A deadline shortens the last wait so the final poll lands on it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from enum import StrEnum
+
+from client_core.events import DelayReason, Outcome, Strategy
+from client_core.policy import BackoffPolicy
+
+HINT_MARGIN_S = 0.02  # land just after the server's eta, not just before it
+HINT_SPREAD_RATIO = 0.05  # up to +5% of eta, so jobs due together do not poll together...
+HINT_SPREAD_MAX_S = 0.2  # ...but never more than this much extra lag
+RETRY_AFTER_SPREAD_RATIO = 0.1  # after a 429/503: up to +10% of Retry-After...
+RETRY_AFTER_SPREAD_MAX_S = 0.5  # ...capped, always added (never earlier)
+
+
+class AnswerKind(StrEnum):
+    """What one poll produced, as far as planning is concerned."""
+
+    FINISHED = "finished"  # 200 with completed/error
+    PENDING = "pending"  # 200 with pending
+    NOT_FOUND = "not_found"  # 404
+    REJECTED = "rejected"  # another 4xx: asking again will not help
+    RETRY = "retry"  # answered but unusable: 5xx, 429, 408, malformed body
+    NO_ANSWER = "no_answer"  # transport failure: refused, reset, timed out
+    SHORT_CIRCUIT = "short_circuit"  # not sent: the health gate is open
+
+
+@dataclass(frozen=True, slots=True)
+class PollAnswer:
+    kind: AnswerKind
+    http_status: int | None = None
+    result: str = ""  # the job state on a 200, else ""
+    eta_s: float | None = None
+    progress: float | None = None
+    retry_after_s: float | None = None
+    error: str | None = None
+
+    @property
+    def sent(self) -> bool:
+        return self.kind is not AnswerKind.SHORT_CIRCUIT
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to do next. ``outcome`` set means stop."""
+
+    outcome: Outcome | None
+    delay_s: float | None  # wait before the next request; None when stopping
+    reason: DelayReason
+    strategy: Strategy  # what timed the next request
+    hold_s: float | None = None  # long-poll: ask with ?wait=hold_s
+    scheduled_s: float | None = None  # the backoff draw, for DECORRELATED's "previous"
+
+
+def plan_next_poll(
+    answer: PollAnswer,
+    *,
+    attempt: int,
+    elapsed_s: float,
+    policy: BackoffPolicy,
+    strategy: Strategy,
+    rng: random.Random,
+    previous_delay_s: float | None = None,
+    long_poll_max_s: float | None = None,
+    hold_slot_free: bool = True,
+    circuit_open: bool = False,
+) -> Plan:
+    """Decide what follows poll number ``attempt`` (1-based)."""
+    final = _final_outcome(answer)
+    if final is not None:
+        return _stop(final, strategy)
+
+    given_up = Outcome.TIMED_OUT if answer.kind is AnswerKind.PENDING else Outcome.UNREACHABLE
+    time_left = policy.time_left(elapsed_s)
+    if policy.budget_spent(attempt) or (time_left is not None and time_left <= 0):
+        return _stop(given_up, strategy)
+
+    if answer.kind is AnswerKind.PENDING:
+        plan = _plan_pending(
+            answer, attempt, policy, strategy, rng, previous_delay_s, long_poll_max_s,
+            hold_slot_free,
+        )  # fmt: skip
+    else:
+        plan = _plan_retry(answer, attempt, policy, rng, previous_delay_s, circuit_open)
+
+    if time_left is None:
+        return plan
+    if plan.reason is DelayReason.RETRY_AFTER and (plan.delay_s or 0) > time_left:
+        # We may not ask before Retry-After, and the deadline comes first.
+        return _stop(given_up, strategy)
+    return Plan(
+        outcome=None,
+        delay_s=min(plan.delay_s or 0.0, time_left),
+        reason=plan.reason,
+        strategy=plan.strategy,
+        hold_s=None if plan.hold_s is None else min(plan.hold_s, time_left),
+        scheduled_s=plan.scheduled_s,
+    )
+
+
+def hint_delay(eta_s: float, policy: BackoffPolicy, rng: random.Random) -> float:
+    """Sleep until just after the server's estimate, bounded by ``max_delay_s``."""
+    eta_s = max(0.0, eta_s)
+    spread = rng.uniform(0.0, min(eta_s * HINT_SPREAD_RATIO, HINT_SPREAD_MAX_S))
+    return min(policy.max_delay_s, eta_s + HINT_MARGIN_S + spread)
+
+
+def retry_after_delay(retry_after_s: float, rng: random.Random) -> float:
+    """At least ``Retry-After``, plus a little so a crowd told the same does not return at once."""
+    retry_after_s = max(0.0, retry_after_s)
+    spread = min(retry_after_s * RETRY_AFTER_SPREAD_RATIO, RETRY_AFTER_SPREAD_MAX_S)
+    return retry_after_s + rng.uniform(0.0, spread)
+
+
+def _final_outcome(answer: PollAnswer) -> Outcome | None:
+    match answer.kind:
+        case AnswerKind.FINISHED:
+            return Outcome.COMPLETED if answer.result == "completed" else Outcome.ERROR
+        case AnswerKind.NOT_FOUND:
+            return Outcome.NOT_FOUND
+        case AnswerKind.REJECTED:
+            return Outcome.REJECTED
+    return None
+
+
+def _stop(outcome: Outcome, strategy: Strategy) -> Plan:
+    return Plan(outcome=outcome, delay_s=None, reason=DelayReason.FINAL, strategy=strategy)
+
+
+def _plan_pending(
+    answer: PollAnswer,
+    attempt: int,
+    policy: BackoffPolicy,
+    strategy: Strategy,
+    rng: random.Random,
+    previous_delay_s: float | None,
+    long_poll_max_s: float | None,
+    hold_slot_free: bool,
+) -> Plan:
+    scheduled = policy.delay(attempt, previous_delay_s, rng)
+    if strategy is not Strategy.BACKOFF and answer.eta_s is not None:
+        wait = hint_delay(answer.eta_s, policy, rng)
+        reason, used = DelayReason.HINT, Strategy.HINTED
+    else:
+        wait, reason, used = scheduled, DelayReason.SCHEDULE, Strategy.BACKOFF
+
+    long_poll_offered = long_poll_max_s is not None and long_poll_max_s > 0
+    if strategy in (Strategy.AUTO, Strategy.LONG_POLL) and long_poll_offered and hold_slot_free:
+        assert long_poll_max_s is not None
+        return Plan(
+            outcome=None,
+            delay_s=0.0,
+            reason=DelayReason.LONG_POLL,
+            strategy=Strategy.LONG_POLL,
+            hold_s=min(wait, long_poll_max_s),
+            scheduled_s=scheduled,
+        )
+    return Plan(outcome=None, delay_s=wait, reason=reason, strategy=used, scheduled_s=scheduled)
+
+
+def _plan_retry(
+    answer: PollAnswer,
+    attempt: int,
+    policy: BackoffPolicy,
+    rng: random.Random,
+    previous_delay_s: float | None,
+    circuit_open: bool,
+) -> Plan:
+    scheduled = policy.delay(attempt, previous_delay_s, rng)
+    if answer.retry_after_s is not None:
+        wait = max(retry_after_delay(answer.retry_after_s, rng), scheduled)
+        reason = DelayReason.RETRY_AFTER
+    elif circuit_open or answer.kind is AnswerKind.SHORT_CIRCUIT:
+        wait, reason = scheduled, DelayReason.CIRCUIT_OPEN
+    elif answer.kind is AnswerKind.NO_ANSWER:
+        wait, reason = scheduled, DelayReason.TRANSPORT_ERROR
+    else:
+        wait, reason = scheduled, DelayReason.SCHEDULE
+    return Plan(
+        outcome=None, delay_s=wait, reason=reason, strategy=Strategy.BACKOFF, scheduled_s=scheduled
+    )

@@ -1,0 +1,460 @@
+"""``videosim-client``: the headless runner (``python -m client_core``).
+
+With no flags it does what the seed's ``client_main.py`` did: start 3 jobs on
+http://127.0.0.1:7999, add ``special-pending-job`` (which never finishes), and
+watch all 4 concurrently with the original policy (5 checks, 1-2-4-8-16 s).
+It shows a live table while jobs run, then a summary; ``--json`` prints one
+JSON line per poll event and a final summary line instead.
+
+Exit codes (see docs/client.md for the reasoning):
+
+- 0: every started job ended ``completed`` or ``error`` (both are real results
+  of the simulation) and the special job ended ``timed_out``, as it must;
+- 1: some job ended otherwise (``timed_out``, ``not_found``, ``rejected``...),
+  or the server refused to start a job;
+- 2: invalid flags or settings;
+- 3: the server was unreachable once the retry budget was spent;
+- 130: interrupted (Ctrl+C).
+
+This module is the only place in ``client_core`` that writes to the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from client_core.client import ClientError, VideoSimClient
+from client_core.events import Outcome, PollEvent, Strategy, WatchResult
+from client_core.policy import BackoffPolicy, Jitter
+from client_core.settings import ClientSettings
+
+PROG = "videosim-client"
+SPECIAL_JOB_ID = "special-pending-job"
+SPECIAL_ATTEMPTS_WITHOUT_BUDGET = 5  # the special job never ends: it always gets a budget
+START_ATTEMPTS_WITHOUT_BUDGET = 5
+LIVE_ROWS = 30  # rows shown in the live table; the rest are summarised
+SUMMARY_ROWS = 50  # beyond this many jobs the summary groups by outcome
+PIPED_WIDTH = 120  # table width when stdout is not a terminal
+LIVE_OTHER_COLUMNS_WIDTH = 56  # status, attempt, next poll, why, elapsed, borders
+SUMMARY_OTHER_COLUMNS_WIDTH = 50  # outcome, attempts, requests, time, borders
+
+EXIT_OK = 0
+EXIT_JOB_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_INTERRUPTED = 130
+
+# Flag destination -> ClientSettings field. Only flags actually given are passed,
+# so anything not on the command line still comes from the environment or .env.
+SETTINGS_FLAGS = {
+    "server_url": "server_url",
+    "api_key": "api_key",
+    "client_id": "client_id",
+    "strategy": "strategy",
+    "preset": "preset",
+    "initial": "initial_s",
+    "multiplier": "multiplier",
+    "max_delay": "max_delay_s",
+    "jitter": "jitter",
+    "jitter_ratio": "jitter_ratio",
+    "retries": "max_attempts",
+    "deadline": "deadline_s",
+    "seed": "seed",
+    "max_in_flight": "max_in_flight",
+    "max_rps": "max_rps",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """What the runner does, beyond how the client polls."""
+
+    jobs: int = 3
+    duration_s: float | None = None
+    outcome: str | None = None
+    special: bool = True
+    json_lines: bool = False
+    quiet: bool = False
+
+
+@dataclass(slots=True)
+class JobRow:
+    """The latest known state of one watched job, for the tables."""
+
+    job_id: str
+    special: bool = False
+    status: str = "starting"
+    attempt: int = 0
+    requests: int = 0
+    next_delay_s: float | None = None
+    reason: str = ""
+    elapsed_s: float = 0.0
+    outcome: Outcome | None = None
+    last_error: str | None = None
+
+    def update(self, event: PollEvent) -> None:
+        self.status = event.status or self.status
+        self.attempt = event.attempt
+        self.requests += int(event.sent)
+        self.next_delay_s = event.next_delay_s
+        self.reason = event.reason.value
+        self.elapsed_s = event.elapsed_s
+        self.outcome = event.outcome
+        self.last_error = event.error or self.last_error
+
+    @property
+    def succeeded(self) -> bool:
+        """Did this job end the way the run expects? (See the exit codes.)"""
+        if self.special:
+            return self.outcome in (Outcome.TIMED_OUT, Outcome.COMPLETED, Outcome.ERROR)
+        return self.outcome in (Outcome.COMPLETED, Outcome.ERROR)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Start videosim jobs and watch them to the end, politely. Settings come from "
+            "defaults < .env < VIDEOSIM_* environment (RETRIES and BACKOFF_FACTOR too) < flags."
+        ),
+        epilog="exit codes: 0 ok, 1 a job ended badly, 2 bad input, 3 server unreachable, "
+        "130 interrupted",
+    )
+    where = parser.add_argument_group("server")
+    where.add_argument("--server-url", metavar="URL", help="default http://127.0.0.1:7999")
+    where.add_argument("--api-key", metavar="KEY", help="sent as X-Api-Key")
+    where.add_argument("--client-id", metavar="ID", help="sent as X-Client-Id")
+
+    jobs = parser.add_argument_group("jobs")
+    jobs.add_argument("--jobs", type=_non_negative_int, default=3, metavar="N",
+                      help="jobs to start (default 3)")  # fmt: skip
+    jobs.add_argument("--duration", type=_positive_float, metavar="SECONDS",
+                      help="duration_s for each job (default: the server's delay)")  # fmt: skip
+    jobs.add_argument("--outcome", choices=["completed", "error", "random"],
+                      help="fated outcome (default: the server's random draw)")  # fmt: skip
+    jobs.add_argument("--no-special", dest="special", action="store_false",
+                      help=f"do not watch {SPECIAL_JOB_ID}")  # fmt: skip
+
+    polling = parser.add_argument_group("polling")
+    polling.add_argument("--strategy", choices=[s.value for s in Strategy],
+                         help="how to time polls (default auto)")  # fmt: skip
+    polling.add_argument("--preset", choices=["original", "default", "fixed"],
+                         help="policy preset (default original: 1-2-4-8-16 s)")  # fmt: skip
+    polling.add_argument("--initial", type=_positive_float, metavar="SECONDS",
+                         help="first delay (for 'original': BACKOFF_FACTOR)")  # fmt: skip
+    polling.add_argument("--multiplier", type=float, metavar="X", help="growth per attempt")
+    polling.add_argument("--max-delay", type=_positive_float, metavar="SECONDS",
+                         help="cap on any single delay")  # fmt: skip
+    polling.add_argument("--jitter", choices=[j.value for j in Jitter], help="jitter kind")
+    polling.add_argument("--jitter-ratio", type=float, metavar="R",
+                         help="+/- share for proportional jitter, 0..1")  # fmt: skip
+    polling.add_argument("--retries", type=int, metavar="N",
+                         help="attempt budget: status requests per job (RETRIES)")  # fmt: skip
+    polling.add_argument("--deadline", type=_positive_float, metavar="SECONDS",
+                         help="give up on a job after this long")  # fmt: skip
+    polling.add_argument("--seed", type=int, help="seed for the jitter")
+    polling.add_argument("--max-in-flight", type=int, metavar="N",
+                         help="cap on concurrent requests (default 64)")  # fmt: skip
+    polling.add_argument("--max-rps", type=_positive_float, metavar="RPS",
+                         help="cap on requests per second (default: none)")  # fmt: skip
+
+    output = parser.add_argument_group("output")
+    output.add_argument("--json", dest="json_lines", action="store_true",
+                        help="one JSON line per poll event, then one summary line")  # fmt: skip
+    output.add_argument("--quiet", action="store_true",
+                        help="no live table or event lines: only the summary")  # fmt: skip
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    flags = {
+        field: getattr(args, dest)
+        for dest, field in SETTINGS_FLAGS.items()
+        if getattr(args, dest) is not None
+    }
+    try:
+        settings = ClientSettings(**flags)
+        policy = settings.policy(default_preset="original")
+        client = VideoSimClient(settings.server_url, **settings.client_options())  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        return _fail(f"invalid setting {_setting_name(error['loc'])}: {error['msg']}", EXIT_USAGE)
+    except ValueError as exc:
+        return _fail(f"invalid setting: {exc}", EXIT_USAGE)
+
+    options = RunOptions(
+        jobs=args.jobs,
+        duration_s=args.duration,
+        outcome=args.outcome,
+        special=args.special,
+        json_lines=args.json_lines,
+        quiet=args.quiet,
+    )
+    try:
+        return asyncio.run(run(client, policy, settings.strategy, options))
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except Exception as exc:  # a bug, not bad input: still one line, not a traceback
+        return _fail(f"unexpected error: {type(exc).__name__}: {exc}", EXIT_JOB_FAILED)
+
+
+async def run(
+    client: VideoSimClient,
+    policy: BackoffPolicy,
+    strategy: Strategy,
+    options: RunOptions,
+    out: TextIO | None = None,
+) -> int:
+    """Start the jobs, watch them all at once, report; returns the exit code."""
+    out = out or sys.stdout
+    console = Console(file=out)
+    if not console.is_terminal:  # piped or captured: room for full job ids, no wrapping
+        console = Console(file=out, width=PIPED_WIDTH)
+    async with client:
+        start_policy = policy
+        if policy.max_attempts is None:
+            start_policy = policy.replace(max_attempts=START_ATTEMPTS_WITHOUT_BUDGET)
+        try:
+            job_ids = await _start_jobs(client, options, start_policy)
+        except ClientError as exc:
+            return _fail(str(exc), EXIT_UNREACHABLE if exc.unreachable else EXIT_JOB_FAILED)
+
+        rows = {job_id: JobRow(job_id) for job_id in job_ids}
+        special_policy = policy
+        if options.special:
+            rows[SPECIAL_JOB_ID] = JobRow(SPECIAL_JOB_ID, special=True)
+            if policy.max_attempts is None and policy.deadline_s is None:
+                special_policy = policy.replace(max_attempts=SPECIAL_ATTEMPTS_WITHOUT_BUDGET)
+
+        def on_event(event: PollEvent) -> None:
+            rows[event.job_id].update(event)
+            if options.json_lines and not options.quiet:
+                print(json.dumps({"type": "event", **asdict(event)}), file=out, flush=True)
+
+        live_table = not (options.json_lines or options.quiet) and console.is_terminal
+        live = (
+            Live(
+                get_renderable=lambda: _live_table(rows, console.width),
+                console=console,
+                transient=True,
+            )
+            if live_table
+            else contextlib.nullcontext()
+        )
+        with live:
+            results = await _watch_all(client, rows, policy, special_policy, strategy, on_event)
+
+    code = _exit_code(rows)
+    if options.json_lines:
+        print(json.dumps(_summary(rows, results, code, client, policy, strategy)), file=out)
+    else:
+        console.print(_summary_table(rows, client.base_url, policy, strategy, console.width))
+    unreachable = [row for row in rows.values() if row.outcome is Outcome.UNREACHABLE]
+    if unreachable:
+        reason = unreachable[0].last_error or "no answer"
+        _warn(f"server at {client.base_url} is unreachable: {reason}")
+    return code
+
+
+async def _start_jobs(
+    client: VideoSimClient, options: RunOptions, retry_policy: BackoffPolicy
+) -> list[str]:
+    """Start all jobs concurrently; the first failure cancels the rest and is raised."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            starts = [
+                group.create_task(
+                    client.start(options.duration_s, options.outcome, retry_policy=retry_policy)
+                )
+                for _ in range(options.jobs)
+            ]
+    except* ClientError as failures:
+        raise failures.exceptions[0] from None
+    return [task.result() for task in starts]
+
+
+async def _watch_all(
+    client: VideoSimClient,
+    rows: dict[str, JobRow],
+    policy: BackoffPolicy,
+    special_policy: BackoffPolicy,
+    strategy: Strategy,
+    on_event: Callable[[PollEvent], None],
+) -> dict[str, WatchResult]:
+    async with asyncio.TaskGroup() as group:
+        tasks = {
+            job_id: group.create_task(
+                client.wait(
+                    job_id,
+                    special_policy if row.special else policy,
+                    strategy,
+                    on_event=on_event,
+                )
+            )
+            for job_id, row in rows.items()
+        }
+    return {job_id: task.result() for job_id, task in tasks.items()}
+
+
+def _exit_code(rows: dict[str, JobRow]) -> int:
+    if any(row.outcome is Outcome.UNREACHABLE for row in rows.values()):
+        return EXIT_UNREACHABLE
+    if all(row.succeeded for row in rows.values()):
+        return EXIT_OK
+    return EXIT_JOB_FAILED
+
+
+def _summary(
+    rows: dict[str, JobRow],
+    results: dict[str, WatchResult],
+    code: int,
+    client: VideoSimClient,
+    policy: BackoffPolicy,
+    strategy: Strategy,
+) -> dict[str, Any]:
+    return {
+        "type": "summary",
+        "exit_code": code,
+        "server_url": client.base_url,
+        "strategy": strategy.value,
+        "policy": policy.describe(),
+        "jobs": [
+            {
+                "job_id": job_id,
+                "special": rows[job_id].special,
+                "outcome": result.outcome.value,
+                "attempts": result.attempts,
+                "requests": result.requests,
+                "elapsed_s": round(result.elapsed_s, 3),
+                "last_error": result.last_error,
+            }
+            for job_id, result in results.items()
+        ],
+    }
+
+
+def _live_table(rows: dict[str, JobRow], width: int) -> Table:
+    table = Table(title="videosim jobs", expand=False)
+    table.add_column("job", no_wrap=True, max_width=_job_width(width, LIVE_OTHER_COLUMNS_WIDTH))
+    for column in ("status", "attempt", "next poll", "why", "elapsed"):
+        justify = "right" if column in ("attempt", "elapsed") else "left"
+        table.add_column(column, justify=justify, no_wrap=True)
+    shown = list(rows.values())[:LIVE_ROWS]
+    for row in shown:
+        next_poll = "-" if row.next_delay_s is None else f"{row.next_delay_s:.2f}s"
+        table.add_row(
+            _label(row),
+            row.outcome.value if row.outcome else row.status,
+            str(row.attempt),
+            next_poll,
+            row.reason,
+            f"{row.elapsed_s:.1f}s",
+        )
+    if len(rows) > len(shown):
+        done = sum(row.outcome is not None for row in rows.values())
+        table.caption = f"{len(rows) - len(shown)} more jobs not shown; {done}/{len(rows)} done"
+    return table
+
+
+def _summary_table(
+    rows: dict[str, JobRow], url: str, policy: BackoffPolicy, strategy: Strategy, width: int
+) -> Table:
+    table = Table(title=f"videosim: {len(rows)} jobs on {url}")
+    table.caption = f"strategy {strategy.value}; policy {policy.describe()}"
+    if len(rows) <= SUMMARY_ROWS:
+        any_error = any(row.last_error for row in rows.values())
+        table.add_column(
+            "job", no_wrap=True, max_width=_job_width(width, SUMMARY_OTHER_COLUMNS_WIDTH)
+        )
+        table.add_column("outcome", no_wrap=True, min_width=len("unreachable"))
+        for column in ("attempts", "requests", "time"):
+            table.add_column(column, justify="right", no_wrap=True)
+        if any_error:
+            table.add_column("last error")
+        for row in rows.values():
+            cells = [
+                _label(row),
+                row.outcome.value if row.outcome else "-",
+                str(row.attempt),
+                str(row.requests),
+                f"{row.elapsed_s:.2f}s",
+            ]
+            table.add_row(*cells, *([row.last_error or ""] if any_error else []))
+        return table
+    for column in ("outcome", "jobs", "mean attempts", "mean requests", "mean time"):
+        table.add_column(column, justify="left" if column == "outcome" else "right")
+    groups: dict[str, list[JobRow]] = {}
+    for row in rows.values():
+        groups.setdefault(row.outcome.value if row.outcome else "-", []).append(row)
+    for outcome, group in sorted(groups.items()):
+        count = len(group)
+        table.add_row(
+            outcome,
+            str(count),
+            f"{sum(r.attempt for r in group) / count:.1f}",
+            f"{sum(r.requests for r in group) / count:.1f}",
+            f"{sum(r.elapsed_s for r in group) / count:.2f}s",
+        )
+    return table
+
+
+def _setting_name(location: tuple[int | str, ...]) -> str:
+    """The field a validation error is about, even when it came in by an alias."""
+    name = str(location[0]) if location else "value"
+    for field, info in ClientSettings.model_fields.items():
+        aliases = getattr(info.validation_alias, "choices", ())
+        if name == field or name in aliases:
+            return field
+    return name
+
+
+def _job_width(console_width: int, others: int) -> int:
+    """Room left for job ids: on a narrow terminal they are cut, the numbers are not."""
+    return max(12, console_width - others)
+
+
+def _label(row: JobRow) -> str:
+    return f"{row.job_id} (special)" if row.special else row.job_id
+
+
+def _warn(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def _fail(message: str, code: int) -> int:
+    _warn(message)
+    return code
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 (got {text})")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (got {text})")
+    return value

@@ -1,0 +1,146 @@
+"""videosim-client: exit codes, --json output, and messages a user sees."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+
+from client_core.runner import EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_OK, EXIT_UNREACHABLE, main
+from tests.support.live_server import LiveServer, free_port
+
+QUICK = ["--initial", "0.05"]  # the original shape (x2, 5 checks), scaled down: 0.75 s total
+
+
+@pytest.fixture(autouse=True)
+def no_user_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    for name in list(os.environ):
+        if name.startswith("VIDEOSIM_") or name in ("RETRIES", "BACKOFF_FACTOR"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
+
+
+def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOSIM_")}
+    return subprocess.run(
+        [sys.executable, "-m", "client_core", *args],
+        capture_output=True, text=True, timeout=timeout, env=env,
+    )  # fmt: skip
+
+
+def test_default_run_reproduces_the_seed_client_in_json(
+    live_server: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--server-url", live_server.url, *QUICK, "--json"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    events, summary = lines[:-1], lines[-1]
+    assert code == EXIT_OK
+    assert {line["type"] for line in events} == {"event"} and summary["type"] == "summary"
+    assert summary["exit_code"] == EXIT_OK
+    jobs = {job["job_id"]: job for job in summary["jobs"]}
+    assert len(jobs) == 4  # 3 started jobs plus the special one
+    special = jobs.pop("special-pending-job")
+    assert special["outcome"] == "timed_out" and special["attempts"] == 5
+    assert {job["outcome"] for job in jobs.values()} <= {"completed", "error"}
+    finals = [e for e in events if e["outcome"] is not None]
+    assert len(finals) == 4
+    assert sum(len([e for e in events if e["job_id"] == j]) for j in jobs) == sum(
+        job["attempts"] for job in jobs.values()
+    )
+
+
+def test_human_summary_lists_every_job(
+    live_server: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--server-url", live_server.url, *QUICK, "--jobs", "2", "--outcome", "error"])
+    out = capsys.readouterr().out
+    assert code == EXIT_OK
+    assert out.count("error") >= 2 and "timed_out" in out and "special" in out
+    assert "attempts" in out and "requests" in out
+
+
+def test_a_job_that_does_not_finish_fails_the_run(
+    live_server: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["--server-url", live_server.url, "--no-special", "--jobs", "1", "--duration", "30",
+         "--retries", "2", *QUICK, "--json", "--quiet"]
+    )  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert code == EXIT_JOB_FAILED
+    assert len(lines) == 1  # --quiet: the summary only
+    assert json.loads(lines[0])["jobs"][0]["outcome"] == "timed_out"
+
+
+def test_api_key_is_sent(
+    live_server_factory: Callable[..., LiveServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = live_server_factory("--api-key", "s3cret", env={"VIDEOSIM_API_KEY": "s3cret"})
+    base = ["--server-url", server.url, "--no-special", "--jobs", "1", "--duration", "0.3"]
+    assert main([*base, "--api-key", "s3cret", "--quiet"]) == EXIT_OK
+    assert main(base) == EXIT_JOB_FAILED
+    assert "cannot start a job: Missing or invalid API key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--multiplier", "0.5"], {}, "invalid setting multiplier: Input should be greater"),
+        (["--initial", "5", "--max-delay", "1"], {}, "max_delay_s (1.0) must be >= initial_s"),
+        ([], {"VIDEOSIM_MAX_RPS": "abc"}, "invalid setting max_rps: Input should be a valid"),
+        ([], {"RETRIES": "lots"}, "invalid setting max_attempts: Input should be a valid integer"),
+        (["--server-url", "localhost"], {}, "server URL must look like http://host:port"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(
+    args: list[str],
+    env: dict[str, str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("videosim-client: ")
+    assert message in err
+
+
+def test_down_server_is_one_line_on_stderr_and_exit_3() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run_cli("--server-url", url, "--retries", "2", *QUICK)
+    assert result.returncode == EXIT_UNREACHABLE
+    assert result.stderr == f"videosim-client: server at {url} is unreachable: connection refused\n"
+
+
+def test_down_server_while_watching_only_the_special_job() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run_cli("--server-url", url, "--jobs", "0", "--retries", "3", *QUICK, "--json")
+    assert result.returncode == EXIT_UNREACHABLE
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"videosim-client: server at {url} is unreachable")
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["jobs"][0]["outcome"] == "unreachable"
+
+
+def test_ctrl_c_exits_130_without_a_traceback(live_server: LiveServer) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOSIM_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "client_core", "--server-url", live_server.url,
+         "--preset", "fixed", "--initial", "10", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    assert process.stdout is not None
+    process.stdout.readline()  # the first event: watches are running
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=15)
+    assert process.returncode == EXIT_INTERRUPTED
+    assert stderr == "videosim-client: interrupted\n"
