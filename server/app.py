@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -35,12 +36,15 @@ from server.models import (
     StatusRequestRecord,
     StatusResponse,
 )
+from server.persistence import StateFileError, load_jobs, save_jobs
 from server.settings import ServerSettings
 from server.store import Job, JobLimitReached, JobStore
 
 # HTTP has no code for "the client hung up first"; nginx's 499 is the customary one.
 CLIENT_CLOSED_REQUEST = 499
 JOB_NOT_FOUND = "Job not found"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -365,7 +369,11 @@ def _named_error(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
-    """Build an app with its own store, RNGs and metrics registry."""
+    """Build an app with its own store, RNGs and metrics registry.
+
+    With a state file set, the jobs saved there are loaded now (a bad file raises
+    :class:`~server.persistence.StateFileError`) and saved again when the app shuts down.
+    """
     clock = clock or SystemClock()
     seed = settings.seed
     job_rng = random.Random(seed)
@@ -387,10 +395,18 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
         started_at=clock.now(),
     )
 
+    if settings.state_file is not None:
+        load_jobs(store, settings.state_file)  # StateFileError stops start-up
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         store.close()
+        if settings.state_file is not None:
+            try:
+                save_jobs(store, settings.state_file, clock.now())
+            except StateFileError as error:
+                logger.error("%s", error)  # shutting down: say it, do not raise
 
     app = FastAPI(
         title="videosim server",

@@ -39,6 +39,7 @@ _VALUE_FLAGS: list[tuple[str, str, str]] = [
     ("--fault-retry-after", "fault_retry_after_s", "SECONDS"),
     ("--fault-rate-limit", "fault_rate_limit_rps", "RPS"),
     ("--log-level", "log_level", "LEVEL"),
+    ("--state-file", "state_file", "PATH"),
 ]
 
 
@@ -99,6 +100,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings(argv)
     import uvicorn  # imported late: --help and bad flags answer without loading it
 
+    from server.app import create_app
+    from server.persistence import StateFileError
+
+    try:
+        # Built before anything is printed, so a bad state file fails like a bad flag.
+        # Under --reload this app only checks the file; the reloaded process builds its own.
+        app = create_app(settings)
+    except StateFileError as error:
+        fail(str(error))
     common: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
@@ -106,7 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Held long-polls would otherwise delay Ctrl-C by up to long_poll_max_s.
         "timeout_graceful_shutdown": 2,
     }
-    print(f"{PROG}: starting on http://{settings.host}:{settings.port} ({_summary(settings)})")
+    restored = len(app.state.videosim.store)
+    print(
+        f"{PROG}: starting on http://{settings.host}:{settings.port} "
+        f"({_summary(settings, restored)})"
+    )
     if settings.reload:
         _export_to_environment(settings)
         uvicorn.run(
@@ -117,18 +131,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             **common,
         )
     else:
-        from server.app import create_app
-
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(app, **common)
     return 0
 
 
-def _summary(settings: ServerSettings) -> str:
+def _summary(settings: ServerSettings, restored: int) -> str:
     long_poll = f"up to {settings.long_poll_max_s:g} s" if settings.long_poll_max_s else "off"
+    state = ""
+    if settings.state_file is not None:
+        state = f", state file {settings.state_file} ({restored} jobs restored)"
     return (
         f"jobs {settings.delay:g} s, error rate {settings.error_rate:g}, "
         f"hints {'on' if settings.hints else 'off'}, long-poll {long_poll}"
         + (", API key required" if settings.api_key else "")
+        + state
     )
 
 

@@ -7,6 +7,7 @@ passes its flags as keyword arguments, which pydantic-settings ranks above both.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
@@ -74,12 +75,21 @@ class ServerSettings(BaseSettings):
         0.0, ge=0, description="per-client requests/s on /start and /status; 0 = off"
     )
     log_level: LogLevel = Field("warning", description="uvicorn log level")
+    state_file: Path | None = Field(
+        None, description="load jobs from this file at start-up and save them there on shutdown"
+    )
 
     @field_validator("api_key")
     @classmethod
     def _empty_key_means_none(cls, value: str | None) -> str | None:
         """``--api-key ""`` means no key, not a key nobody can send."""
         return value or None
+
+    @field_validator("state_file", mode="before")
+    @classmethod
+    def _empty_path_means_none(cls, value: object) -> object:
+        """``--state-file ""`` means no state file, not the current directory."""
+        return None if value == "" else value
 
     @field_validator("log_level", mode="before")
     @classmethod

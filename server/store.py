@@ -14,6 +14,7 @@ import uuid
 from array import array
 from bisect import bisect_right, insort
 from collections import deque
+from collections.abc import Iterable, Iterator
 from typing import Literal, NamedTuple
 
 from server.clock import Clock
@@ -140,6 +141,36 @@ class JobStore:
             job_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
             if job_id not in self._jobs and job_id != SPECIAL_JOB_ID:
                 return job_id
+
+    def export(self) -> Iterator[Job]:
+        """Every created job in creation order (the special job is not one), for saving."""
+        return iter(self._order)
+
+    def restore(self, jobs: Iterable[Job]) -> None:
+        """Take back jobs saved by an earlier server, oldest first, into this empty store.
+
+        Only an empty store, so creation order stays the order of ``_order``. Raises
+        ValueError (and keeps nothing) for a duplicate or reserved id, a job without a fate,
+        or more jobs than ``max_jobs``.
+        """
+        if self._order:
+            raise ValueError("jobs can only be restored into an empty store")
+        restored: dict[str, Job] = {}
+        for job in jobs:
+            if job.job_id == SPECIAL_JOB_ID:
+                raise ValueError(f"job id {SPECIAL_JOB_ID!r} is reserved")
+            if job.fails is None:
+                raise ValueError(f"job {job.job_id!r} has no outcome")
+            if job.job_id in restored:
+                raise ValueError(f"job {job.job_id!r} appears twice")
+            restored[job.job_id] = job
+            if len(restored) > self._max_jobs:
+                raise ValueError(f"more jobs than max_jobs allows ({self._max_jobs})")
+        self._jobs = restored
+        self._order = list(restored.values())
+        for fails in (False, True):
+            finishes = sorted(job.finishes_at for job in self._order if job.fails is fails)
+            self._finishes[fails] = array("d", finishes)
 
     def get(self, job_id: str) -> Job | None:
         if job_id == SPECIAL_JOB_ID:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -178,6 +179,36 @@ async def test_server_restart_mid_watch_is_survived(live_server_factory: Factory
     assert special.outcome is Outcome.CANCELLED  # ...and were answered again afterwards
     assert job.outcome is Outcome.NOT_FOUND  # the restarted server forgot the job
     assert client.circuit_open is False
+
+
+async def test_a_watch_survives_a_restart_of_a_server_with_a_state_file(
+    live_server_factory: Factory, tmp_path: Path
+) -> None:
+    server = live_server_factory("--state-file", str(tmp_path / "jobs.jsonl"), "--delay", "0.5")
+    events: list[PollEvent] = []
+    first_answer = asyncio.Event()
+
+    def on_event(event: PollEvent) -> None:
+        events.append(event)
+        if event.http_status == 200:
+            first_answer.set()
+
+    policy = BackoffPolicy(initial_s=0.1, multiplier=1.5, max_delay_s=0.3)
+    async with VideoSimClient(server.url, circuit_threshold=3, probe_policy=FAST_PROBES) as client:
+        job_id = await client.start(1.5)
+        # Plain backoff keeps polling through the outage (a held long-poll would delay it).
+        watch = asyncio.create_task(
+            client.wait(job_id, policy, Strategy.BACKOFF, on_event=on_event)
+        )
+        await asyncio.wait_for(first_answer.wait(), timeout=10)
+        await asyncio.to_thread(server.stop)  # SIGTERM: the server saves its jobs
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(server.start)
+        result = await asyncio.wait_for(watch, timeout=20)
+        record = await client.job_record(job_id)
+    assert [e for e in events if e.http_status is None and e.outcome is None]  # it was down
+    assert result.outcome in (Outcome.COMPLETED, Outcome.ERROR)
+    assert result.outcome.value == record["outcome"]  # the job the restarted server knew
 
 
 async def test_a_server_that_stays_down_ends_unreachable(live_server_factory: Factory) -> None:

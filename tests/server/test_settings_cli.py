@@ -112,6 +112,7 @@ def test_every_flag_reaches_its_setting(clean_cwd: Path) -> None:
             "--fault-retry-after=4",
             "--fault-rate-limit=8",
             "--log-level=debug",
+            "--state-file=jobs.jsonl",
         ]
     )
     assert settings.model_dump() == {
@@ -134,6 +135,7 @@ def test_every_flag_reaches_its_setting(clean_cwd: Path) -> None:
         "fault_retry_after_s": 4,
         "fault_rate_limit_rps": 8.0,
         "log_level": "debug",
+        "state_file": Path("jobs.jsonl"),
     }
 
 

@@ -1,0 +1,174 @@
+"""The state file: jobs saved when the server stops and loaded when it starts again.
+
+Jobs live in memory, so without this a restarted server (say, to change its fault
+settings) has forgotten every job, and each client still watching one is told 404. With
+``--state-file PATH`` the server writes its jobs to PATH on a graceful shutdown and reads
+them back at start-up. A job's state stays a function of the clock, so a job that
+finished while the server was down shows its outcome as soon as the server is back.
+
+The file is JSON lines, so ``head`` and ``jq`` can read it: a header, then one job per
+line in creation order (``requests`` is the job's bounded history of status requests, each
+``[at, code, retry_after_s]``)::
+
+    {"format": "videosim-jobs", "version": 1, "saved_at": 1764190005.2, "jobs": 1}
+    {"job_id": "9f1c...", "created_at": 1764190000.1, "duration_s": 2.0,
+     "outcome": "completed", "status_requests": 1, "first_final_seen_at": null,
+     "requests": [[1764190000.7, 200, 2.0]]}
+
+It is written to a temporary file in the same directory and then renamed over the old
+one, so a crash while saving leaves the previous file whole. Every problem is raised as
+:class:`StateFileError`, one line that the command line prints before exiting with code 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from server.store import HISTORY_LIMIT, Job, JobStore, StatusRequest
+
+FORMAT = "videosim-jobs"
+VERSION = 1
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class StateFileError(Exception):
+    """The state file cannot be read, parsed or written; the message is one line."""
+
+
+class _Header(BaseModel):
+    """The first line: what the file is and how many jobs follow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["videosim-jobs"]
+    version: Literal[1]
+    saved_at: float
+    jobs: int = Field(ge=0)
+
+
+class _SavedJob(BaseModel):
+    """One job line; unknown fields are refused so a mistyped edit is noticed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str = Field(min_length=1)
+    created_at: FiniteFloat
+    duration_s: float = Field(gt=0)  # infinite if the server ran with an infinite delay
+    outcome: Literal["completed", "error"]
+    status_requests: int = Field(ge=0)
+    first_final_seen_at: FiniteFloat | None
+    requests: list[tuple[FiniteFloat, int, FiniteFloat | None]] = []
+
+    def to_job(self) -> Job:
+        job = Job(self.job_id, self.created_at, self.duration_s, self.outcome == "error")
+        job.status_requests = self.status_requests
+        job.first_final_seen_at = self.first_final_seen_at
+        if self.requests:
+            history = (StatusRequest(*request) for request in self.requests)
+            job.history = deque(history, maxlen=HISTORY_LIMIT)
+        return job
+
+
+def load_jobs(store: JobStore, path: Path) -> int:
+    """Fill the empty ``store`` with the jobs saved in ``path``; returns how many.
+
+    A missing or empty file means a fresh start. The directory must exist and be
+    writable, so a file that could never be saved is reported now, not at shutdown.
+    """
+    directory = path.parent
+    if not directory.is_dir():
+        raise StateFileError(f"invalid state file {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise StateFileError(f"invalid state file {path}: directory {directory} is not writable")
+    try:
+        with path.open(encoding="utf-8") as lines:
+            jobs = list(_read_jobs(lines, path))
+    except FileNotFoundError:
+        return 0
+    except OSError as error:
+        raise StateFileError(f"cannot read state file {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise StateFileError(
+            f"invalid state file {path}: not UTF-8 text ({error.reason})"
+        ) from None
+    try:
+        store.restore(jobs)
+    except ValueError as error:
+        raise StateFileError(f"invalid state file {path}: {error}") from None
+    return len(jobs)
+
+
+def _read_jobs(lines: Iterator[str], path: Path) -> Iterator[Job]:
+    header: _Header | None = None
+    count = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            if header is None:
+                header = _Header.model_validate_json(line)
+                continue
+            yield _SavedJob.model_validate_json(line).to_job()
+            count += 1
+        except ValidationError as error:
+            problem = _first_problem(error)
+            raise StateFileError(f"invalid state file {path}: line {number}: {problem}") from None
+    if header is not None and count != header.jobs:
+        raise StateFileError(
+            f"invalid state file {path}: the header promises {header.jobs} jobs but "
+            f"{count} follow (cut short?)"
+        )
+
+
+def _first_problem(error: ValidationError) -> str:
+    """'duration_s: Input should be ...', or 'not valid JSON (...)', on one line."""
+    first = error.errors(include_url=False)[0]
+    if first["type"] == "json_invalid":
+        reason = str(first.get("ctx", {}).get("error", "")).partition(" at line ")[0]
+        return f"not valid JSON ({reason})" if reason else "not valid JSON"
+    where = ".".join(str(part) for part in first["loc"])
+    message = " ".join(str(first["msg"]).split())
+    return f"{where}: {message}" if where else message
+
+
+def save_jobs(store: JobStore, path: Path, saved_at: float) -> int:
+    """Write every job of ``store`` to ``path`` atomically; returns how many."""
+    header = {"format": FORMAT, "version": VERSION, "saved_at": saved_at, "jobs": len(store)}
+    # Same directory, so the rename cannot cross file systems; the pid keeps two servers
+    # that share a directory apart. ``open`` applies the umask, as for any new file.
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with temp.open("w", encoding="utf-8") as out:
+            out.write(json.dumps(header) + "\n")
+            for job in store.export():
+                out.write(json.dumps(_job_line(job)) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except OSError as error:
+        raise StateFileError(f"cannot save state file {path}: {error.strerror or error}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)  # only left over if writing failed
+    return len(store)
+
+
+def _job_line(job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "created_at": job.created_at,
+        "duration_s": job.duration_s,
+        "outcome": job.outcome,
+        "status_requests": job.status_requests,
+        "first_final_seen_at": job.first_final_seen_at,
+        "requests": [list(request) for request in job.history or ()],
+    }

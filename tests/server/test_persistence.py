@@ -1,0 +1,258 @@
+"""The state file: jobs survive a restart, and a bad file stops start-up cleanly.
+
+In-process tests run the app's lifespan by hand (its exit saves the file) and build a
+second app on the same fake clock (its construction loads the file). The last test
+stops and restarts a real server process with SIGTERM, as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from server.clock import FakeClock
+from server.persistence import StateFileError, load_jobs, save_jobs
+from server.settings import ServerSettings
+from server.store import JobStore
+from tests.server.conftest import Server, ServerFactory
+from tests.support.live_server import LiveServer, free_port
+
+
+async def shut_down(app: FastAPI) -> None:
+    """Run the app's lifespan to its end, as uvicorn does on SIGTERM."""
+    async with app.router.lifespan_context(app):
+        pass
+
+
+async def records(server: Server) -> dict[str, dict[str, Any]]:
+    """GET /jobs/{id} for every listed job, by id, in listing order."""
+    listing = (await server.http.get("/jobs", params={"limit": 1000})).json()
+    return {
+        job["job_id"]: (await server.http.get(f"/jobs/{job['job_id']}")).json()
+        for job in listing["jobs"]
+    }
+
+
+def states(server: Server) -> dict[str, int]:
+    return dict(server.state.store.counts_by_state())
+
+
+def empty_store(max_jobs: int = 100, seed: int | None = None) -> JobStore:
+    return JobStore(
+        FakeClock(),
+        rng=random.Random(seed),
+        default_duration_s=1,
+        error_rate=0.5,
+        max_jobs=max_jobs,
+    )
+
+
+def state_lines(*jobs: dict[str, Any], count: int | None = None) -> str:
+    header = {"format": "videosim-jobs", "version": 1, "saved_at": 0.0,
+              "jobs": len(jobs) if count is None else count}  # fmt: skip
+    return "\n".join(json.dumps(line) for line in [header, *jobs]) + "\n"
+
+
+def saved_job(**overrides: Any) -> dict[str, Any]:
+    job = {
+        "job_id": "a",
+        "created_at": 1_700_000_000.0,
+        "duration_s": 2.0,
+        "outcome": "error",
+        "status_requests": 0,
+        "first_final_seen_at": None,
+    }
+    return {**job, **overrides}
+
+
+async def test_jobs_records_and_counts_survive_a_restart(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    state_file = tmp_path / "jobs.jsonl"
+    before = server_factory(clock, seed=7, state_file=state_file)
+    quick = (await before.start(duration_s=1, outcome="completed"))["job_id"]
+    failing = (await before.start(duration_s=3, outcome="error"))["job_id"]
+    long = (await before.start(duration_s=100))["job_id"]
+    await before.http.get(f"/status/{quick}")  # pending
+    before.advance(1.5)
+    await before.http.get(f"/status/{quick}")  # final: sets first_final_seen_at
+    for _ in range(3):
+        await before.http.get(f"/status/{failing}")
+    assert not state_file.exists()
+    await shut_down(before.app)
+    seen_before, counted_before = await records(before), states(before)
+
+    after = server_factory(clock, seed=7, state_file=state_file)
+    assert await records(after) == seen_before
+    assert states(after) == counted_before == {"pending": 2, "completed": 1, "error": 0}
+    assert seen_before[quick]["first_final_seen_at"] == clock.now()
+    assert len(seen_before[failing]["requests"]) == 3
+    assert [job["job_id"] for job in seen_before.values()] == [quick, failing, long]
+
+    after.advance(200)  # both of the others finish while nobody is looking
+    for job_id in (failing, long):
+        answer = (await after.http.get(f"/status/{job_id}")).json()
+        assert answer["result"] == seen_before[job_id]["outcome"]
+    assert states(after)["pending"] == 0
+    assert sum(states(after).values()) == 3
+
+
+async def test_a_seeded_server_hands_out_new_ids_after_a_restart(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    state_file = tmp_path / "jobs.jsonl"
+    first = server_factory(seed=7, state_file=state_file)
+    old_ids = [(await first.start())["job_id"] for _ in range(5)]
+    await shut_down(first.app)
+    # The same seed draws the same first id again: the store must notice and draw anew.
+    fresh = server_factory(seed=7)
+    assert (await fresh.start())["job_id"] == old_ids[0]
+
+    restarted = server_factory(seed=7, state_file=state_file)
+    new_ids = [(await restarted.start())["job_id"] for _ in range(5)]
+    assert len(set(old_ids + new_ids)) == 10
+    listing = (await restarted.http.get("/jobs")).json()
+    assert listing["total"] == 10
+    assert [job["job_id"] for job in listing["jobs"]] == old_ids + new_ids
+
+
+async def test_a_missing_or_empty_file_is_a_fresh_start(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    state_file = tmp_path / "jobs.jsonl"
+    assert len(server_factory(state_file=state_file).state.store) == 0
+    state_file.write_text("")
+    server = server_factory(state_file=state_file)
+    assert len(server.state.store) == 0
+    await server.start()
+    await shut_down(server.app)
+    header, job = state_file.read_text().splitlines()
+    assert json.loads(header)["jobs"] == 1 and json.loads(job)["status_requests"] == 0
+    assert os.listdir(tmp_path) == ["jobs.jsonl"]  # the temporary file was renamed away
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json\n", "line 1: not valid JSON"),
+        ('{"format": "videosim-jobs", "version": 2, "saved_at": 0, "jobs": 0}\n',
+         "line 1: version: Input should be 1"),
+        (state_lines(saved_job(duration_s=0)), "line 2: duration_s: Input should be greater"),
+        (state_lines(saved_job(outcome="maybe")), "line 2: outcome: Input should be"),
+        (state_lines(saved_job(), count=2), "header promises 2 jobs but 1 follow"),
+        (state_lines(saved_job(), saved_job()), "job 'a' appears twice"),
+        (state_lines(saved_job(job_id="special-pending-job")), "'special-pending-job' is reserved"),
+        (state_lines(saved_job(), saved_job(job_id="b"), saved_job(job_id="c")),
+         "more jobs than max_jobs allows (2)"),
+        (state_lines(saved_job())[:-20], "line 2: not valid JSON"),
+    ],
+)  # fmt: skip
+def test_a_bad_file_is_refused_with_one_line(tmp_path: Path, content: str, message: str) -> None:
+    state_file = tmp_path / "jobs.jsonl"
+    state_file.write_text(content)
+    store = empty_store(max_jobs=2)
+    with pytest.raises(StateFileError) as raised:
+        load_jobs(store, state_file)
+    assert message in str(raised.value)
+    assert str(raised.value).startswith(f"invalid state file {state_file}: ")
+    assert "\n" not in str(raised.value)
+    assert len(store) == 0  # nothing half-loaded
+
+
+def test_an_unreadable_file_or_missing_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "binary").write_bytes(b"\xff\xfe\x00")
+    (tmp_path / "a-directory").mkdir()
+    for path, message in [
+        (tmp_path / "binary", "not UTF-8 text"),
+        (tmp_path / "a-directory", "cannot read state file"),
+        (tmp_path / "no-such-dir" / "jobs.jsonl", "does not exist"),
+    ]:
+        with pytest.raises(StateFileError, match=message):
+            load_jobs(empty_store(), path)
+
+
+def test_history_stays_bounded_when_loaded(tmp_path: Path) -> None:
+    many = [[1_700_000_000.0 + n, 200, None] for n in range(250)]
+    state_file = tmp_path / "jobs.jsonl"
+    state_file.write_text(state_lines(saved_job(status_requests=250, requests=many)))
+    store = empty_store()
+    assert load_jobs(store, state_file) == 1
+    job = store.get("a")
+    assert job is not None and job.history is not None
+    assert len(job.history) == 200 and job.history[-1].at == many[-1][0]
+
+
+async def test_a_failed_save_is_reported_not_raised(
+    server_factory: ServerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "gone"
+    directory.mkdir()
+    server = server_factory(state_file=directory / "jobs.jsonl")
+    directory.rmdir()
+    with caplog.at_level(logging.ERROR):
+        await shut_down(server.app)
+    assert "cannot save state file" in caplog.text
+    with pytest.raises(StateFileError, match="cannot save state file"):
+        save_jobs(server.state.store, directory / "jobs.jsonl", 0.0)
+
+
+def test_state_file_setting_from_the_environment(
+    clean_cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert ServerSettings().state_file is None
+    monkeypatch.setenv("VIDEOSIM_STATE_FILE", "state/jobs.jsonl")
+    assert ServerSettings().state_file == Path("state/jobs.jsonl")
+    assert ServerSettings(state_file="").state_file is None
+
+
+def test_a_corrupt_file_stops_start_up_with_exit_2(tmp_path: Path) -> None:
+    state_file = tmp_path / "jobs.jsonl"
+    state_file.write_text('{"format": "videosim-jobs", "version": 1, "saved_at": 0, "jobs": 1}\n{')
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOSIM_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "--state-file", str(state_file), "--port",
+         str(free_port())],
+        env=clean, capture_output=True, text=True, timeout=30, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"videosim-server: invalid state file {state_file}: line 2: not valid JSON "
+        "(EOF while parsing an object)"
+    ]
+    assert result.stdout == ""
+
+
+def test_a_real_server_keeps_its_jobs_across_sigterm(tmp_path: Path) -> None:
+    state_file = tmp_path / "jobs.jsonl"
+    server = LiveServer(args=["--state-file", str(state_file), "--delay", "1"])
+    try:
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            job_id = http.post("/start").json()["job_id"]
+            assert http.get(f"/status/{job_id}").json()["result"] == "pending"
+            before = http.get(f"/jobs/{job_id}").json()
+        server.stop()  # SIGTERM: uvicorn runs the lifespan's exit, which saves
+        assert job_id in state_file.read_text()
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            answer = http.get(f"/status/{job_id}")
+            assert answer.status_code == 200
+            assert answer.json()["result"] in ("pending", before["outcome"])
+            final = http.get(f"/status/{job_id}", params={"wait": 10}).json()
+            after = http.get(f"/jobs/{job_id}").json()
+    finally:
+        server.stop()
+    assert final["result"] == before["outcome"]
+    assert after["created_at"] == before["created_at"]
+    assert after["status_requests"] == before["status_requests"] + 2
