@@ -1,0 +1,99 @@
+"""``videosim``: settings from flags and the environment, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from client_core import BackoffPolicy, Strategy
+from tui.cli import build_settings, main, parse_args
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No developer .env or VIDEOSIM_* variable may leak into these tests."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("RETRIES", "BACKOFF_FACTOR", "DELAY"):
+        monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith("VIDEOSIM_"):
+            monkeypatch.delenv(name)
+
+
+def test_flags_become_dashboard_settings() -> None:
+    settings = build_settings(
+        parse_args(
+            [
+                "--server-url",
+                "http://example.test:8000",
+                "--strategy",
+                "hinted",
+                "--preset",
+                "original",
+                "--no-embedded",
+                "--embedded-args",
+                "--delay 2",
+            ]
+        )
+    )
+    assert settings.server_url == "http://example.test:8000"
+    assert settings.strategy is Strategy.HINTED
+    assert settings.policy == BackoffPolicy.original()
+    assert not settings.embedded
+    assert settings.embedded_args == ("--delay", "2")
+
+
+def test_no_url_means_embedded_default_and_env_aliases_apply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RETRIES", "3")
+    monkeypatch.setenv("VIDEOSIM_STRATEGY", "long-poll")
+    settings = build_settings(parse_args(["--initial", "0.5"]))
+    assert settings.server_url is None and settings.embedded
+    assert settings.strategy is Strategy.LONG_POLL
+    assert settings.policy.max_attempts == 3
+    assert settings.policy.initial_s == 0.5
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--multiplier", "0.5"], {}, "videosim: invalid setting multiplier: "),
+        ([], {"VIDEOSIM_STRATEGY": "sometimes"}, "videosim: invalid setting strategy: "),
+        (["--initial", "5", "--max-delay", "1"], {}, "videosim: invalid policy: max_delay_s"),
+        (["--embedded-args", "'unclosed"], {}, "videosim: invalid --embedded-args: "),
+        (["--theme", "no-such-theme"], {}, "videosim: unknown theme 'no-such-theme'"),
+    ],
+)
+def test_bad_settings_exit_2_with_one_line(
+    argv: list[str],
+    env: dict[str, str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message)
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_python_dash_m_tui_runs_the_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tui", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "--server-url" in result.stdout and "--no-embedded" in result.stdout

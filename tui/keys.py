@@ -1,0 +1,69 @@
+"""Every key of the dashboard in one place: the footers, the help screen, the command
+palette and docs/tui.md are all read from these lists, so they cannot disagree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAction:
+    key: str  # Textual key names, comma-separated for alternatives
+    action: str
+    label: str  # short, for the footer
+    description: str  # for the help screen and the command palette
+    show: bool = True  # in the footer
+
+    def binding(self) -> Binding:
+        return Binding(
+            self.key,
+            self.action,
+            self.label,
+            show=self.show,
+            id=self.action,
+            tooltip=self.description,
+        )
+
+
+MAIN_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("n", "spawn", "Spawn", "Spawn jobs: count, duration, outcome, strategy, policy"),
+    KeyAction("s", "spawn_special", "Special", "Watch special-pending-job (never finishes)"),
+    KeyAction("enter", "open_detail", "Detail", "Open the job under the cursor", show=False),
+    KeyAction("c", "cancel", "Cancel", "Cancel the watch of the job under the cursor"),
+    KeyAction("C", "cancel_all", "Cancel all", "Cancel every live watch", show=False),
+    KeyAction("r", "retry", "Retry", "Retry the finished job under the cursor"),
+    KeyAction("x", "clear_finished", "Clear", "Remove finished jobs from the table"),
+    KeyAction("f", "cycle_filter", "Filter", "Cycle the status filter"),
+    KeyAction("o", "cycle_sort", "Sort", "Cycle the sort column (or click a header)"),
+    KeyAction("O", "reverse_sort", "Reverse", "Reverse the sort order", show=False),
+    KeyAction("p", "edit_policy", "Policy", "Edit the default strategy and backoff policy"),
+    KeyAction("m", "compare", "Compare", "Run one batch under several policies side by side"),
+    KeyAction("question_mark,f1", "help", "Help", "Show every key and what it does"),
+    KeyAction("q", "quit", "Quit", "Quit (stops an embedded server)"),
+)
+
+DETAIL_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("escape", "back", "Back", "Back to the job table"),
+    KeyAction("c", "cancel", "Cancel", "Cancel this job's watch"),
+    KeyAction("r", "retry", "Retry", "Retry this job (a fresh job, or a new watch)"),
+    KeyAction("g", "reload_record", "Reload", "Fetch the server's record again"),
+)
+
+COMPARE_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("escape", "back", "Back", "Back to the job table"),
+    KeyAction("ctrl+r", "run", "Run", "Run the batch under every ticked policy"),
+)
+
+FORM_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("escape", "close", "Close", "Close the form without saving"),
+    KeyAction("ctrl+s", "submit", "Submit", "Spawn / save (same as the form's button)"),
+)
+
+KEY_GROUPS: tuple[tuple[str, tuple[KeyAction, ...]], ...] = (
+    ("Job table", MAIN_KEYS),
+    ("Job detail", DETAIL_KEYS),
+    ("Compare", COMPARE_KEYS),
+    ("Spawn form and policy editor", FORM_KEYS),
+)

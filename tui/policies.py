@@ -1,0 +1,121 @@
+"""Named polling set-ups: a strategy plus a backoff policy, offered by the forms and compared
+side by side by the compare view."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from client_core import BackoffPolicy, Jitter, Strategy
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyPreset:
+    name: str
+    strategy: Strategy
+    policy: BackoffPolicy
+    summary: str
+
+
+def presets() -> list[PolicyPreset]:
+    """The set-ups worth comparing, from the original client's to the best the server offers."""
+    return [
+        PolicyPreset(
+            "original",
+            Strategy.BACKOFF,
+            BackoffPolicy.original(),
+            "the seed client: 1, 2, 4, 8, 16 s, five polls, no jitter",
+        ),
+        PolicyPreset(
+            "fixed 1s",
+            Strategy.BACKOFF,
+            BackoffPolicy.fixed(1.0),
+            "poll every second: quick to notice, expensive",
+        ),
+        PolicyPreset(
+            "backoff",
+            Strategy.BACKOFF,
+            BackoffPolicy(),
+            "the library's default exponential backoff with jitter",
+        ),
+        PolicyPreset("hinted", Strategy.HINTED, BackoffPolicy(), "sleep until the server's eta"),
+        PolicyPreset(
+            "long-poll", Strategy.LONG_POLL, BackoffPolicy(), "the server holds the request"
+        ),
+        PolicyPreset("auto", Strategy.AUTO, BackoffPolicy(), "the best the server offers"),
+    ]
+
+
+def preset_named(name: str) -> PolicyPreset:
+    for preset in presets():
+        if preset.name == name:
+            return preset
+    raise KeyError(name)
+
+
+#: The policy editor's fields, in display order; blank optional fields mean "none".
+POLICY_FIELDS: tuple[str, ...] = (
+    "initial_s",
+    "multiplier",
+    "max_delay_s",
+    "jitter",
+    "jitter_ratio",
+    "max_attempts",
+    "deadline_s",
+    "seed",
+)
+OPTIONAL_FIELDS = frozenset({"max_attempts", "deadline_s", "seed"})
+INTEGER_FIELDS = frozenset({"max_attempts", "seed"})
+
+
+def policy_to_text(policy: BackoffPolicy) -> dict[str, str]:
+    """The editor's text for each field of ``policy``."""
+    values: dict[str, str] = {}
+    for name in POLICY_FIELDS:
+        value = getattr(policy, name)
+        values[name] = (
+            "" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+        )
+    return values
+
+
+def policy_from_text(fields: Mapping[str, str]) -> BackoffPolicy:
+    """Build a policy from the editor's text; the ValueError names the field at fault."""
+    values: dict[str, object] = {}
+    for name in POLICY_FIELDS:
+        text = fields.get(name, "").strip()
+        if name == "jitter":
+            values[name] = text or Jitter.NONE
+        elif not text and name in OPTIONAL_FIELDS:
+            values[name] = None
+        elif name in INTEGER_FIELDS:
+            try:
+                values[name] = int(text)
+            except ValueError:
+                raise ValueError(f"{name} must be a whole number or blank (got {text!r})") from None
+        else:
+            try:
+                values[name] = float(text)
+            except ValueError:
+                raise ValueError(f"{name} must be a number (got {text!r})") from None
+    return BackoffPolicy(**values)  # type: ignore[arg-type]  # validates the combination
+
+
+def schedule_preview(policy: BackoffPolicy, polls: int = 8) -> str:
+    """The first delays a policy produces and when each poll happens, in one short text.
+
+    Unseeded jitter is sampled with a fixed seed so the preview does not flicker."""
+    delays = policy.schedule(polls, rng=None if policy.seed is not None else random.Random(0))
+    at, times = 0.0, []
+    for delay in delays:
+        times.append(at)
+        at += delay
+    sampled = " (one jitter sample)" if policy.jitter is not Jitter.NONE else ""
+    budget = ""
+    if policy.max_attempts is not None and policy.max_attempts < polls:
+        budget = f"; gives up after poll {policy.max_attempts}"
+    return (
+        f"delays{sampled}: {' '.join(f'{d:.2f}' for d in delays)} s\n"
+        f"polls at: {' '.join(f'{t:.1f}' for t in times)} s{budget}"
+    )

@@ -1,0 +1,32 @@
+"""How one dashboard runs: which server, how to reach it, and the defaults for new jobs.
+
+The CLI builds this from flags and the environment; tests build it directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from client_core import BackoffPolicy, Strategy
+
+DEFAULT_SERVER_URL = "http://127.0.0.1:7999"
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardSettings:
+    server_url: str | None = None  # None: use the default URL if it answers, else embed
+    api_key: str | None = None
+    client_options: Mapping[str, object] = field(default_factory=dict)  # more VideoSimClient kwargs
+    default_url: str = DEFAULT_SERVER_URL  # probed when no URL is given
+    embedded: bool = True  # start a child server when nothing answers on default_url
+    embedded_args: tuple[str, ...] = ()  # extra `python -m server` flags for the child
+    connect: bool = True  # False: no server at all (snapshots feed events by hand)
+    strategy: Strategy = Strategy.AUTO  # defaults for new jobs (the policy editor edits them)
+    policy: BackoffPolicy = field(default_factory=BackoffPolicy)
+    start_concurrency: int = 16  # POST /start requests in flight at once
+    batch_interval_s: float = 0.1  # at most one PollEventsBatch message per interval
+    frame_interval_s: float = 0.1  # the table and summary refresh rate
+    health_interval_s: float = 1.0
+    history_length: int = 200  # poll records kept per job
+    spawn_seed: int | None = None  # seeds duration ranges in the spawn form

@@ -1,0 +1,122 @@
+"""The line above the table: jobs by state, requests per second, and the server's health."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Sparkline, Static
+
+from tui.model import JobState, SortColumn
+
+STATE_STYLES = {
+    JobState.PENDING: "yellow",
+    JobState.COMPLETED: "green",
+    JobState.ERROR: "red",
+    JobState.FAILED: "magenta",
+    JobState.CANCELLED: "dim",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHealth:
+    """What the last GET /healthz said, and where the server is."""
+
+    url: str | None = None
+    embedded_pid: int | None = None
+    ok: bool | None = None  # None: not checked yet
+    latency_s: float | None = None
+    error: str | None = None
+    note: str = ""  # e.g. "starting embedded server"
+
+    def describe(self) -> str:
+        """One phrase for the header and the summary bar."""
+        if self.note and self.ok is None:
+            return self.note
+        if self.url is None and self.error:
+            return f"not started: {self.error}"
+        if self.ok is None:
+            return "connecting"
+        if not self.ok:
+            return "unreachable, retrying"
+        latency = "" if self.latency_s is None else f" {self.latency_s * 1000:.0f} ms"
+        return f"ok{latency}"
+
+    def where(self) -> str:
+        if self.url is None:
+            return "no server"
+        if self.embedded_pid is not None:
+            return f"embedded server {self.url.removeprefix('http://')} (pid {self.embedded_pid})"
+        return f"server {self.url}"
+
+
+def counts_text(counts: Counter[JobState], starting: int, start_failures: int) -> Text:
+    text = Text()
+    for state in JobState:
+        text.append(f"{state} ", style="dim")
+        text.append(f"{counts.get(state, 0)}  ", style=STATE_STYLES[state])
+    if starting:
+        text.append("starting ", style="dim")
+        text.append(f"{starting}  ", style="cyan")
+    if start_failures:
+        text.append("not started ", style="dim")
+        text.append(f"{start_failures}", style="bold red")
+    return text
+
+
+def view_text(state_filter: JobState | None, column: SortColumn, reverse: bool) -> Text:
+    text = Text()
+    text.append("filter ", style="dim")
+    text.append(f"{state_filter or 'all'}", style="bold")
+    text.append("  sort ", style="dim")
+    text.append(f"{column}{' desc' if reverse else ''}", style="bold")
+    return text
+
+
+class SummaryBar(Vertical):
+    """Two lines: counts and server health; request rate, its sparkline, filter and sort."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: dict[str, tuple[object, ...]] = {}  # widget id -> what is on screen
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            yield Static(id="counts")
+            yield Static(id="health")
+        with Horizontal():
+            yield Button("+ Spawn", id="spawn-button", compact=True, tooltip="Spawn jobs (n)")
+            yield Static(id="rate-label")
+            yield Sparkline([0.0], id="rate")
+            yield Static(id="view")
+
+    def show(
+        self,
+        counts: Text,
+        view: Text,
+        rate: float,
+        series: list[float],
+        health: ServerHealth,
+    ) -> None:
+        """Update each part only when its content changed (no repaint for nothing)."""
+        self._set("counts", counts)
+        self._set("view", view)
+        self._set("rate-label", Text(f"{rate:>5.0f} req/s ", "bold"))
+        if list(self._sparkline.data or []) != series:
+            self._sparkline.data = series
+        status = health.describe()
+        style = "green" if health.ok else ("bold red" if health.ok is False else "yellow")
+        self._set("health", Text(f"server {status}", style))
+
+    def on_mount(self) -> None:
+        self._statics = {static.id or "": static for static in self.query(Static)}
+        self._sparkline = self.query_one("#rate", Sparkline)
+
+    def _set(self, name: str, content: Text) -> None:
+        signature = (content.plain, str(content.style), tuple(content.spans))
+        if self._shown.get(name) != signature:
+            self._shown[name] = signature
+            self._statics[name].update(content)
