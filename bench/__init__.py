@@ -1,0 +1,1 @@
+"""videosim benchmarks: ``python -m bench`` (see docs/performance.md)."""

@@ -1,0 +1,121 @@
+"""``python -m bench [section ...] [--quick]``: run benchmark sections, print, save JSON.
+
+Sections run in the order given (default: all of poll, server, client, tui); each prints
+its tables and writes ``bench/results/<section>.json``. ``profile`` (GET /status under
+pyinstrument) runs only when named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from rich.console import Console
+
+from bench.report import RESULTS_DIR, SectionResult, machine, render, write_json
+
+PROG = "python -m bench"
+EXIT_USAGE = 2
+
+# section name -> (module with run(quick) -> SectionResult, what it answers)
+SECTIONS: dict[str, tuple[str, str]] = {
+    "poll": ("bench.poll_efficiency", "requests per job and detection lag, per polling policy"),
+    "server": ("bench.server_throughput", "GET /status req/s, memory per job, long-poll CPU"),
+    "client": ("bench.client_scale", "one client process watching 10,000 jobs"),
+    "tui": ("bench.dashboard", "dashboard: event burst and keypress latency, 2,000 jobs"),
+    "profile": ("bench.profile_status", "where GET /status spends its time (pyinstrument)"),
+}
+DEFAULT_SECTIONS = ("poll", "server", "client", "tui")
+
+
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(message)
+
+
+def fail(message: str) -> NoReturn:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineErrorParser(
+        prog=PROG,
+        description="videosim benchmarks: print tables, write bench/results/<section>.json.",
+        epilog="sections: "
+        + "; ".join(f"{name}: {about}" for name, (_, about) in SECTIONS.items()),
+    )
+    parser.add_argument(
+        "sections",
+        nargs="*",
+        metavar="SECTION",
+        help=f"any of {', '.join(SECTIONS)} (default: {' '.join(DEFAULT_SECTIONS)})",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes: checks that everything runs (~30 s)"
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS_DIR,
+        metavar="DIR",
+        help=f"where to write the JSON files (default: {RESULTS_DIR})",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    unknown = [name for name in args.sections if name not in SECTIONS]
+    if unknown:
+        fail(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+    try:
+        args.results.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        fail(f"cannot write results to {args.results}: {error.strerror or error}")
+    names = list(dict.fromkeys(args.sections)) or list(DEFAULT_SECTIONS)
+    # Piped output (make bench > file, CI logs) gets wide tables instead of 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    size = "quick (tiny sizes)" if args.quick else "full"
+    host = machine()
+    console.print(
+        f"[bold]videosim benchmarks[/bold]: {' '.join(names)}, {size}; {host['cpus']} CPUs "
+        f"({host['cpu_model']}), Python {host['python']}, load average {host['load_average']}"
+    )
+    began = time.monotonic()
+    failed: list[str] = []
+    for name in names:
+        module_name, _ = SECTIONS[name]
+        section_began = time.monotonic()
+        try:
+            module = importlib.import_module(module_name)
+            result: SectionResult = module.run(quick=args.quick)
+        except KeyboardInterrupt:
+            console.print("[red]interrupted[/red]")
+            return 130
+        except Exception as error:  # one broken section must not hide the others' results
+            failed.append(name)
+            console.print(f"[red]section {name} failed: {error}[/red]")
+            console.print(traceback.format_exc(), style="dim", markup=False, highlight=False)
+            continue
+        result.elapsed_s = time.monotonic() - section_began
+        render(console, result)
+        path = write_json(result, args.results, quick=args.quick)
+        console.print(f"[dim]wrote {path}[/dim]\n")
+    console.print(f"total {time.monotonic() - began:.1f} s")
+    if failed:
+        console.print(f"[red]failed sections: {' '.join(failed)}[/red]")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,417 @@
+"""Poll efficiency: what each polling policy costs in requests and in detection lag.
+
+The question a user asks before adopting the library instead of a hand-written loop:
+how many status requests does it save, and how much sooner does it notice a job ended?
+
+Method. Each workload is a fixed, seeded list of jobs (arrival time, duration, fated
+outcome, 20 % of them errors). Every policy gets its own copy of every job, started at
+the same moment against the same server, so all policies see identical work. Request
+counts and detection lag come from the server's own record of each job
+(``GET /jobs/{id}``: ``status_requests``, ``detection_lag_s`` = first final answer minus
+the finish time, and the log of request times), not from the client.
+
+Time is scaled down (1/10; --quick 1/40) so a workload of minutes runs in seconds: job
+durations, arrival times, every policy's delays (initial, cap, deadline), the server's
+long-poll cap and the client's small hint margins are all divided by the same factor,
+and lags are multiplied back. Fixed costs that cannot be scaled (a loopback round trip,
+event-loop scheduling, ~1 ms) are thereby magnified by the factor in the reported lags,
+which makes the figures for the fast policies pessimistic, never flattering.
+
+``Retry-After`` is whole seconds (``ceil(eta)``, at least 1), which would mean 10 real
+seconds at 1/10. The client's hinted and auto strategies do not use it on a pending
+answer: they time the next poll from ``eta_s``, a float in milliseconds, which scales
+exactly. ``Retry-After`` only drives retries after 429/503, and these workloads inject
+no faults, so it never comes into play here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from bench.report import Column, SectionResult, Table, percentile, ratio
+from bench.server_process import ServerProcess
+from client_core import BackoffPolicy, Outcome, Strategy, VideoSimClient, WatchResult, planner
+
+ERROR_SHARE = 0.2  # share of jobs fated to end in "error"
+LONG_POLL_MAX_S = 30.0  # the server's default cap, in real seconds
+IN_FLIGHT_PER_POLICY = 256  # so long-poll never falls back for lack of hold slots
+# The client's fixed margins around eta_s / Retry-After, in seconds (scaled with time).
+PLANNER_MARGINS = ("HINT_MARGIN_S", "HINT_SPREAD_MAX_S", "RETRY_AFTER_SPREAD_MAX_S")
+
+
+# --- workloads --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedJob:
+    """One job of a workload, in real (unscaled) seconds."""
+
+    index: int
+    arrives_at_s: float
+    duration_s: float
+    outcome: str  # "completed" or "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    name: str
+    description: str
+    duration: Callable[[random.Random], float]  # draws one job duration, real seconds
+
+    def jobs(self, count: int, arrival_window_s: float, seed: int) -> list[PlannedJob]:
+        """The same jobs for every policy: arrivals spread over the window, seeded."""
+        rng = random.Random(f"{self.name}:{seed}")
+        arrivals = sorted(rng.uniform(0, arrival_window_s) for _ in range(count))
+        return [
+            PlannedJob(
+                index=index,
+                arrives_at_s=arrives_at,
+                duration_s=round(self.duration(rng), 3),
+                outcome="error" if rng.random() < ERROR_SHARE else "completed",
+            )
+            for index, arrives_at in enumerate(arrivals)
+        ]
+
+
+def _lognormal(rng: random.Random) -> float:
+    return min(60.0, max(0.5, rng.lognormvariate(math.log(10.0), 1.0)))
+
+
+def _bimodal(rng: random.Random) -> float:
+    return rng.uniform(2.0, 8.0) if rng.random() < 0.8 else rng.uniform(30.0, 60.0)
+
+
+WORKLOADS = (
+    Workload("constant 5 s", "every job 5 s (the original simulation)", lambda rng: 5.0),
+    Workload("uniform 1-60 s", "uniform between 1 and 60 s", lambda rng: rng.uniform(1, 60)),
+    Workload("lognormal", "lognormal, median 10 s, sigma 1, clipped to 0.5-60 s", _lognormal),
+    Workload("bimodal", "80 % short (2-8 s), 20 % long (30-60 s)", _bimodal),
+)
+
+
+# --- policies ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PollingPolicy:
+    """A strategy plus a backoff policy, stated in real seconds."""
+
+    name: str
+    strategy: Strategy
+    policy: BackoffPolicy
+
+    def scaled(self, factor: float, seed: int) -> BackoffPolicy:
+        """The same policy with every duration divided by ``factor``, jitter seeded."""
+        deadline = self.policy.deadline_s
+        return self.policy.replace(
+            initial_s=self.policy.initial_s / factor,
+            max_delay_s=self.policy.max_delay_s / factor,
+            deadline_s=None if deadline is None else deadline / factor,
+            seed=seed,
+        )
+
+
+ORIGINAL = "original 1,2,4,8,16 s"
+FIXED = "fixed 1 s"
+POLICIES = (
+    PollingPolicy(ORIGINAL, Strategy.BACKOFF, BackoffPolicy.original()),
+    PollingPolicy(FIXED, Strategy.BACKOFF, BackoffPolicy.fixed(1.0)),
+    PollingPolicy("backoff (default policy)", Strategy.BACKOFF, BackoffPolicy()),
+    PollingPolicy("hinted", Strategy.HINTED, BackoffPolicy()),
+    PollingPolicy("long-poll", Strategy.LONG_POLL, BackoffPolicy()),
+    PollingPolicy("auto", Strategy.AUTO, BackoffPolicy()),
+)
+AUTO = "auto"
+IDEAL = "ideal"
+
+
+@contextmanager
+def scaled_planner_margins(factor: float) -> Iterator[dict[str, float]]:
+    """Divide the client's fixed margins (e.g. 20 ms after eta) by the time factor.
+
+    They are module constants of ``client_core.planner`` read at call time; left
+    unscaled, a 20 ms margin would count as 0.2 real seconds of lag at 1/10.
+    """
+    saved = {name: getattr(planner, name) for name in PLANNER_MARGINS if hasattr(planner, name)}
+    for name, value in saved.items():
+        setattr(planner, name, value / factor)
+    try:
+        yield {name: value / factor for name, value in saved.items()}
+    finally:
+        for name, value in saved.items():
+            setattr(planner, name, value)
+
+
+# --- running one workload -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PollSizes:
+    jobs: int  # per workload (each policy watches its own copy of each)
+    arrival_window_s: float  # real seconds over which jobs arrive
+    time_scale: float  # real seconds per benchmark second
+
+
+FULL = PollSizes(jobs=36, arrival_window_s=30.0, time_scale=10.0)
+QUICK = PollSizes(jobs=8, arrival_window_s=10.0, time_scale=40.0)
+
+
+async def run_workload(
+    base_url: str, jobs: list[PlannedJob], sizes: PollSizes, seed: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Every policy watches its own copy of every job; returns the server's job records."""
+    scale = sizes.time_scale
+    longest_s = max(job.arrives_at_s + job.duration_s for job in jobs)
+    time_cap_s = (longest_s + 2 * LONG_POLL_MAX_S) / scale + 30  # generous, but bounded
+    clients = {
+        policy.name: VideoSimClient(base_url, max_in_flight=IN_FLIGHT_PER_POLICY)
+        for policy in POLICIES
+    }
+    await asyncio.gather(*(_warm_up(client) for client in clients.values()))
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+
+    async def start_and_watch(policy: PollingPolicy, job: PlannedJob) -> tuple[str, WatchResult]:
+        await asyncio.sleep(max(0.0, began + job.arrives_at_s / scale - loop.time()))
+        client = clients[policy.name]
+        job_id = await client.start(job.duration_s / scale, job.outcome)
+        backoff = policy.scaled(scale, seed=seed * 100_000 + job.index)
+        return job_id, await client.wait(job_id, backoff, policy.strategy)
+
+    try:
+        async with asyncio.timeout(time_cap_s):
+            watched = await asyncio.gather(
+                *(start_and_watch(policy, job) for policy in POLICIES for job in jobs)
+            )
+    finally:
+        await asyncio.gather(*(client.aclose() for client in clients.values()))
+
+    records = await _job_records(base_url, [job_id for job_id, _ in watched])
+    runs: dict[str, list[dict[str, Any]]] = {policy.name: [] for policy in POLICIES}
+    pairs = ((policy, job) for policy in POLICIES for job in jobs)
+    for (policy, job), (job_id, result) in zip(pairs, watched, strict=True):
+        runs[policy.name].append({"job": job, "outcome": result.outcome, "record": records[job_id]})
+    return runs
+
+
+async def _warm_up(client: VideoSimClient, connections: int = 8) -> None:
+    """Open pooled connections and run every code path once before the clock starts.
+
+    Without it the first jobs of a workload pay for TCP handshakes and cold code, which
+    the time scale would magnify into seconds of lag. These jobs are not reported.
+    """
+    job_ids = await asyncio.gather(*(client.start(0.001, "completed") for _ in range(connections)))
+    await asyncio.gather(*(client.status(job_id) for job_id in job_ids))
+
+
+async def _job_records(base_url: str, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """``GET /jobs/{id}`` for each job (with its request log), a few at a time."""
+    gate = asyncio.Semaphore(16)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+
+        async def fetch(job_id: str) -> dict[str, Any]:
+            async with gate:
+                response = await http.get(f"/jobs/{job_id}")
+                response.raise_for_status()
+                record: dict[str, Any] = response.json()
+                return record
+
+        records = await asyncio.gather(*(fetch(job_id) for job_id in job_ids))
+    return dict(zip(job_ids, records, strict=True))
+
+
+# --- from records to figures ----------------------------------------------------------------
+
+
+def summarise(runs: list[dict[str, Any]], scale: float) -> dict[str, Any]:
+    """Requests per job, detection lag (real seconds), peak requests per real second."""
+    requests = [run["record"]["status_requests"] for run in runs]
+    lags = [
+        run["record"]["detection_lag_s"] * scale
+        for run in runs
+        if run["record"]["detection_lag_s"] is not None
+    ]
+    resolved = [run for run in runs if run["outcome"] in (Outcome.COMPLETED, Outcome.ERROR)]
+    wrong = [run for run in resolved if run["outcome"].value != run["job"].outcome]
+    # Bins of one real second: at 1/10, 100 ms of benchmark time.
+    per_real_second = Counter(
+        math.floor(request["at"] * scale) for run in runs for request in run["record"]["requests"]
+    )
+    truncated = sum(
+        run["record"]["status_requests"] > len(run["record"]["requests"]) for run in runs
+    )
+    return {
+        "jobs": len(runs),
+        "requests_total": sum(requests),
+        "requests_mean": sum(requests) / len(requests),
+        "requests_p95": percentile(requests, 95),
+        "lag_p50_s": percentile(lags, 50),
+        "lag_p95_s": percentile(lags, 95),
+        "lag_p99_s": percentile(lags, 99),
+        "peak_rps": max(per_real_second.values(), default=0),
+        "unresolved": len(runs) - len(resolved),
+        "wrong_outcome": len(wrong),
+        "request_logs_truncated": truncated,
+        "outcomes": dict(Counter(str(run["outcome"]) for run in runs)),
+        "requests": requests,
+        "lags_s": [round(lag, 4) for lag in lags],
+    }
+
+
+def ideal(runs: list[dict[str, Any]], scale: float) -> dict[str, Any]:
+    """One request per job, arriving exactly when it finishes (from any policy's records)."""
+    finishes = Counter(math.floor(run["record"]["finishes_at"] * scale) for run in runs)
+    return {
+        "jobs": len(runs),
+        "requests_total": len(runs),
+        "requests_mean": 1.0,
+        "requests_p95": 1.0,
+        "lag_p50_s": 0.0,
+        "lag_p95_s": 0.0,
+        "lag_p99_s": 0.0,
+        "peak_rps": max(finishes.values(), default=0),
+        "unresolved": 0,
+    }
+
+
+def workload_table(workload: Workload, figures: dict[str, dict[str, Any]], jobs: int) -> Table:
+    table = Table(
+        title=f"{workload.name}: {workload.description}; {jobs} jobs per policy",
+        columns=[
+            Column("policy", "policy"),
+            Column("requests_mean", "req/job mean", "{:.1f}"),
+            Column("requests_p95", "req/job p95", "{:.0f}"),
+            Column("requests_vs_fixed", "req vs fixed 1 s", "{:.2f}x"),
+            Column("lag_p50_s", "lag p50 s", "{:.2f}"),
+            Column("lag_p95_s", "lag p95 s", "{:.2f}"),
+            Column("lag_p99_s", "lag p99 s", "{:.2f}"),
+            Column("peak_rps", "peak req/s", "{:,}"),
+            Column("unresolved", "never resolved", "{}"),
+        ],
+        caption="lag: first final answer minus finish time (server clock, real seconds), "
+        "over resolved jobs; never resolved: the watch gave up (attempt budget) while the "
+        "job was pending; ideal: one request exactly at the finish",
+    )
+    fixed_mean = figures[FIXED]["requests_mean"]
+    for name, row in figures.items():
+        table.add(
+            policy=name,
+            requests_vs_fixed=ratio(row["requests_mean"], fixed_mean),
+            **{key: row.get(key) for key in table_keys()},
+        )
+    return table
+
+
+def table_keys() -> tuple[str, ...]:
+    return (
+        "requests_mean",
+        "requests_p95",
+        "lag_p50_s",
+        "lag_p95_s",
+        "lag_p99_s",
+        "peak_rps",
+        "unresolved",
+    )
+
+
+def summary_table(per_workload: dict[str, dict[str, dict[str, Any]]]) -> Table:
+    table = Table(
+        title="Summary: auto against the two hand-written pollers, per workload",
+        columns=[
+            Column("workload", "workload"),
+            Column("requests_auto", "req/job auto", "{:.1f}"),
+            Column("requests_fixed", "req/job fixed 1 s", "{:.1f}"),
+            Column("saved_vs_fixed", "requests saved vs fixed", "{:.0%}"),
+            Column("lag_p95_auto", "p95 lag auto s", "{:.2f}"),
+            Column("lag_p95_fixed", "p95 lag fixed s", "{:.2f}"),
+            Column("lag_p95_original", "p95 lag original s", "{:.2f}"),
+            Column("unresolved_original", "original: never resolved", "{:.0%}"),
+        ],
+    )
+    for workload, figures in per_workload.items():
+        auto, fixed, original = figures[AUTO], figures[FIXED], figures[ORIGINAL]
+        saved = ratio(auto["requests_mean"], fixed["requests_mean"])
+        table.add(
+            workload=workload,
+            requests_auto=auto["requests_mean"],
+            requests_fixed=fixed["requests_mean"],
+            saved_vs_fixed=None if saved is None else 1 - saved,
+            lag_p95_auto=auto["lag_p95_s"],
+            lag_p95_fixed=fixed["lag_p95_s"],
+            lag_p95_original=original["lag_p95_s"],
+            unresolved_original=original["unresolved"] / original["jobs"],
+        )
+    return table
+
+
+# --- the section ------------------------------------------------------------------------------
+
+
+def run(quick: bool = False, seed: int = 1) -> SectionResult:
+    sizes = QUICK if quick else FULL
+    scale = sizes.time_scale
+    result = SectionResult(
+        name="poll",
+        title=f"Poll efficiency: requests and detection lag per policy (time scaled 1/{scale:g})",
+        parameters={
+            "jobs_per_workload": sizes.jobs,
+            "arrival_window_s": sizes.arrival_window_s,
+            "time_scale": scale,
+            "error_share": ERROR_SHARE,
+            "seed": seed,
+            "server_long_poll_max_s": LONG_POLL_MAX_S / scale,
+            "policies": {p.name: f"{p.strategy.value}: {p.policy.describe()}" for p in POLICIES},
+        },
+    )
+    per_workload: dict[str, dict[str, dict[str, Any]]] = {}
+    flags = ("--long-poll-max", f"{LONG_POLL_MAX_S / scale:g}", "--seed", str(seed))
+    with ServerProcess.videosim(*flags) as server, scaled_planner_margins(scale) as margins:
+        result.parameters["planner_margins_scaled_s"] = margins
+        for number, workload in enumerate(WORKLOADS):
+            jobs = workload.jobs(sizes.jobs, sizes.arrival_window_s, seed + number)
+            runs = asyncio.run(run_workload(server.url, jobs, sizes, seed + number))
+            figures = {name: summarise(policy_runs, scale) for name, policy_runs in runs.items()}
+            figures[IDEAL] = ideal(runs[FIXED], scale)
+            per_workload[workload.name] = figures
+            result.tables.append(workload_table(workload, figures, sizes.jobs))
+            result.details[workload.name] = {
+                "durations_s": [job.duration_s for job in jobs],
+                "policies": figures,
+            }
+            _check(workload.name, figures, result)
+    result.tables.append(summary_table(per_workload))
+    result.notes += [
+        f"time scaled 1/{scale:g}: jobs, arrivals, policy delays, the server's long-poll cap "
+        f"({LONG_POLL_MAX_S:g} s -> {LONG_POLL_MAX_S / scale:g} s) and the client's hint "
+        "margins divided by it; lags and rates reported in real (unscaled) seconds",
+        "fixed costs (a loopback round trip, a loop wake-up) are magnified by the same "
+        f"factor: each 1 ms of benchmark time shows as {scale:g} ms of lag",
+        "hinted/auto time polls from eta_s (milliseconds), not from the whole-second "
+        "Retry-After, so they scale exactly; no faults are injected, so Retry-After is unused",
+        f"{IN_FLIGHT_PER_POLICY} in-flight requests per client, so long-poll never falls "
+        "back to hinted for lack of hold slots",
+    ]
+    return result
+
+
+def _check(workload: str, figures: dict[str, dict[str, Any]], result: SectionResult) -> None:
+    """Anything that would make the figures wrong is said next to them."""
+    for name, row in figures.items():
+        if row.get("wrong_outcome"):
+            result.notes.append(f"{workload}/{name}: {row['wrong_outcome']} wrong outcomes")
+        if row.get("request_logs_truncated"):
+            result.notes.append(
+                f"{workload}/{name}: {row['request_logs_truncated']} jobs had more requests "
+                "than the server's 200-entry log keeps; peak req/s undercounts them"
+            )
+        if name not in (ORIGINAL, IDEAL) and row.get("unresolved"):
+            result.notes.append(f"{workload}/{name}: {row['unresolved']} jobs never resolved")

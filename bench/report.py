@@ -1,0 +1,151 @@
+"""Turning measurements into tables on the terminal and JSON files on disk.
+
+Every section returns a :class:`SectionResult`: tables of raw numbers (rows are plain
+dicts, so they go into JSON unchanged) plus the parameters and notes a reader needs to
+interpret them. Formatting happens only when a table is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table as RichTable
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+MISSING = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column: which row key it shows, under which header, formatted how."""
+
+    key: str
+    header: str
+    fmt: str = "{}"  # a str.format pattern applied to the raw value, e.g. "{:.2f}"
+
+    def cell(self, row: dict[str, Any]) -> str:
+        value = row.get(self.key)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return MISSING
+        if isinstance(value, str):
+            return value
+        return self.fmt.format(value)
+
+
+@dataclass(slots=True)
+class Table:
+    """A titled grid of raw values; ``caption`` says how to read it."""
+
+    title: str
+    columns: list[Column]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    caption: str = ""
+
+    def add(self, **values: Any) -> None:
+        self.rows.append(values)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "caption": self.caption,
+            "columns": {column.key: column.header for column in self.columns},
+            "rows": self.rows,
+        }
+
+
+@dataclass(slots=True)
+class SectionResult:
+    """Everything one benchmark section measured, ready to print and to save."""
+
+    name: str  # "poll", "server", ...: also the JSON file name
+    title: str
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # raw data behind the tables
+    elapsed_s: float = 0.0
+
+
+def render(console: Console, result: SectionResult) -> None:
+    """Print one section: its tables, then its notes."""
+    console.rule(f"[bold]{result.title}[/bold]  ({result.elapsed_s:.1f} s)")
+    for table in result.tables:
+        rich_table = RichTable(
+            title=table.title, caption=table.caption or None, title_justify="left"
+        )
+        for index, column in enumerate(table.columns):
+            rich_table.add_column(column.header, justify="left" if index == 0 else "right")
+        for row in table.rows:
+            rich_table.add_row(*(column.cell(row) for column in table.columns))
+        console.print(rich_table)
+    for note in result.notes:
+        console.print(f"[dim]- {note}[/dim]")
+    console.print()
+
+
+def write_json(result: SectionResult, directory: Path, quick: bool) -> Path:
+    """Save ``<directory>/<name>.json`` and return its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{result.name}.json"
+    document = {
+        "section": result.name,
+        "title": result.title,
+        "quick": quick,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "elapsed_s": round(result.elapsed_s, 2),
+        "machine": machine(),
+        "parameters": result.parameters,
+        "tables": [table.as_json() for table in result.tables],
+        "notes": result.notes,
+        "details": result.details,
+    }
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    return path
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on; absolute figures only compare on the same one."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "load_average": [round(value, 2) for value in load] if load else None,
+    }
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0-100), linearly interpolated; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """numerator / denominator, or None when either is missing or the denominator is 0."""
+    if numerator is None or denominator is None or denominator == 0:
+        return None
+    return numerator / denominator

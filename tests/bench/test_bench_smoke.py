@@ -1,0 +1,90 @@
+"""The benchmarks' own plumbing, and one real section in quick mode (a few seconds)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import main
+from bench.load_generator import parse_wrk
+from bench.poll_efficiency import POLICIES, WORKLOADS, scaled_planner_margins
+from bench.report import percentile
+from client_core import planner
+
+ROOT = Path(__file__).resolve().parents[2]
+
+WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:1/status/x
+  1 threads and 32 connections
+  Latency Distribution
+     50%    9.80ms
+     75%   12.00ms
+     90%   15.00ms
+     99%   22.40ms
+  6446 requests in 2.00s, 1.60MB read
+  Non-2xx or 3xx responses: 6
+Requests/sec:   3223.00
+"""
+
+
+def test_unknown_section_is_one_line_and_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["nope"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "python -m bench: unknown section 'nope'; choose from poll, server, client, tui, profile"
+    ]
+
+
+def test_wrk_report_is_parsed() -> None:
+    result = parse_wrk(WRK_OUTPUT)
+    assert (result.ok, result.failed, result.seconds) == (6440, 6, 2.0)
+    assert result.p50_ms == pytest.approx(9.8)
+    assert result.p99_ms == pytest.approx(22.4)
+
+
+def test_percentile_interpolates() -> None:
+    assert percentile([], 50) is None
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([0.0, 10.0], 95) == pytest.approx(9.5)
+
+
+def test_every_policy_sees_the_same_seeded_jobs() -> None:
+    for workload in WORKLOADS:
+        first = workload.jobs(20, 40.0, seed=3)
+        assert first == workload.jobs(20, 40.0, seed=3)
+        assert first != workload.jobs(20, 40.0, seed=4)
+        assert all(0 <= job.arrives_at_s <= 40.0 and job.duration_s > 0 for job in first)
+
+
+def test_time_scaling_divides_every_delay_and_restores_the_planner() -> None:
+    original = next(policy for policy in POLICIES if policy.name.startswith("original"))
+    scaled = original.scaled(10.0, seed=1)
+    assert scaled.schedule(5) == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6])
+    assert scaled.max_attempts == 5
+    before = planner.HINT_MARGIN_S
+    with scaled_planner_margins(10.0):
+        during = planner.HINT_MARGIN_S
+    after = planner.HINT_MARGIN_S
+    assert during == pytest.approx(before / 10)
+    assert after == before
+
+
+@pytest.mark.timeout(60)
+def test_quick_client_section_runs_and_writes_json(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "client", "--quick", "--results", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads((tmp_path / "client.json").read_text())
+    rows = report["tables"][0]["rows"]
+    assert [row["jobs"] for row in rows] == [30, 300]
+    assert all(row["failures"] == 0 for row in rows)
+    assert report["quick"] is True
