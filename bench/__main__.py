@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from rich.console import Console
 
-from bench.report import RESULTS_DIR, SectionResult, machine, render, write_json
+from bench.report import RESULTS_DIR, SectionResult, as_markdown, machine, render, write_json
 
 PROG = "python -m bench"
 EXIT_USAGE = 2
@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help=f"where to write the JSON files (default: {RESULTS_DIR})",
     )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="FILE",
+        help="also write every table of this run to FILE as Markdown (for the README)",
+    )
     return parser
 
 
@@ -92,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     began = time.monotonic()
     failed: list[str] = []
+    markdown = [
+        f"Machine: {host['cpus']} CPUs ({host['cpu_model']}), Python {host['python']}, "
+        f"load average at start {host['load_average']}. Command: `{PROG} {' '.join(names)}`."
+    ]
     for name in names:
         module_name, _ = SECTIONS[name]
         section_began = time.monotonic()
@@ -110,7 +120,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         render(console, result)
         path = write_json(result, args.results, quick=args.quick)
         console.print(f"[dim]wrote {path}[/dim]\n")
-    console.print(f"total {time.monotonic() - began:.1f} s")
+        markdown.append(as_markdown(result))
+    total_s = time.monotonic() - began
+    console.print(f"total {total_s:.1f} s")
+    if args.markdown is not None:
+        markdown.append(f"Total time: {total_s:.0f} s.")
+        args.markdown.write_text("\n\n".join(markdown) + "\n")
+        console.print(f"[dim]wrote {args.markdown}[/dim]")
     if failed:
         console.print(f"[red]failed sections: {' '.join(failed)}[/red]")
         return 1

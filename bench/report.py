@@ -93,6 +93,22 @@ def render(console: Console, result: SectionResult) -> None:
     console.print()
 
 
+def as_markdown(result: SectionResult) -> str:
+    """One section as GitHub Markdown, so the README quotes a run instead of retyping it."""
+    lines = [f"### {result.title}", ""]
+    for table in result.tables:
+        lines += [f"**{table.title}**", ""]
+        lines.append("| " + " | ".join(column.header for column in table.columns) + " |")
+        lines.append("|" + "|".join([":--"] + ["--:"] * (len(table.columns) - 1)) + "|")
+        for row in table.rows:
+            lines.append("| " + " | ".join(column.cell(row) for column in table.columns) + " |")
+        if table.caption:
+            lines += ["", table.caption]
+        lines.append("")
+    lines += [f"- {note}" for note in result.notes]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def write_json(result: SectionResult, directory: Path, quick: bool) -> Path:
     """Save ``<directory>/<name>.json`` and return its path."""
     directory.mkdir(parents=True, exist_ok=True)
