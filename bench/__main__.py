@@ -2,7 +2,7 @@
 
 Sections run in the order given (default: all of poll, server, client, tui); each prints
 its tables and writes ``bench/results/<section>.json``. ``profile`` (GET /status under
-pyinstrument) runs only when named.
+pyinstrument) and ``strategies`` (real-time jobs per strategy) run only when named.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "server": ("bench.server_throughput", "GET /status req/s, memory per job, long-poll CPU"),
     "client": ("bench.client_scale", "one client process watching 10,000 jobs"),
     "tui": ("bench.dashboard", "dashboard: event burst and keypress latency, 2,000 jobs"),
+    "strategies": ("bench.strategies", "200 real 2 s jobs per strategy: requests and lag"),
     "profile": ("bench.profile_status", "where GET /status spends its time (pyinstrument)"),
 }
 DEFAULT_SECTIONS = ("poll", "server", "client", "tui")
