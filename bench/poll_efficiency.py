@@ -30,22 +30,19 @@ import asyncio
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
 
 from bench.report import Column, SectionResult, Table, percentile, ratio
 from bench.server_process import ServerProcess
-from client_core import BackoffPolicy, Outcome, Strategy, VideoSimClient, WatchResult, planner
+from client_core import BackoffPolicy, Outcome, PollTiming, Strategy, VideoSimClient, WatchResult
 
 ERROR_SHARE = 0.2  # share of jobs fated to end in "error"
 LONG_POLL_MAX_S = 30.0  # the server's default cap, in real seconds
 IN_FLIGHT_PER_POLICY = 256  # so long-poll never falls back for lack of hold slots
-# The client's fixed margins around eta_s / Retry-After, in seconds (scaled with time).
-PLANNER_MARGINS = ("HINT_MARGIN_S", "HINT_SPREAD_MAX_S", "RETRY_AFTER_SPREAD_MAX_S")
 
 
 # --- workloads --------------------------------------------------------------------------
@@ -134,21 +131,18 @@ AUTO = "auto"
 IDEAL = "ideal"
 
 
-@contextmanager
-def scaled_planner_margins(factor: float) -> Iterator[dict[str, float]]:
-    """Divide the client's fixed margins (e.g. 20 ms after eta) by the time factor.
+def scaled_timing(factor: float) -> PollTiming:
+    """The client's fixed margins (e.g. 20 ms after eta) divided by the time factor.
 
-    They are module constants of ``client_core.planner`` read at call time; left
-    unscaled, a 20 ms margin would count as 0.2 real seconds of lag at 1/10.
+    Left unscaled, a 20 ms margin would count as 0.2 real seconds of lag at 1/10.
+    Every client of the run gets this value; nothing global is changed.
     """
-    saved = {name: getattr(planner, name) for name in PLANNER_MARGINS if hasattr(planner, name)}
-    for name, value in saved.items():
-        setattr(planner, name, value / factor)
-    try:
-        yield {name: value / factor for name, value in saved.items()}
-    finally:
-        for name, value in saved.items():
-            setattr(planner, name, value)
+    return PollTiming().scaled(factor)
+
+
+def margins_in_seconds(timing: PollTiming) -> dict[str, float]:
+    """The margins that are durations (the ratios need no scaling), for the report."""
+    return {name: value for name, value in asdict(timing).items() if name.endswith("_s")}
 
 
 # --- running one workload -----------------------------------------------------------------
@@ -166,14 +160,14 @@ QUICK = PollSizes(jobs=8, arrival_window_s=10.0, time_scale=40.0)
 
 
 async def run_workload(
-    base_url: str, jobs: list[PlannedJob], sizes: PollSizes, seed: int
+    base_url: str, jobs: list[PlannedJob], sizes: PollSizes, seed: int, timing: PollTiming
 ) -> dict[str, list[dict[str, Any]]]:
     """Every policy watches its own copy of every job; returns the server's job records."""
     scale = sizes.time_scale
     longest_s = max(job.arrives_at_s + job.duration_s for job in jobs)
     time_cap_s = (longest_s + 2 * LONG_POLL_MAX_S) / scale + 30  # generous, but bounded
     clients = {
-        policy.name: VideoSimClient(base_url, max_in_flight=IN_FLIGHT_PER_POLICY)
+        policy.name: VideoSimClient(base_url, max_in_flight=IN_FLIGHT_PER_POLICY, timing=timing)
         for policy in POLICIES
     }
     await asyncio.gather(*(_warm_up(client) for client in clients.values()))
@@ -373,12 +367,13 @@ def run(quick: bool = False, seed: int = 1) -> SectionResult:
         },
     )
     per_workload: dict[str, dict[str, dict[str, Any]]] = {}
+    timing = scaled_timing(scale)
+    result.parameters["planner_margins_scaled_s"] = margins_in_seconds(timing)
     flags = ("--long-poll-max", f"{LONG_POLL_MAX_S / scale:g}", "--seed", str(seed))
-    with ServerProcess.videosim(*flags) as server, scaled_planner_margins(scale) as margins:
-        result.parameters["planner_margins_scaled_s"] = margins
+    with ServerProcess.videosim(*flags) as server:
         for number, workload in enumerate(WORKLOADS):
             jobs = workload.jobs(sizes.jobs, sizes.arrival_window_s, seed + number)
-            runs = asyncio.run(run_workload(server.url, jobs, sizes, seed + number))
+            runs = asyncio.run(run_workload(server.url, jobs, sizes, seed + number, timing))
             figures = {name: summarise(policy_runs, scale) for name, policy_runs in runs.items()}
             figures[IDEAL] = ideal(runs[FIXED], scale)
             per_workload[workload.name] = figures

@@ -19,6 +19,7 @@ from client_core.client import (
 )
 from client_core.clock import Clock, SteppingClock, SystemClock
 from client_core.events import DelayReason, Outcome, PollEvent, Strategy, WatchResult
+from client_core.planner import PollTiming
 from client_core.policy import BackoffPolicy, Jitter
 from client_core.settings import ClientSettings
 
@@ -34,6 +35,7 @@ __all__ = [
     "JobStatus",
     "Outcome",
     "PollEvent",
+    "PollTiming",
     "SteppingClock",
     "Strategy",
     "SystemClock",

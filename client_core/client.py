@@ -33,7 +33,7 @@ from client_core.clock import Clock, SystemClock
 from client_core.events import DelayReason, Outcome, PollEvent, Strategy, WatchResult
 from client_core.health_gate import DEFAULT_PROBE_POLICY, HealthGate
 from client_core.pacing import PauseGate, TokenBucket
-from client_core.planner import AnswerKind, PollAnswer, plan_next_poll
+from client_core.planner import DEFAULT_TIMING, AnswerKind, PollAnswer, PollTiming, plan_next_poll
 from client_core.policy import BackoffPolicy, Jitter
 from client_core.racing import run_unless
 
@@ -126,6 +126,7 @@ class VideoSimClient:
         client_id: str | None = None,
         circuit_threshold: int = 5,
         probe_policy: BackoffPolicy = DEFAULT_PROBE_POLICY,
+        timing: PollTiming = DEFAULT_TIMING,
     ) -> None:
         self.base_url = _check_url(base_url)
         timeouts = {"connect_timeout_s": connect_timeout_s, "read_timeout_s": read_timeout_s}
@@ -159,6 +160,7 @@ class VideoSimClient:
         )
         self.max_in_flight = max_in_flight
         self.max_rps = max_rps
+        self.timing = timing  # the planner's margins around eta_s and Retry-After
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._max_holds = max(1, max_in_flight // 2)
         self._holds = 0
@@ -345,6 +347,7 @@ class VideoSimClient:
                     long_poll_max_s=self._long_poll_max_s,
                     hold_slot_free=self._holds < self._max_holds,
                     circuit_open=self.health_gate.is_open,
+                    timing=self.timing,
                 )
                 previous_delay = plan.scheduled_s
                 if plan.hold_s is not None:
@@ -449,7 +452,9 @@ class VideoSimClient:
         timeout_s: float | None = None
         if wait_s is not None:
             params = {"wait": f"{max(0.0, wait_s):.3f}"}
-            timeout_s = self._read_timeout_s + wait_s  # the server holds the answer up to wait_s
+            # The server may hold the answer for all of wait_s (up to its 30 s cap by
+            # default), so the read timeout runs on top of the hold, not through it.
+            timeout_s = self._read_timeout_s + max(0.0, wait_s)
         response = await self._send(
             "GET", f"/status/{_path_id(job_id)}", params=params, timeout_s=timeout_s, gated=gated
         )

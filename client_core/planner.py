@@ -17,28 +17,69 @@ Rules, in order:
    - ``hinted``: the server's ``eta_s`` plus a small positive margin (never
      more than ``max_delay_s``), else the schedule;
    - ``long-poll``/``auto``: when the server advertised ``X-Long-Poll-Max``
-     and a hold slot is free, re-ask at once with ``?wait=`` set to the wait
-     the hinted plan would have slept (so budgets and deadlines cover the same
-     time in every strategy; only detection gets faster);
+     and a hold slot is free, re-ask at once with ``?wait=`` set to the whole
+     cap. A held request costs the client only a connection slot and the
+     server answers the moment the job ends, so neither ``max_delay_s`` nor
+     the schedule bounds it; the attempt budget still counts requests, so
+     ``deadline_s`` is what bounds time;
    - ``auto`` without long-poll is ``hinted``, which itself falls back to the
      schedule when the server gives no ``eta_s``.
-5. A deadline shortens the last wait so the final poll lands on it.
+5. A deadline shortens the last wait (or hold) so the final poll lands on it.
+
+The small fixed margins around ``eta_s`` and ``Retry-After`` are a
+``PollTiming`` value passed in, not module globals, so a caller running on a
+scaled clock (the benchmarks) scales them along with everything else.
 """
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 
 from client_core.events import DelayReason, Outcome, Strategy
 from client_core.policy import BackoffPolicy
 
-HINT_MARGIN_S = 0.02  # land just after the server's eta, not just before it
-HINT_SPREAD_RATIO = 0.05  # up to +5% of eta, so jobs due together do not poll together...
-HINT_SPREAD_MAX_S = 0.2  # ...but never more than this much extra lag
-RETRY_AFTER_SPREAD_RATIO = 0.1  # after a 429/503: up to +10% of Retry-After...
-RETRY_AFTER_SPREAD_MAX_S = 0.5  # ...capped, always added (never earlier)
+
+@dataclass(frozen=True, slots=True)
+class PollTiming:
+    """The planner's fixed margins: small extras added to the server's own timing.
+
+    The defaults suit real time. Fields ending in ``_s`` are seconds; the
+    ratios are shares of ``eta_s`` or ``Retry-After``. A caller whose clock runs
+    faster than real time (a benchmark at 1/10) uses ``scaled(10)`` so a 20 ms
+    margin does not count as 200 ms of lag.
+    """
+
+    hint_margin_s: float = 0.02  # land just after the server's eta, not just before it
+    hint_spread_ratio: float = 0.05  # up to +5% of eta, so jobs due together spread out...
+    hint_spread_max_s: float = 0.2  # ...but never more than this much extra lag
+    retry_after_spread_ratio: float = 0.1  # after a 429/503: up to +10% of Retry-After...
+    retry_after_spread_max_s: float = 0.5  # ...capped, always added (never earlier)
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{field.name} must be a finite number >= 0 (got {value!r})")
+            if field.name.endswith("_ratio") and value > 1:
+                raise ValueError(f"{field.name} must be between 0 and 1 (got {value!r})")
+
+    def scaled(self, factor: float) -> PollTiming:
+        """The same margins on a clock ``factor`` times faster: seconds divided, ratios kept."""
+        if not factor > 0:
+            raise ValueError(f"factor must be > 0 (got {factor!r})")
+        return replace(
+            self,
+            hint_margin_s=self.hint_margin_s / factor,
+            hint_spread_max_s=self.hint_spread_max_s / factor,
+            retry_after_spread_max_s=self.retry_after_spread_max_s / factor,
+        )
+
+
+DEFAULT_TIMING = PollTiming()
 
 
 class AnswerKind(StrEnum):
@@ -92,6 +133,7 @@ def plan_next_poll(
     long_poll_max_s: float | None = None,
     hold_slot_free: bool = True,
     circuit_open: bool = False,
+    timing: PollTiming = DEFAULT_TIMING,
 ) -> Plan:
     """Decide what follows poll number ``attempt`` (1-based)."""
     final = _final_outcome(answer)
@@ -106,10 +148,10 @@ def plan_next_poll(
     if answer.kind is AnswerKind.PENDING:
         plan = _plan_pending(
             answer, attempt, policy, strategy, rng, previous_delay_s, long_poll_max_s,
-            hold_slot_free,
+            hold_slot_free, timing,
         )  # fmt: skip
     else:
-        plan = _plan_retry(answer, attempt, policy, rng, previous_delay_s, circuit_open)
+        plan = _plan_retry(answer, attempt, policy, rng, previous_delay_s, circuit_open, timing)
 
     if time_left is None:
         return plan
@@ -126,17 +168,21 @@ def plan_next_poll(
     )
 
 
-def hint_delay(eta_s: float, policy: BackoffPolicy, rng: random.Random) -> float:
+def hint_delay(
+    eta_s: float, policy: BackoffPolicy, rng: random.Random, timing: PollTiming = DEFAULT_TIMING
+) -> float:
     """Sleep until just after the server's estimate, bounded by ``max_delay_s``."""
     eta_s = max(0.0, eta_s)
-    spread = rng.uniform(0.0, min(eta_s * HINT_SPREAD_RATIO, HINT_SPREAD_MAX_S))
-    return min(policy.max_delay_s, eta_s + HINT_MARGIN_S + spread)
+    spread = rng.uniform(0.0, min(eta_s * timing.hint_spread_ratio, timing.hint_spread_max_s))
+    return min(policy.max_delay_s, eta_s + timing.hint_margin_s + spread)
 
 
-def retry_after_delay(retry_after_s: float, rng: random.Random) -> float:
+def retry_after_delay(
+    retry_after_s: float, rng: random.Random, timing: PollTiming = DEFAULT_TIMING
+) -> float:
     """At least ``Retry-After``, plus a little so a crowd told the same does not return at once."""
     retry_after_s = max(0.0, retry_after_s)
-    spread = min(retry_after_s * RETRY_AFTER_SPREAD_RATIO, RETRY_AFTER_SPREAD_MAX_S)
+    spread = min(retry_after_s * timing.retry_after_spread_ratio, timing.retry_after_spread_max_s)
     return retry_after_s + rng.uniform(0.0, spread)
 
 
@@ -164,26 +210,37 @@ def _plan_pending(
     previous_delay_s: float | None,
     long_poll_max_s: float | None,
     hold_slot_free: bool,
+    timing: PollTiming,
 ) -> Plan:
     scheduled = policy.delay(attempt, previous_delay_s, rng)
-    if strategy is not Strategy.BACKOFF and answer.eta_s is not None:
-        wait = hint_delay(answer.eta_s, policy, rng)
-        reason, used = DelayReason.HINT, Strategy.HINTED
-    else:
-        wait, reason, used = scheduled, DelayReason.SCHEDULE, Strategy.BACKOFF
-
     long_poll_offered = long_poll_max_s is not None and long_poll_max_s > 0
     if strategy in (Strategy.AUTO, Strategy.LONG_POLL) and long_poll_offered and hold_slot_free:
         assert long_poll_max_s is not None
+        # Hold as long as the server allows (the deadline is applied by the caller).
         return Plan(
             outcome=None,
             delay_s=0.0,
             reason=DelayReason.LONG_POLL,
             strategy=Strategy.LONG_POLL,
-            hold_s=min(wait, long_poll_max_s),
+            hold_s=long_poll_max_s,
             scheduled_s=scheduled,
         )
-    return Plan(outcome=None, delay_s=wait, reason=reason, strategy=used, scheduled_s=scheduled)
+    if strategy is not Strategy.BACKOFF and answer.eta_s is not None:
+        wait = hint_delay(answer.eta_s, policy, rng, timing)
+        return Plan(
+            outcome=None,
+            delay_s=wait,
+            reason=DelayReason.HINT,
+            strategy=Strategy.HINTED,
+            scheduled_s=scheduled,
+        )
+    return Plan(
+        outcome=None,
+        delay_s=scheduled,
+        reason=DelayReason.SCHEDULE,
+        strategy=Strategy.BACKOFF,
+        scheduled_s=scheduled,
+    )
 
 
 def _plan_retry(
@@ -193,10 +250,11 @@ def _plan_retry(
     rng: random.Random,
     previous_delay_s: float | None,
     circuit_open: bool,
+    timing: PollTiming,
 ) -> Plan:
     scheduled = policy.delay(attempt, previous_delay_s, rng)
     if answer.retry_after_s is not None:
-        wait = max(retry_after_delay(answer.retry_after_s, rng), scheduled)
+        wait = max(retry_after_delay(answer.retry_after_s, rng, timing), scheduled)
         reason = DelayReason.RETRY_AFTER
     elif circuit_open or answer.kind is AnswerKind.SHORT_CIRCUIT:
         wait, reason = scheduled, DelayReason.CIRCUIT_OPEN

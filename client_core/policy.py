@@ -45,14 +45,20 @@ class BackoffPolicy:
     stays bounded, and spread watchers by +/-20% so jobs started together do
     not poll together. No attempt budget and no deadline: a watch ends when the
     job does (set ``max_attempts`` or ``deadline_s`` to give up earlier).
+
+    ``max_attempts`` counts status requests, not time. Under long-poll each
+    request after the first may be held for the server's whole cap (30 s by
+    default), and neither ``max_delay_s`` nor the schedule shortens a hold, so
+    a budget of N polls can last up to N times that cap. ``deadline_s`` is the
+    way to bound time in every strategy.
     """
 
     initial_s: float = 0.25
     multiplier: float = 1.6
-    max_delay_s: float = 10.0
+    max_delay_s: float = 10.0  # caps sleeps between polls; a long-poll hold is not a sleep
     jitter: Jitter = Jitter.PROPORTIONAL
     jitter_ratio: float = 0.2
-    max_attempts: int | None = None  # status requests per watch; None = no budget
+    max_attempts: int | None = None  # status requests per watch (not time); None = no budget
     deadline_s: float | None = None  # seconds from the first poll; None = no deadline
     seed: int | None = None  # fixes the jitter sequence; None = fresh randomness
 

@@ -234,11 +234,9 @@ async def run(
             return _fail(str(exc), EXIT_UNREACHABLE if exc.unreachable else EXIT_JOB_FAILED)
 
         rows = {job_id: JobRow(job_id) for job_id in job_ids}
-        special_policy = policy
+        special_policy = special_job_policy(policy)
         if options.special:
             rows[SPECIAL_JOB_ID] = JobRow(SPECIAL_JOB_ID, special=True)
-            if policy.max_attempts is None and policy.deadline_s is None:
-                special_policy = policy.replace(max_attempts=SPECIAL_ATTEMPTS_WITHOUT_BUDGET)
 
         def on_event(event: PollEvent) -> None:
             rows[event.job_id].update(event)
@@ -268,6 +266,21 @@ async def run(
         reason = unreachable[0].last_error or "no answer"
         _warn(f"server at {client.base_url} is unreachable: {reason}")
     return code
+
+
+def special_job_policy(policy: BackoffPolicy) -> BackoffPolicy:
+    """The special job never ends, so its watch must be bounded in requests and in time.
+
+    A budget counts requests; under long-poll each may be held for the server's whole cap
+    (30 s), so five polls could take two minutes. A deadline as long as the budget's own
+    schedule keeps the run as long as the seed client's (1+2+4+8 = 15 s for the original
+    preset) whatever the strategy; only the number of requests differs.
+    """
+    if policy.max_attempts is None and policy.deadline_s is None:
+        policy = policy.replace(max_attempts=SPECIAL_ATTEMPTS_WITHOUT_BUDGET)
+    if policy.deadline_s is None and policy.max_attempts is not None and policy.max_attempts > 1:
+        policy = policy.replace(deadline_s=sum(policy.schedule(policy.max_attempts - 1)))
+    return policy
 
 
 async def _start_jobs(

@@ -11,9 +11,9 @@ import pytest
 
 from bench.__main__ import main
 from bench.load_generator import parse_wrk
-from bench.poll_efficiency import POLICIES, WORKLOADS, scaled_planner_margins
+from bench.poll_efficiency import POLICIES, WORKLOADS, scaled_timing
 from bench.report import percentile
-from client_core import planner
+from client_core import PollTiming
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,8 @@ def test_unknown_section_is_one_line_and_exit_code_2(capsys: pytest.CaptureFixtu
         main(["nope"])
     assert exited.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "python -m bench: unknown section 'nope'; choose from poll, server, client, tui, strategies, profile"
+        "python -m bench: unknown section 'nope'; "
+        "choose from poll, server, client, tui, strategies, profile"
     ]
 
 
@@ -60,17 +61,15 @@ def test_every_policy_sees_the_same_seeded_jobs() -> None:
         assert all(0 <= job.arrives_at_s <= 40.0 and job.duration_s > 0 for job in first)
 
 
-def test_time_scaling_divides_every_delay_and_restores_the_planner() -> None:
+def test_time_scaling_divides_every_delay_and_the_planner_margins() -> None:
     original = next(policy for policy in POLICIES if policy.name.startswith("original"))
     scaled = original.scaled(10.0, seed=1)
     assert scaled.schedule(5) == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6])
     assert scaled.max_attempts == 5
-    before = planner.HINT_MARGIN_S
-    with scaled_planner_margins(10.0):
-        during = planner.HINT_MARGIN_S
-    after = planner.HINT_MARGIN_S
-    assert during == pytest.approx(before / 10)
-    assert after == before
+    default, timing = PollTiming(), scaled_timing(10.0)
+    assert timing.hint_margin_s == pytest.approx(default.hint_margin_s / 10)
+    assert timing.retry_after_spread_max_s == pytest.approx(default.retry_after_spread_max_s / 10)
+    assert timing.hint_spread_ratio == default.hint_spread_ratio  # a share, not a duration
 
 
 @pytest.mark.timeout(60)

@@ -43,8 +43,10 @@ async def test_every_strategy_sees_the_job_finish(live_server: LiveServer) -> No
         assert result.outcome is Outcome.COMPLETED, strategy
         assert record["status_requests"] == result.requests  # the server saw each one
         assert 0 <= record["detection_lag_s"] < 1.0, strategy
-    # The smarter strategies need fewer requests than blind backoff.
-    assert records[Strategy.LONG_POLL]["status_requests"] <= 3
+    # The smarter strategies need fewer requests than blind backoff. Long-poll (and auto,
+    # which picks it here) asks once, then holds a second request until the job ends.
+    assert records[Strategy.LONG_POLL]["status_requests"] <= 2
+    assert records[Strategy.AUTO]["status_requests"] <= 2
     assert records[Strategy.HINTED]["status_requests"] <= 3
     assert records[Strategy.BACKOFF]["status_requests"] >= 3
 
@@ -65,25 +67,40 @@ async def test_error_not_found_and_the_special_job(live_server: LiveServer) -> N
 
 
 def test_wait_for_is_a_blocking_one_liner(live_server: LiveServer) -> None:
-    result = wait_for(live_server.url, "special-pending-job", SMALL.replace(max_attempts=2))
+    # auto long-polls, and the second poll would be held for the server's 30 s cap:
+    # the deadline, not the budget, is what bounds the time.
+    policy = SMALL.replace(max_attempts=2, deadline_s=0.1)
+    result = wait_for(live_server.url, "special-pending-job", policy)
     assert result.outcome is Outcome.TIMED_OUT and result.requests == 2
+    assert result.elapsed_s < 10  # the deadline cut the hold short
 
 
-async def test_cancel_event_stops_a_live_watch(live_server: LiveServer) -> None:
+async def test_cancel_event_stops_a_live_watch_during_a_held_request(
+    live_server: LiveServer,
+) -> None:
     cancel = asyncio.Event()
     seen: list[PollEvent] = []
+    first_answer = asyncio.Event()
 
     def on_event(event: PollEvent) -> None:
         seen.append(event)
-        if len(seen) == 2:
-            cancel.set()
+        first_answer.set()
 
     async with VideoSimClient(live_server.url) as client:
-        result = await client.wait(
-            "special-pending-job", SMALL, Strategy.AUTO, cancel=cancel, on_event=on_event
+        watch = asyncio.create_task(
+            client.wait(
+                "special-pending-job", SMALL, Strategy.AUTO, cancel=cancel, on_event=on_event
+            )
         )
+        await asyncio.wait_for(first_answer.wait(), timeout=10)
+        await asyncio.sleep(0.1)  # the second request is now held (for up to 30 s)
+        held = client.stats.long_polls_held
+        cancel.set()
+        result = await asyncio.wait_for(watch, timeout=10)  # well before the hold would end
+    assert held == 1
+    assert seen[0].reason is DelayReason.LONG_POLL
     assert result.outcome is Outcome.CANCELLED
-    assert seen[-1].outcome is Outcome.CANCELLED and len(seen) == 3
+    assert seen[-1].outcome is Outcome.CANCELLED and len(seen) == 2
 
 
 async def test_auto_falls_back_against_the_original_simulation(
@@ -103,7 +120,9 @@ async def test_auto_falls_back_against_the_original_simulation(
     assert record["status_requests"] == len(events)
 
 
-async def test_long_poll_without_hints_holds_for_the_schedule(live_server_factory: Factory) -> None:
+async def test_long_poll_without_hints_holds_until_the_job_ends(
+    live_server_factory: Factory,
+) -> None:
     server = live_server_factory("--no-hints", "--delay", "0.6")
     async with VideoSimClient(server.url) as client:
         job_id = await client.start()
@@ -111,6 +130,8 @@ async def test_long_poll_without_hints_holds_for_the_schedule(live_server_factor
         record = await client.job_record(job_id)
     assert events[0].strategy is Strategy.LONG_POLL  # advertised, so used despite no eta
     assert events[-1].outcome in (Outcome.COMPLETED, Outcome.ERROR)
+    # One hold covers the whole job although SMALL never sleeps more than 0.3 s.
+    assert record["status_requests"] == len(events) <= 2
     assert record["detection_lag_s"] < 0.2  # the held request is answered as the job ends
 
 

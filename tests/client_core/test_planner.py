@@ -8,8 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from client_core import BackoffPolicy, DelayReason, Jitter, Outcome, Strategy
-from client_core.planner import AnswerKind, Plan, PollAnswer, hint_delay, plan_next_poll
+from client_core import BackoffPolicy, DelayReason, Jitter, Outcome, PollTiming, Strategy
+from client_core.planner import (
+    AnswerKind,
+    Plan,
+    PollAnswer,
+    hint_delay,
+    plan_next_poll,
+    retry_after_delay,
+)
 
 STEADY = BackoffPolicy(initial_s=1.0, multiplier=2.0, max_delay_s=8.0, jitter=Jitter.NONE)
 PENDING = PollAnswer(AnswerKind.PENDING, http_status=200, result="pending")
@@ -72,17 +79,38 @@ def test_hinted_without_an_eta_falls_back_to_the_schedule() -> None:
     assert decided.reason is DelayReason.SCHEDULE and decided.strategy is Strategy.BACKOFF
 
 
-def test_long_poll_holds_for_the_wait_it_replaces() -> None:
-    decided = plan(PENDING_WITH_ETA, strategy=Strategy.LONG_POLL, long_poll_max_s=30.0)
+@pytest.mark.parametrize("strategy", [Strategy.LONG_POLL, Strategy.AUTO])
+def test_long_poll_holds_as_long_as_the_server_allows(strategy: Strategy) -> None:
+    # Not the eta (3 s), not the schedule (1 s), not max_delay_s (8 s): the server's cap.
+    decided = plan(PENDING_WITH_ETA, strategy=strategy, long_poll_max_s=30.0)
     assert decided.delay_s == 0.0 and decided.reason is DelayReason.LONG_POLL
-    assert decided.hold_s is not None and 3.0 < decided.hold_s < 3.2
-    no_eta = plan(PENDING, attempt=3, strategy=Strategy.LONG_POLL, long_poll_max_s=30.0)
-    assert no_eta.hold_s == 4.0  # the schedule's delay, so budgets mean the same time
+    assert decided.strategy is Strategy.LONG_POLL and decided.hold_s == 30.0
+    no_eta = plan(PENDING, attempt=3, strategy=strategy, long_poll_max_s=30.0)
+    assert no_eta.hold_s == 30.0
+    short_cap = plan(PENDING, attempt=4, strategy=strategy, long_poll_max_s=2.5)
+    assert short_cap.hold_s == 2.5  # shorter than the schedule's 8 s: the server decides
 
 
-def test_long_poll_hold_is_capped_by_the_server() -> None:
-    decided = plan(PENDING, attempt=4, strategy=Strategy.LONG_POLL, long_poll_max_s=2.5)
-    assert decided.hold_s == 2.5
+@given(
+    cap=st.floats(0.01, 120),
+    attempt=st.integers(1, 30),
+    elapsed=st.floats(0, 100),
+    deadline=st.one_of(st.none(), st.floats(1, 200)),
+    eta=st.one_of(st.none(), st.floats(0, 1000)),
+)
+def test_a_hold_is_the_server_cap_or_the_time_left_whichever_is_less(
+    cap: float, attempt: int, elapsed: float, deadline: float | None, eta: float | None
+) -> None:
+    policy = STEADY.replace(deadline_s=deadline)
+    answer = PollAnswer(AnswerKind.PENDING, 200, "pending", eta_s=eta)
+    decided = plan(answer, attempt=attempt, elapsed_s=elapsed, policy=policy, long_poll_max_s=cap)
+    time_left = policy.time_left(elapsed)
+    if time_left is not None and time_left <= 0:
+        assert decided.outcome is Outcome.TIMED_OUT
+        return
+    expected = cap if time_left is None else min(cap, time_left)
+    assert decided.hold_s == pytest.approx(expected)
+    assert decided.delay_s == 0.0
 
 
 @pytest.mark.parametrize("strategy", [Strategy.LONG_POLL, Strategy.AUTO])
@@ -151,6 +179,16 @@ def test_deadline_shortens_the_last_wait_then_ends_the_watch() -> None:
     assert plan(PENDING, attempt=5, elapsed_s=5.0, policy=deadline).outcome is Outcome.TIMED_OUT
     held = plan(PENDING, attempt=4, elapsed_s=4.5, policy=deadline, long_poll_max_s=30.0)
     assert held.hold_s == pytest.approx(0.5)
+    early = plan(PENDING, attempt=1, elapsed_s=1.0, policy=deadline, long_poll_max_s=30.0)
+    assert early.hold_s == pytest.approx(4.0)  # all the time left, not the schedule's 1 s
+
+
+def test_the_budget_counts_held_requests_like_any_other() -> None:
+    budget = STEADY.replace(max_attempts=3)
+    held = plan(PENDING, attempt=2, elapsed_s=30.0, policy=budget, long_poll_max_s=30.0)
+    assert held.hold_s == 30.0
+    spent = plan(PENDING, attempt=3, elapsed_s=60.0, policy=budget, long_poll_max_s=30.0)
+    assert spent.outcome is Outcome.TIMED_OUT
 
 
 def test_retry_after_past_the_deadline_gives_up_instead_of_asking_early() -> None:
@@ -164,3 +202,39 @@ def test_hint_delay_is_after_the_eta_and_within_the_cap(eta: float, seed: int) -
     delay = hint_delay(eta, STEADY, random.Random(seed))
     assert delay <= STEADY.max_delay_s
     assert delay > eta or delay == STEADY.max_delay_s
+
+
+def test_the_margins_come_from_the_timing_passed_in() -> None:
+    exact = PollTiming(hint_margin_s=0.5, hint_spread_ratio=0.0, retry_after_spread_ratio=0.0)
+    hinted = plan(PENDING_WITH_ETA, strategy=Strategy.HINTED, timing=exact)
+    assert hinted.delay_s == pytest.approx(3.5)
+    refused = PollAnswer(AnswerKind.RETRY, 503, retry_after_s=3.0)
+    assert plan(refused, timing=exact).delay_s == pytest.approx(3.0)
+    spread = PollTiming(retry_after_spread_ratio=1.0, retry_after_spread_max_s=0.05)
+    for seed in range(20):
+        delay = retry_after_delay(3.0, random.Random(seed), spread)
+        assert 3.0 <= delay <= 3.05
+
+
+def test_timing_scales_durations_and_keeps_ratios() -> None:
+    scaled = PollTiming().scaled(10)
+    assert scaled.hint_margin_s == pytest.approx(0.002)
+    assert scaled.hint_spread_max_s == pytest.approx(0.02)
+    assert scaled.retry_after_spread_max_s == pytest.approx(0.05)
+    assert scaled.hint_spread_ratio == PollTiming().hint_spread_ratio
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"hint_margin_s": -0.01}, "hint_margin_s must be a finite number >= 0"),
+        ({"hint_spread_max_s": float("inf")}, "hint_spread_max_s must be a finite number"),
+        ({"retry_after_spread_ratio": 1.5}, "retry_after_spread_ratio must be between 0 and 1"),
+        ({"hint_spread_ratio": "a lot"}, "hint_spread_ratio must be a finite number"),
+    ],
+)
+def test_bad_timing_is_a_value_error_naming_the_field(
+    changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        PollTiming(**changes)  # type: ignore[arg-type]

@@ -8,14 +8,35 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from client_core.runner import EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_OK, EXIT_UNREACHABLE, main
+from client_core import BackoffPolicy
+from client_core.runner import (
+    EXIT_INTERRUPTED,
+    EXIT_JOB_FAILED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    main,
+    special_job_policy,
+)
 from tests.support.live_server import LiveServer, free_port
 
 QUICK = ["--initial", "0.05"]  # the original shape (x2, 5 checks), scaled down: 0.75 s total
+SHORT_HOLD_S = 0.15  # the server's long-poll cap for these runs (the default is 30 s)
+
+
+@pytest.fixture(scope="module")
+def short_hold_server() -> Iterator[LiveServer]:
+    """The default run long-polls (auto), and each hold lasts the server's whole cap.
+
+    With the default 30 s cap the special job's 5-poll budget would take 4 x 30 s, so
+    these runs use a server with a short cap, as QUICK shortens the schedule.
+    """
+    args = ["--delay", "0.5", "--seed", "7", "--long-poll-max", str(SHORT_HOLD_S)]
+    with LiveServer(args=args) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
@@ -35,9 +56,9 @@ def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]
 
 
 def test_default_run_reproduces_the_seed_client_in_json(
-    live_server: LiveServer, capsys: pytest.CaptureFixture[str]
+    short_hold_server: LiveServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["--server-url", live_server.url, *QUICK, "--json"])
+    code = main(["--server-url", short_hold_server.url, *QUICK, "--json"])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     events, summary = lines[:-1], lines[-1]
     assert code == EXIT_OK
@@ -47,6 +68,10 @@ def test_default_run_reproduces_the_seed_client_in_json(
     assert len(jobs) == 4  # 3 started jobs plus the special one
     special = jobs.pop("special-pending-job")
     assert special["outcome"] == "timed_out" and special["attempts"] == 5
+    # auto long-polls: after the first plain poll, each poll is held for the server's cap.
+    special_reasons = [e["reason"] for e in events if e["job_id"] == "special-pending-job"]
+    assert special_reasons == ["long-poll"] * 4 + ["final"]
+    assert special["elapsed_s"] >= 4 * SHORT_HOLD_S * 0.9
     assert {job["outcome"] for job in jobs.values()} <= {"completed", "error"}
     finals = [e for e in events if e["outcome"] is not None]
     assert len(finals) == 4
@@ -56,9 +81,11 @@ def test_default_run_reproduces_the_seed_client_in_json(
 
 
 def test_human_summary_lists_every_job(
-    live_server: LiveServer, capsys: pytest.CaptureFixture[str]
+    short_hold_server: LiveServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["--server-url", live_server.url, *QUICK, "--jobs", "2", "--outcome", "error"])
+    code = main(
+        ["--server-url", short_hold_server.url, *QUICK, "--jobs", "2", "--outcome", "error"]
+    )
     out = capsys.readouterr().out
     assert code == EXIT_OK
     assert out.count("error") >= 2 and "timed_out" in out and "special" in out
@@ -66,10 +93,10 @@ def test_human_summary_lists_every_job(
 
 
 def test_a_job_that_does_not_finish_fails_the_run(
-    live_server: LiveServer, capsys: pytest.CaptureFixture[str]
+    short_hold_server: LiveServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(
-        ["--server-url", live_server.url, "--no-special", "--jobs", "1", "--duration", "30",
+        ["--server-url", short_hold_server.url, "--no-special", "--jobs", "1", "--duration", "30",
          "--retries", "2", *QUICK, "--json", "--quiet"]
     )  # fmt: skip
     lines = capsys.readouterr().out.splitlines()
@@ -130,10 +157,10 @@ def test_down_server_while_watching_only_the_special_job() -> None:
     assert summary["jobs"][0]["outcome"] == "unreachable"
 
 
-def test_ctrl_c_exits_130_without_a_traceback(live_server: LiveServer) -> None:
+def test_ctrl_c_exits_130_without_a_traceback(short_hold_server: LiveServer) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOSIM_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "client_core", "--server-url", live_server.url,
+        [sys.executable, "-m", "client_core", "--server-url", short_hold_server.url,
          "--preset", "fixed", "--initial", "10", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
@@ -144,3 +171,13 @@ def test_ctrl_c_exits_130_without_a_traceback(live_server: LiveServer) -> None:
     _, stderr = process.communicate(timeout=15)
     assert process.returncode == EXIT_INTERRUPTED
     assert stderr == "videosim-client: interrupted\n"
+
+
+def test_the_special_job_is_bounded_in_time_as_the_seed_client_was() -> None:
+    # The original preset: 5 polls whose schedule spans 1 + 2 + 4 + 8 s.
+    assert special_job_policy(BackoffPolicy.original()).deadline_s == 15
+    # No budget and no deadline: 5 polls, and the time those 5 polls would take.
+    bounded = special_job_policy(BackoffPolicy.fixed(2.0))
+    assert (bounded.max_attempts, bounded.deadline_s) == (5, 8.0)
+    # A deadline the user gave is kept as it is.
+    assert special_job_policy(BackoffPolicy(deadline_s=3.0)).deadline_s == 3.0

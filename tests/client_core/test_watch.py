@@ -21,6 +21,7 @@ from client_core import (
     Jitter,
     Outcome,
     PollEvent,
+    PollTiming,
     SteppingClock,
     Strategy,
     VideoSimClient,
@@ -131,13 +132,22 @@ async def test_hinted_strategy_sleeps_to_the_eta() -> None:
     assert 4.0 < clock.sleeps[0] <= 4.25
 
 
+async def test_hinted_margins_come_from_the_clients_timing() -> None:
+    clock = SteppingClock()
+    handler, _ = scripted(pending(eta_s=4.0), httpx.Response(200, json={"result": "completed"}))
+    exact = PollTiming(hint_margin_s=1.0, hint_spread_ratio=0.0)
+    async with client_for(handler, clock=clock, timing=exact) as client:
+        await collect(client, "job", policy=BackoffPolicy(), strategy=Strategy.HINTED)
+    assert clock.sleeps == [5.0]  # eta + the given margin, no spread
+
+
 async def test_long_poll_is_used_only_when_advertised() -> None:
     offered = httpx.Response(200, headers={"X-Long-Poll-Max": "5"}, json={"result": "pending"})
     handler, seen = scripted(offered, httpx.Response(200, json={"result": "completed"}))
     async with client_for(handler) as client:
         events = await collect(client, "job", policy=QUICK, strategy=Strategy.LONG_POLL)
     assert "wait" not in seen[0].url.params  # nothing advertised yet
-    assert seen[1].url.params["wait"] == "0.010"  # the schedule's first delay, held
+    assert seen[1].url.params["wait"] == "5.000"  # the server's whole cap, not QUICK's 0.01 s
     assert events[0].reason is DelayReason.LONG_POLL and events[0].next_delay_s == 0.0
 
     handler, seen = scripted(pending(), httpx.Response(200, json={"result": "completed"}))
@@ -145,6 +155,72 @@ async def test_long_poll_is_used_only_when_advertised() -> None:
         events = await collect(client, "job", policy=QUICK, strategy=Strategy.LONG_POLL)
     assert all("wait" not in request.url.params for request in seen)
     assert events[0].strategy is Strategy.BACKOFF
+
+
+async def test_the_read_timeout_runs_on_top_of_a_30_s_hold() -> None:
+    offered = httpx.Response(200, headers={"X-Long-Poll-Max": "30"}, json={"result": "pending"})
+    handler, seen = scripted(offered, offered, httpx.Response(200, json={"result": "completed"}))
+    async with client_for(handler, read_timeout_s=10.0) as client:
+        await collect(client, "job", policy=BackoffPolicy(), strategy=Strategy.AUTO)
+    plain, held = seen[0].extensions["timeout"], seen[1].extensions["timeout"]
+    assert "wait" not in seen[0].url.params and plain["read"] == 10.0
+    assert seen[1].url.params["wait"] == "30.000"
+    assert held["read"] == 40.0  # the hold, plus the usual read timeout for the answer
+    assert held["connect"] == plain["connect"] == 2.0
+
+
+def holding_server(clock: SteppingClock, cap_s: float) -> tuple[Handler, list[httpx.Request]]:
+    """A never-ending job on a server that holds each ?wait= request for all of it."""
+    seen: list[httpx.Request] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        clock.advance(float(request.url.params.get("wait", 0)))
+        headers = {"X-Long-Poll-Max": f"{cap_s:g}"}
+        return httpx.Response(200, headers=headers, json={"result": "pending"})
+
+    return handler, seen
+
+
+async def test_under_long_poll_a_budget_of_n_polls_lasts_up_to_n_holds() -> None:
+    clock = SteppingClock()
+    handler, seen = holding_server(clock, cap_s=30.0)
+    async with client_for(handler, clock=clock) as client:
+        result = await client.wait("special-pending-job", BackoffPolicy.original(), "long-poll")
+    assert [r.url.params.get("wait") for r in seen] == [None] + ["30.000"] * 4
+    assert result.outcome is Outcome.TIMED_OUT and result.requests == 5
+    assert result.elapsed_s == 120.0  # 4 holds of 30 s (the same budget sleeps 15 s in backoff)
+    assert clock.sleeps == [0.0] * 4  # no sleeping: the server did the waiting
+
+
+async def test_a_deadline_bounds_the_time_a_long_poll_watch_takes() -> None:
+    clock = SteppingClock()
+    handler, seen = holding_server(clock, cap_s=30.0)
+    policy = BackoffPolicy.original().replace(deadline_s=45.0)
+    async with client_for(handler, clock=clock) as client:
+        result = await client.wait("special-pending-job", policy, Strategy.LONG_POLL)
+    assert [r.url.params.get("wait") for r in seen] == [None, "30.000", "15.000"]
+    assert result.outcome is Outcome.TIMED_OUT and result.elapsed_s == 45.0
+
+
+async def test_cancel_during_a_held_request_ends_the_watch_at_once() -> None:
+    held = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if "wait" in request.url.params:
+            held.set()
+            await asyncio.Event().wait()  # a server holding for the whole 30 s
+        headers = {"X-Long-Poll-Max": "30"}
+        return httpx.Response(200, headers=headers, json={"result": "pending"})
+
+    cancel = asyncio.Event()
+    async with VideoSimClient("http://fake", transport=httpx.MockTransport(handler)) as client:
+        watching = asyncio.create_task(client.wait("job", BackoffPolicy(), cancel=cancel))
+        await asyncio.wait_for(held.wait(), timeout=5)
+        cancel.set()
+        result = await asyncio.wait_for(watching, timeout=5)  # not after the 30 s hold
+    assert result.outcome is Outcome.CANCELLED
+    assert result.attempts == 2 and result.requests == 1  # the held one never answered
 
 
 async def test_cancel_event_ends_the_watch_with_a_cancelled_event() -> None:
