@@ -68,11 +68,15 @@ class PollingEngine:
     async def _serve(self) -> None:
         self._main = asyncio.current_task()
         self._loop = asyncio.get_running_loop()
-        async with self._client_factory(self.url) as client:
+        async with (
+            self._client_factory(self.url) as client,
+            self._client_factory(self.url) as start_client,  # the pool's start lane
+        ):
             self._client = client
             self._pool = WatchPool(
                 client,
                 clock=self._clock,
+                start_client=start_client,
                 start_concurrency=self._start_concurrency,
                 batch_interval_s=self._batch_interval_s,
             )

@@ -4,6 +4,11 @@ Nothing here touches Textual. Every task only *reports*: it puts what happened o
 queue, and :meth:`WatchPool.run` drains that queue at most every ``batch_interval_s`` and
 hands the whole batch to a callback (the app turns it into one Textual message). However
 many jobs poll at once, the UI sees a handful of messages per second.
+
+Start requests have a lane of their own: a second client, used by at most
+``start_concurrency`` start workers. A client admits requests first come, first served
+under its in-flight cap, so on the polling client a spawn would queue behind every poll
+already waiting (thousands, when the engine is busy) and start a few jobs a second.
 """
 
 from __future__ import annotations
@@ -72,10 +77,12 @@ class WatchPool:
         client: VideoSimClient,
         *,
         clock: Clock,
+        start_client: VideoSimClient | None = None,
         start_concurrency: int = 16,
         batch_interval_s: float = 0.1,
     ) -> None:
         self._client = client
+        self._start_client = start_client or client  # the start lane (see the module doc)
         self._clock = clock
         self._start_concurrency = start_concurrency
         self._batch_interval_s = batch_interval_s
@@ -138,7 +145,9 @@ class WatchPool:
         while True:
             spec = await self._start_queue.get()
             try:
-                job_id = await self._client.start(duration_s=spec.duration_s, outcome=spec.outcome)
+                job_id = await self._start_client.start(
+                    duration_s=spec.duration_s, outcome=spec.outcome
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # ClientError, or anything the client did not expect

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
+from textual.cache import LRUCache
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
@@ -34,6 +37,7 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
 COLUMNS_KEYS = tuple(key for key, _, _ in COLUMNS)
 CLOCK_COLUMNS = (SortColumn.NEXT, SortColumn.ELAPSED)
 BULK_REMOVE_ROWS = 20  # above this, removing rows one by one costs more than re-adding the rest
+RENDERED_CELLS_KEPT = 10_000  # as many as DataTable's own cell cache keeps
 
 STATUS_STYLES = {"pending": "yellow", "completed": "green", "error": "red"}
 OUTCOME_STYLES = {
@@ -116,6 +120,10 @@ class JobTable(DataTable[Text]):
     """Rows are jobs; row keys are the model's keys."""
 
     def __init__(self, *, id: str | None = None) -> None:
+        # Cell renderings by content (see _render_cell); DataTable's set-up already clears it.
+        self._rendered: LRUCache[tuple[object, ...], list[list[Segment]]] = LRUCache(
+            RENDERED_CELLS_KEPT
+        )
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._shown: dict[str, dict[str, str]] = {}  # row key -> column -> text in the cells
         self._stale: set[str] = set()  # rows whose cells lag the model (changed off screen)
@@ -238,3 +246,69 @@ class JobTable(DataTable[Text]):
                 self._update(view, now, COLUMNS_KEYS)
             elif not view.finished:
                 self._update(view, now, CLOCK_COLUMNS)
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> list[list[Segment]]:
+        """Render one cell, reusing an earlier rendering of the same cell content.
+
+        DataTable keys its render caches on one table-wide update counter, so a single
+        ``update_cell`` makes the next repaint render every visible cell again through Rich.
+        With live jobs on screen the countdown and elapsed cells change every frame, so that
+        was every cell ten times a second (~30 ms a frame at 120x40, most of the UI thread's
+        time, taken from the polling engine that shares the interpreter). Here a cell's
+        rendering is keyed on what decides it: its text and style, its position (the
+        row/column metadata clicks use), the row style, cursor and hover, width and focus.
+        A frame then renders only the cells that changed (two of eight per live row).
+        ``_render_cell`` is DataTable's private hook; the snapshot tests and
+        tests/tui/test_job_table.py catch a Textual release that changes it.
+        """
+        content = self._content_at(row_index, column_index)
+        if content is None:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        key = (
+            content.plain,
+            content.style,
+            tuple(content.spans),
+            row_index,
+            column_index,
+            base_style,
+            width,
+            cursor,
+            hover,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+        )
+        lines = self._rendered.get(key)
+        if lines is None:
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            self._rendered[key] = lines
+        return lines
+
+    def _content_at(self, row_index: int, column_index: int) -> Text | None:
+        """The Text a cell shows (a header label, or one of our cells); None otherwise."""
+        if column_index < 0:  # row labels: this table has none
+            return None
+        if row_index < 0:
+            content: object = self.ordered_columns[column_index].label
+        else:
+            content = self.get_cell_at(Coordinate(row_index, column_index))
+        return content if isinstance(content, Text) else None
+
+    def _clear_caches(self) -> None:
+        """DataTable drops its render caches when a display setting changes; so do we."""
+        super()._clear_caches()
+        self._rendered.clear()
+
+    def notify_style_update(self) -> None:
+        """A theme or CSS change restyles every cell."""
+        super().notify_style_update()
+        self._rendered.clear()

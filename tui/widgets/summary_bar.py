@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -117,6 +118,10 @@ class SummaryBar(Vertical):
 
     def _set(self, name: str, content: Text) -> None:
         signature = (content.plain, str(content.style), tuple(content.spans))
-        if self._shown.get(name) != signature:
+        shown = self._shown.get(name)
+        if shown != signature:
             self._shown[name] = signature
-            self._statics[name].update(content)
+            # A layout pass re-renders the whole screen, the table included; only a new
+            # width needs one (the rate and the latency change every second, not their width).
+            resized = shown is None or cell_len(str(shown[0])) != content.cell_len
+            self._statics[name].update(content, layout=resized)
