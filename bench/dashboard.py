@@ -248,8 +248,8 @@ def engine_ready(app: VideoSimApp) -> bool:
 
 
 def create_jobs(base_url: str, jobs: int) -> list[str]:
-    """``jobs`` pending jobs made by the load generator (the app's own spawn path runs at
-    ~50 starts/s with a busy UI, too slow to fill a board of thousands here)."""
+    """``jobs`` pending jobs made by the load generator, faster than the app's own spawn
+    path (~100 starts/s with a busy UI; ``bench/tui_load.py`` measures that one)."""
     count_url = f"{base_url}/healthz"
     generate_load(
         default_tool(),

@@ -2,17 +2,24 @@
 
 Two measurements, both through the app's real code paths in a headless Textual pilot:
 
-- ``live``: a real server (``python -m server`` child), N jobs spawned through the spawn
-  path (POST /start in the watch pool's workers), each watched by ``client_core``. Reports
-  how long until every row is on screen, then the cost of each frame (the ~10 Hz table and
-  summary refresh) and of each coalesced ``PollEventsBatch`` while all N jobs poll, then
-  keypress-to-screen latency (press, ``await pilot.pause()``: the key is handled and the
-  screen composed).
+- ``live``: a real server (``python -m server --no-hints`` child, jobs long enough to stay
+  pending). The app spawns ``--spawn`` jobs on an empty board, then the rest up to
+  ``--jobs`` while the first ones poll (starts/s both times). Then, over a steady window
+  while every job polls about every ``--poll-every`` s (far more than one process can
+  send, so the rate measured is what the engine manages): status requests/s, CPU of the
+  UI thread and of the engine's thread, each frame's model -> table sync, each screen
+  update's layout and rendering (CPU), each ``PollEventsBatch``. Then key latency: key
+  event -> handled and -> repainted, and the pilot way (press + pause, an upper bound).
+  ``--engine-alone`` first runs the same engine with no UI in the process (the ceiling);
+  ``--profile`` samples the UI thread with pyinstrument over the window (sampling slows
+  it down: compare profiled runs with each other only).
 - ``burst``: no server; N synthetic jobs, then one ``PollEventsBatch`` message carrying M
   poll events, posted like the watch pool posts them. Reports the time until the message
   is handled and the table shows the last event.
 
     .venv/bin/python bench/tui_load.py                    # 2000 live jobs, 20000-event burst
+    .venv/bin/python bench/tui_load.py --only live --engine-alone
+    .venv/bin/python bench/tui_load.py --only live --profile /tmp/ui.html
     .venv/bin/python bench/tui_load.py --jobs 500 --burst 5000 --seconds 5
 
 Timings depend on the machine; compare runs made on the same one.
@@ -22,8 +29,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,11 +40,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pyinstrument import Profiler
 from textual import events
+from textual.screen import Screen
 
-from client_core import BackoffPolicy, DelayReason, PollEvent, Strategy
+from client_core import BackoffPolicy, DelayReason, Jitter, PollEvent, Strategy, VideoSimClient
 from tui.app import VideoSimApp, make_app
 from tui.embedded import EmbeddedServer
+from tui.engine import PollingEngine
 from tui.messages import PollEventsBatch
 from tui.model import JobSpec, SortColumn, SpawnRequest
 from tui.settings import DashboardSettings
@@ -147,48 +159,181 @@ def latency_summary(samples: list[float]) -> str:
     )
 
 
-async def live(jobs: int, duration_s: float, seconds: float) -> None:
-    server = EmbeddedServer(args=["--delay", str(duration_s), "--seed", "1", "--no-hints"])
-    server.start()
-    try:
-        await server.wait_ready()
-        policy = BackoffPolicy()  # the library default: 0.25 s x1.6 up to 10 s, +/-20%
-        settings = DashboardSettings(
-            server_url=server.url,
+def steady_policy(poll_every_s: float) -> BackoffPolicy:
+    """Every job polls about every ``poll_every_s`` (+/-20%); 0 = the library default
+    (0.25 s x1.6 up to 10 s), whose 2,000 jobs ask for only ~200 requests/s once settled."""
+    if poll_every_s <= 0:
+        return BackoffPolicy()
+    return BackoffPolicy(
+        initial_s=poll_every_s,
+        multiplier=1.0,
+        max_delay_s=poll_every_s,
+        jitter=Jitter.PROPORTIONAL,
+        jitter_ratio=0.2,
+    )
+
+
+class ThreadCPU:
+    """CPU seconds one thread has used (Linux: its POSIX CPU-time clock)."""
+
+    def __init__(self, ident: int) -> None:
+        self._clock_id = time.pthread_getcpuclockid(ident)
+
+    def __call__(self) -> float:
+        return time.clock_gettime(self._clock_id)
+
+
+class EngineThreads:
+    """Records the thread each ``PollingEngine.run`` runs in (patched on the class)."""
+
+    def __init__(self) -> None:
+        self.idents: list[int] = []
+        self.original = PollingEngine.run
+        original, idents = self.original, self.idents
+
+        def run(engine: PollingEngine) -> None:
+            idents.append(threading.get_ident())
+            original(engine)
+
+        PollingEngine.run = run  # type: ignore[method-assign]
+
+    def restore(self) -> None:
+        PollingEngine.run = self.original  # type: ignore[method-assign]
+
+
+class ScreenUpdates:
+    """CPU time of each screen update: Textual's layout + compositing, where the table's
+    lines are rendered. Wraps ``Screen._on_timer_update`` (private; the screen's update
+    timer calls it whenever a widget asked for a refresh)."""
+
+    def __init__(self) -> None:
+        self.cpu_ms: list[float] = []
+        self.original = Screen._on_timer_update
+        original, cpu_ms = self.original, self.cpu_ms
+
+        def on_timer_update(screen: Screen[Any]) -> None:
+            began = time.thread_time()
+            original(screen)
+            cpu_ms.append((time.thread_time() - began) * 1000)
+
+        Screen._on_timer_update = on_timer_update  # type: ignore[method-assign]
+
+    def restore(self) -> None:
+        Screen._on_timer_update = self.original  # type: ignore[method-assign]
+
+
+def top_frames(session: Any, count: int = 25) -> list[tuple[float, str]]:
+    """Functions by inclusive time (each stack counted once), as (% of the window, name)."""
+    inclusive: dict[str, float] = {}
+
+    def visit(frame: Any, above: frozenset[str]) -> None:
+        where = f"{frame.file_path_short}:{frame.line_no}" if frame.file_path_short else ""
+        name = f"{frame.function}  {where}"
+        if name not in above:
+            inclusive[name] = inclusive.get(name, 0.0) + frame.time
+        for child in frame.children:
+            visit(child, above | {name})
+
+    visit(session.root_frame(), frozenset())
+    ranked = sorted(inclusive.items(), key=lambda item: item[1], reverse=True)[:count]
+    return [(100 * seconds / session.duration, name) for name, seconds in ranked]
+
+
+def report_profile(profiler: Profiler, path: str) -> None:
+    """Save the HTML and the session (``pyinstrument --load``), print the top frames."""
+    Path(path).write_text(profiler.output_html())
+    session = profiler.last_session
+    if session is None:
+        return
+    session.save(str(Path(path).with_suffix(".pyisession")))
+    print(f"live: UI thread profile saved to {path}; top frames (inclusive):")
+    for share, name in top_frames(session, count=40):
+        print(f"  {share:5.1f}%  {name}")
+
+
+async def spawn_and_wait(
+    app: VideoSimApp, count: int, policy: BackoffPolicy, duration_s: float
+) -> float:
+    """Spawn ``count`` jobs through the app's spawn path; seconds until all are on the board."""
+    target = len(app.board) + count
+    began = time.perf_counter()
+    app.spawn(
+        SpawnRequest(
+            count=count,
+            duration_min_s=duration_s,
+            duration_max_s=duration_s,
             strategy=Strategy.BACKOFF,
             policy=policy,
-            start_concurrency=32,
         )
-        frames, batches = Timings("refresh_view"), Timings("ingest")
-        app = make_app(settings=settings)
+    )
+    await wait_until(lambda: len(app.board) >= target and app.starting == 0, 900, "the starts")
+    return time.perf_counter() - began
+
+
+async def live(
+    url: str,
+    jobs: int,
+    spawn: int,
+    duration_s: float,
+    seconds: float,
+    policy: BackoffPolicy,
+    profile: str | None,
+    client_options: dict[str, object],
+) -> None:
+    settings = DashboardSettings(
+        server_url=url,
+        strategy=Strategy.BACKOFF,
+        policy=policy,
+        start_concurrency=32,
+        client_options=client_options,
+    )
+    frames, batches = Timings("refresh_view"), Timings("ingest")
+    engines, screen = EngineThreads(), ScreenUpdates()
+    app = make_app(settings=settings)
+    try:
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(lambda: app.connected, 20, "the client")
-            app.spawn(
-                SpawnRequest(
-                    count=jobs,
-                    duration_min_s=duration_s,
-                    duration_max_s=duration_s,
-                    strategy=Strategy.BACKOFF,
-                    policy=policy,
-                )
-            )
-            spawn_s = await wait_until(lambda: app.table.row_count == jobs, 600, "all rows")
+            first = min(spawn, jobs)
+            spawn_s = await spawn_and_wait(app, first, policy, duration_s)
             print(
-                f"live: {jobs} jobs started and on screen in {spawn_s:.2f} s "
-                f"({jobs / spawn_s:.0f} starts/s)"
+                f"live: spawn {first} jobs, empty board: {spawn_s:.1f} s "
+                f"({first / spawn_s:.0f} starts/s)"
             )
-            frames.samples.clear()
-            batches.samples.clear()
+            if jobs > first:
+                more_s = await spawn_and_wait(app, jobs - first, policy, duration_s)
+                print(
+                    f"live: spawn {jobs - first} more while {first} poll: {more_s:.1f} s "
+                    f"({(jobs - first) / more_s:.0f} starts/s)"
+                )
+            await wait_until(lambda: app.table.row_count == jobs, 60, "all rows")
+            await asyncio.sleep(2)  # let the last starts' first polls settle
+            ui_cpu, engine_cpu = time.thread_time, ThreadCPU(engines.idents[-1])
+            for timings in (frames, batches):
+                timings.samples.clear()
+            screen.cpu_ms.clear()
+            profiler = Profiler(interval=0.001, async_mode="disabled") if profile else None
             requests_before = sum(view.requests for view in app.board)
+            ui_before, engine_before, began = ui_cpu(), engine_cpu(), time.perf_counter()
+            if profiler is not None:
+                profiler.start()
             await asyncio.sleep(seconds)
+            if profiler is not None:
+                profiler.stop()
+            wall = time.perf_counter() - began
             requests = sum(view.requests for view in app.board) - requests_before
             live_jobs = sum(not view.finished for view in app.board)
             print(
-                f"live: {live_jobs} jobs polling, {requests / seconds:.0f} status requests/s "
-                f"over {seconds:.0f} s"
+                f"live: {live_jobs} jobs polling, {requests / wall:.0f} status requests/s over "
+                f"{wall:.0f} s; CPU: UI thread {100 * (ui_cpu() - ui_before) / wall:.0f}%, "
+                f"engine thread {100 * (engine_cpu() - engine_before) / wall:.0f}%"
             )
             print(f"live: frame (table + summary refresh)  {frames.summary()}")
+            print(f"live: screen updates (layout + render) {cpu_summary(screen.cpu_ms, wall)}")
             print(f"live: PollEventsBatch handling        {batches.summary()}")
+            if profiler is not None and profile is not None:
+                report_profile(profiler, profile)
+            record_s = await record_latency(app)
+            print(f"live: detail view's job record (GET /jobs/id)  {latency_summary(record_s)}")
             handled, repainted = await key_to_display(app)
             print(f"live: keys {' '.join(KEYS)}")
             print(f"live: key event -> handled     {latency_summary(handled)}")
@@ -196,23 +341,171 @@ async def live(jobs: int, duration_s: float, seconds: float) -> None:
             latency = await keypress_latency(pilot)
             print(f"live: pilot press + pause                  {latency_summary(latency)}")
     finally:
-        frames.restore()
-        batches.restore()
+        for patch in (frames, batches, engines, screen):
+            patch.restore()
+
+
+async def record_latency(app: VideoSimApp, count: int = 5) -> list[float]:
+    """What the detail view waits for its server record while every job polls."""
+    job_ids = [view.job_id for view in list(app.board)[:count]]
+    samples = []
+    for job_id in job_ids:
+        began = time.perf_counter()
+        await app.call_client(lambda client, job_id=job_id: client.job_record(job_id), quick=True)
+        samples.append(time.perf_counter() - began)
+    return samples
+
+
+def cpu_summary(cpu_ms: list[float], wall_s: float) -> str:
+    if not cpu_ms:
+        return "none"
+    ms = sorted(cpu_ms)
+    return (
+        f"{len(ms) / wall_s:.1f}/s, CPU median {statistics.median(ms):.1f} ms, "
+        f"p95 {ms[min(len(ms) - 1, int(len(ms) * 0.95))]:.1f} ms, "
+        f"{sum(ms) / wall_s / 10:.0f}% of a core"
+    )
+
+
+def engine_alone(
+    url: str,
+    jobs: int,
+    duration_s: float,
+    seconds: float,
+    policy: BackoffPolicy,
+    client_options: dict[str, object],
+) -> None:
+    """The reference: the same engine, jobs and policy with no UI in the process."""
+    polls = started = 0
+
+    def count(message: object) -> None:  # runs in the engine's thread
+        nonlocal polls, started
+        if isinstance(message, PollEventsBatch):
+            for item in message.batch.items:
+                polls += isinstance(item, WatchEvent) and item.event.sent
+                started += isinstance(item, JobStarted)
+
+    engine = PollingEngine(
+        url,
+        lambda base_url: VideoSimClient(base_url, **client_options),  # type: ignore[arg-type]
+        count,
+        clock=time.monotonic,
+        start_concurrency=32,
+        batch_interval_s=0.1,
+        health_interval_s=1.0,
+    )
+    thread = threading.Thread(target=engine.run, name="engine alone")
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not engine.ready and time.monotonic() < deadline:
+            time.sleep(0.01)
+        spec = JobSpec(duration_s=duration_s, strategy=Strategy.BACKOFF, policy=policy)
+        began = time.perf_counter()
+        engine.start_jobs([spec] * jobs)
+        while started < jobs and time.perf_counter() - began < 600:
+            time.sleep(0.05)
+        spawn_s = time.perf_counter() - began
+        time.sleep(2)
+        before, began = polls, time.perf_counter()
+        time.sleep(seconds)
+        rate = (polls - before) / (time.perf_counter() - began)
+        print(
+            f"engine alone (no UI): {jobs} jobs started in {spawn_s:.1f} s "
+            f"({jobs / spawn_s:.0f} starts/s), then {rate:.0f} status requests/s"
+        )
+    finally:
+        engine.stop()
+        thread.join(10)
+
+
+async def live_with_server(args: argparse.Namespace) -> None:
+    server = EmbeddedServer(args=["--delay", str(args.duration), "--seed", "1", "--no-hints"])
+    server.start()
+    try:
+        await server.wait_ready()
+        policy = steady_policy(args.poll_every)
+        client_options: dict[str, object] = {}
+        if args.max_in_flight:
+            client_options["max_in_flight"] = args.max_in_flight
+        print(f"live: policy {policy.describe()}; server --no-hints, jobs of {args.duration:g} s")
+        if args.engine_alone:
+            await asyncio.to_thread(
+                engine_alone,
+                server.url,
+                args.jobs,
+                args.duration,
+                args.seconds,
+                policy,
+                client_options,
+            )
+        await live(
+            server.url,
+            args.jobs,
+            args.spawn,
+            args.duration,
+            args.seconds,
+            policy,
+            args.profile,
+            client_options,
+        )
+    finally:
         server.stop()
 
 
-def synthetic_event(job_id: str, attempt: int) -> PollEvent:
+def synthetic_event(job_id: str, attempt: int, next_delay_s: float = 2.0) -> PollEvent:
     return PollEvent(
         job_id=job_id,
         attempt=attempt,
         status="pending",
         outcome=None,
-        next_delay_s=2.0,
+        next_delay_s=next_delay_s,
         reason=DelayReason.SCHEDULE,
         elapsed_s=float(attempt),
         strategy=Strategy.BACKOFF,
         http_status=200,
     )
+
+
+async def frames(jobs: int, seconds: float, events_per_s: int) -> None:
+    """The UI's cost alone, without an engine competing for the interpreter: ``jobs``
+    synthetic live jobs (every visible countdown and elapsed time ticks), and poll events
+    for random jobs at ``events_per_s``, posted every 0.1 s the way the pool posts them.
+    Reports the CPU time of each frame's model -> table sync and of each screen update."""
+    clock = time.monotonic
+    frame_timings = Timings("refresh_view")
+    screen = ScreenUpdates()
+    app = make_app(settings=DashboardSettings(connect=False), clock=clock)
+    rng = random.Random(1)
+    try:
+        async with app.run_test(size=SIZE):
+            ids = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(jobs)]
+            started = [JobStarted(job_id, job_id, JobSpec(), clock()) for job_id in ids]
+            app.post_message(PollEventsBatch(PoolBatch(items=list(started))))
+            await wait_until(lambda: app.table.row_count == jobs, 60, "rows")
+            attempts = dict.fromkeys(ids, 0)
+            frame_timings.samples.clear()
+            screen.cpu_ms.clear()
+            cpu_before, began = time.thread_time(), time.perf_counter()
+            while time.perf_counter() - began < seconds:
+                items = []
+                for job_id in rng.sample(ids, min(jobs, events_per_s // 10)):
+                    attempts[job_id] += 1
+                    event = synthetic_event(job_id, attempts[job_id], rng.uniform(5.0, 10.0))
+                    items.append(WatchEvent(job_id, event, clock()))
+                app.post_message(PollEventsBatch(PoolBatch(items=items)))
+                await asyncio.sleep(0.1)
+            wall = time.perf_counter() - began
+            cpu = time.thread_time() - cpu_before
+            print(
+                f"frames: {jobs} live jobs, {events_per_s} poll events/s, no engine: "
+                f"UI thread {100 * cpu / wall:.0f}% of a core"
+            )
+            print(f"frames: model -> table sync  {frame_timings.summary()}")
+            print(f"frames: screen updates       {cpu_summary(screen.cpu_ms, wall)}")
+    finally:
+        frame_timings.restore()
+        screen.restore()
 
 
 async def burst(jobs: int, events: int) -> None:
@@ -321,22 +614,54 @@ async def screenshot(path: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=2000)
-    parser.add_argument("--duration", type=float, default=60.0, help="live jobs' duration (s)")
+    parser.add_argument("--jobs", type=int, default=2000, help="live jobs (and burst rows)")
+    parser.add_argument(
+        "--spawn", type=int, default=1000, help="live: jobs spawned on the empty board first"
+    )
+    parser.add_argument("--duration", type=float, default=400.0, help="live jobs' duration (s)")
     parser.add_argument("--seconds", type=float, default=10.0, help="steady-state window (s)")
+    parser.add_argument(
+        "--poll-every",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="live: each job polls about every S s (0: the library default backoff)",
+    )
+    parser.add_argument(
+        "--engine-alone",
+        action="store_true",
+        help="live: first measure the same engine with no UI (the ceiling)",
+    )
+    parser.add_argument(
+        "--profile", metavar="HTML", help="live: pyinstrument the UI thread over the window"
+    )
+    parser.add_argument(
+        "--max-in-flight", type=int, metavar="N", help="live: the client's in-flight cap"
+    )
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        metavar="S",
+        help="live: sys.setswitchinterval(S) for the run (the GIL hand-over interval)",
+    )
     parser.add_argument("--burst", type=int, default=20000, help="events in the burst")
-    parser.add_argument("--only", choices=["live", "burst"])
+    parser.add_argument("--events", type=int, default=300, help="frames: poll events per second")
+    parser.add_argument("--only", choices=["live", "burst", "frames"])
     parser.add_argument(
         "--screenshot", metavar="SVG", help="only save a screenshot, e.g. docs/dashboard.svg"
     )
     args = parser.parse_args()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     if args.screenshot:
         asyncio.run(screenshot(args.screenshot))
         return
-    if args.only != "live":
+    if args.only in (None, "burst"):
         asyncio.run(burst(args.jobs, args.burst))
-    if args.only != "burst":
-        asyncio.run(live(args.jobs, args.duration, args.seconds))
+    if args.only in (None, "frames"):
+        asyncio.run(frames(args.jobs, args.seconds, args.events))
+    if args.only in (None, "live"):
+        asyncio.run(live_with_server(args))
 
 
 if __name__ == "__main__":

@@ -323,12 +323,15 @@ class VideoSimApp(App[None]):
             return None
         return self.engine
 
-    async def call_client(self, request: Callable[[VideoSimClient], Awaitable[T]]) -> T:
-        """Run ``request(client)`` on the engine's loop (for the detail and compare views);
-        raises EngineNotReady when there is no connection."""
+    async def call_client(
+        self, request: Callable[[VideoSimClient], Awaitable[T]], *, quick: bool = False
+    ) -> T:
+        """Run ``request(client)`` on the engine's loop (for the detail and compare views;
+        ``quick``: a single request someone waits for, kept clear of the polls); raises
+        EngineNotReady when there is no connection."""
         if self.engine is None:
             raise EngineNotReady("not connected to a server")
-        return await self.engine.call(request)
+        return await self.engine.call(request, quick=quick)
 
     def open_detail(self, key: str) -> None:
         if key in self.board:

@@ -4,6 +4,12 @@ Thousands of watches mean hundreds of HTTP round trips a second. On the UI's eve
 each key press and repaint would wait behind that backlog; on a second loop, in a thread
 that a Textual worker runs, the UI only competes for the interpreter, not for a queue.
 
+The engine holds two clients, two lanes. A client admits requests first come, first served
+under its in-flight cap, and with thousands of watches that queue holds thousands of polls
+(seconds of waiting when the engine is busy). Requests someone is waiting for, POST /start
+from the spawn form and the detail view's record, go through the second client, the quick
+lane, so they wait for the server and not for the polls.
+
 The UI thread uses the thread-safe methods below; everything the engine has to say comes
 back as messages posted to the app (``post_message`` is thread-safe in Textual).
 """
@@ -51,7 +57,8 @@ class PollingEngine:
         self._health_interval_s = health_interval_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
-        self._client: VideoSimClient | None = None
+        self._client: VideoSimClient | None = None  # watches and health checks
+        self._quick_client: VideoSimClient | None = None  # the quick lane (see the module doc)
         self._pool: WatchPool | None = None
         self._stopped = threading.Event()
 
@@ -62,7 +69,7 @@ class PollingEngine:
         try:
             asyncio.run(self._serve())
         finally:
-            self._loop = self._pool = self._client = None
+            self._loop = self._pool = self._client = self._quick_client = None
             self._stopped.set()
 
     async def _serve(self) -> None:
@@ -70,13 +77,13 @@ class PollingEngine:
         self._loop = asyncio.get_running_loop()
         async with (
             self._client_factory(self.url) as client,
-            self._client_factory(self.url) as start_client,  # the pool's start lane
+            self._client_factory(self.url) as quick_client,
         ):
-            self._client = client
+            self._client, self._quick_client = client, quick_client
             self._pool = WatchPool(
                 client,
                 clock=self._clock,
-                start_client=start_client,
+                start_client=quick_client,
                 start_concurrency=self._start_concurrency,
                 batch_interval_s=self._batch_interval_s,
             )
@@ -116,10 +123,13 @@ class PollingEngine:
     def cancel(self, key: str) -> None:
         self._soon(lambda pool: pool.cancel(key))
 
-    async def call(self, request: Callable[[VideoSimClient], Awaitable[T]]) -> T:
+    async def call(
+        self, request: Callable[[VideoSimClient], Awaitable[T]], *, quick: bool = False
+    ) -> T:
         """Run ``request(client)`` on the engine's loop and await its result from another
-        loop (the detail view's job record, the compare view's batch)."""
-        loop, client = self._loop, self._client
+        loop: the compare view's batch on the polling client, or with ``quick`` a request
+        someone waits for (the detail view's job record) in the quick lane."""
+        loop, client = self._loop, self._quick_client if quick else self._client
         if loop is None or client is None:
             raise EngineNotReady("not connected to a server")
 

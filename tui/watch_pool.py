@@ -5,10 +5,10 @@ queue, and :meth:`WatchPool.run` drains that queue at most every ``batch_interva
 hands the whole batch to a callback (the app turns it into one Textual message). However
 many jobs poll at once, the UI sees a handful of messages per second.
 
-Start requests have a lane of their own: a second client, used by at most
-``start_concurrency`` start workers. A client admits requests first come, first served
-under its in-flight cap, so on the polling client a spawn would queue behind every poll
-already waiting (thousands, when the engine is busy) and start a few jobs a second.
+Start requests have a lane of their own: a second client (the engine's quick lane), used
+by at most ``start_concurrency`` start workers. A client admits requests first come, first
+served under its in-flight cap, so on the polling client a spawn queued behind every poll
+already waiting (thousands when the engine is busy) and started a few jobs a second.
 """
 
 from __future__ import annotations

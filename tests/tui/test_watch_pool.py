@@ -118,3 +118,36 @@ async def test_cancel_stops_a_watch() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+class PollsOnlyClient(ScriptedClient):
+    """Its in-flight cap is taken by queued polls: a start sent here would never get through."""
+
+    async def start(self, duration_s: float | None = None, outcome: str | None = None) -> str:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+class StartsOnlyClient(ScriptedClient):
+    def watch(
+        self, job_id: str, policy: BackoffPolicy, strategy: Strategy
+    ) -> AsyncIterator[PollEvent]:
+        raise AssertionError("watches belong to the polling client")
+
+
+async def test_starts_take_their_own_lane() -> None:
+    pool = WatchPool(
+        PollsOnlyClient(),  # type: ignore[arg-type]
+        start_client=StartsOnlyClient(),  # type: ignore[arg-type]
+        clock=time.monotonic,
+        batch_interval_s=0.01,
+    )
+    pool.start_jobs([JobSpec()] * 3)
+    batches, _ = await run_pool(pool, until=3 + 3 * POLLS)
+    items = [item for batch in batches for item in batch.items]
+    assert sorted(item.key for item in items if isinstance(item, JobStarted)) == [
+        "job-1",
+        "job-2",
+        "job-3",
+    ]
+    assert sum(isinstance(item, WatchEvent) for item in items) == 3 * POLLS

@@ -180,7 +180,9 @@ class DetailScreen(Screen[None]):
     @work(exclusive=True, group="record", exit_on_error=False)
     async def _load_record(self, job_id: str) -> None:
         try:
-            record = await self.dashboard.call_client(lambda client: client.job_record(job_id))
+            record = await self.dashboard.call_client(
+                lambda client: client.job_record(job_id), quick=True
+            )
         except Exception as exc:  # not connected, ClientError, server gone: show it, never crash
             self.post_message(RecordLoaded(None, str(exc) or repr(exc)))
         else:
