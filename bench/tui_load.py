@@ -407,12 +407,15 @@ def engine_alone(
             time.sleep(0.05)
         spawn_s = time.perf_counter() - began
         time.sleep(2)
-        before, began = polls, time.perf_counter()
+        assert thread.ident is not None
+        engine_cpu = ThreadCPU(thread.ident)
+        before, cpu_before, began = polls, engine_cpu(), time.perf_counter()
         time.sleep(seconds)
-        rate = (polls - before) / (time.perf_counter() - began)
+        wall = time.perf_counter() - began
         print(
             f"engine alone (no UI): {jobs} jobs started in {spawn_s:.1f} s "
-            f"({jobs / spawn_s:.0f} starts/s), then {rate:.0f} status requests/s"
+            f"({jobs / spawn_s:.0f} starts/s), then {(polls - before) / wall:.0f} status "
+            f"requests/s; CPU: engine thread {100 * (engine_cpu() - cpu_before) / wall:.0f}%"
         )
     finally:
         engine.stop()
