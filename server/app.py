@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 import random
 from collections.abc import AsyncIterator, Sequence
@@ -28,9 +29,13 @@ from fastapi import (
     Request,
     Response,
 )
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.clock import Clock, SystemClock
 from server.faults import FaultInjector, Rejection, retry_after_header
@@ -160,7 +165,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 _START_ERRORS: dict[int | str, dict[str, Any]] = {
     **_ERRORS,
     409: {"model": ErrorMessage, "description": "Idempotency-Key reused with another body"},
-    413: {"description": "Body larger than max_body_bytes"},
+    413: {"model": ErrorMessage, "description": "Body larger than max_body_bytes"},
 }
 
 _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
@@ -434,7 +439,7 @@ async def job_record(job_id: str, store: StoreDep, clock: ClockDep) -> JobRecord
 async def list_jobs(
     store: StoreDep,
     clock: ClockDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10**12)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JobsPage:
     now = clock.now()
@@ -501,7 +506,83 @@ def _named_error(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# FastAPI answers a body it cannot even decode (not UTF-8) with this 400; every other
+# malformed body is a 422, so this one becomes a 422 as well.
+_UNDECODABLE_BODY = "There was an error parsing the body"
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    """Starlette's HTTP errors, with two corrections so answers match the schema: an
+    undecodable body is a 422 like any malformed one, and a 405 names every method the
+    path allows (not just those of the first route that matched it)."""
+    assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 400 and error.detail == _UNDECODABLE_BODY:
+        problem = {
+            "type": "json_invalid",
+            "loc": ["body"],
+            "msg": "body: Invalid JSON: the body is not UTF-8 text",
+        }
+        return JSONResponse({"detail": [problem]}, status_code=422)
+    if error.status_code == 405 and (allowed := _methods_for(request.app, request.url.path)):
+        error = StarletteHTTPException(405, error.detail, {"Allow": ", ".join(allowed)})
+    return await http_exception_handler(request, error)
+
+
+def _methods_for(app: FastAPI, path: str) -> list[str]:
+    """Every method some operation of the schema serves at ``path`` (HEAD comes with GET)."""
+    methods: set[str] = set()
+    for template, operations in app.openapi()["paths"].items():
+        if compile_path(template)[0].match(path):
+            methods |= {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+class JsonContentTooLarge:
+    """Starlette's body cap answers 413 in plain text; every other error here is JSON."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        detail = {"detail": f"Request body larger than {max_body_bytes} bytes"}
+        self.body = json.dumps(detail, separators=(",", ":")).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replaced = False
+
+        async def send_json_413(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                replaced = True
+                headers = [
+                    (name, value)
+                    for name, value in message.get("headers", [])
+                    if name.lower() not in (b"content-type", b"content-length")
+                ]
+                headers += [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(self.body)).encode()),
+                ]
+                await send({**message, "headers": headers})
+                await send({"type": "http.response.body", "body": self.body})
+            elif not replaced:
+                await send(message)
+
+        await self.app(scope, receive, send_json_413)
+
+
 # --- the app --------------------------------------------------------------------------
+
+
+class _VideoSimApp(FastAPI):
+    """FastAPI with a JSON 413: the body cap answers outside every user middleware."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        limit = getattr(self, "max_body_size", None) or 0
+        return JsonContentTooLarge(super().build_middleware_stack(), limit)
 
 
 def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
@@ -549,7 +630,7 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
             except StateFileError as error:
                 logger.error("%s", error)  # shutting down: say it, do not raise
 
-    app = FastAPI(
+    app = _VideoSimApp(
         title="videosim server",
         summary="A simulated video-translation job API for testing polling clients.",
         version="0.1.0",
@@ -557,6 +638,7 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
         max_body_size=settings.max_body_bytes,
     )
     app.state.videosim = state
+    _publish_limits_in_schema(app, settings)
     guard = [Depends(require_api_key)] if settings.api_key is not None else []
     guarded = _UNAUTHORIZED if settings.api_key is not None else None
     starts = plain_start_router if settings.plain else start_router
@@ -564,8 +646,29 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
     app.include_router(jobs_router, dependencies=guard, responses=guarded)
     app.include_router(health_router)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(RequestCountingMiddleware, metrics=state.metrics)
     return app
+
+
+def _publish_limits_in_schema(app: FastAPI, settings: ServerSettings) -> None:
+    """Put this server's own limits (max duration, max batch) into its OpenAPI schema,
+    so that what the schema calls valid is what the server accepts."""
+    build_schema = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = build_schema()["components"]["schemas"]
+            if "StartRequest" in schemas:  # not under --plain
+                duration = schemas["StartRequest"]["properties"]["duration_s"]
+                for branch in duration["anyOf"]:
+                    if branch.get("type") == "number":
+                        branch["maximum"] = settings.max_duration_s
+            if "StartBatchRequest" in schemas:
+                schemas["StartBatchRequest"]["properties"]["jobs"]["maxItems"] = settings.max_batch
+        return app.openapi_schema or build_schema()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app_from_env() -> FastAPI:

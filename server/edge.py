@@ -49,7 +49,7 @@ def default_max_connections() -> int:
 
 def _answer(status: int, reason: str, detail: str, extra: dict[str, str] | None = None) -> bytes:
     """A whole HTTP/1.1 answer that closes the connection, with a JSON body like the app's."""
-    body = json.dumps({"detail": detail}).encode()
+    body = json.dumps({"detail": detail}, separators=(",", ":")).encode()
     headers = {
         "content-type": "application/json",
         "content-length": str(len(body)),

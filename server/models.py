@@ -6,11 +6,23 @@ the OpenAPI schema served at /docs.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Result = Literal["pending", "completed", "error"]
+
+
+def _number_not_bool_or_text(value: Any) -> Any:
+    """JSON Schema's integer includes 3.0, but not true or "3"."""
+    if isinstance(value, bool | str):
+        raise ValueError("Input should be a valid integer")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_number_not_bool_or_text)]
+# The shortest job: a millisecond. Without a floor, 5e-324 was a valid duration.
+MIN_DURATION_S = 0.001
 FinalOutcome = Literal["completed", "error"]
 
 
@@ -21,8 +33,9 @@ class StartRequest(BaseModel):
 
     duration_s: float | None = Field(
         None,
-        gt=0,
+        ge=MIN_DURATION_S,
         allow_inf_nan=False,
+        strict=True,  # a JSON number only: true or "5" are not durations
         description="seconds the job stays pending (default: the server's delay); "
         "at most the server's max_duration_s",
     )
@@ -122,18 +135,32 @@ class Faults(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    latency_ms: float = Field(0.0, ge=0, le=60_000, allow_inf_nan=False)
+    # strict: a JSON number only (true, false or "5" are refused, not read as 1, 0 or 5)
+    latency_ms: float = Field(0.0, ge=0, le=60_000, allow_inf_nan=False, strict=True)
     latency_jitter_ms: float = Field(
-        0.0, ge=0, le=60_000, allow_inf_nan=False, description="extra latency drawn in [0, this]"
+        0.0,
+        ge=0,
+        le=60_000,
+        allow_inf_nan=False,
+        strict=True,
+        description="extra latency drawn in [0, this]",
     )
     unavailable_rate: float = Field(
-        0.0, ge=0, le=1, allow_inf_nan=False, description="share of requests answered 503"
+        0.0,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        strict=True,
+        description="share of requests answered 503",
     )
-    retry_after_s: int = Field(1, ge=1, le=3600, description="Retry-After sent with the 503")
+    retry_after_s: WholeNumber = Field(
+        1, ge=1, le=3600, description="Retry-After sent with the 503"
+    )
     rate_limit_rps: float = Field(
         0.0,
         ge=0,
         allow_inf_nan=False,
+        strict=True,
         description="requests/s allowed per client (its API key, else its IP address); 0 = off",
     )
 
