@@ -20,6 +20,7 @@ from server.settings import ServerSettings, first_error_line
 
 PROG = "videosim-server"
 EXIT_USAGE = 2
+EXIT_STARTUP_FAILED = 3  # uvicorn's code when the server could not start (port taken)
 
 # (flag, settings field, metavar or None for switches)
 _VALUE_FLAGS: list[tuple[str, str, str]] = [
@@ -112,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from server.app import create_app
     from server.edge import EdgeLimits, default_max_connections, guarded_protocol
     from server.persistence import StateFileError
+    from server.serving import serve
 
     try:
         # Built before anything is printed, so a bad state file fails like a bad flag.
@@ -150,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             **common,
         )
     else:
-        uvicorn.run(app, **common)
+        if not serve(uvicorn.Config(app, **common), app.state.videosim.store.close):
+            return EXIT_STARTUP_FAILED
     return 0
 
 

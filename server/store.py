@@ -127,6 +127,7 @@ class JobStore:
         self._last_sweep = clock.now()
         self._waiters: dict[str, _Waiters] = {}
         self._held = 0
+        self._closing = False
         self.special = Job(SPECIAL_JOB_ID, clock.now(), math.inf, None)
 
     # --- jobs -----------------------------------------------------------------------
@@ -305,7 +306,7 @@ class JobStore:
 
     async def wait_until_settled(self, job: Job, timeout_s: float) -> None:
         """Return when ``job`` leaves pending or after ``timeout_s`` seconds, whichever first."""
-        if timeout_s <= 0 or job.result_at(self._clock.now()) != "pending":
+        if timeout_s <= 0 or self._closing or job.result_at(self._clock.now()) != "pending":
             return
         waiters = self._waiters.get(job.job_id)
         if waiters is None:
@@ -337,7 +338,9 @@ class JobStore:
         return len(due)
 
     def close(self) -> None:
-        """Release every held request (they answer with the state at that moment)."""
+        """Release every held request (they answer with the state at that moment) and
+        hold no new ones: the server is stopping."""
+        self._closing = True
         for job_id in list(self._waiters):
             self._wake(job_id)
 
