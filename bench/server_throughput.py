@@ -202,7 +202,7 @@ class StoreMemoryChild:
 
     def __init__(self, jobs: int) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.store_memory", "--jobs", str(jobs)],
+            [sys.executable, "-m", "bench.store_memory", "--jobs", str(jobs), "--polls", "0"],
             stdout=subprocess.PIPE,
             text=True,
             cwd=ROOT,
