@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = create_app(settings)
     except StateFileError as error:
         fail(str(error))
-    common: dict[str, object] = {
+    common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,

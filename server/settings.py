@@ -58,7 +58,9 @@ class ServerSettings(BaseSettings):
     plain: bool = Field(
         False, description="behave like the original simulation: no hints, no long-poll"
     )
-    seed: int | None = Field(None, description="seed for job ids, outcomes and faults")
+    seed: int | None = Field(
+        None, description="seed for outcomes and faults (job ids are always random)"
+    )
     reload: bool = Field(False, description="restart the server when its code changes")
     max_jobs: int = Field(1_000_000, ge=1, description="cap on stored jobs; beyond it 503")
     max_batch: int = Field(
