@@ -292,3 +292,18 @@ async def test_openapi_documents_every_route(server: Server) -> None:
 async def test_many_concurrent_starts_get_distinct_ids(server: Server) -> None:
     responses = await asyncio.gather(*(server.http.post("/start") for _ in range(50)))
     assert len({response.json()["job_id"] for response in responses}) == 50
+
+
+async def test_status_is_served_by_a_plain_route_and_still_documented(server: Server) -> None:
+    """The hot path skips FastAPI's dependency solving; the schema keeps the operation
+    (and schemathesis checks the plain route against it)."""
+    from server.app import STATUS_ROUTE
+
+    assert server.app.router.routes[0] is STATUS_ROUTE
+    operation = (await server.http.get("/openapi.json")).json()["paths"]["/status/{job_id}"]
+    assert set(operation) == {"get"}
+    assert {param["name"] for param in operation["get"]["parameters"]} == {"job_id", "wait"}
+    assert {"200", "404", "422", "429", "503"} <= set(operation["get"]["responses"])
+    job = await server.start()
+    head = await server.http.head(f"/status/{job['job_id']}")
+    assert head.status_code == 200
