@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn  # imported late: --help and bad flags answer without loading it
 
     from server.app import create_app
-    from server.edge import EdgeLimits, default_max_connections, guarded_protocol
+    from server.edge import EdgeLimits, guarded_protocol
     from server.persistence import StateFileError
     from server.serving import serve
 
@@ -127,15 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "log_level": settings.log_level,
         # Held long-polls would otherwise delay Ctrl-C by up to long_poll_max_s.
         "timeout_graceful_shutdown": 2,
-        "http": guarded_protocol(
-            EdgeLimits(
-                max_header_bytes=settings.max_header_bytes,
-                max_headers=settings.max_headers,
-                header_timeout_s=settings.header_timeout_s,
-                body_timeout_s=settings.body_timeout_s,
-                max_connections=settings.max_connections or default_max_connections(),
-            )
-        ),
+        "http": guarded_protocol(EdgeLimits.from_settings(settings)),
     }
     restored = len(app.state.videosim.store)
     print(

@@ -19,8 +19,11 @@ import asyncio
 import json
 import resource
 from dataclasses import dataclass
+from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from server.settings import ServerSettings
 
 # File descriptors kept free for the listening socket, the state file, logs and the
 # connection being refused.
@@ -37,6 +40,16 @@ class EdgeLimits:
     header_timeout_s: float
     body_timeout_s: float
     max_connections: int
+
+    @classmethod
+    def from_settings(cls, settings: ServerSettings) -> EdgeLimits:
+        return cls(
+            max_header_bytes=settings.max_header_bytes,
+            max_headers=settings.max_headers,
+            header_timeout_s=settings.header_timeout_s,
+            body_timeout_s=settings.body_timeout_s,
+            max_connections=settings.max_connections or default_max_connections(),
+        )
 
 
 def default_max_connections() -> int:
@@ -69,9 +82,16 @@ _BUSY = _answer(503, "Service Unavailable", "Too many open connections", {"retry
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the limits of :class:`EdgeLimits`."""
 
-    limits: EdgeLimits  # set on the subclass that guarded_protocol makes
+    # Set by guarded_protocol(). None in a --reload child process, which has only the
+    # VIDEOSIM_* environment to go by (and uvicorn hands it this class by name).
+    configured: ClassVar[EdgeLimits | None] = None
+    limits: EdgeLimits
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if GuardedHttpToolsProtocol.configured is None:
+            settings = ServerSettings()
+            GuardedHttpToolsProtocol.configured = EdgeLimits.from_settings(settings)
+        self.limits = GuardedHttpToolsProtocol.configured
         super().connection_made(transport)
         self._refused = False
         self._in_headers = True
@@ -190,5 +210,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 
 def guarded_protocol(limits: EdgeLimits) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class to hand to uvicorn (``http=``), bound to ``limits``."""
-    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
+    """The protocol class to hand to uvicorn (``http=``), with ``limits`` for this process."""
+    GuardedHttpToolsProtocol.configured = limits
+    return GuardedHttpToolsProtocol

@@ -192,3 +192,12 @@ def test_connections_over_the_limit_get_503_with_retry_after(
             pass
         time.sleep(0.05)
     raise AssertionError("the server did not serve again once the idle sockets closed")
+
+
+def test_reload_keeps_the_edge_limits(live_server_factory: Callable[..., LiveServer]) -> None:
+    """Under --reload the server runs in a child process that gets the limits by name."""
+    server = live_server_factory("--reload", "--max-headers", "10")
+    headers = {f"X-H{n}": "v" for n in range(15)}
+    response = httpx.get(f"{server.url}/healthz", headers=headers)
+    assert response.status_code == 431
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
