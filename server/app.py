@@ -197,7 +197,9 @@ def _rejected(rejection: Rejection, headers: dict[str, str]) -> HTTPException:
     return HTTPException(rejection.code, rejection.detail, headers=headers)
 
 
-def _too_long(loc: tuple[str | int, ...], value: float, limit: float) -> RequestValidationError:
+def _over_the_maximum(
+    loc: tuple[str | int, ...], value: float, limit: float
+) -> RequestValidationError:
     return RequestValidationError(
         [
             {
@@ -217,7 +219,7 @@ def _check_durations(bodies: Sequence[StartRequest], settings: ServerSettings, b
             loc: tuple[str | int, ...] = (
                 ("body", "jobs", index, "duration_s") if batch else ("body", "duration_s")
             )
-            raise _too_long(loc, body.duration_s, settings.max_duration_s)
+            raise _over_the_maximum(loc, body.duration_s, settings.max_duration_s)
 
 
 def _create_once(

@@ -56,7 +56,9 @@ class ServerSettings(BaseSettings):
         description="cap on GET /status?wait=S in seconds; 0 disables",
     )
     plain: bool = Field(
-        False, description="behave like the original simulation: no hints, no long-poll"
+        False,
+        description="behave like the original simulation: no hints, no long-poll, no batch "
+        "or idempotency; POST /start ignores its body and answers the job id alone",
     )
     seed: int | None = Field(
         None, description="seed for outcomes and faults (job ids are always random)"
