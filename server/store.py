@@ -32,9 +32,10 @@ DEFAULT_REQUEST_LOG_LENGTH = 200
 DEFAULT_RETENTION_S = 3600.0
 # A timer that fires a hair early re-checks after at least this long, so a disagreement
 # between the loop's clock and the job's can never become a busy loop. uvloop keeps
-# timers in whole milliseconds and fires up to 1 ms early; a 5 ms floor made that a
-# 5 ms late answer (lag p90 5.3 ms, python -m bench.long_poll_lag --loop uvloop).
-_RECHECK_FLOOR_S = 0.0005
+# timers in whole milliseconds and fires up to 1 ms early: a 5 ms floor made that a 5 ms
+# late answer (lag p90 5.3 ms), a 0.5 ms floor a spin of ~25 timer calls per job; one
+# millisecond is uvloop's own step (python -m bench.long_poll_lag: p90 1.2 ms).
+_RECHECK_FLOOR_S = 0.001
 # Expired jobs are dropped in slices (a memmove of the sorted arrays): at least this many
 # at once, or whatever expired once this many seconds have passed since the last sweep.
 _SWEEP_BATCH = 256
