@@ -164,10 +164,10 @@ class JobStore:
         need = len(self) + count - self._max_jobs
         if need <= 0:
             return 0.0
-        live = [
-            self._finishes[fails][self._expired_count(fails, now) :][:need]
-            for fails in (False, True)
-        ]
+        live = []
+        for fails in (False, True):
+            first = self._expired_count(fails, now)
+            live.append(self._finishes[fails][first : first + need])  # copies need, not all
         finishes = list(islice(heapq.merge(*live), need))
         if len(finishes) < need:  # more than the cap could ever hold
             return self._retention_s
