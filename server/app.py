@@ -91,10 +91,6 @@ async def get_state(request: Request) -> ServerState:
     return request.app.state.videosim
 
 
-async def get_settings(request: Request) -> ServerSettings:
-    return request.app.state.videosim.settings
-
-
 async def get_store(request: Request) -> JobStore:
     return request.app.state.videosim.store
 
@@ -108,7 +104,6 @@ async def get_fault_injector(request: Request) -> FaultInjector:
 
 
 StateDep = Annotated[ServerState, Depends(get_state)]
-SettingsDep = Annotated[ServerSettings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 FaultsDep = Annotated[FaultInjector, Depends(get_fault_injector)]
@@ -192,8 +187,8 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _rejected(rejection: Rejection, headers: dict[str, str]) -> HTTPException:
-    headers = {**headers, "Retry-After": retry_after_header(rejection.retry_after_s)}
+def _rejected(rejection: Rejection) -> HTTPException:
+    headers = {"Retry-After": retry_after_header(rejection.retry_after_s)}
     return HTTPException(rejection.code, rejection.detail, headers=headers)
 
 
@@ -275,7 +270,7 @@ async def start_job(
     body = body or StartRequest()
     _check_durations([body], state.settings, batch=False)
     if fault is not None:
-        raise _rejected(fault, {})
+        raise _rejected(fault)
     jobs = _create_once(state, request, response, idempotency_key, "/start", [body])
     return _started(jobs[0])
 
@@ -306,7 +301,7 @@ async def start_batch(
         )
     _check_durations(body.jobs, settings, batch=True)
     if fault is not None:
-        raise _rejected(fault, {})
+        raise _rejected(fault)
     jobs = _create_once(state, request, response, idempotency_key, "/start/batch", body.jobs)
     return StartBatchResponse(jobs=[_started(job) for job in jobs])
 
@@ -320,7 +315,7 @@ async def start_batch(
 async def start_job_plain(state: StateDep, fault: InjectedFault) -> JSONResponse:
     """The original's answer, byte for byte: ``{"job_id": "..."}`` and nothing else."""
     if fault is not None:
-        raise _rejected(fault, {})
+        raise _rejected(fault)
     job = _create(state.store, [StartRequest()])[0]
     return JSONResponse({"job_id": job.job_id})
 
