@@ -116,7 +116,7 @@ def status_vs_bare_route(
     """Alternate the two servers at each connection count; returns every round of each."""
     rounds: dict[int, dict[str, list[dict[str, Any]]]] = {}
     videosim = ServerProcess.videosim("--delay", str(LONG_JOB_S), "--seed", "1")
-    bare = ServerProcess([sys.executable, "-m", "bench.bare_app", "--port", "{port}"])
+    bare = ServerProcess.app_factory("bench.bare_app:create_app")
     with videosim, bare:
         job_id = httpx.post(f"{videosim.url}/start", timeout=5).json()["job_id"]
         urls = {
@@ -227,7 +227,7 @@ class StoreMemoryChild:
 
     def __init__(self, jobs: int) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.store_memory", "--jobs", str(jobs)],
+            [sys.executable, "-m", "bench.store_memory", "--jobs", str(jobs), "--polls", "0"],
             stdout=subprocess.PIPE,
             text=True,
             cwd=ROOT,

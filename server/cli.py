@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -20,6 +20,7 @@ from server.settings import ServerSettings, first_error_line
 
 PROG = "videosim-server"
 EXIT_USAGE = 2
+EXIT_STARTUP_FAILED = 3  # uvicorn's code when the server could not start (port taken)
 
 # (flag, settings field, metavar or None for switches)
 _VALUE_FLAGS: list[tuple[str, str, str]] = [
@@ -31,6 +32,10 @@ _VALUE_FLAGS: list[tuple[str, str, str]] = [
     ("--seed", "seed", "INT"),
     ("--max-jobs", "max_jobs", "N"),
     ("--max-duration", "max_duration_s", "SECONDS"),
+    ("--max-batch", "max_batch", "N"),
+    ("--retention", "retention_s", "SECONDS"),
+    ("--max-idempotency-keys", "max_idempotency_keys", "N"),
+    ("--request-log-length", "request_log_length", "N"),
     ("--max-body-bytes", "max_body_bytes", "BYTES"),
     ("--api-key", "api_key", "KEY"),
     ("--fault-latency-ms", "fault_latency_ms", "MS"),
@@ -38,6 +43,11 @@ _VALUE_FLAGS: list[tuple[str, str, str]] = [
     ("--fault-unavailable-rate", "fault_unavailable_rate", "SHARE"),
     ("--fault-retry-after", "fault_retry_after_s", "SECONDS"),
     ("--fault-rate-limit", "fault_rate_limit_rps", "RPS"),
+    ("--max-header-bytes", "max_header_bytes", "BYTES"),
+    ("--max-headers", "max_headers", "N"),
+    ("--header-timeout", "header_timeout_s", "SECONDS"),
+    ("--body-timeout", "body_timeout_s", "SECONDS"),
+    ("--max-connections", "max_connections", "N"),
     ("--log-level", "log_level", "LEVEL"),
     ("--state-file", "state_file", "PATH"),
 ]
@@ -101,7 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn  # imported late: --help and bad flags answer without loading it
 
     from server.app import create_app
+    from server.edge import EdgeLimits, guarded_protocol
     from server.persistence import StateFileError
+    from server.serving import serve
 
     try:
         # Built before anything is printed, so a bad state file fails like a bad flag.
@@ -109,12 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = create_app(settings)
     except StateFileError as error:
         fail(str(error))
-    common: dict[str, object] = {
+    common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
         # Held long-polls would otherwise delay Ctrl-C by up to long_poll_max_s.
         "timeout_graceful_shutdown": 2,
+        "http": guarded_protocol(EdgeLimits.from_settings(settings)),
     }
     restored = len(app.state.videosim.store)
     print(
@@ -131,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             **common,
         )
     else:
-        uvicorn.run(app, **common)
+        if not serve(uvicorn.Config(app, **common), app.state.videosim.store.close):
+            return EXIT_STARTUP_FAILED
     return 0
 
 

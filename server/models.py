@@ -6,11 +6,23 @@ the OpenAPI schema served at /docs.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Result = Literal["pending", "completed", "error"]
+
+
+def _number_not_bool_or_text(value: Any) -> Any:
+    """JSON Schema's integer includes 3.0, but not true or "3"."""
+    if isinstance(value, bool | str):
+        raise ValueError("Input should be a valid integer")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_number_not_bool_or_text)]
+# The shortest job: a millisecond. Without a floor, 5e-324 was a valid duration.
+MIN_DURATION_S = 0.001
 FinalOutcome = Literal["completed", "error"]
 
 
@@ -21,8 +33,9 @@ class StartRequest(BaseModel):
 
     duration_s: float | None = Field(
         None,
-        gt=0,
+        ge=MIN_DURATION_S,
         allow_inf_nan=False,
+        strict=True,  # a JSON number only: true or "5" are not durations
         description="seconds the job stays pending (default: the server's delay); "
         "at most the server's max_duration_s",
     )
@@ -36,6 +49,26 @@ class StartResponse(BaseModel):
     result: Literal["pending"] = "pending"
     duration_s: float
     created_at: float = Field(description="epoch seconds on the server's clock")
+
+
+class PlainStartResponse(BaseModel):
+    """POST /start under --plain: the original simulation answered the id alone."""
+
+    job_id: str
+
+
+class StartBatchRequest(BaseModel):
+    """Body of POST /start/batch: up to the server's max_batch starts, created all or none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[StartRequest] = Field(
+        min_length=1, description="one item per job, each like the body of POST /start"
+    )
+
+
+class StartBatchResponse(BaseModel):
+    jobs: list[StartResponse] = Field(description="the created jobs, in request order")
 
 
 class StatusResponse(BaseModel):
@@ -74,7 +107,10 @@ class JobSummary(BaseModel):
 class JobRecord(JobSummary):
     """GET /jobs/{job_id}: the summary plus the most recent status requests."""
 
-    requests: list[StatusRequestRecord] = Field(description="the last 200 status requests")
+    requests: list[StatusRequestRecord] = Field(
+        description="the last status requests (200 unless the server's request_log_length "
+        "says otherwise)"
+    )
 
 
 class JobsPage(BaseModel):
@@ -85,7 +121,9 @@ class JobsPage(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "degraded"] = Field(
+        "ok", description="degraded: the job cap is reached and POST /start answers 503"
+    )
     jobs: int
     uptime_s: float
     hints: bool
@@ -97,19 +135,33 @@ class Faults(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    latency_ms: float = Field(0.0, ge=0, le=60_000, allow_inf_nan=False)
+    # strict: a JSON number only (true, false or "5" are refused, not read as 1, 0 or 5)
+    latency_ms: float = Field(0.0, ge=0, le=60_000, allow_inf_nan=False, strict=True)
     latency_jitter_ms: float = Field(
-        0.0, ge=0, le=60_000, allow_inf_nan=False, description="extra latency drawn in [0, this]"
+        0.0,
+        ge=0,
+        le=60_000,
+        allow_inf_nan=False,
+        strict=True,
+        description="extra latency drawn in [0, this]",
     )
     unavailable_rate: float = Field(
-        0.0, ge=0, le=1, allow_inf_nan=False, description="share of requests answered 503"
+        0.0,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        strict=True,
+        description="share of requests answered 503",
     )
-    retry_after_s: int = Field(1, ge=1, le=3600, description="Retry-After sent with the 503")
+    retry_after_s: WholeNumber = Field(
+        1, ge=1, le=3600, description="Retry-After sent with the 503"
+    )
     rate_limit_rps: float = Field(
         0.0,
         ge=0,
         allow_inf_nan=False,
-        description="requests/s allowed per client (X-Client-Id, else peer IP); 0 = off",
+        strict=True,
+        description="requests/s allowed per client (its API key, else its IP address); 0 = off",
     )
 
 

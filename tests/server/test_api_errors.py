@@ -14,9 +14,13 @@ from tests.server.conftest import Server, ServerFactory
     [
         (b'{"duration_s": ', "body", "json_invalid"),
         (b"{'duration_s': 1}", "body", "json_invalid"),
-        (b'{"duration_s": "soon"}', "duration_s", "float_parsing"),
-        (b'{"duration_s": 0}', "duration_s", "greater_than"),
-        (b'{"duration_s": -2.5}', "duration_s", "greater_than"),
+        (b'{"duration_s": "soon"}', "duration_s", "float_type"),
+        (b'{"duration_s": "5"}', "duration_s", "float_type"),
+        (b'{"duration_s": true}', "duration_s", "float_type"),
+        (b'{"duration_s": 0}', "duration_s", "greater_than_equal"),
+        (b'{"duration_s": -2.5}', "duration_s", "greater_than_equal"),
+        (b'{"duration_s": 5e-324}', "duration_s", "greater_than_equal"),
+        (b"\xff\xfe{}", "body", "json_invalid"),
         (b'{"duration_s": 3601}', "duration_s", "less_than_equal"),
         (b'{"duration_s": NaN}', "duration_s", "finite_number"),
         (b'{"outcome": "maybe"}', "outcome", "literal_error"),
@@ -27,8 +31,12 @@ from tests.server.conftest import Server, ServerFactory
         "truncated-json",
         "single-quotes",
         "wrong-type",
+        "number-as-text",
+        "true-is-not-1",
         "zero-duration",
         "negative-duration",
+        "subnormal-duration",
+        "not-utf8",
         "over-max-duration",
         "nan-duration",
         "bad-outcome",
@@ -78,6 +86,7 @@ async def test_body_over_the_size_cap_is_413(server_factory: ServerFactory) -> N
     padded: dict[str, Any] = {"duration_s": 1, "outcome": "completed" + " " * 100}
     response = await server.http.post("/start", json=padded)
     assert response.status_code == 413
+    assert response.json() == {"detail": "Request body larger than 64 bytes"}
     assert len(server.state.store) == 0
 
 
@@ -109,3 +118,44 @@ async def test_body_at_the_size_cap_is_fine(server_factory: ServerFactory) -> No
 async def test_unknown_route_is_404(server: Server) -> None:
     assert (await server.http.get("/nope")).status_code == 404
     assert (await server.http.delete("/start")).status_code == 405
+
+
+async def test_the_shortest_duration_is_a_millisecond(server: Server) -> None:
+    assert (await server.http.post("/start", json={"duration_s": 0.001})).status_code == 200
+    assert (await server.http.post("/start", json={"duration_s": 0.0009})).status_code == 422
+
+
+async def test_405_names_every_method_of_the_path(server: Server) -> None:
+    response = await server.http.delete("/admin/faults")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, HEAD, PUT"
+    assert (await server.http.delete("/start")).headers["Allow"] == "POST"
+
+
+async def test_true_is_not_a_number_for_faults_either(server: Server) -> None:
+    for body in [{"rate_limit_rps": True}, {"retry_after_s": True}, {"latency_ms": "5"}]:
+        response = await server.http.put("/admin/faults", json=body)
+        assert response.status_code == 422, body
+    assert (await server.http.put("/admin/faults", json={"retry_after_s": 2.0})).is_success
+
+
+async def test_schema_asks_for_the_api_key_only_when_there_is_one(
+    server_factory: ServerFactory,
+) -> None:
+    for api_key, expected in [(None, False), ("k", True)]:
+        server = server_factory(api_key=api_key)
+        schema = (await server.http.get("/openapi.json")).json()
+        start = schema["paths"]["/start"]["post"]
+        assert ("security" in start) is expected
+        assert ("401" in start["responses"]) is expected
+        assert ("APIKeyHeader" in schema["components"].get("securitySchemes", {})) is expected
+        health = schema["paths"]["/healthz"]["get"]
+        assert "security" not in health and "401" not in health["responses"]
+
+
+async def test_schema_carries_the_servers_own_limits(server_factory: ServerFactory) -> None:
+    server = server_factory(max_duration_s=60, max_batch=7)
+    schemas = (await server.http.get("/openapi.json")).json()["components"]["schemas"]
+    duration = schemas["StartRequest"]["properties"]["duration_s"]["anyOf"][0]
+    assert (duration["minimum"], duration["maximum"]) == (0.001, 60)
+    assert schemas["StartBatchRequest"]["properties"]["jobs"]["maxItems"] == 7

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from server.clock import FakeClock, SystemClock
-from server.store import HISTORY_LIMIT, Job, JobLimitReached, JobStore
+from server.store import DEFAULT_REQUEST_LOG_LENGTH, Job, JobLimitReached, JobStore
 
 
 def make_store(clock: FakeClock | SystemClock, **overrides: object) -> JobStore:
@@ -59,16 +59,16 @@ def test_history_is_allocated_lazily_and_bounded() -> None:
     clock = FakeClock()
     store = make_store(clock)
     job = store.create(1.0, "error")
-    assert job.history is None
-    for index in range(HISTORY_LIMIT + 50):
+    assert job.log is None
+    for index in range(DEFAULT_REQUEST_LOG_LENGTH + 50):
         result = job.result_at(clock.now())
         store.record_status_request(
             job, at=clock.now(), code=200, retry_after_s=None, result=result
         )
         if index == 10:
             clock.advance(1)
-    assert job.status_requests == HISTORY_LIMIT + 50
-    assert job.history is not None and len(job.history) == HISTORY_LIMIT
+    assert job.status_requests == DEFAULT_REQUEST_LOG_LENGTH + 50
+    assert len(job.requests()) == DEFAULT_REQUEST_LOG_LENGTH
     assert job.first_final_seen_at == job.finishes_at
 
 
@@ -160,3 +160,58 @@ def test_a_million_jobs_fit_in_memory_budget() -> None:
     per_job = (tracemalloc.get_traced_memory()[0] - before) / 20_000
     tracemalloc.stop()
     assert per_job < 400, f"{per_job:.0f} bytes per job"
+
+
+def test_a_job_polled_ten_times_costs_under_600_bytes() -> None:
+    """The request log is a compact ring: a deque of tuples made this ~2.2 KB."""
+    import tracemalloc
+
+    clock = FakeClock()
+    store = make_store(clock, max_jobs=10**6)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for _ in range(10_000):
+        job = store.create()
+        for poll in range(10):
+            store.record_status_request(
+                job, at=clock.now() + poll, code=200, retry_after_s=5, result="pending"
+            )
+    per_job = (tracemalloc.get_traced_memory()[0] - before) / 10_000
+    tracemalloc.stop()
+    assert per_job <= 600, f"{per_job:.0f} bytes per job polled 10 times"
+
+
+def test_the_request_log_ring_keeps_the_newest_in_order() -> None:
+    from server import request_log
+    from server.request_log import StatusRequest
+
+    log = None
+    for n in range(7):
+        retry = None if n % 2 else n + 0.4
+        log = request_log.append(log, 3, StatusRequest(1000.5 + n, 200 + n, retry))
+    assert request_log.entries(log) == [
+        StatusRequest(1004.5, 204, 4),
+        StatusRequest(1005.5, 205, None),
+        StatusRequest(1006.5, 206, 6),
+    ]
+    assert request_log.append(None, 0, StatusRequest(1.0, 200, None)) is None
+    rebuilt = request_log.build(request_log.entries(log), 2)
+    assert request_log.entries(rebuilt) == request_log.entries(log)[1:]
+
+
+async def test_a_timer_that_fires_early_rechecks_within_a_millisecond() -> None:
+    """The loop's timers and the job clock disagree a little (uvloop keeps whole ms): a
+    timer that fired early was re-armed on a 5 ms floor and answered up to 5 ms late."""
+    clock = FakeClock()
+    store = make_store(clock)
+    job = store.create(1.0)
+    waiting = asyncio.create_task(store.wait_until_settled(job, 60))
+    await asyncio.sleep(0)
+    clock.advance(0.9999)  # the timer fires; the job clock says 0.1 ms to go
+    store._on_timer(job.job_id)
+    timer = store._waiters[job.job_id].timer
+    assert timer is not None
+    assert timer.when() - asyncio.get_running_loop().time() <= 0.0011
+    clock.advance(0.0001)
+    store.notify_due()
+    await asyncio.wait_for(waiting, timeout=5)

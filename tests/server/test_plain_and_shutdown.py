@@ -1,0 +1,91 @@
+"""--plain answers POST /start as the original simulation did, and a SIGTERM is quiet."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.support.live_server import LiveServer
+
+ORIGINAL_START_ANSWER = re.compile(
+    rb'\{"job_id":"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}"\}'
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "headers"),
+    [
+        (b"", {}),
+        (b"hello", {"Content-Type": "text/plain"}),
+        (b'{"duration_s": ', {"Content-Type": "application/json"}),
+        (b'{"duration_s": 99999, "outcome": "error"}', {"Content-Type": "application/json"}),
+        (b"\xff\xfe", {"Content-Type": "application/json"}),
+        (b'{"colour": "blue"}', {"Content-Type": "application/json", "Idempotency-Key": "k"}),
+    ],
+    ids=["no-body", "text", "broken-json", "extension-fields", "not-utf8", "idempotency-key"],
+)
+def test_plain_start_ignores_any_body_and_answers_the_id_alone(
+    plain: LiveServer, content: bytes, headers: dict[str, str]
+) -> None:
+    with httpx.Client(base_url=plain.url, timeout=20) as http:
+        answers = [http.post("/start", content=content, headers=headers) for _ in range(2)]
+        for answer in answers:
+            assert answer.status_code == 200
+            assert ORIGINAL_START_ANSWER.fullmatch(answer.content), answer.content
+            assert answer.headers["content-type"] == "application/json"
+            assert "Idempotent-Replayed" not in answer.headers
+        job_ids = [answer.json()["job_id"] for answer in answers]
+        assert job_ids[0] != job_ids[1]  # no extension applies: not even idempotency
+        record = http.get(f"/jobs/{job_ids[0]}").json()
+        assert record["duration_s"] == 0.5  # the delay, whatever the body said
+
+
+@pytest.fixture(scope="module")
+def plain() -> LiveServer:  # type: ignore[misc]
+    with LiveServer(args=["--plain", "--delay", "0.5"]) as server:
+        yield server
+
+
+def test_sigterm_with_held_long_polls_is_quiet(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    """Held long-polls used to hold the stop for 2 s, log an ERROR and drop the clients."""
+    server = live_server_factory("--log-level", "info")
+    job_id = httpx.post(f"{server.url}/start", json={"duration_s": 60}).json()["job_id"]
+    answers: list[httpx.Response | Exception] = []
+
+    def long_poll() -> None:
+        try:
+            answers.append(
+                httpx.get(f"{server.url}/status/{job_id}", params={"wait": 25}, timeout=30)
+            )
+        except httpx.HTTPError as error:
+            answers.append(error)
+
+    polls = [threading.Thread(target=long_poll) for _ in range(3)]
+    for poll in polls:
+        poll.start()
+    deadline = time.monotonic() + 10
+    while "videosim_long_polls_held 3.0" not in httpx.get(f"{server.url}/metrics").text:
+        assert time.monotonic() < deadline, "the long-polls were never held"
+        time.sleep(0.05)
+
+    assert server.process is not None
+    stopped_at = time.monotonic()
+    server.process.terminate()
+    server.process.wait(timeout=10)
+    assert time.monotonic() - stopped_at < 1.5
+    for poll in polls:
+        poll.join(timeout=10)
+    assert len(answers) == 3
+    for answer in answers:
+        assert isinstance(answer, httpx.Response), answer
+        assert answer.json()["result"] == "pending"
+    log = server.stderr_text()
+    assert "ERROR" not in log and "Traceback" not in log, log
+    assert "Application shutdown complete" in log
