@@ -12,25 +12,15 @@ from __future__ import annotations
 import os
 import resource
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
-from types import TracebackType
 
-import httpx
 import psutil
 
+from client_core import local_server
+from client_core.local_server import LOOPBACK
+
 ROOT = Path(__file__).resolve().parents[1]
-LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def raise_open_file_limit(wanted: int) -> int:
@@ -56,29 +46,23 @@ def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-class ServerProcess:
+class ServerProcess(local_server.ServerProcess):
     """One server child process; use as a context manager so it is always stopped."""
 
     def __init__(
         self,
-        arguments: list[str],
+        command: list[str],
         *,
         env: dict[str, str] | None = None,
         stop_signal: signal.Signals = signal.SIGTERM,
     ) -> None:
-        """``arguments``: the command line, with ``{port}`` where the port goes.
+        """``command``: the command line, with ``{port}`` where the port goes.
 
         ``stop_signal``: SIGINT lets a wrapper such as pyinstrument finish its report
         (uvicorn re-raises the signal it stopped on, and only SIGINT becomes a catchable
         KeyboardInterrupt).
         """
-        self.port = free_port()
-        self._stop_signal = stop_signal
-        self._arguments = [argument.replace("{port}", str(self.port)) for argument in arguments]
-        self._env = child_environment(env)
-        self._workdir = tempfile.TemporaryDirectory(prefix="videosim-bench-")
-        self._stderr_path = Path(self._workdir.name) / "stderr.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(command=command, env=child_environment(env), stop_signal=stop_signal)
 
     @classmethod
     def videosim(cls, *flags: str) -> ServerProcess:
@@ -92,67 +76,7 @@ class ServerProcess:
         arguments += ["--host", LOOPBACK, "--port", "{port}", "--log-level", "warning"]
         return cls(arguments, env=env)
 
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None, "the server is not running"
-        return self.process.pid
-
     def ps(self) -> psutil.Process:
         """A psutil handle on the server process (CPU times, memory)."""
+        assert self.pid is not None, "the server is not running"
         return psutil.Process(self.pid)
-
-    def start(self, timeout_s: float = 30.0) -> ServerProcess:
-        with self._stderr_path.open("wb") as stderr:
-            self.process = subprocess.Popen(
-                self._arguments,
-                cwd=self._workdir.name,
-                env=self._env,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                output = self.stderr_text()[-500:]
-                self.stop()
-                raise RuntimeError(f"the server exited at start-up: {output}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).is_success:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"the server did not answer on {self.url} within {timeout_s:g} s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(self._stop_signal)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.process = None
-        self._workdir.cleanup()
-
-    def stderr_text(self) -> str:
-        try:
-            return self._stderr_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def __enter__(self) -> ServerProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

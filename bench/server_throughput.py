@@ -2,10 +2,11 @@
 
 Three measurements, each a comparison made within one run:
 
-1. Throughput. ``GET /status/{id}`` (a pending job, hints on) against a bare FastAPI route
-   returning constant JSON, served by the *same* uvicorn process
-   (:mod:`bench.constant_app`), loaded by the same generator in another process,
-   alternately A, B, A, B... The ratio is the price of the status route's own work.
+1. Throughput. ``GET /status/{id}`` (a pending job, hints on) on ``python -m server``
+   against a bare FastAPI app with one constant route (:mod:`bench.bare_app`) in a process
+   of its own with the same uvicorn options, loaded by the same generator from a third
+   process, alternately A, B, A, B..., at 32 and 256 connections. The ratio is what the
+   real route costs over FastAPI's floor on this machine.
 2. Memory. Server RSS before and after N jobs made through ``POST /start``, next to the
    store alone creating 1,000,000 jobs in a fresh process (:mod:`bench.store_memory`).
 3. Long-poll. The server's CPU use while idle and while holding thousands of
@@ -25,7 +26,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.constant_app import CONSTANT_PATH
+from bench.bare_app import CONSTANT_PATH as BARE_PATH
 from bench.load_generator import LongPollHolders, default_tool, generate_load
 from bench.report import Column, SectionResult, Table, ratio
 from bench.server_process import ROOT, ServerProcess, child_environment, raise_open_file_limit
@@ -33,14 +34,14 @@ from bench.server_process import ROOT, ServerProcess, child_environment, raise_o
 MIB = 2**20
 LONG_JOB_S = 3600.0  # every job stays pending for the whole section
 STATUS_ROUTE = "GET /status/{id}"
-CONSTANT_ROUTE = f"GET {CONSTANT_PATH}"
+BARE_ROUTE = "GET (bare FastAPI app)"
 
 
 @dataclass(frozen=True, slots=True)
 class ServerSizes:
     rounds: int  # A/B rounds of the throughput comparison
     round_s: int  # seconds of load per route per round
-    connections: int
+    connections: tuple[int, ...]  # the throughput comparison runs at each
     starts: int  # jobs created through POST /start
     starts_time_cap_s: float
     store_jobs: int  # jobs created straight in the store
@@ -51,7 +52,7 @@ class ServerSizes:
 FULL = ServerSizes(
     rounds=3,
     round_s=2,
-    connections=32,
+    connections=(32, 256),
     starts=100_000,
     starts_time_cap_s=75.0,
     store_jobs=1_000_000,
@@ -61,7 +62,7 @@ FULL = ServerSizes(
 QUICK = ServerSizes(
     rounds=1,
     round_s=1,
-    connections=16,
+    connections=(16,),
     starts=2_000,
     starts_time_cap_s=20.0,
     store_jobs=100_000,
@@ -82,7 +83,7 @@ def run(quick: bool = False) -> SectionResult:
         f"load generator: {tool}"
         + (" (C, wrk -t1)" if tool == "wrk" else " (asyncio raw sockets, separate process)")
     )
-    throughput = status_vs_constant(sizes, tool)
+    throughput = status_vs_bare_route(sizes, tool)
     result.tables.append(throughput_table(throughput, sizes, tool))
     result.details["throughput_rounds"] = throughput
 
@@ -109,59 +110,83 @@ def run(quick: bool = False) -> SectionResult:
 # --- 1. throughput ------------------------------------------------------------------------
 
 
-def status_vs_constant(sizes: ServerSizes, tool: str) -> dict[str, list[dict[str, Any]]]:
-    """Alternate the two routes on one server; returns every round of each."""
-    env = {"VIDEOSIM_DELAY": str(LONG_JOB_S), "VIDEOSIM_SEED": "1"}
-    rounds: dict[str, list[dict[str, Any]]] = {STATUS_ROUTE: [], CONSTANT_ROUTE: []}
-    with ServerProcess.app_factory("bench.constant_app:create_app", env=env) as server:
-        job_id = httpx.post(f"{server.url}/start", timeout=5).json()["job_id"]
+def status_vs_bare_route(
+    sizes: ServerSizes, tool: str
+) -> dict[int, dict[str, list[dict[str, Any]]]]:
+    """Alternate the two servers at each connection count; returns every round of each."""
+    rounds: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    videosim = ServerProcess.videosim("--delay", str(LONG_JOB_S), "--seed", "1")
+    bare = ServerProcess([sys.executable, "-m", "bench.bare_app", "--port", "{port}"])
+    with videosim, bare:
+        job_id = httpx.post(f"{videosim.url}/start", timeout=5).json()["job_id"]
         urls = {
-            STATUS_ROUTE: f"{server.url}/status/{job_id}",
-            CONSTANT_ROUTE: f"{server.url}{CONSTANT_PATH}",
+            STATUS_ROUTE: f"{videosim.url}/status/{job_id}",
+            BARE_ROUTE: f"{bare.url}{BARE_PATH}",
         }
-        # Warm-up: connections, code paths and allocator for both routes; not reported.
-        for url in urls.values():
-            generate_load(tool, url, connections=sizes.connections, seconds=1)
-        for _ in range(sizes.rounds):
-            for route, url in urls.items():
-                load = generate_load(
-                    tool, url, connections=sizes.connections, seconds=sizes.round_s
-                )
-                rounds[route].append(load.as_json())
+        for connections in sizes.connections:
+            # Warm-up: connections, code paths and allocator for both; not reported.
+            for url in urls.values():
+                generate_load(tool, url, connections=connections, seconds=1)
+            rounds[connections] = {STATUS_ROUTE: [], BARE_ROUTE: []}
+            for _ in range(sizes.rounds):
+                for route, url in urls.items():
+                    load = generate_load(tool, url, connections=connections, seconds=sizes.round_s)
+                    rounds[connections][route].append(load.as_json())
     return rounds
 
 
 def throughput_table(
-    rounds: dict[str, list[dict[str, Any]]], sizes: ServerSizes, tool: str
+    rounds: dict[int, dict[str, list[dict[str, Any]]]], sizes: ServerSizes, tool: str
 ) -> Table:
     table = Table(
-        title=f"Throughput, same uvicorn process, {tool} -c{sizes.connections}, "
+        title=f"Throughput, each app in its own uvicorn process, {tool}, "
         f"{sizes.rounds} alternating rounds x {sizes.round_s} s per route",
         columns=[
+            Column("connections", "conns", "{:,}"),
             Column("route", "route"),
             Column("per_second", "req/s (median)", "{:,.0f}"),
+            Column("spread", "spread"),
             Column("rounds", "req/s each round"),
             Column("p50_ms", "p50 ms", "{:.1f}"),
             Column("p99_ms", "p99 ms", "{:.1f}"),
-            Column("relative", "vs bare route", "{:.2f}x"),
+            Column("relative", "vs bare", "{:.2f}x"),
             Column("failed", "errors", "{:,}"),
         ],
-        caption="a ratio below 1 is the share of a bare route's throughput GET /status keeps",
+        caption="bare = a FastAPI app with one constant route and nothing else "
+        "(bench/bare_app.py), same uvicorn options; spread = (max - min) / median",
     )
-    medians = {
-        route: statistics.median(r["per_second"] for r in runs) for route, runs in rounds.items()
-    }
-    for route, runs in rounds.items():
-        table.add(
-            route=route,
-            per_second=medians[route],
-            rounds=" ".join(f"{r['per_second']:,.0f}" for r in runs),
-            p50_ms=statistics.median(r["p50_ms"] for r in runs if r["p50_ms"] is not None),
-            p99_ms=statistics.median(r["p99_ms"] for r in runs if r["p99_ms"] is not None),
-            relative=ratio(medians[route], medians[CONSTANT_ROUTE]),
-            failed=sum(r["failed"] for r in runs),
-        )
+    for connections, by_route in rounds.items():
+        medians = {
+            route: statistics.median(r["per_second"] for r in runs)
+            for route, runs in by_route.items()
+        }
+        for route, runs in by_route.items():
+            per_second = [r["per_second"] for r in runs]
+            table.add(
+                connections=connections,
+                route=route,
+                per_second=medians[route],
+                spread=spread(per_second),
+                rounds=" ".join(f"{value:,.0f}" for value in per_second),
+                p50_ms=_median_of(runs, "p50_ms"),
+                p99_ms=_median_of(runs, "p99_ms"),
+                relative=ratio(medians[route], medians[BARE_ROUTE]),
+                failed=sum(r["failed"] for r in runs),
+            )
     return table
+
+
+def spread(values: list[float]) -> str:
+    """(max - min) / median as a percentage: above 25 % a figure is a range, not a number."""
+    middle = statistics.median(values)
+    if len(values) < 2 or middle <= 0:
+        return "-"
+    return f"{100 * (max(values) - min(values)) / middle:.0f} %"
+
+
+def _median_of(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in runs if r[key] is not None]
+    return statistics.median(values) if values else None
 
 
 # --- 2. memory ------------------------------------------------------------------------------
@@ -178,7 +203,7 @@ def memory_after_starts(server: ServerProcess, sizes: ServerSizes, tool: str) ->
     load = generate_load(
         tool,
         f"{server.url}/start",
-        connections=sizes.connections,
+        connections=sizes.connections[0],
         seconds=sizes.starts_time_cap_s,
         method="POST",
         stop_after=sizes.starts,

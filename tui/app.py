@@ -143,7 +143,7 @@ class VideoSimApp(App[None]):
             return
         self.post_message(ServerResolved("", note="starting embedded server"))
         self.embedded = EmbeddedServer(args=settings.embedded_args)
-        self.embedded.start()
+        self.embedded.spawn()
         try:
             await self.embedded.wait_ready()
         except EmbeddedServerError as exc:

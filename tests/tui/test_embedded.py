@@ -11,7 +11,8 @@ import psutil
 import pytest
 
 from client_core import Outcome
-from tests.support.live_server import LiveServer, free_port
+from client_core.local_server import free_port
+from tests.support.live_server import LiveServer
 from tests.tui.conftest import connected, fast_settings, wait_until
 from tests.tui.test_dashboard_live import quick_jobs
 from tui.app import make_app
@@ -100,7 +101,7 @@ def test_the_child_dies_when_the_dashboard_is_killed() -> None:
         "import asyncio, time\n"
         "from tui.embedded import EmbeddedServer\n"
         "server = EmbeddedServer(args=['--delay', '0.3'])\n"
-        "server.start()\n"
+        "server.spawn()\n"
         "asyncio.run(server.wait_ready())\n"
         "print(server.pid, flush=True)\n"
         "time.sleep(60)\n"
@@ -123,7 +124,7 @@ def test_the_child_dies_when_the_dashboard_is_killed() -> None:
 
 async def test_wait_ready_reports_why_the_child_exited() -> None:
     server = EmbeddedServer(args=["--port", "70000"])
-    server.start()
+    server.spawn()
     try:
         with pytest.raises(EmbeddedServerError, match=r"exited with code 2: .*port"):
             await server.wait_ready(timeout_s=20)
