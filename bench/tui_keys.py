@@ -179,22 +179,25 @@ def time_key(terminal: Terminal, case: KeyCase, timeout_s: float = 10.0) -> floa
 # -- the server side ---------------------------------------------------------------------
 
 
-def metric_total(url: str, prefix: str) -> float:
+def metric_total(url: str, name: str, *labels: str) -> float:
+    """The sum of a Prometheus metric's samples whose labels include ``labels``."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as answer:
         text = answer.read().decode()
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith(prefix) and not line.startswith("#")
+        if line.startswith(name + "{") and all(label in line for label in labels)
     )
 
 
 def status_requests(url: str) -> float:
-    return metric_total(url, 'videosim_http_requests_total{method="GET",route="/status/{job_id}"')
+    return metric_total(
+        url, "videosim_http_requests_total", 'method="GET"', 'route="/status/{job_id}"'
+    )
 
 
 def pending_jobs(url: str) -> float:
-    return metric_total(url, 'videosim_jobs{state="pending"}')
+    return metric_total(url, "videosim_jobs", 'state="pending"')
 
 
 def percentile(samples: list[float], q: float) -> float:

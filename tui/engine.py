@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from client_core import SPECIAL_JOB_ID, ClientError, VideoSimClient
+from client_core import ClientError, VideoSimClient
 from tui.engine_protocol import (
     Cancel,
     Command,
@@ -34,7 +34,7 @@ from tui.engine_protocol import (
     StartJobs,
     Watch,
 )
-from tui.model import JobBoard, PoolBatch, row_fields
+from tui.model import SPECIAL_JOB_ID, JobBoard, PoolBatch, row_fields
 from tui.watch_pool import Clock, WatchPool
 
 ORIGINAL_API = "original API, no health route"
