@@ -24,6 +24,10 @@ import random
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+# No preset waits longer than this between polls unless asked to: the seed's doubling
+# schedule would otherwise reach 524,288 s after 20 retries.
+PRESET_MAX_DELAY_S = 60.0
+
 
 class Jitter(StrEnum):
     """How a delay is randomised around the exponential schedule."""
@@ -78,7 +82,8 @@ class BackoffPolicy:
         """The seed client: ``RETRIES`` checks, ``BACKOFF_FACTOR * 2**i`` between them.
 
         With the defaults the schedule is exactly 1, 2, 4, 8, 16 seconds over 5
-        attempts, no jitter.
+        attempts, no jitter. Delays are capped at ``PRESET_MAX_DELAY_S`` (60 s), or
+        at the first delay if that is longer.
         """
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
             raise ValueError(f"retries must be an integer >= 1 (got {retries!r})")
@@ -86,7 +91,7 @@ class BackoffPolicy:
         return cls(
             initial_s=float(backoff_factor),
             multiplier=2.0,
-            max_delay_s=float(backoff_factor) * 2.0 ** (retries - 1),
+            max_delay_s=_capped_growth(float(backoff_factor), retries),
             jitter=Jitter.NONE,
             jitter_ratio=0.0,
             max_attempts=retries,
@@ -228,6 +233,12 @@ class BackoffPolicy:
             f"{self.initial_s:g}s x{self.multiplier:g} up to {self.max_delay_s:g}s, "
             f"jitter {jitter}, {budget}, {deadline}"
         )
+
+
+def _capped_growth(backoff_factor: float, retries: int) -> float:
+    """The original schedule's largest delay, capped (but never below the first delay)."""
+    largest = backoff_factor * 2.0 ** min(retries - 1, 64)
+    return max(backoff_factor, min(largest, PRESET_MAX_DELAY_S))
 
 
 def _is_number(value: object) -> bool:

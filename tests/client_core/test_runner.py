@@ -140,19 +140,27 @@ def test_bad_input_is_one_line_and_exit_code_2(
     assert message in err
 
 
-def test_down_server_is_one_line_on_stderr_and_exit_3() -> None:
+def test_down_server_says_so_at_once_then_exits_3_at_the_deadline() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    result = run_cli("--server-url", url, "--retries", "2", *QUICK)
+    result = run_cli("--server-url", url, "--retries", "2", "--deadline", "1", *QUICK)
     assert result.returncode == EXIT_UNREACHABLE
-    assert result.stderr == f"videosim-client: server at {url} is unreachable: connection refused\n"
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        f"videosim-client: no answer from {url} yet (connection refused); "
+        "connecting and retrying for up to 1 s"
+    )
+    assert lines[-1].startswith("videosim-client: ") and "Traceback" not in result.stderr
+    assert f"3 of 4 jobs did not start: server at {url} is unreachable" in result.stderr
 
 
 def test_down_server_while_watching_only_the_special_job() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    result = run_cli("--server-url", url, "--jobs", "0", "--retries", "3", *QUICK, "--json")
+    result = run_cli("--server-url", url, "--jobs", "0", "--deadline", "1", *QUICK, "--json")
     assert result.returncode == EXIT_UNREACHABLE
     assert "Traceback" not in result.stderr
-    assert result.stderr.startswith(f"videosim-client: server at {url} is unreachable")
+    assert result.stderr.splitlines()[-1].startswith(
+        f"videosim-client: server at {url} is unreachable"
+    )
     summary = json.loads(result.stdout.splitlines()[-1])
     assert summary["jobs"][0]["outcome"] == "unreachable"
 
