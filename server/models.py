@@ -38,6 +38,26 @@ class StartResponse(BaseModel):
     created_at: float = Field(description="epoch seconds on the server's clock")
 
 
+class PlainStartResponse(BaseModel):
+    """POST /start under --plain: the original simulation answered the id alone."""
+
+    job_id: str
+
+
+class StartBatchRequest(BaseModel):
+    """Body of POST /start/batch: up to the server's max_batch starts, created all or none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[StartRequest] = Field(
+        min_length=1, description="one item per job, each like the body of POST /start"
+    )
+
+
+class StartBatchResponse(BaseModel):
+    jobs: list[StartResponse] = Field(description="the created jobs, in request order")
+
+
 class StatusResponse(BaseModel):
     """eta_s and progress are present only while pending and only when hints are on."""
 

@@ -52,6 +52,17 @@ class ServerSettings(BaseSettings):
     seed: int | None = Field(None, description="seed for job ids, outcomes and faults")
     reload: bool = Field(False, description="restart the server when its code changes")
     max_jobs: int = Field(1_000_000, ge=1, description="cap on stored jobs; beyond it 503")
+    max_batch: int = Field(
+        1000, ge=1, le=100_000, description="most jobs one POST /start/batch may create"
+    )
+    retention_s: float = Field(
+        3600.0,
+        gt=0,
+        description="seconds a finished job (and an Idempotency-Key) is kept before it expires",
+    )
+    max_idempotency_keys: int = Field(
+        100_000, ge=1, description="most Idempotency-Keys remembered; the oldest go first"
+    )
     max_duration_s: float = Field(
         3600.0, gt=0, description="largest duration_s a POST /start may ask for"
     )

@@ -14,7 +14,7 @@ import uuid
 from array import array
 from bisect import bisect_right, insort
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal, NamedTuple
 
 from server.clock import Clock
@@ -122,24 +122,38 @@ class JobStore:
         return len(self._order)
 
     def create(self, duration_s: float | None = None, outcome: RequestedOutcome = "random") -> Job:
-        if len(self._order) >= self._max_jobs:
+        """One new job; raises :class:`JobLimitReached` when the store is full."""
+        return self.create_many([(duration_s, outcome)])[0]
+
+    def create_many(self, specs: Sequence[tuple[float | None, RequestedOutcome]]) -> list[Job]:
+        """All of ``specs`` as new jobs in order, or none of them if they do not all fit."""
+        if len(self._order) + len(specs) > self._max_jobs:
             raise JobLimitReached(f"Job limit reached: {self._max_jobs} jobs")
-        # Draw the id and the coin in the same order every time, whatever was asked for,
-        # so a seeded server hands out the same ids whatever the bodies say.
-        job_id = self._new_id()
+        now = self._clock.now()
+        return [self._add(now, duration_s, outcome) for duration_s, outcome in specs]
+
+    def seconds_until_room(self, count: int) -> float:
+        """How long until ``count`` more jobs fit (for Retry-After at the cap)."""
+        return 1.0
+
+    def _add(self, now: float, duration_s: float | None, outcome: RequestedOutcome) -> Job:
+        # The seeded generator decides outcomes only. It still spends 128 bits per job, as
+        # it did when it also drew the id, so a seed gives the same outcomes as before.
+        self._rng.getrandbits(128)
         coin = self._rng.random()
         fails = coin < self._error_rate if outcome == "random" else outcome == "error"
         duration = self._default_duration_s if duration_s is None else float(duration_s)
-        job = Job(job_id, self._clock.now(), duration, fails)
-        self._jobs[job_id] = job
+        job = Job(self._new_id(), now, duration, fails)
+        self._jobs[job.job_id] = job
         self._order.append(job)
         insort(self._finishes[fails], job.finishes_at)
         return job
 
     def _new_id(self) -> str:
+        """A random uuid4 from the system's cryptographic source: never reused, never seeded."""
         while True:
-            job_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
-            if job_id not in self._jobs and job_id != SPECIAL_JOB_ID:
+            job_id = str(uuid.uuid4())
+            if job_id not in self._jobs:
                 return job_id
 
     def export(self) -> Iterator[Job]:
