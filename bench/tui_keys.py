@@ -20,7 +20,7 @@ This one drives the real ``python -m tui`` inside tmux, as a user would:
 
     .venv/bin/python bench/tui_keys.py --jobs 2000 --strategy backoff --interval 10
     .venv/bin/python bench/tui_keys.py --jobs 10000 --strategy auto --interval 20
-    PYTHONPATH=/path/to/other/checkout .venv/bin/python bench/tui_keys.py ...  # another version
+    .venv/bin/python bench/tui_keys.py --source /path/to/main/checkout ...  # "before"
 
 The ``live`` check fails (exit 1) when the engine achieves less than 80 % of the plan.
 """
@@ -61,10 +61,10 @@ def free_port() -> int:
 class Terminal:
     """One tmux session running one command; keys in, screen text out."""
 
-    def __init__(self, name: str, command: list[str], env: dict[str, str]) -> None:
+    def __init__(self, name: str, command: list[str], env: dict[str, str], cwd: Path) -> None:
         self.name = name
         exports = " ".join(f"{key}={value}" for key, value in env.items())
-        shell = f"cd {ROOT} && exec env {exports} " + " ".join(command)
+        shell = f"cd {cwd} && exec env {exports} " + " ".join(command)
         subprocess.run(
             ["tmux", "new-session", "-d", "-s", name, "-x", str(WIDTH), "-y", str(HEIGHT), shell],
             check=True,
@@ -215,11 +215,12 @@ def descendants(pid: int) -> list[psutil.Process]:
 def run(args: argparse.Namespace) -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {"PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT)), "TERM": "xterm-256color"}
+    source = Path(args.source).resolve()
+    env = {"PYTHONPATH": str(source), "TERM": "xterm-256color"}
     server = subprocess.Popen(
         [sys.executable, "-m", "server", "--port", str(port), "--no-hints",
          "--long-poll-max", "0", "--max-duration", "600"],
-        cwd=ROOT,
+        cwd=source,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -243,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
             "--initial", interval, "--multiplier", "1", "--max-delay", interval,
             "--jitter", "none", "--seed", "1",
         ]
-        terminal = Terminal(f"tuikeys{port}", command, env)
+        terminal = Terminal(f"tuikeys{port}", command, env, source)
         terminal.wait_for(lambda s: "server ok" in s, 30, "connected dashboard")
         ui = psutil.Process(terminal.pid)
 
@@ -358,6 +359,9 @@ def main() -> int:
     parser.add_argument("--presses", type=int, default=10, help="presses per key")
     parser.add_argument("--start-timeout", type=float, default=120.0)
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument(
+        "--source", default=str(ROOT), help="the checkout to run (e.g. main's, for 'before')"
+    )
     return run(parser.parse_args())
 
 

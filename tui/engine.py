@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from client_core import ClientError, VideoSimClient
+from client_core import VideoSimClient
 from tui.engine_protocol import (
     Cancel,
     Command,
@@ -34,7 +34,7 @@ from tui.engine_protocol import (
     StartJobs,
     Watch,
 )
-from tui.model import SPECIAL_JOB_ID, JobBoard, PoolBatch, row_fields
+from tui.model import JobBoard, PoolBatch, row_fields
 from tui.watch_pool import Clock, WatchPool
 
 ORIGINAL_API = "original API, no health route"
@@ -170,25 +170,14 @@ class Engine:
         return History(view.key, reset, records)
 
     async def _probe_health(self) -> None:
-        """GET /healthz every interval; a server that answers 404 there but serves
-        /status is the original API: it is probed with the special job's status instead."""
-        original_api = False
+        """GET /healthz every interval (the client probes an original-API server, which
+        has no health route, with the special job's status instead, and says so)."""
         while True:
-            if not original_api:
-                check = await self._client.health()
-                self._health = Health(check.ok, check.latency_s, check.error)
-                original_api = not check.ok and (check.error or "").startswith("HTTP 404")
-            if original_api:
-                self._health = await self._probe_status()
-                original_api = self._health.ok is True
+            check = await self._client.health()
+            note = ""
+            if not getattr(check, "health_route", True):
+                note = ORIGINAL_API
+            elif getattr(check, "degraded", False):
+                note = "at its job cap: new starts wait"
+            self._health = Health(check.ok, check.latency_s, check.error, note)
             await asyncio.sleep(self._config.health_interval_s)
-
-    async def _probe_status(self) -> Health:
-        began = time.perf_counter()
-        try:
-            await self._client.status(SPECIAL_JOB_ID)
-        except ClientError as exc:
-            return Health(False, None, str(exc))
-        except Exception as exc:  # the probe must never end the engine
-            return Health(False, None, repr(exc))
-        return Health(True, time.perf_counter() - began, None, ORIGINAL_API)

@@ -19,7 +19,7 @@ import contextlib
 from collections.abc import Callable, Iterable
 from typing import TypeAlias
 
-from client_core import BackoffPolicy, ClientError, VideoSimClient
+from client_core import BackoffPolicy, StartSpec, VideoSimClient, VideoSimError
 from tui.model import (
     JobSpec,
     JobStarted,
@@ -154,10 +154,8 @@ class WatchPool:
     async def _start_group(self, specs: list[JobSpec]) -> None:
         """Many starts in one call of the client's ``start_many`` (it never raises for a
         single job; anything else fails the whole group with one reason)."""
-        from client_core import StartSpec  # type: ignore[attr-defined]  # with start_many
-
         try:
-            results = await self._client.start_many(  # type: ignore[attr-defined]
+            results = await self._client.start_many(
                 [StartSpec(spec.duration_s, spec.outcome) for spec in specs],
                 deadline_s=self._start_deadline_s,
             )
@@ -180,7 +178,7 @@ class WatchPool:
         self.watch(job_id, job_id, spec)
 
     def _start_failed(self, spec: JobSpec, exc: BaseException | None) -> None:
-        message = str(exc) if isinstance(exc, ClientError) else repr(exc)
+        message = str(exc) if isinstance(exc, VideoSimError) else repr(exc)
         self._out.put_nowait(StartFailed(spec, message, self._clock()))
 
     async def _watch(self, key: str, job_id: str, spec: JobSpec) -> None:

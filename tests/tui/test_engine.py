@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
-from client_core import BackoffPolicy, ClientError, Outcome, PollEvent, Strategy
+from client_core import BackoffPolicy, Outcome, PollEvent, Strategy
 from tests.tui.conftest import poll
 from tui.engine import ORIGINAL_API, Engine
 from tui.engine_protocol import (
@@ -43,14 +43,10 @@ class SteppedClient:
         self.started = 0
 
     async def health(self) -> SimpleNamespace:
-        if self.health_404:
-            return SimpleNamespace(ok=False, latency_s=0.001, error="HTTP 404: Not Found")
-        return SimpleNamespace(ok=True, latency_s=0.001, error=None)
-
-    async def status(self, job_id: str) -> object:
-        if job_id != "special-pending-job":
-            raise ClientError("unexpected")
-        return SimpleNamespace(result="pending")
+        # an original-API server: the client found /healthz missing, /status answering
+        return SimpleNamespace(
+            ok=True, latency_s=0.001, error=None, health_route=not self.health_404
+        )
 
     async def start(self, duration_s: float | None = None, outcome: str | None = None, **_: object) -> str:
         self.started += 1
@@ -143,7 +139,7 @@ async def test_the_followed_job_sends_its_history_once_then_what_is_new() -> Non
         assert not second.reset and [r.attempt for r in second.records] == [2]
 
 
-async def test_a_server_without_a_health_route_is_probed_with_status() -> None:
+async def test_a_server_without_a_health_route_is_reported_as_the_original_api() -> None:
     async with running(SteppedClient(health_404=True)) as harness:
         sent = await harness.settle()
         healths = [delta.health for delta in sent if delta.health is not None]

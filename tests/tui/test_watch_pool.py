@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from client_core import BackoffPolicy, ClientError, Outcome, PollEvent, Strategy
+from client_core import BackoffPolicy, VideoSimError, Outcome, PollEvent, Strategy
 from tests.tui.conftest import poll
 from tui.model import JobSpec
 from tui.watch_pool import JobStarted, PoolBatch, StartFailed, WatchCrashed, WatchEvent, WatchPool
@@ -28,7 +28,7 @@ class ScriptedClient:
     ) -> str:
         await asyncio.sleep(0)
         if outcome == "refuse":
-            raise ClientError("cannot start a job: Job limit reached")
+            raise VideoSimError("cannot start a job: Job limit reached")
         self.started += 1
         return f"job-{self.started}"
 
@@ -161,24 +161,14 @@ class GroupStartClient(ScriptedClient):
         results = []
         for spec in specs:
             if getattr(spec, "outcome", None) == "refuse":
-                results.append(SimpleNamespace(job_id=None, error=ClientError("HTTP 503: full")))
+                results.append(SimpleNamespace(job_id=None, error=VideoSimError("HTTP 503: full")))
             else:
                 self.started += 1
                 results.append(SimpleNamespace(job_id=f"job-{self.started}", error=None))
         return results
 
 
-async def test_starts_go_out_in_groups_when_the_client_has_start_many(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import client_core
-
-    monkeypatch.setattr(
-        client_core,
-        "StartSpec",
-        lambda duration_s, outcome: SimpleNamespaceSpec(duration_s, outcome),
-        raising=False,
-    )
+async def test_starts_go_out_in_groups_when_the_client_has_start_many() -> None:
     client = GroupStartClient()
     pool = WatchPool(client, clock=time.monotonic, start_concurrency=1, batch_interval_s=0.01)  # type: ignore[arg-type]
     pool.start_jobs([JobSpec()] * 5 + [JobSpec(outcome="refuse")])
@@ -188,8 +178,3 @@ async def test_starts_go_out_in_groups_when_the_client_has_start_many(
     (failed,) = [item for item in items if isinstance(item, StartFailed)]
     assert failed.error == "HTTP 503: full"
     assert sum(client.groups) == 6 and len(client.groups) <= 2
-
-
-class SimpleNamespaceSpec:
-    def __init__(self, duration_s: float | None, outcome: str | None) -> None:
-        self.duration_s, self.outcome = duration_s, outcome
