@@ -72,9 +72,7 @@ class Terminal:
         self.pid = int(self._tmux("display-message", "-p", "-t", name, "#{pane_pid}").strip())
 
     def _tmux(self, *args: str) -> str:
-        return subprocess.run(
-            ["tmux", *args], check=False, capture_output=True, text=True
-        ).stdout
+        return subprocess.run(["tmux", *args], check=False, capture_output=True, text=True).stdout
 
     def screen(self, escapes: bool = False) -> str:
         args = ["capture-pane", "-p", "-t", self.name]
@@ -218,8 +216,18 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.source).resolve()
     env = {"PYTHONPATH": str(source), "TERM": "xterm-256color"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "server", "--port", str(port), "--no-hints",
-         "--long-poll-max", "0", "--max-duration", "600"],
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "--port",
+            str(port),
+            "--no-hints",
+            "--long-poll-max",
+            "0",
+            "--max-duration",
+            "600",
+        ],
         cwd=source,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
@@ -240,9 +248,23 @@ def run(args: argparse.Namespace) -> int:
                 time.sleep(0.1)
         interval = str(args.interval)
         command = [
-            sys.executable, "-m", "tui", "--server-url", url, "--strategy", args.strategy,
-            "--initial", interval, "--multiplier", "1", "--max-delay", interval,
-            "--jitter", "none", "--seed", "1",
+            sys.executable,
+            "-m",
+            "tui",
+            "--server-url",
+            url,
+            "--strategy",
+            args.strategy,
+            "--initial",
+            interval,
+            "--multiplier",
+            "1",
+            "--max-delay",
+            interval,
+            "--jitter",
+            "none",
+            "--seed",
+            "1",
         ]
         terminal = Terminal(f"tuikeys{port}", command, env, source)
         terminal.wait_for(lambda s: "server ok" in s, 30, "connected dashboard")

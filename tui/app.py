@@ -253,7 +253,10 @@ class VideoSimApp(App[None]):
         self.starting = 0  # starts in flight died with it
         now = self.clock()
         self.engine_crashes.append(now)
-        if len(self.engine_crashes) == MAX_CRASHES and now - self.engine_crashes[0] < CRASH_WINDOW_S:
+        if (
+            len(self.engine_crashes) == MAX_CRASHES
+            and now - self.engine_crashes[0] < CRASH_WINDOW_S
+        ):
             self.notify(
                 f"The polling engine stopped ({reason}) {MAX_CRASHES} times in a minute; "
                 "not restarting it. The board is kept.",
@@ -513,7 +516,7 @@ class VideoSimApp(App[None]):
         """Table actions only work (and only show in the footer) on the table's screen."""
         return action not in TABLE_ACTIONS or self.screen is self.screen_stack[0]
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         """Every dashboard action in the command palette, then Textual's own."""
         for key_action in MAIN_KEYS:
             yield SystemCommand(

@@ -154,7 +154,7 @@ class ThreadLink(EngineLink):
         def run() -> None:
             try:
                 asyncio.run(self._serve(config, deliver))
-            except BaseException as exc:  # noqa: BLE001 - reported to the app as a crash
+            except BaseException as exc:
                 ended(repr(exc))
             else:
                 ended("engine stopped")
@@ -183,9 +183,7 @@ class ThreadLink(EngineLink):
             self._pending.append(payload)
             return
         with contextlib.suppress(RuntimeError):  # the loop closed: the engine is gone
-            loop.call_soon_threadsafe(
-                lambda: engine.handle(self._command_channel.decode(payload))
-            )
+            loop.call_soon_threadsafe(lambda: engine.handle(self._command_channel.decode(payload)))
 
     async def stop(self) -> None:
         self._stopping = True

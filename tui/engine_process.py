@@ -10,6 +10,7 @@ signal backs that up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import signal
@@ -26,10 +27,8 @@ PR_SET_PDEATHSIG = 1
 def die_with_parent() -> None:
     """Linux: get SIGKILL when the parent goes away (a no-op elsewhere)."""
     if sys.platform.startswith("linux"):
-        try:
+        with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):
-            pass
 
 
 async def serve(commands_fd: int, messages_fd: int) -> None:

@@ -48,7 +48,9 @@ class SteppedClient:
             ok=True, latency_s=0.001, error=None, health_route=not self.health_404
         )
 
-    async def start(self, duration_s: float | None = None, outcome: str | None = None, **_: object) -> str:
+    async def start(
+        self, duration_s: float | None = None, outcome: str | None = None, **_: object
+    ) -> str:
         self.started += 1
         return f"job-{self.started}"
 

@@ -21,17 +21,18 @@ from tui.model import (
     FILTER_CYCLE,
     JobBoard,
     JobSpec,
+    JobStarted,
     JobState,
     RequestRate,
     SortColumn,
     SpawnRequest,
+    WatchEvent,
     merge_row,
     parse_duration,
     row_fields,
     sort_key,
 )
 from tui.policies import policy_from_text, policy_to_text, presets, schedule_preview
-from tui.model import JobStarted, WatchEvent
 from tui.widgets.job_table import cell_text, short_id
 
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from client_core import BackoffPolicy, VideoSimError, Outcome, PollEvent, Strategy
+from client_core import BackoffPolicy, Outcome, PollEvent, Strategy, VideoSimError
 from tests.tui.conftest import poll
 from tui.model import JobSpec
 from tui.watch_pool import JobStarted, PoolBatch, StartFailed, WatchCrashed, WatchEvent, WatchPool
@@ -154,7 +154,9 @@ class GroupStartClient(ScriptedClient):
         super().__init__()
         self.groups: list[int] = []
 
-    async def start_many(self, specs: list[object], *, deadline_s: float | None = None) -> list[object]:
+    async def start_many(
+        self, specs: list[object], *, deadline_s: float | None = None
+    ) -> list[object]:
         from types import SimpleNamespace
 
         self.groups.append(len(specs))

@@ -269,15 +269,13 @@ class JobTable(ScrollView, can_focus=True):
         self.board, self.now = board, now
         settings = (state_filter, sort_column, reverse)
         plain_order = state_filter is None and sort_column is SortColumn.ADDED and not reverse
-        if removed:
+        # A removal, or in a filtered or sorted view any change (it may move a row or take
+        # it out of the filter), or a clock-driven sort, make the index stale.
+        if removed or (not plain_order and (changed or sort_column.time_dependent)):
             self._stale = True
-        if changed and not plain_order:
-            self._stale = True  # a change may move a row or take it out of the filter
-        if sort_column.time_dependent and not plain_order:
-            self._stale = True
-        if resort or settings != self._view_settings:
-            self._rebuild(settings)
-        elif self._stale and (plain_order or now - self._built_at >= REBUILD_EVERY_S):
+        user_asked = resort or settings != self._view_settings
+        due = plain_order or now - self._built_at >= REBUILD_EVERY_S
+        if user_asked or (self._stale and due):
             self._rebuild(settings)
         elif plain_order and changed:
             self._append_new(changed)
@@ -453,9 +451,11 @@ class JobTable(ScrollView, can_focus=True):
                 f"No job matches the filter '{state_filter}': "
                 "press f for the next filter, n to spawn."
             )
-        return Strip([Segment(f"  {hint}", self._style("hint"))]).extend_cell_length(
-            width, self._style("hint")
-        ).crop(0, width)
+        return (
+            Strip([Segment(f"  {hint}", self._style("hint"))])
+            .extend_cell_length(width, self._style("hint"))
+            .crop(0, width)
+        )
 
     def _style(self, part: str) -> Style:
         """The rich style of a component class ("" for the table's own), cached."""
