@@ -38,6 +38,8 @@ from tui.model import JobBoard, PoolBatch, row_fields
 from tui.watch_pool import Clock, WatchPool
 
 ORIGINAL_API = "original API, no health route"
+# Rows per delta: 10,000 new jobs arrive in a few deltas, each a short pause for the UI.
+MAX_ROWS_PER_DELTA = 2_000
 
 
 class Engine:
@@ -130,8 +132,10 @@ class Engine:
     def delta(self) -> Delta | None:
         """What changed since the previous delta; None when nothing did."""
         changed, _removed = self.board.take_changes()
+        for key in changed[MAX_ROWS_PER_DELTA:]:  # the rest go with the next delta
+            self.board.touch(key)
         rows: dict[str, dict[str, Any]] = {}
-        for key in changed:
+        for key in changed[:MAX_ROWS_PER_DELTA]:
             view = self.board.jobs.get(key)
             if view is None:
                 continue
