@@ -33,14 +33,16 @@ COLUMNS: tuple[tuple[SortColumn, str, int], ...] = (
     (SortColumn.JOB, "Job", 10),
     (SortColumn.STATUS, "Status", 11),
     (SortColumn.HTTP, "HTTP", 9),
-    (SortColumn.ATTEMPT, "Attempt", 7),
-    (SortColumn.SKIPPED, "Skipped", 7),
+    (SortColumn.ATTEMPT, "Attempt", 9),
+    (SortColumn.SKIPPED, "Skipped", 9),
     (SortColumn.NEXT, "Next", 7),
-    (SortColumn.STRATEGY, "Strategy", 9),
-    (SortColumn.ELAPSED, "Elapsed", 8),
-    (SortColumn.REQUESTS, "Requests", 8),
+    (SortColumn.STRATEGY, "Strategy", 11),
+    (SortColumn.ELAPSED, "Elapsed", 9),
+    (SortColumn.REQUESTS, "Requests", 10),
     (SortColumn.OUTCOME, "Outcome", 11),
 )
+# one space before each column, one after the last (the label's sort mark fits the width)
+TABLE_WIDTH = sum(width + 1 for _, _, width in COLUMNS) + 1
 COLUMNS_KEYS = tuple(key for key, _, _ in COLUMNS)
 RIGHT_ALIGNED = frozenset({SortColumn.ATTEMPT, SortColumn.SKIPPED, SortColumn.REQUESTS})
 LINES_KEPT = 2_000  # rendered lines cached (a screenful is ~50)
@@ -323,8 +325,7 @@ class JobTable(ScrollView, can_focus=True):
         self._keep_cursor_in_view()
 
     def _set_virtual_size(self) -> None:
-        width = sum(width + 1 for _, _, width in COLUMNS) + 1
-        self.virtual_size = Size(width, len(self.order) + 1)  # + the header line
+        self.virtual_size = Size(TABLE_WIDTH, len(self.order) + 1)  # + the header line
 
     # -- the cursor ------------------------------------------------------------------------
 
@@ -389,7 +390,12 @@ class JobTable(ScrollView, can_focus=True):
     # -- drawing ---------------------------------------------------------------------------
 
     def render_line(self, y: int) -> Strip:
+        """Line ``y`` of the view, cut to the horizontal scroll position."""
         width = self.scrollable_content_region.width
+        left = int(self.scroll_x)
+        return self._full_line(y, max(width, TABLE_WIDTH)).crop(left, left + width)
+
+    def _full_line(self, y: int, width: int) -> Strip:
         if y == 0:
             return self._header(width)
         row = int(self.scroll_y) + y - 1
@@ -423,7 +429,7 @@ class JobTable(ScrollView, can_focus=True):
             else:
                 segments.append(Segment(cell, base + parse_style(style)))
             segments.append(Segment(" ", base))
-        return Strip(segments).extend_cell_length(width, base).crop(0, width)
+        return Strip(segments).extend_cell_length(width, base)
 
     def _header(self, width: int) -> Strip:
         state_filter, sort_column, reverse = self._view_settings
@@ -438,7 +444,7 @@ class JobTable(ScrollView, can_focus=True):
                     label += " ▼" if reverse else " ▲"
                 segments.append(Segment(fit(label, column_width), base))
                 segments.append(Segment(" ", base))
-            strip = Strip(segments).extend_cell_length(width, base).crop(0, width)
+            strip = Strip(segments).extend_cell_length(width, base)
             self._lines[line_key] = strip
         return strip
 
