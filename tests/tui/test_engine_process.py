@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -54,9 +55,10 @@ async def test_an_engine_crash_restarts_it_and_keeps_the_board(live_server: Live
         )
         assert sorted(app.board.jobs) == keys
         assert app.board[cancelled].outcome is Outcome.CANCELLED
-        assert not psutil.pid_exists(first_pid) or (
-            psutil.Process(first_pid).status() == psutil.STATUS_ZOMBIE
-        )
+        assert not _running(first_pid)
+        second_pid = app.engine_pid
+        assert second_pid is not None and _running(second_pid)
+    assert not _running(second_pid)  # quitting the dashboard ends its engine
 
 
 CHILD = """
@@ -112,3 +114,26 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+async def test_a_job_that_cannot_start_gets_a_row_with_its_reason_and_can_be_retried(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    server = live_server_factory("--max-jobs", "2")
+    app = make_app(server_url=server.url, settings=fast_settings(start_deadline_s=1.0))
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot)
+        app.spawn(long_jobs(4))
+        await wait_until(
+            pilot, lambda: len(app.board) == 4 and app.starting == 0, "a row for every job"
+        )
+        not_started = [v for v in app.board if v.status == "not started"]
+        assert not_started and all(v.last_error for v in not_started)
+        assert all(v.outcome is Outcome.REJECTED for v in not_started)
+        assert app.board.start_failures == len(not_started)
+        started = [v for v in app.board if v.job_id]
+        assert len(started) + len(not_started) == 4
+        assert "not started" in app.table.get_cell(not_started[0].key, "status").plain
+
+        app.retry_job(not_started[0].key)  # still full: another row says so, none is lost
+        await wait_until(pilot, lambda: len(app.board) == 5 and app.starting == 0, "the retry")
