@@ -5,7 +5,9 @@ This one drives the real ``python -m tui`` inside tmux, as a user would:
 
 1. A server child (``python -m server``) on a free port, without hints or long-poll, so
    every watch runs its policy's schedule and the planned request rate is known: the
-   policy is fixed at one poll every ``--interval`` s, so plan = pending jobs / interval.
+   policy polls every ``--interval`` s (+/-20 % jitter), so plan = pending jobs / interval,
+   and the window is one interval long (each job is due exactly once in it on average,
+   however the jobs' phases line up).
 2. The dashboard in a tmux window of 200x50, told the server URL and that policy.
 3. Spawn ``--jobs`` jobs through the spawn form (n, count, duration ``5-120``, Enter);
    "all started" is when the summary bar counts them all and shows nothing "starting".
@@ -282,7 +284,7 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, object], bool]:
             "--max-delay",
             interval,
             "--jitter",
-            "none",
+            "proportional",
             "--seed",
             "1",
         ]
@@ -324,7 +326,7 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, object], bool]:
         child_before = {p.pid: p.cpu_times() for p in engine}
         sent_before, pending_before = status_requests(url), pending_jobs(url)
         window_began = time.perf_counter()
-        time.sleep(args.seconds)
+        time.sleep(args.seconds or args.interval)
         window = time.perf_counter() - window_began
         sent_after, pending_after = status_requests(url), pending_jobs(url)
         ui_after = ui.cpu_times()
@@ -388,7 +390,9 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--strategy", default="backoff", choices=["auto", "backoff"])
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
-    parser.add_argument("--seconds", type=float, default=10.0, help="idle-watching window")
+    parser.add_argument(
+        "--seconds", type=float, help="idle-watching window (default: one poll interval)"
+    )
     parser.add_argument("--settle", type=float, default=3.0, help="wait after all started")
     parser.add_argument("--presses", type=int, default=10, help="presses per key")
     parser.add_argument("--start-timeout", type=float, default=120.0)
@@ -448,7 +452,7 @@ def run(quick: bool = False) -> SectionResult:
             jobs=jobs,
             strategy=strategy,
             interval=interval,
-            seconds=5.0 if quick else 10.0,
+            seconds=interval,
             settle=2.0 if quick else 3.0,
             presses=3 if quick else 10,
             start_timeout=120.0,

@@ -38,6 +38,7 @@ from tui.engine_protocol import (
     StartJobs,
     Watch,
 )
+from tui.heap import FREEZE_EVERY_S, freeze_survivors
 from tui.keys import MAIN_KEYS
 from tui.messages import PollEventsBatch, ServerFailed, ServerResolved
 from tui.model import (
@@ -134,6 +135,7 @@ class VideoSimApp(App[None]):
         self.table.focus()
         self._show_health()
         self.set_interval(self.settings.frame_interval_s, self.refresh_view, name="frame")
+        self.set_interval(FREEZE_EVERY_S, freeze_survivors, name="gc freeze")
         if self.settings.connect:
             self._finder = self._find_server()
 

@@ -34,6 +34,7 @@ from tui.engine_protocol import (
     StartJobs,
     Watch,
 )
+from tui.heap import FREEZE_EVERY_S, freeze_survivors
 from tui.model import JobBoard, PoolBatch, row_fields
 from tui.watch_pool import Clock, WatchPool
 
@@ -123,11 +124,15 @@ class Engine:
         self._starting = batch.starting
 
     async def _send_deltas(self) -> None:
+        frozen_at = self._clock()
         while True:
             await asyncio.sleep(self._config.batch_interval_s)
             delta = self.delta()
             if delta is not None:
                 self._send(delta)
+            if self._clock() - frozen_at >= FREEZE_EVERY_S:  # short GC pauses (tui.heap)
+                freeze_survivors()
+                frozen_at = self._clock()
 
     def delta(self) -> Delta | None:
         """What changed since the previous delta; None when nothing did."""
