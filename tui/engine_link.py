@@ -26,7 +26,7 @@ from tui.engine_protocol import LENGTH, Channel, Command, Configure, EngineMessa
 MessageHandler = Callable[[EngineMessage], None]
 ExitHandler = Callable[[str], None]
 ClientFactory = Callable[[str], VideoSimClient]
-QUIT_GRACE_S = 0.2  # after stdin closes, the engine has this long to exit before SIGKILL
+QUIT_GRACE_S = 0.2  # after SIGTERM, the engine has this long to exit before SIGKILL
 
 
 class EngineLink:
@@ -99,12 +99,15 @@ class ProcessLink(EngineLink):
             self.on_exit(f"exit code {code}: {self._last_log_line() or 'no message'}")
 
     async def stop(self) -> None:
-        """Close the command pipe (the engine exits on end of file); kill it if it lingers."""
+        """End the engine now: it holds nothing worth an orderly close (the server keeps
+        the jobs), so close its pipe, terminate it, and kill it if it lingers."""
         self._stopping = True
         process, self._process = self._process, None
         if process is not None:
             if process.stdin is not None:
                 process.stdin.close()
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
             try:
                 await asyncio.wait_for(process.wait(), QUIT_GRACE_S)
             except TimeoutError:

@@ -88,8 +88,13 @@ def run_fast(main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
 
 
+ENGINE_NICENESS = 4  # the UI first: a key press should not wait behind a burst of polls
+
+
 def main() -> None:
     die_with_parent()
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(ENGINE_NICENESS)
     # stdout carries the frames: anything printed by mistake goes to the log instead
     messages_fd = os.dup(1)
     os.dup2(2, 1)
