@@ -390,17 +390,18 @@ class VideoSimApp(App[None]):
 
     def cancel_job(self, key: str) -> bool:
         """Stop one watch; False if it had already ended."""
-        cancelled = self._cancel(key)
+        cancelled = self._cancel(key) > 0
         if cancelled:
             self.refresh_view()
         return cancelled
 
-    def _cancel(self, key: str) -> bool:
-        if not self.board.cancel(key, self.clock()):
-            return False
-        if self.engine is not None:
-            self.engine.send(Cancel([key]))
-        return True
+    def _cancel(self, *keys: str) -> int:
+        """Mark watches cancelled here at once and tell the engine in one command."""
+        now = self.clock()
+        cancelled = [key for key in keys if self.board.cancel(key, now)]
+        if cancelled and self.engine is not None:
+            self.engine.send(Cancel(cancelled))
+        return len(cancelled)
 
     def retry_job(self, key: str) -> None:
         """A finished job again: re-watch the special job, start a fresh job for the rest."""
@@ -469,7 +470,7 @@ class VideoSimApp(App[None]):
             self.notify("That watch has already ended", severity="warning")
 
     def action_cancel_all(self) -> None:
-        cancelled = sum(self._cancel(key) for key in self.board.live_keys())
+        cancelled = self._cancel(*self.board.live_keys())
         self.refresh_view()
         self.notify(f"Cancelled {cancelled} watch(es)")
 
