@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 from client_core import BackoffPolicy, Outcome, PollEvent, Strategy
 from tests.tui.conftest import poll
-from tui.engine import ORIGINAL_API, Engine
+from tui.engine import MAX_ROWS_PER_DELTA, ORIGINAL_API, Engine
 from tui.engine_protocol import (
     Cancel,
     Configure,
@@ -146,3 +146,14 @@ async def test_a_server_without_a_health_route_is_reported_as_the_original_api()
         sent = await harness.settle()
         healths = [delta.health for delta in sent if delta.health is not None]
         assert healths and healths[-1].ok is True and healths[-1].note == ORIGINAL_API
+
+
+def test_a_flood_of_new_rows_goes_out_in_several_deltas() -> None:
+    engine = Engine(SteppedClient(), CONFIG, lambda message: None)  # type: ignore[arg-type]
+    for n in range(MAX_ROWS_PER_DELTA + 500):
+        engine.board.add(f"job-{n}", f"job-{n}", JobSpec(), 1.0)
+    first, second = engine.delta(), engine.delta()
+    assert first is not None and second is not None
+    assert len(first.rows) == MAX_ROWS_PER_DELTA and len(second.rows) == 500
+    assert not set(first.rows) & set(second.rows)
+    assert engine.delta() is None
