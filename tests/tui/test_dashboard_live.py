@@ -180,7 +180,8 @@ async def test_detail_view_shows_poll_history_and_the_server_record(
         history = detail.query_one("#history", DataTable)
         record = detail.query_one("#record", Static)
         await wait_until(pilot, lambda: "status_requests" in str(record.render()), "the record")
-        assert history.row_count == view.attempt
+        # the engine sends the followed job's history with its next delta
+        await wait_until(pilot, lambda: history.row_count == view.attempt, "the poll history")
         last_row = [str(cell.plain) for cell in history.get_row_at(history.row_count - 1)]
         assert last_row[1:4] == [str(view.attempt), "200", "completed"]
         server = await server_record(live_server, view.job_id)
