@@ -333,10 +333,16 @@ class JobTable(ScrollView, can_focus=True):
         if not self.order:
             return
         row = max(0, min(row, len(self.order) - 1))
+        previous = self._position.get(self._cursor_key) if self._cursor_key else None
+        top = self.scroll_y
         self._cursor_key, self._cursor_row = self.order[row], row
         if scroll:
             self._keep_cursor_in_view()
-        self.refresh()
+        if previous is None or self.scroll_y != top:
+            self.refresh()
+        else:  # only the two lines the cursor left and entered (line 0 is the header)
+            self.refresh_line(previous + 1)
+            self.refresh_line(row + 1)
 
     def _keep_cursor_in_view(self) -> None:
         rows_shown = max(1, self.scrollable_content_region.height - 1)
