@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -258,10 +259,9 @@ async def run(
     rows = [JobRow(f"start #{n + 1}") for n in range(options.jobs)]
     if options.special:
         rows.append(JobRow(SPECIAL_JOB_ID, special=True, status="pending"))
-    by_job_id: dict[str, JobRow] = {}
 
-    def on_event(event: PollEvent) -> None:
-        by_job_id[event.job_id].update(event)
+    def on_event(row: JobRow, event: PollEvent) -> None:
+        row.update(event)
         if options.json_lines and not options.quiet:
             print(json.dumps({"type": "event", **asdict(event)}), file=out, flush=True)
 
@@ -275,15 +275,16 @@ async def run(
     async with client:
         client.health_gate.add_listener(_breaker_reporter(client, start_deadline_s))
         health = await client.health()
-        if not health.ok:
+        if not health.ok and health.latency_s is None:  # no answer at all
             _warn(
                 f"no answer from {client.base_url} yet ({health.error}); connecting and "
                 f"retrying for up to {start_deadline_s:g} s"
             )
+        elif not health.ok:
+            _warn(f"server at {client.base_url} is not healthy ({health.error}); trying anyway")
         with live:
-            await _start_and_watch(
-                client, rows, by_job_id, policy, strategy, options, start_deadline_s, on_event
-            )
+            await _start_and_watch(client, rows, policy, strategy, options, start_deadline_s,
+                                   on_event)  # fmt: skip
 
     code = _exit_code(rows)
     if options.json_lines:
@@ -297,12 +298,11 @@ async def run(
 async def _start_and_watch(
     client: VideoSimClient,
     rows: list[JobRow],
-    by_job_id: dict[str, JobRow],
     policy: BackoffPolicy,
     strategy: Strategy,
     options: RunOptions,
     start_deadline_s: float,
-    on_event: Callable[[PollEvent], None],
+    on_event: Callable[[JobRow, PollEvent], None],
 ) -> None:
     """Start in chunks; watch every job the moment its chunk is answered."""
     spec = StartSpec(options.duration_s, options.outcome)
@@ -310,9 +310,9 @@ async def _start_and_watch(
     async with asyncio.TaskGroup() as group:
 
         def watch(row: JobRow) -> None:
-            by_job_id[row.job_id] = row
             job_policy = special_policy if row.special else policy
-            group.create_task(client.wait(row.job_id, job_policy, strategy, on_event=on_event))
+            report = functools.partial(on_event, row)  # by row: ids need not be unique
+            group.create_task(client.wait(row.job_id, job_policy, strategy, on_event=report))
 
         async def start_chunk(chunk: list[JobRow]) -> None:
             results = await client.start_many([spec] * len(chunk), deadline_s=start_deadline_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ from client_core.runner import (
     special_job_policy,
 )
 from tests.support.live_server import LiveServer, free_port
+from tests.support.raw_http import RawHttpServer, http_answer
 
 QUICK = ["--initial", "0.05"]  # the original shape (x2, 5 checks), scaled down: 0.75 s total
 SHORT_HOLD_S = 0.15  # the server's long-poll cap for these runs (the default is 30 s)
@@ -189,3 +191,58 @@ def test_the_special_job_is_bounded_in_time_as_the_seed_client_was() -> None:
     assert (bounded.max_attempts, bounded.deadline_s) == (5, 8.0)
     # A deadline the user gave is kept as it is.
     assert special_job_policy(BackoffPolicy(deadline_s=3.0)).deadline_s == 3.0
+
+
+async def run_child(*args: str) -> subprocess.CompletedProcess[str]:
+    """run_cli without blocking the loop (for servers that live in the test's loop)."""
+    return await asyncio.to_thread(run_cli, *args)
+
+
+async def test_answers_with_an_unknown_result_are_rejected_not_unreachable() -> None:
+    weird = http_answer("200 OK", b'{"job_id": "job-1", "result": "sideways"}')
+    async with RawHttpServer(weird) as server:
+        result = await run_child("--server-url", server.url, *QUICK, "--json", "--quiet")
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert result.returncode == EXIT_JOB_FAILED  # the server answered: not exit 3
+    assert {job["outcome"] for job in summary["jobs"]} == {"rejected"}
+    assert "malformed answer: unknown result 'sideways'" in summary["jobs"][0]["last_error"]
+
+
+async def test_exit_0_needs_the_special_job_to_time_out() -> None:
+    # A server on which every job, the special one too, is already completed.
+    done = http_answer("200 OK", b'{"job_id": "job-1", "result": "completed"}')
+    async with RawHttpServer(done) as server:
+        result = await run_child("--server-url", server.url, *QUICK, "--json", "--quiet")
+    jobs = {job["special"]: job for job in json.loads(result.stdout.splitlines()[-1])["jobs"]}
+    assert jobs[True]["outcome"] == "completed" and jobs[False]["outcome"] == "completed"
+    assert result.returncode == EXIT_JOB_FAILED  # the special job must end timed_out
+
+
+def test_max_attempts_and_retries_are_the_same_flag(
+    short_hold_server: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for flag in ("--retries", "--max-attempts"):
+        code = main(["--server-url", short_hold_server.url, "--jobs", "0", flag, "2",
+                     "--preset", "fixed", "--initial", "0.05", "--json", "--quiet"])  # fmt: skip
+        special = json.loads(capsys.readouterr().out.splitlines()[-1])["jobs"][0]
+        assert code == EXIT_OK and special["attempts"] == 2, flag
+
+
+def test_no_server_is_reported_at_once_while_retrying() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOSIM_")}
+    began = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "client_core", "--server-url", url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        first_line = process.stderr.readline()
+        said_after = time.monotonic() - began
+    finally:
+        process.kill()
+        process.communicate(timeout=10)
+    assert first_line.startswith(f"videosim-client: no answer from {url} yet (connection refused)")
+    assert "connecting and retrying" in first_line
+    assert said_after < 5  # start-up and one refused connection, not the whole deadline
