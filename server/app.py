@@ -8,6 +8,7 @@ string uvicorn's ``--reload`` needs: it reads the settings from the environment.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 import random
@@ -16,13 +17,24 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    FastAPI,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+)
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 
 from server.clock import Clock, SystemClock
 from server.faults import FaultInjector, Rejection, retry_after_header
+from server.idempotency import IdempotencyConflict, IdempotencyTable, fingerprint
 from server.metrics import CONTENT_TYPE, RequestCountingMiddleware, ServerMetrics
 from server.models import (
     ErrorMessage,
@@ -31,6 +43,9 @@ from server.models import (
     JobRecord,
     JobsPage,
     JobSummary,
+    PlainStartResponse,
+    StartBatchRequest,
+    StartBatchResponse,
     StartRequest,
     StartResponse,
     StatusRequestRecord,
@@ -55,6 +70,7 @@ class ServerState:
     clock: Clock
     store: JobStore
     faults: FaultInjector
+    idempotency: IdempotencyTable
     metrics: ServerMetrics
     started_at: float
 
@@ -107,19 +123,23 @@ async def require_api_key(
         raise HTTPException(401, "Missing or invalid API key")
 
 
-def client_id(request: Request) -> str:
-    """Who the rate limit counts against: X-Client-Id if sent, else the peer address."""
-    header = request.headers.get("x-client-id")
-    if header:
-        return header
-    return request.client.host if request.client else "unknown"
+def caller_identity(request: Request) -> str:
+    """Who a request counts against: the API key's holder, else the peer address.
+
+    Never a header the client makes up (such as X-Client-Id): rotating it would dodge the
+    rate limit, and claiming another client's value would spend their allowance.
+    """
+    api_key = request.headers.get("x-api-key")
+    if request.app.state.videosim.settings.api_key is not None and api_key:
+        return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:32]
+    return "peer:" + (request.client.host if request.client else "unknown")
 
 
 async def injected_fault(request: Request) -> Rejection | None:
     """Apply the injected latency, then say whether the faults turn this request away."""
     faults: FaultInjector = request.app.state.videosim.faults
     await faults.add_latency()
-    return faults.check(client_id(request))
+    return faults.check(caller_identity(request))
 
 
 InjectedFault = Annotated[Rejection | None, Depends(injected_fault)]
@@ -130,18 +150,40 @@ InjectedFault = Annotated[Rejection | None, Depends(injected_fault)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorMessage, "description": description}
     for code, description in [
-        (401, "Missing or invalid API key"),
         (429, "Rate limit exceeded (injected fault); see Retry-After"),
-        (503, "Unavailable (injected fault, or the job cap is reached)"),
+        (503, "Unavailable (injected fault, or the job cap is reached); see Retry-After"),
     ]
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorMessage, "description": JOB_NOT_FOUND}
 }
+_START_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    409: {"model": ErrorMessage, "description": "Idempotency-Key reused with another body"},
+    413: {"description": "Body larger than max_body_bytes"},
+}
 
-# Every route but /healthz needs the API key (when one is set).
-jobs_router = APIRouter(dependencies=[Depends(require_api_key)])
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorMessage, "description": "Missing or invalid API key"}
+}
+
+# Each app includes the routers its settings call for; every one but health_router
+# needs the API key when the server has one.
+start_router = APIRouter()  # POST /start with its extensions, and POST /start/batch
+plain_start_router = APIRouter()  # POST /start exactly as the original simulation
+jobs_router = APIRouter()
 health_router = APIRouter()
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="a fresh key per logical start (a uuid4), sent again on each retry of "
+        "it: the same key and body within the retention window get the same jobs back",
+    ),
+]
 
 
 def _rejected(rejection: Rejection, headers: dict[str, str]) -> HTTPException:
@@ -149,37 +191,130 @@ def _rejected(rejection: Rejection, headers: dict[str, str]) -> HTTPException:
     return HTTPException(rejection.code, rejection.detail, headers=headers)
 
 
-@jobs_router.post(
-    "/start",
-    responses={**_ERRORS, 413: {"description": "Body larger than max_body_bytes"}},
-    summary="Start a job",
-)
+def _too_long(loc: tuple[str | int, ...], value: float, limit: float) -> RequestValidationError:
+    return RequestValidationError(
+        [
+            {
+                "type": "less_than_equal",
+                "loc": loc,
+                "msg": f"Input should be less than or equal to {limit:g}",
+                "input": value,
+            }
+        ]
+    )
+
+
+def _check_durations(bodies: Sequence[StartRequest], settings: ServerSettings, batch: bool) -> None:
+    """duration_s against the server's own cap, which the static schema cannot know."""
+    for index, body in enumerate(bodies):
+        if body.duration_s is not None and body.duration_s > settings.max_duration_s:
+            loc: tuple[str | int, ...] = (
+                ("body", "jobs", index, "duration_s") if batch else ("body", "duration_s")
+            )
+            raise _too_long(loc, body.duration_s, settings.max_duration_s)
+
+
+def _create_once(
+    state: ServerState,
+    request: Request,
+    response: Response,
+    key: str | None,
+    route: str,
+    bodies: Sequence[StartRequest],
+) -> Sequence[Job]:
+    """Create the jobs, unless this key already did: then answer what it answered then."""
+    if key is None:
+        return _create(state.store, bodies)
+    scope = caller_identity(request)
+    canonical = "[" + ",".join(body.model_dump_json() for body in bodies) + "]"
+    print_ = fingerprint(route, canonical)
+    # No await from the lookup to the remember: two retries racing each other cannot
+    # both miss the table and both create jobs.
+    try:
+        earlier = state.idempotency.lookup(scope, key, print_)
+    except IdempotencyConflict as error:
+        raise HTTPException(409, str(error)) from error
+    if earlier is not None:
+        response.headers["Idempotent-Replayed"] = "true"
+        return earlier
+    jobs = tuple(_create(state.store, bodies))
+    state.idempotency.remember(scope, key, print_, jobs)
+    return jobs
+
+
+def _create(store: JobStore, bodies: Sequence[StartRequest]) -> list[Job]:
+    try:
+        return store.create_many([(body.duration_s, body.outcome) for body in bodies])
+    except JobLimitReached as error:
+        retry_after = retry_after_header(store.seconds_until_room(len(bodies)))
+        raise HTTPException(503, str(error), headers={"Retry-After": retry_after}) from error
+
+
+def _started(job: Job) -> StartResponse:
+    return StartResponse(job_id=job.job_id, duration_s=job.duration_s, created_at=job.created_at)
+
+
+@start_router.post("/start", responses=_START_ERRORS, summary="Start a job")
 async def start_job(
-    settings: SettingsDep,
-    store: StoreDep,
+    request: Request,
+    response: Response,
+    state: StateDep,
     fault: InjectedFault,
+    idempotency_key: IdempotencyKey = None,
     body: Annotated[StartRequest | None, Body()] = None,
 ) -> StartResponse:
     """Create a job that stays pending for ``duration_s``, then shows its outcome."""
     body = body or StartRequest()
-    if body.duration_s is not None and body.duration_s > settings.max_duration_s:
+    _check_durations([body], state.settings, batch=False)
+    if fault is not None:
+        raise _rejected(fault, {})
+    jobs = _create_once(state, request, response, idempotency_key, "/start", [body])
+    return _started(jobs[0])
+
+
+@start_router.post("/start/batch", responses=_START_ERRORS, summary="Start many jobs at once")
+async def start_batch(
+    request: Request,
+    response: Response,
+    state: StateDep,
+    fault: InjectedFault,
+    body: StartBatchRequest,
+    idempotency_key: IdempotencyKey = None,
+) -> StartBatchResponse:
+    """Create every job of the batch, or none: a batch that does not fit under the job cap
+    is answered 503 with Retry-After. Faults apply once to the whole request."""
+    settings = state.settings
+    if len(body.jobs) > settings.max_batch:
         raise RequestValidationError(
             [
                 {
-                    "type": "less_than_equal",
-                    "loc": ("body", "duration_s"),
-                    "msg": f"Input should be less than or equal to {settings.max_duration_s:g}",
-                    "input": body.duration_s,
+                    "type": "too_long",
+                    "loc": ("body", "jobs"),
+                    "msg": f"List should have at most {settings.max_batch} items, "
+                    f"not {len(body.jobs)}",
+                    "input": None,
                 }
             ]
         )
+    _check_durations(body.jobs, settings, batch=True)
     if fault is not None:
         raise _rejected(fault, {})
-    try:
-        job = store.create(body.duration_s, body.outcome)
-    except JobLimitReached as error:
-        raise HTTPException(503, str(error)) from error
-    return StartResponse(job_id=job.job_id, duration_s=job.duration_s, created_at=job.created_at)
+    jobs = _create_once(state, request, response, idempotency_key, "/start/batch", body.jobs)
+    return StartBatchResponse(jobs=[_started(job) for job in jobs])
+
+
+@plain_start_router.post(
+    "/start",
+    response_model=PlainStartResponse,
+    responses=_ERRORS,
+    summary="Start a job (the original simulation: any body is ignored)",
+)
+async def start_job_plain(state: StateDep, fault: InjectedFault) -> JSONResponse:
+    """The original's answer, byte for byte: ``{"job_id": "..."}`` and nothing else."""
+    if fault is not None:
+        raise _rejected(fault, {})
+    job = _create(state.store, [StartRequest()])[0]
+    return JSONResponse({"job_id": job.job_id})
 
 
 @jobs_router.get(
@@ -290,7 +425,7 @@ async def job_record(job_id: str, store: StoreDep, clock: ClockDep) -> JobRecord
         raise HTTPException(404, JOB_NOT_FOUND)
     requests = [
         StatusRequestRecord(at=r.at, code=r.code, retry_after_s=r.retry_after_s)
-        for r in job.history or ()
+        for r in job.requests()
     ]
     return JobRecord(**_summary_fields(job, clock.now()), requests=requests)
 
@@ -332,6 +467,7 @@ async def put_faults(new_faults: Faults, faults: FaultsDep) -> Faults:
 @health_router.get("/healthz", summary="Liveness; never needs the API key, never faulted")
 async def healthz(state: StateDep) -> Health:
     return Health(
+        status="degraded" if state.store.is_full() else "ok",
         jobs=len(state.store),
         uptime_s=round(state.clock.now() - state.started_at, 3),
         hints=state.settings.hints,
@@ -384,6 +520,8 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
         default_duration_s=settings.delay,
         error_rate=settings.error_rate,
         max_jobs=settings.max_jobs,
+        retention_s=settings.retention_s,
+        request_log_length=settings.request_log_length,
     )
     faults = FaultInjector(settings.initial_faults(), clock, fault_rng)
     state = ServerState(
@@ -391,6 +529,9 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
         clock=clock,
         store=store,
         faults=faults,
+        idempotency=IdempotencyTable(
+            clock, keep_s=settings.retention_s, max_keys=settings.max_idempotency_keys
+        ),
         metrics=ServerMetrics(store, faults),
         started_at=clock.now(),
     )
@@ -416,7 +557,11 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
         max_body_size=settings.max_body_bytes,
     )
     app.state.videosim = state
-    app.include_router(jobs_router)
+    guard = [Depends(require_api_key)] if settings.api_key is not None else []
+    guarded = _UNAUTHORIZED if settings.api_key is not None else None
+    starts = plain_start_router if settings.plain else start_router
+    app.include_router(starts, dependencies=guard, responses=guarded)
+    app.include_router(jobs_router, dependencies=guard, responses=guarded)
     app.include_router(health_router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(RequestCountingMiddleware, metrics=state.metrics)

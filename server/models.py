@@ -38,6 +38,26 @@ class StartResponse(BaseModel):
     created_at: float = Field(description="epoch seconds on the server's clock")
 
 
+class PlainStartResponse(BaseModel):
+    """POST /start under --plain: the original simulation answered the id alone."""
+
+    job_id: str
+
+
+class StartBatchRequest(BaseModel):
+    """Body of POST /start/batch: up to the server's max_batch starts, created all or none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[StartRequest] = Field(
+        min_length=1, description="one item per job, each like the body of POST /start"
+    )
+
+
+class StartBatchResponse(BaseModel):
+    jobs: list[StartResponse] = Field(description="the created jobs, in request order")
+
+
 class StatusResponse(BaseModel):
     """eta_s and progress are present only while pending and only when hints are on."""
 
@@ -74,7 +94,10 @@ class JobSummary(BaseModel):
 class JobRecord(JobSummary):
     """GET /jobs/{job_id}: the summary plus the most recent status requests."""
 
-    requests: list[StatusRequestRecord] = Field(description="the last 200 status requests")
+    requests: list[StatusRequestRecord] = Field(
+        description="the last status requests (200 unless the server's request_log_length "
+        "says otherwise)"
+    )
 
 
 class JobsPage(BaseModel):
@@ -85,7 +108,9 @@ class JobsPage(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "degraded"] = Field(
+        "ok", description="degraded: the job cap is reached and POST /start answers 503"
+    )
     jobs: int
     uptime_s: float
     hints: bool
@@ -109,7 +134,7 @@ class Faults(BaseModel):
         0.0,
         ge=0,
         allow_inf_nan=False,
-        description="requests/s allowed per client (X-Client-Id, else peer IP); 0 = off",
+        description="requests/s allowed per client (its API key, else its IP address); 0 = off",
     )
 
 

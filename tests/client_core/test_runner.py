@@ -173,6 +173,9 @@ def test_ctrl_c_exits_130_without_a_traceback(short_hold_server: LiveServer) -> 
         [sys.executable, "-m", "client_core", "--server-url", short_hold_server.url,
          "--preset", "fixed", "--initial", "10", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        # A suite started with & or nohup runs with SIGINT ignored, and a child inherits
+        # that: give it the default back, so Python turns SIGINT into KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     assert process.stdout is not None
     process.stdout.readline()  # the first event: watches are running

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from server.store import HISTORY_LIMIT, SPECIAL_JOB_ID
+from server.store import DEFAULT_REQUEST_LOG_LENGTH, SPECIAL_JOB_ID
 from tests.server.conftest import Server, ServerFactory
 
 
@@ -185,12 +185,12 @@ async def test_job_record_measures_requests_and_detection_lag(server: Server) ->
 
 async def test_request_history_keeps_the_last_200(server: Server) -> None:
     job = await server.start(duration_s=1000)
-    for _ in range(HISTORY_LIMIT + 5):
+    for _ in range(DEFAULT_REQUEST_LOG_LENGTH + 5):
         await server.http.get(f"/status/{job['job_id']}")
         server.advance(1)
     record = (await server.http.get(f"/jobs/{job['job_id']}")).json()
-    assert record["status_requests"] == HISTORY_LIMIT + 5
-    assert len(record["requests"]) == HISTORY_LIMIT
+    assert record["status_requests"] == DEFAULT_REQUEST_LOG_LENGTH + 5
+    assert len(record["requests"]) == DEFAULT_REQUEST_LOG_LENGTH
     assert record["requests"][0]["at"] == job["created_at"] + 5
 
 
@@ -223,15 +223,34 @@ async def test_job_list_rejects_bad_paging(
     assert response.json()["detail"][0]["msg"].startswith(f"{field}: ")
 
 
-async def test_seeded_servers_hand_out_the_same_jobs(server_factory: ServerFactory) -> None:
+async def test_seeded_servers_repeat_outcomes_but_never_ids(
+    server_factory: ServerFactory,
+) -> None:
     async def first_jobs(seed: int) -> list[tuple[str, str]]:
         server = server_factory(seed=seed)
-        ids = [(await server.start(duration_s=1))["job_id"] for _ in range(6)]
+        ids = [(await server.start(duration_s=1))["job_id"] for _ in range(12)]
         records = [(await server.http.get(f"/jobs/{job_id}")).json() for job_id in ids]
         return [(record["job_id"], record["outcome"]) for record in records]
 
-    assert await first_jobs(7) == await first_jobs(7)
-    assert await first_jobs(7) != await first_jobs(8)
+    first, again, other = await first_jobs(7), await first_jobs(7), await first_jobs(8)
+    assert [outcome for _, outcome in first] == [outcome for _, outcome in again]
+    assert [outcome for _, outcome in first] != [outcome for _, outcome in other]
+    # The seed drives outcomes only: ids come from the system's cryptographic source.
+    assert not {job_id for job_id, _ in first} & {job_id for job_id, _ in again}
+    assert all(uuid.UUID(job_id).version == 4 for job_id, _ in first + again)
+
+
+async def test_seeded_outcomes_are_the_same_as_before_ids_were_random(
+    server_factory: ServerFactory,
+) -> None:
+    """Seed 7 gave these outcomes when it also drew the ids: scripts relying on it still work."""
+    server = server_factory(seed=7)
+    ids = [(await server.start())["job_id"] for _ in range(12)]
+    outcomes = [(await server.http.get(f"/jobs/{job_id}")).json()["outcome"] for job_id in ids]
+    assert outcomes == [
+        "completed", "error", "error", "error", "error", "completed",
+        "completed", "error", "error", "completed", "completed", "error",
+    ]  # fmt: skip
 
 
 async def test_job_cap_answers_503(server_factory: ServerFactory) -> None:

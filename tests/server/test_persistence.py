@@ -115,9 +115,9 @@ async def test_a_seeded_server_hands_out_new_ids_after_a_restart(
     first = server_factory(seed=7, state_file=state_file)
     old_ids = [(await first.start())["job_id"] for _ in range(5)]
     await shut_down(first.app)
-    # The same seed draws the same first id again: the store must notice and draw anew.
+    # Ids never come from the seed, so the same seed cannot hand out an old id again.
     fresh = server_factory(seed=7)
-    assert (await fresh.start())["job_id"] == old_ids[0]
+    assert (await fresh.start())["job_id"] not in old_ids
 
     restarted = server_factory(seed=7, state_file=state_file)
     new_ids = [(await restarted.start())["job_id"] for _ in range(5)]
@@ -189,8 +189,9 @@ def test_history_stays_bounded_when_loaded(tmp_path: Path) -> None:
     store = empty_store()
     assert load_jobs(store, state_file) == 1
     job = store.get("a")
-    assert job is not None and job.history is not None
-    assert len(job.history) == 200 and job.history[-1].at == many[-1][0]
+    assert job is not None and job.log is not None
+    assert len(job.requests()) == 200 and job.requests()[-1].at == many[-1][0]
+    assert job.requests()[0].at == many[50][0]
 
 
 async def test_a_failed_save_is_reported_not_raised(
