@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
 from pydantic import ValidationError
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.live import Live
 from rich.table import Table
 
@@ -413,7 +413,7 @@ def _live_table(rows: list[JobRow], width: int) -> Table:
     table = Table(title="videosim jobs", expand=False)
     table.add_column("job", no_wrap=True, max_width=_job_width(width, LIVE_OTHER_COLUMNS_WIDTH))
     for column in ("status", "attempt", "next poll", "why", "elapsed"):
-        justify = "right" if column in ("attempt", "elapsed") else "left"
+        justify: JustifyMethod = "right" if column in ("attempt", "elapsed") else "left"
         table.add_column(column, justify=justify, no_wrap=True)
     shown = rows[:LIVE_ROWS]
     for row in shown:

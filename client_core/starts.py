@@ -40,6 +40,9 @@ START_RETRY_POLICY = BackoffPolicy(
 DEFAULT_START_DEADLINE_S = 60.0  # how long a start keeps trying when the caller gives no deadline
 DEFAULT_BATCH_SIZE = 500  # jobs per POST /start/batch (the server's default max_batch is 1000)
 BATCH_NOT_OFFERED = frozenset({404, 405})  # an older server: one POST /start per job
+# A batch is all or nothing: when the server refuses its content (a bad item, too big),
+# the chunk is started job by job so the good specs start and the bad one says why.
+BATCH_REFUSED = frozenset({413, 422})
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +121,10 @@ class Starter:
                 )
                 job_ids = read_batch_job_ids(response, len(chunk))
             except RequestRejected as exc:
-                if exc.http_status not in BATCH_NOT_OFFERED:
+                if exc.http_status in BATCH_NOT_OFFERED:
+                    self.batch_offered = False
+                elif exc.http_status not in BATCH_REFUSED:
                     return [StartResult(spec, None, exc) for spec in chunk]
-                self.batch_offered = False
             except VideoSimError as exc:
                 return [StartResult(spec, None, exc) for spec in chunk]
             else:
