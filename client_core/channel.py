@@ -24,6 +24,11 @@ from client_core.policy import BackoffPolicy
 from client_core.protocol import SPECIAL_JOB_ID, status_path
 
 SPARE_CONNECTIONS = 4  # for the breaker's probe and health() calls, which skip the cap
+# Idle connections kept open. httpcore checks every idle connection (a socket poll each,
+# and a count of the idle ones for each idle one) whenever a request starts or ends, so
+# keeping all 68 alive costs more CPU than the reconnects it saves on loopback: measured
+# at 3,000 jobs, 1.9 ms/request with all kept, 1.2-1.25 ms with 8-16, 1.3 ms with 4.
+KEEPALIVE = 16
 
 
 class CircuitOpen(Exception):
@@ -69,10 +74,9 @@ class Channel:
             base_url=base_url,
             headers=dict(headers),
             timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s, pool=None),
-            # Keep every connection alive: reconnecting costs more CPU than the pool scan.
             limits=httpx.Limits(
                 max_connections=connections,
-                max_keepalive_connections=connections,
+                max_keepalive_connections=min(KEEPALIVE, connections),
                 keepalive_expiry=30.0,
             ),
             transport=transport,

@@ -23,8 +23,8 @@ from client_core.answers import (
     detail,
     is_retryable,
     json_object,
-    read_batch_job_ids,
-    read_job_id,
+    read_batch_started,
+    read_started,
     retry_after_s,
 )
 from client_core.channel import Channel
@@ -68,6 +68,7 @@ class StartResult:
     spec: StartSpec
     job_id: str | None
     error: VideoSimError | None = None
+    duration_s: float | None = None  # the server's duration for the job, when it said
 
     @property
     def started(self) -> bool:
@@ -94,7 +95,7 @@ class Starter:
         response = await self._post(
             "/start", spec.body() or None, deadline_at, retry_policy, "cannot start a job"
         )
-        return read_job_id(json_object(response), "the answer")
+        return read_started(json_object(response), "the answer").job_id
 
     async def start_many(
         self,
@@ -119,7 +120,7 @@ class Starter:
                 response = await self._post(
                     "/start/batch", body, deadline_at, START_RETRY_POLICY, "cannot start jobs"
                 )
-                job_ids = read_batch_job_ids(response, len(chunk))
+                started = read_batch_started(response, len(chunk))
             except RequestRejected as exc:
                 if exc.http_status in BATCH_NOT_OFFERED:
                     self.batch_offered = False
@@ -129,7 +130,10 @@ class Starter:
                 return [StartResult(spec, None, exc) for spec in chunk]
             else:
                 self.batch_offered = True
-                return [StartResult(s, i, None) for s, i in zip(chunk, job_ids, strict=True)]
+                return [
+                    StartResult(spec, job.job_id, None, job.duration_s)
+                    for spec, job in zip(chunk, started, strict=True)
+                ]
         return list(await asyncio.gather(*(self._start_one(spec, deadline_at) for spec in chunk)))
 
     async def _start_one(self, spec: StartSpec, deadline_at: float) -> StartResult:
@@ -137,7 +141,8 @@ class Starter:
             response = await self._post(
                 "/start", spec.body() or None, deadline_at, START_RETRY_POLICY, "cannot start a job"
             )
-            return StartResult(spec, read_job_id(json_object(response), "the answer"))
+            job = read_started(json_object(response), "the answer")
+            return StartResult(spec, job.job_id, None, job.duration_s)
         except VideoSimError as exc:
             return StartResult(spec, None, exc)
 

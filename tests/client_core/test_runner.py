@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 
 from client_core import BackoffPolicy
@@ -249,3 +250,24 @@ def test_no_server_is_reported_at_once_while_retrying() -> None:
     assert first_line.startswith(f"videosim-client: no answer from {url} yet (connection refused)")
     assert "connecting and retrying" in first_line
     assert said_after < 5  # start-up and one refused connection, not the whole deadline
+
+
+def test_each_job_is_watched_as_soon_as_it_started(
+    live_server: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--server-url", live_server.url, "--jobs", "300", "--duration", "0.5",
+                 "--start-rate", "150", "--no-special", "--preset", "default", "--json",
+                 "--quiet"])  # fmt: skip
+    ids = {job["job_id"] for job in json.loads(capsys.readouterr().out)["jobs"]}
+    assert code == EXIT_OK and len(ids) == 300
+    records = []
+    with httpx.Client(base_url=live_server.url) as http:
+        for offset in range(0, 10_000, 1000):
+            page = http.get("/jobs", params={"offset": offset, "limit": 1000}).json()["jobs"]
+            records += [record for record in page if record["job_id"] in ids]
+    first_poll = min(record["first_final_seen_at"] for record in records)
+    last_created = max(record["created_at"] for record in records)
+    assert first_poll < last_created  # watching began while later jobs were still starting
+    # The start answer told each job's duration: one poll just after it is enough.
+    assert sum(record["status_requests"] for record in records) == 300
+    assert max(record["detection_lag_s"] for record in records) < 1.0
