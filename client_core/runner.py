@@ -322,9 +322,10 @@ async def _start_and_watch(
         def watch(row: JobRow, duration_s: float | None = None) -> None:
             job_policy = special_policy if row.special else policy
             report = functools.partial(on_event, row)  # by row: ids need not be unique
-            # The job cannot end before its duration: no need to ask before then,
-            # unless plain backoff was asked for (its schedule is the point).
-            first_poll = None if strategy is Strategy.BACKOFF else duration_s
+            # The job cannot end before its duration: no need to ask before then, unless
+            # plain backoff or a budget of checks was asked for (the schedule is the point).
+            by_schedule = strategy is Strategy.BACKOFF or job_policy.max_attempts is not None
+            first_poll = None if by_schedule else duration_s
             group.create_task(client.wait(row.job_id, job_policy, strategy, on_event=report,
                                           first_poll_after_s=first_poll))  # fmt: skip
 

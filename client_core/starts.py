@@ -43,6 +43,7 @@ BATCH_NOT_OFFERED = frozenset({404, 405})  # an older server: one POST /start pe
 # A batch is all or nothing: when the server refuses its content (a bad item, too big),
 # the chunk is started job by job so the good specs start and the bad one says why.
 BATCH_REFUSED = frozenset({413, 422})
+BATCH_TOO_BIG = frozenset({503})  # answered: nothing was created, so splitting is safe
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +117,27 @@ class Starter:
     async def _start_chunk(self, chunk: list[StartSpec], deadline_at: float) -> list[StartResult]:
         if self.batch_offered is not False:
             body = {"jobs": [spec.body() for spec in chunk]}
+            # A batch is all or nothing: one that does not fit under the job cap (503) is
+            # split in halves at once rather than retried whole, so what fits starts.
+            split_on = BATCH_TOO_BIG if len(chunk) > 1 else frozenset()
             try:
                 response = await self._post(
-                    "/start/batch", body, deadline_at, START_RETRY_POLICY, "cannot start jobs"
+                    "/start/batch",
+                    body,
+                    deadline_at,
+                    START_RETRY_POLICY,
+                    "cannot start a job",
+                    give_up_on=split_on,
                 )
                 started = read_batch_started(response, len(chunk))
             except RequestRejected as exc:
+                if exc.http_status in split_on:
+                    half = len(chunk) // 2
+                    halves = await asyncio.gather(
+                        self._start_chunk(chunk[:half], deadline_at),
+                        self._start_chunk(chunk[half:], deadline_at),
+                    )
+                    return halves[0] + halves[1]
                 if exc.http_status in BATCH_NOT_OFFERED:
                     self.batch_offered = False
                 elif exc.http_status not in BATCH_REFUSED:
@@ -160,8 +176,12 @@ class Starter:
         deadline_at: float,
         retry_policy: BackoffPolicy,
         what: str,
+        give_up_on: frozenset[int] = frozenset(),
     ) -> httpx.Response:
-        """POST until a 200, a refusal, or the deadline; the same key on every retry."""
+        """POST until a 200, a refusal, or the deadline; the same key on every retry.
+
+        An answer whose status is in ``give_up_on`` is raised at once, not retried.
+        """
         channel = self._channel
         clock = channel.clock
         headers = {IDEMPOTENCY_HEADER: str(uuid.uuid4())}
@@ -197,8 +217,9 @@ class Starter:
                 if code == 200:
                     return response
                 retry_after = retry_after_s(response, channel.max_server_pause_s)
-                if not is_retryable(code):
-                    raise RequestRejected(f"{what}: {detail(response)}", http_status=code)
+                if not is_retryable(code) or code in give_up_on:
+                    raise RequestRejected(f"{what}: {detail(response)}", http_status=code,
+                                          retry_after_s=retry_after)  # fmt: skip
                 if code == 429 and retry_after is not None:
                     channel.admission.pause.pause_for(retry_after)  # per client: everyone waits
                 failure = RequestRejected(

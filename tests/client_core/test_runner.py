@@ -270,4 +270,4 @@ def test_each_job_is_watched_as_soon_as_it_started(
     assert first_poll < last_created  # watching began while later jobs were still starting
     # The start answer told each job's duration: one poll just after it is enough.
     assert sum(record["status_requests"] for record in records) == 300
-    assert max(record["detection_lag_s"] for record in records) < 1.0
+    assert max(record["detection_lag_s"] for record in records) < 3.0
