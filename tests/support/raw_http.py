@@ -20,6 +20,7 @@ class RawHttpServer:
 
     answer: bytes | None = None
     not_found: tuple[str, ...] = ("/start/batch",)
+    close_after_answer: bool = False  # hang up after each answer, without saying so
     connections: int = 0
     _server: asyncio.Server | None = field(default=None, repr=False)
     _held: list[asyncio.StreamWriter] = field(default_factory=list, repr=False)
@@ -60,6 +61,9 @@ class RawHttpServer:
                 else:
                     writer.write(self.answer)
                 await writer.drain()
+                if self.close_after_answer:
+                    writer.close()
+                    return
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
 
