@@ -122,22 +122,32 @@ def read_health(response: httpx.Response, latency_s: float, max_pause_s: float) 
     )
 
 
-def read_job_id(item: object, where: str) -> str:
-    """The ``job_id`` of one started job; ``MalformedAnswer`` if there is none."""
+@dataclass(frozen=True, slots=True)
+class StartedJob:
+    """What a start answer says: the id, and the duration when the server tells it."""
+
+    job_id: str
+    duration_s: float | None = None
+
+
+def read_started(item: object, where: str) -> StartedJob:
+    """One started job of a start answer; ``MalformedAnswer`` if it has no ``job_id``."""
     job_id = item.get("job_id") if isinstance(item, dict) else None
     if not isinstance(job_id, str) or not job_id:
         raise MalformedAnswer(f"cannot start a job: {where} had no job_id", http_status=200)
-    return job_id
+    assert isinstance(item, dict)
+    duration = float_or_none(item.get("duration_s"))
+    return StartedJob(job_id, duration if duration is not None and duration >= 0 else None)
 
 
-def read_batch_job_ids(response: httpx.Response, expected: int) -> list[str]:
-    """The ids of a ``POST /start/batch`` answer, in request order."""
+def read_batch_started(response: httpx.Response, expected: int) -> list[StartedJob]:
+    """The jobs of a ``POST /start/batch`` answer, in request order."""
     jobs = json_object(response).get("jobs")
     if not isinstance(jobs, list) or len(jobs) != expected:
         raise MalformedAnswer(
             f"cannot start jobs: the batch answer did not list {expected} jobs", http_status=200
         )
-    return [read_job_id(item, "the batch answer") for item in jobs]
+    return [read_started(item, "the batch answer") for item in jobs]
 
 
 def is_retryable(code: int) -> bool:

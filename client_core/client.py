@@ -221,17 +221,26 @@ class VideoSimClient:
         strategy: Strategy | str = Strategy.AUTO,
         *,
         cancel: asyncio.Event | None = None,
+        first_poll_after_s: float | None = None,
     ) -> AsyncGenerator[PollEvent, None]:
         """Poll one job until it ends; one event per poll, the last with ``outcome`` set.
 
         A policy without ``deadline_s`` gets the client's ``default_deadline_s``.
+        ``first_poll_after_s`` (e.g. ``StartResult.duration_s``) delays the first poll
+        until the job can have ended.
         Setting ``cancel`` ends the watch at once with a final CANCELLED event.
         Close the generator (``contextlib.aclosing``) if you stop iterating early.
         """
         if policy.deadline_s is None:
             policy = policy.replace(deadline_s=self.default_deadline_s)
         return watch_job(
-            self._channel, job_id, policy, Strategy(strategy), cancel=cancel, timing=self.timing
+            self._channel,
+            job_id,
+            policy,
+            Strategy(strategy),
+            cancel=cancel,
+            timing=self.timing,
+            first_poll_after_s=first_poll_after_s,
         )
 
     async def wait(
@@ -242,14 +251,16 @@ class VideoSimClient:
         *,
         cancel: asyncio.Event | None = None,
         on_event: Callable[[PollEvent], None] | None = None,
+        first_poll_after_s: float | None = None,
     ) -> WatchResult:
         """Watch to the end and summarise; ``on_event`` sees every event on the way."""
         last: PollEvent | None = None
         last_error: str | None = None
         requests = 0
-        async with contextlib.aclosing(
-            self.watch(job_id, policy, strategy, cancel=cancel)
-        ) as events:
+        watch = self.watch(
+            job_id, policy, strategy, cancel=cancel, first_poll_after_s=first_poll_after_s
+        )
+        async with contextlib.aclosing(watch) as events:
             async for event in events:
                 if on_event is not None:
                     on_event(event)

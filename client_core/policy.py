@@ -29,6 +29,9 @@ from enum import StrEnum
 PRESET_MAX_DELAY_S = 60.0
 
 
+_UNSEEDED = random.Random()  # shared by every unseeded policy: jitter needs no secrecy
+
+
 class Jitter(StrEnum):
     """How a delay is randomised around the exponential schedule."""
 
@@ -158,8 +161,11 @@ class BackoffPolicy:
     # -- the schedule --------------------------------------------------------------
 
     def rng(self) -> random.Random:
-        """A fresh RNG for one watch; seeded policies replay the same jitter."""
-        return random.Random(self.seed)
+        """A fresh RNG for one watch when seeded (replays the same jitter), else a shared one.
+
+        Seeding a new ``Random`` from the OS costs ~35 us, a lot per job at 10,000 jobs.
+        """
+        return _UNSEEDED if self.seed is None else random.Random(self.seed)
 
     def base_delay(self, attempt: int) -> float:
         """The un-jittered delay after ``attempt`` (1-based), capped at ``max_delay_s``."""

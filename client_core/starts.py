@@ -23,8 +23,8 @@ from client_core.answers import (
     detail,
     is_retryable,
     json_object,
-    read_batch_job_ids,
-    read_job_id,
+    read_batch_started,
+    read_started,
     retry_after_s,
 )
 from client_core.channel import Channel
@@ -40,6 +40,10 @@ START_RETRY_POLICY = BackoffPolicy(
 DEFAULT_START_DEADLINE_S = 60.0  # how long a start keeps trying when the caller gives no deadline
 DEFAULT_BATCH_SIZE = 500  # jobs per POST /start/batch (the server's default max_batch is 1000)
 BATCH_NOT_OFFERED = frozenset({404, 405})  # an older server: one POST /start per job
+# A batch is all or nothing: when the server refuses its content (a bad item, too big),
+# the chunk is started job by job so the good specs start and the bad one says why.
+BATCH_REFUSED = frozenset({413, 422})
+BATCH_TOO_BIG = frozenset({503})  # answered: nothing was created, so splitting is safe
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,7 @@ class StartResult:
     spec: StartSpec
     job_id: str | None
     error: VideoSimError | None = None
+    duration_s: float | None = None  # the server's duration for the job, when it said
 
     @property
     def started(self) -> bool:
@@ -91,7 +96,7 @@ class Starter:
         response = await self._post(
             "/start", spec.body() or None, deadline_at, retry_policy, "cannot start a job"
         )
-        return read_job_id(json_object(response), "the answer")
+        return read_started(json_object(response), "the answer").job_id
 
     async def start_many(
         self,
@@ -112,20 +117,39 @@ class Starter:
     async def _start_chunk(self, chunk: list[StartSpec], deadline_at: float) -> list[StartResult]:
         if self.batch_offered is not False:
             body = {"jobs": [spec.body() for spec in chunk]}
+            # A batch is all or nothing: one that does not fit under the job cap (503) is
+            # split in halves at once rather than retried whole, so what fits starts.
+            split_on = BATCH_TOO_BIG if len(chunk) > 1 else frozenset()
             try:
                 response = await self._post(
-                    "/start/batch", body, deadline_at, START_RETRY_POLICY, "cannot start jobs"
+                    "/start/batch",
+                    body,
+                    deadline_at,
+                    START_RETRY_POLICY,
+                    "cannot start a job",
+                    give_up_on=split_on,
                 )
-                job_ids = read_batch_job_ids(response, len(chunk))
+                started = read_batch_started(response, len(chunk))
             except RequestRejected as exc:
-                if exc.http_status not in BATCH_NOT_OFFERED:
+                if exc.http_status in split_on:
+                    half = len(chunk) // 2
+                    halves = await asyncio.gather(
+                        self._start_chunk(chunk[:half], deadline_at),
+                        self._start_chunk(chunk[half:], deadline_at),
+                    )
+                    return halves[0] + halves[1]
+                if exc.http_status in BATCH_NOT_OFFERED:
+                    self.batch_offered = False
+                elif exc.http_status not in BATCH_REFUSED:
                     return [StartResult(spec, None, exc) for spec in chunk]
-                self.batch_offered = False
             except VideoSimError as exc:
                 return [StartResult(spec, None, exc) for spec in chunk]
             else:
                 self.batch_offered = True
-                return [StartResult(s, i, None) for s, i in zip(chunk, job_ids, strict=True)]
+                return [
+                    StartResult(spec, job.job_id, None, job.duration_s)
+                    for spec, job in zip(chunk, started, strict=True)
+                ]
         return list(await asyncio.gather(*(self._start_one(spec, deadline_at) for spec in chunk)))
 
     async def _start_one(self, spec: StartSpec, deadline_at: float) -> StartResult:
@@ -133,7 +157,8 @@ class Starter:
             response = await self._post(
                 "/start", spec.body() or None, deadline_at, START_RETRY_POLICY, "cannot start a job"
             )
-            return StartResult(spec, read_job_id(json_object(response), "the answer"))
+            job = read_started(json_object(response), "the answer")
+            return StartResult(spec, job.job_id, None, job.duration_s)
         except VideoSimError as exc:
             return StartResult(spec, None, exc)
 
@@ -151,8 +176,12 @@ class Starter:
         deadline_at: float,
         retry_policy: BackoffPolicy,
         what: str,
+        give_up_on: frozenset[int] = frozenset(),
     ) -> httpx.Response:
-        """POST until a 200, a refusal, or the deadline; the same key on every retry."""
+        """POST until a 200, a refusal, or the deadline; the same key on every retry.
+
+        An answer whose status is in ``give_up_on`` is raised at once, not retried.
+        """
         channel = self._channel
         clock = channel.clock
         headers = {IDEMPOTENCY_HEADER: str(uuid.uuid4())}
@@ -188,8 +217,9 @@ class Starter:
                 if code == 200:
                     return response
                 retry_after = retry_after_s(response, channel.max_server_pause_s)
-                if not is_retryable(code):
-                    raise RequestRejected(f"{what}: {detail(response)}", http_status=code)
+                if not is_retryable(code) or code in give_up_on:
+                    raise RequestRejected(f"{what}: {detail(response)}", http_status=code,
+                                          retry_after_s=retry_after)  # fmt: skip
                 if code == 429 and retry_after is not None:
                     channel.admission.pause.pause_for(retry_after)  # per client: everyone waits
                 failure = RequestRejected(

@@ -9,6 +9,7 @@ else the client's default, so no server answer (or silence) can hold it forever.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncGenerator
 
 import httpx
@@ -33,9 +34,13 @@ async def watch_job(
     *,
     cancel: asyncio.Event | None,
     timing: PollTiming,
+    first_poll_after_s: float | None = None,
 ) -> AsyncGenerator[PollEvent, None]:
     """Poll ``job_id`` until it ends; the last event has ``outcome`` set.
 
+    ``first_poll_after_s``: the job cannot end before this (its start answer said
+    so), so the first poll waits for it (capped by the deadline) instead of asking
+    at once to learn what is already known.
     Setting ``cancel`` ends the watch at once with a final CANCELLED event.
     Cancelling the consuming task just stops it (the CancelledError propagates).
     """
@@ -51,6 +56,12 @@ async def watch_job(
     hold_s: float | None = None
     status = ""
     timed_by = strategy  # the strategy that timed the request in flight
+    if first_poll_after_s is not None and first_poll_after_s > 0:
+        wait = min(first_poll_after_s + timing.hint_margin_s, policy.time_left(0.0) or math.inf)
+        await run_unless(clock.sleep(wait), cancel)
+        if cancel is not None and cancel.is_set():
+            yield _cancelled(job_id, 0, status, clock.now() - started, timed_by)
+            return
     try:
         while True:
             attempt += 1

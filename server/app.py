@@ -123,19 +123,23 @@ async def require_api_key(
         raise HTTPException(401, "Missing or invalid API key")
 
 
-def client_id(request: Request) -> str:
-    """Who the rate limit counts against: X-Client-Id if sent, else the peer address."""
-    header = request.headers.get("x-client-id")
-    if header:
-        return header
-    return request.client.host if request.client else "unknown"
+def caller_identity(request: Request) -> str:
+    """Who a request counts against: the API key's holder, else the peer address.
+
+    Never a header the client makes up (such as X-Client-Id): rotating it would dodge the
+    rate limit, and claiming another client's value would spend their allowance.
+    """
+    api_key = request.headers.get("x-api-key")
+    if request.app.state.videosim.settings.api_key is not None and api_key:
+        return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:32]
+    return "peer:" + (request.client.host if request.client else "unknown")
 
 
 async def injected_fault(request: Request) -> Rejection | None:
     """Apply the injected latency, then say whether the faults turn this request away."""
     faults: FaultInjector = request.app.state.videosim.faults
     await faults.add_latency()
-    return faults.check(client_id(request))
+    return faults.check(caller_identity(request))
 
 
 InjectedFault = Annotated[Rejection | None, Depends(injected_fault)]
@@ -187,14 +191,6 @@ def _rejected(rejection: Rejection, headers: dict[str, str]) -> HTTPException:
     return HTTPException(rejection.code, rejection.detail, headers=headers)
 
 
-def caller_scope(request: Request) -> str:
-    """Whose Idempotency-Keys these are: the API key's holder, else the peer address."""
-    api_key = request.headers.get("x-api-key")
-    if request.app.state.videosim.settings.api_key is not None and api_key:
-        return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:32]
-    return "peer:" + (request.client.host if request.client else "unknown")
-
-
 def _too_long(loc: tuple[str | int, ...], value: float, limit: float) -> RequestValidationError:
     return RequestValidationError(
         [
@@ -229,7 +225,7 @@ def _create_once(
     """Create the jobs, unless this key already did: then answer what it answered then."""
     if key is None:
         return _create(state.store, bodies)
-    scope = caller_scope(request)
+    scope = caller_identity(request)
     canonical = "[" + ",".join(body.model_dump_json() for body in bodies) + "]"
     print_ = fingerprint(route, canonical)
     # No await from the lookup to the remember: two retries racing each other cannot
@@ -429,7 +425,7 @@ async def job_record(job_id: str, store: StoreDep, clock: ClockDep) -> JobRecord
         raise HTTPException(404, JOB_NOT_FOUND)
     requests = [
         StatusRequestRecord(at=r.at, code=r.code, retry_after_s=r.retry_after_s)
-        for r in job.history or ()
+        for r in job.requests()
     ]
     return JobRecord(**_summary_fields(job, clock.now()), requests=requests)
 
@@ -471,6 +467,7 @@ async def put_faults(new_faults: Faults, faults: FaultsDep) -> Faults:
 @health_router.get("/healthz", summary="Liveness; never needs the API key, never faulted")
 async def healthz(state: StateDep) -> Health:
     return Health(
+        status="degraded" if state.store.is_full() else "ok",
         jobs=len(state.store),
         uptime_s=round(state.clock.now() - state.started_at, 3),
         hints=state.settings.hints,
@@ -523,6 +520,8 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
         default_duration_s=settings.delay,
         error_rate=settings.error_rate,
         max_jobs=settings.max_jobs,
+        retention_s=settings.retention_s,
+        request_log_length=settings.request_log_length,
     )
     faults = FaultInjector(settings.initial_faults(), clock, fault_rng)
     state = ServerState(

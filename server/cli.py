@@ -34,6 +34,7 @@ _VALUE_FLAGS: list[tuple[str, str, str]] = [
     ("--max-batch", "max_batch", "N"),
     ("--retention", "retention_s", "SECONDS"),
     ("--max-idempotency-keys", "max_idempotency_keys", "N"),
+    ("--request-log-length", "request_log_length", "N"),
     ("--max-body-bytes", "max_body_bytes", "BYTES"),
     ("--api-key", "api_key", "KEY"),
     ("--fault-latency-ms", "fault_latency_ms", "MS"),
@@ -41,6 +42,11 @@ _VALUE_FLAGS: list[tuple[str, str, str]] = [
     ("--fault-unavailable-rate", "fault_unavailable_rate", "SHARE"),
     ("--fault-retry-after", "fault_retry_after_s", "SECONDS"),
     ("--fault-rate-limit", "fault_rate_limit_rps", "RPS"),
+    ("--max-header-bytes", "max_header_bytes", "BYTES"),
+    ("--max-headers", "max_headers", "N"),
+    ("--header-timeout", "header_timeout_s", "SECONDS"),
+    ("--body-timeout", "body_timeout_s", "SECONDS"),
+    ("--max-connections", "max_connections", "N"),
     ("--log-level", "log_level", "LEVEL"),
     ("--state-file", "state_file", "PATH"),
 ]
@@ -104,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn  # imported late: --help and bad flags answer without loading it
 
     from server.app import create_app
+    from server.edge import EdgeLimits, default_max_connections, guarded_protocol
     from server.persistence import StateFileError
 
     try:
@@ -118,6 +125,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "log_level": settings.log_level,
         # Held long-polls would otherwise delay Ctrl-C by up to long_poll_max_s.
         "timeout_graceful_shutdown": 2,
+        "http": guarded_protocol(
+            EdgeLimits(
+                max_header_bytes=settings.max_header_bytes,
+                max_headers=settings.max_headers,
+                header_timeout_s=settings.header_timeout_s,
+                body_timeout_s=settings.body_timeout_s,
+                max_connections=settings.max_connections or default_max_connections(),
+            )
+        ),
     }
     restored = len(app.state.videosim.store)
     print(

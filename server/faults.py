@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from server.clock import Clock
 from server.models import Faults
 
-# Forget idle clients once this many are tracked; an idle bucket is simply full again.
-_MAX_TRACKED_CLIENTS = 10_000
+# At most this many clients have a bucket; a new one pushes out the least recently seen,
+# which starts again with a full bucket if it comes back.
+MAX_TRACKED_CLIENTS = 10_000
 
 
 def retry_after_header(seconds: float) -> str:
@@ -49,7 +51,7 @@ class FaultInjector:
     def __init__(self, faults: Faults, clock: Clock, rng: random.Random) -> None:
         self._clock = clock
         self._rng = rng
-        self._buckets: dict[str, _TokenBucket] = {}
+        self._buckets: OrderedDict[str, _TokenBucket] = OrderedDict()
         self.faults = faults
         self.injected: dict[str, int] = {"latency": 0, "unavailable": 0, "rate_limited": 0}
 
@@ -92,21 +94,17 @@ class FaultInjector:
         """Spend one token; returns 0 on success, else the seconds until one is there."""
         now = self._clock.now()
         capacity = max(1.0, rate)
-        bucket = self._buckets.get(client_id)
+        buckets = self._buckets
+        bucket = buckets.get(client_id)
         if bucket is None:
-            if len(self._buckets) >= _MAX_TRACKED_CLIENTS:
-                self._forget_idle_clients(now, rate, capacity)
-            bucket = self._buckets[client_id] = _TokenBucket(capacity, now)
+            if len(buckets) >= MAX_TRACKED_CLIENTS:
+                buckets.popitem(last=False)
+            bucket = buckets[client_id] = _TokenBucket(capacity, now)
+        else:
+            buckets.move_to_end(client_id)
         bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated_at) * rate)
         bucket.updated_at = now
         if bucket.tokens >= 1:
             bucket.tokens -= 1
             return 0.0
         return (1 - bucket.tokens) / rate
-
-    def _forget_idle_clients(self, now: float, rate: float, capacity: float) -> None:
-        self._buckets = {
-            client: bucket
-            for client, bucket in self._buckets.items()
-            if bucket.tokens + (now - bucket.updated_at) * rate < capacity
-        }

@@ -94,7 +94,10 @@ class JobSummary(BaseModel):
 class JobRecord(JobSummary):
     """GET /jobs/{job_id}: the summary plus the most recent status requests."""
 
-    requests: list[StatusRequestRecord] = Field(description="the last 200 status requests")
+    requests: list[StatusRequestRecord] = Field(
+        description="the last status requests (200 unless the server's request_log_length "
+        "says otherwise)"
+    )
 
 
 class JobsPage(BaseModel):
@@ -105,7 +108,9 @@ class JobsPage(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "degraded"] = Field(
+        "ok", description="degraded: the job cap is reached and POST /start answers 503"
+    )
     jobs: int
     uptime_s: float
     hints: bool
@@ -129,7 +134,7 @@ class Faults(BaseModel):
         0.0,
         ge=0,
         allow_inf_nan=False,
-        description="requests/s allowed per client (X-Client-Id, else peer IP); 0 = off",
+        description="requests/s allowed per client (its API key, else its IP address); 0 = off",
     )
 
 

@@ -25,14 +25,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from server.store import HISTORY_LIMIT, Job, JobStore, StatusRequest
+from server import request_log
+from server.store import DEFAULT_REQUEST_LOG_LENGTH, Job, JobStore, StatusRequest
 
 FORMAT = "videosim-jobs"
 VERSION = 1
@@ -68,13 +68,12 @@ class _SavedJob(BaseModel):
     first_final_seen_at: FiniteFloat | None
     requests: list[tuple[FiniteFloat, int, FiniteFloat | None]] = []
 
-    def to_job(self) -> Job:
+    def to_job(self, log_length: int = DEFAULT_REQUEST_LOG_LENGTH) -> Job:
         job = Job(self.job_id, self.created_at, self.duration_s, self.outcome == "error")
         job.status_requests = self.status_requests
         job.first_final_seen_at = self.first_final_seen_at
-        if self.requests:
-            history = (StatusRequest(*request) for request in self.requests)
-            job.history = deque(history, maxlen=HISTORY_LIMIT)
+        requests = [StatusRequest(*request) for request in self.requests]
+        job.log = request_log.build(requests, log_length)
         return job
 
 
@@ -91,7 +90,7 @@ def load_jobs(store: JobStore, path: Path) -> int:
         raise StateFileError(f"invalid state file {path}: directory {directory} is not writable")
     try:
         with path.open(encoding="utf-8") as lines:
-            jobs = list(_read_jobs(lines, path))
+            jobs = list(_read_jobs(lines, path, store.request_log_length))
     except FileNotFoundError:
         return 0
     except OSError as error:
@@ -107,7 +106,7 @@ def load_jobs(store: JobStore, path: Path) -> int:
     return len(jobs)
 
 
-def _read_jobs(lines: Iterator[str], path: Path) -> Iterator[Job]:
+def _read_jobs(lines: Iterator[str], path: Path, log_length: int) -> Iterator[Job]:
     header: _Header | None = None
     count = 0
     for number, line in enumerate(lines, start=1):
@@ -117,7 +116,7 @@ def _read_jobs(lines: Iterator[str], path: Path) -> Iterator[Job]:
             if header is None:
                 header = _Header.model_validate_json(line)
                 continue
-            yield _SavedJob.model_validate_json(line).to_job()
+            yield _SavedJob.model_validate_json(line).to_job(log_length)
             count += 1
         except ValidationError as error:
             problem = _first_problem(error)
@@ -170,5 +169,5 @@ def _job_line(job: Job) -> dict[str, Any]:
         "outcome": job.outcome,
         "status_requests": job.status_requests,
         "first_final_seen_at": job.first_final_seen_at,
-        "requests": [list(request) for request in job.history or ()],
+        "requests": [list(request) for request in job.requests()],
     }

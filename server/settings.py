@@ -37,14 +37,23 @@ class ServerSettings(BaseSettings):
         5.0,
         gt=0,
         validation_alias=AliasChoices("VIDEOSIM_DELAY", "DELAY"),
+        allow_inf_nan=False,
         description="seconds a job stays pending when POST /start names no duration",
     )
     error_rate: float = Field(
-        0.5, ge=0, le=1, description="chance that a random-outcome job ends in error"
+        0.5,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="chance that a random-outcome job ends in error",
     )
     hints: bool = Field(True, description="send eta_s, progress and Retry-After while pending")
     long_poll_max_s: float = Field(
-        30.0, ge=0, le=3600, description="cap on GET /status?wait=S in seconds; 0 disables"
+        30.0,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="cap on GET /status?wait=S in seconds; 0 disables",
     )
     plain: bool = Field(
         False, description="behave like the original simulation: no hints, no long-poll"
@@ -58,32 +67,72 @@ class ServerSettings(BaseSettings):
     retention_s: float = Field(
         3600.0,
         gt=0,
+        allow_inf_nan=False,
         description="seconds a finished job (and an Idempotency-Key) is kept before it expires",
+    )
+    request_log_length: int = Field(
+        200, ge=0, le=10_000, description="status requests kept per job for GET /jobs/{id}"
     )
     max_idempotency_keys: int = Field(
         100_000, ge=1, description="most Idempotency-Keys remembered; the oldest go first"
     )
     max_duration_s: float = Field(
-        3600.0, gt=0, description="largest duration_s a POST /start may ask for"
+        3600.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="largest duration_s a POST /start may ask for",
     )
     max_body_bytes: int = Field(65536, ge=0, description="largest request body; beyond it 413")
     api_key: str | None = Field(
         None, description="require this X-Api-Key on every route but /healthz"
     )
     fault_latency_ms: float = Field(
-        0.0, ge=0, le=60_000, description="latency added to /start and /status"
+        0.0, ge=0, le=60_000, allow_inf_nan=False, description="latency added to /start and /status"
     )
     fault_latency_jitter_ms: float = Field(
-        0.0, ge=0, le=60_000, description="random extra latency, up to this much"
+        0.0,
+        ge=0,
+        le=60_000,
+        allow_inf_nan=False,
+        description="random extra latency, up to this much",
     )
     fault_unavailable_rate: float = Field(
-        0.0, ge=0, le=1, description="share of /start and /status answered 503"
+        0.0, ge=0, le=1, allow_inf_nan=False, description="share of /start and /status answered 503"
     )
     fault_retry_after_s: int = Field(
         1, ge=1, le=3600, description="Retry-After seconds sent with an injected 503"
     )
     fault_rate_limit_rps: float = Field(
-        0.0, ge=0, description="per-client requests/s on /start and /status; 0 = off"
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="per-client requests/s on /start and /status; 0 = off",
+    )
+    max_header_bytes: int = Field(
+        16384, ge=1024, le=1 << 24, description="largest request line plus headers; beyond it 431"
+    )
+    max_headers: int = Field(
+        100, ge=1, le=10_000, description="most request headers; beyond it 431"
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="seconds a client has to send a request's headers; then 408 and close",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="seconds a client has to send a request's body; then 408 and close",
+    )
+    max_connections: int | None = Field(
+        None,
+        ge=1,
+        description="open connections beyond which new ones get 503 with Retry-After "
+        "(default: the open-file limit less 64, at most 10000)",
     )
     log_level: LogLevel = Field("warning", description="uvicorn log level")
     state_file: Path | None = Field(

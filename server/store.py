@@ -3,42 +3,46 @@
 A job is pending while ``now < created_at + duration_s`` and then shows its fated outcome;
 no thread, task or timer exists per job. Timers exist only for jobs somebody is
 long-polling: one ``loop.call_later`` per waited job, however many requests wait on it.
+
+A finished job is kept ``retention_s`` seconds, then it expires with its request log, so
+memory is bounded by the rate of starts, not by the uptime. Jobs are also kept sorted by
+finish time (the expiry order), so expiring the oldest is a slice off the front.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 import random
 import uuid
 from array import array
-from bisect import bisect_right, insort
-from collections import deque
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Literal, NamedTuple
+from itertools import islice
+from typing import Literal
 
+from server import request_log
 from server.clock import Clock
 from server.models import FinalOutcome, Result
+from server.request_log import StatusRequest
 
 SPECIAL_JOB_ID = "special-pending-job"
-HISTORY_LIMIT = 200
+DEFAULT_REQUEST_LOG_LENGTH = 200
+DEFAULT_RETENTION_S = 3600.0
 # A timer that fires a hair early (the loop clock and the job clock differ) re-checks
 # after at least this long, so a disagreement can never become a busy loop.
-_RECHECK_FLOOR_S = 0.005
+_RECHECK_FLOOR_S = 0.0005
+# Expired jobs are dropped in slices (a memmove of the sorted arrays): at least this many
+# at once, or whatever expired once this many seconds have passed since the last sweep.
+_SWEEP_BATCH = 256
+_SWEEP_EVERY_S = 1.0
 
 RequestedOutcome = Literal["completed", "error", "random"]
 
 
 class JobLimitReached(Exception):
     """The store already holds ``max_jobs`` jobs."""
-
-
-class StatusRequest(NamedTuple):
-    """One answered GET /status, as remembered in a job's history (a tuple: cheap to make)."""
-
-    at: float
-    code: int
-    retry_after_s: float | None
 
 
 class Job:
@@ -49,8 +53,8 @@ class Job:
         "duration_s",
         "fails",
         "first_final_seen_at",
-        "history",
         "job_id",
+        "log",
         "status_requests",
     )
 
@@ -61,7 +65,7 @@ class Job:
         self.fails = fails  # None: no fate (the special job)
         self.status_requests = 0
         self.first_final_seen_at: float | None = None
-        self.history: deque[StatusRequest] | None = None  # allocated on the first request
+        self.log: bytearray | None = None  # see server.request_log; made on the first request
 
     @property
     def finishes_at(self) -> float:
@@ -78,6 +82,10 @@ class Job:
             return "pending"
         return "error" if self.fails else "completed"
 
+    def requests(self) -> list[StatusRequest]:
+        """The last status requests still in the job's log, oldest first."""
+        return request_log.entries(self.log)
+
 
 class _Waiters:
     """The requests long-polling one job: a shared event and the one timer that sets it."""
@@ -91,7 +99,7 @@ class _Waiters:
 
 
 class JobStore:
-    """Creates, finds and counts jobs; records status requests; parks long-polls."""
+    """Creates, finds, counts and expires jobs; records status requests; parks long-polls."""
 
     def __init__(
         self,
@@ -101,25 +109,38 @@ class JobStore:
         default_duration_s: float,
         error_rate: float,
         max_jobs: int,
+        retention_s: float = DEFAULT_RETENTION_S,
+        request_log_length: int = DEFAULT_REQUEST_LOG_LENGTH,
     ) -> None:
         self._clock = clock
         self._rng = rng
         self._default_duration_s = float(default_duration_s)
         self._error_rate = error_rate
         self._max_jobs = max_jobs
-        self._jobs: dict[str, Job] = {}
-        self._order: list[Job] = []  # creation order, for paging
-        # Finish times of each fate, sorted: jobs by state are two bisections at any time.
+        self._retention_s = retention_s
+        self.request_log_length = request_log_length
+        self._jobs: dict[str, Job] = {}  # in creation order, for paging
+        # Per fate, the finish times sorted and the jobs in the same order: jobs by state
+        # are two bisections at any time, and the expired ones are a prefix.
         self._finishes: dict[bool, array[float]] = {False: array("d"), True: array("d")}
+        self._by_finish: dict[bool, list[Job]] = {False: [], True: []}
+        self._last_sweep = clock.now()
         self._waiters: dict[str, _Waiters] = {}
         self._held = 0
         self.special = Job(SPECIAL_JOB_ID, clock.now(), math.inf, None)
 
     # --- jobs -----------------------------------------------------------------------
 
+    @property
+    def max_jobs(self) -> int:
+        return self._max_jobs
+
     def __len__(self) -> int:
-        """Created jobs; the special job is not counted."""
-        return len(self._order)
+        """Live (not expired) created jobs; the special job is not counted."""
+        return len(self._jobs) - self._expired_unswept(self._clock.now())
+
+    def is_full(self) -> bool:
+        return len(self) >= self._max_jobs
 
     def create(self, duration_s: float | None = None, outcome: RequestedOutcome = "random") -> Job:
         """One new job; raises :class:`JobLimitReached` when the store is full."""
@@ -127,14 +148,26 @@ class JobStore:
 
     def create_many(self, specs: Sequence[tuple[float | None, RequestedOutcome]]) -> list[Job]:
         """All of ``specs`` as new jobs in order, or none of them if they do not all fit."""
-        if len(self._order) + len(specs) > self._max_jobs:
-            raise JobLimitReached(f"Job limit reached: {self._max_jobs} jobs")
         now = self._clock.now()
+        self._sweep(now, force=len(self._jobs) + len(specs) > self._max_jobs)
+        if len(self._jobs) + len(specs) > self._max_jobs:
+            raise JobLimitReached(f"Job limit reached: {self._max_jobs} jobs")
         return [self._add(now, duration_s, outcome) for duration_s, outcome in specs]
 
     def seconds_until_room(self, count: int) -> float:
-        """How long until ``count`` more jobs fit (for Retry-After at the cap)."""
-        return 1.0
+        """How long until ``count`` more jobs fit, as far as expiry alone frees room."""
+        now = self._clock.now()
+        need = len(self) + count - self._max_jobs
+        if need <= 0:
+            return 0.0
+        live = [
+            self._finishes[fails][self._expired_count(fails, now) :][:need]
+            for fails in (False, True)
+        ]
+        finishes = list(islice(heapq.merge(*live), need))
+        if len(finishes) < need:  # more than the cap could ever hold
+            return self._retention_s
+        return finishes[-1] + self._retention_s - now
 
     def _add(self, now: float, duration_s: float | None, outcome: RequestedOutcome) -> Job:
         # The seeded generator decides outcomes only. It still spends 128 bits per job, as
@@ -145,9 +178,14 @@ class JobStore:
         duration = self._default_duration_s if duration_s is None else float(duration_s)
         job = Job(self._new_id(), now, duration, fails)
         self._jobs[job.job_id] = job
-        self._order.append(job)
-        insort(self._finishes[fails], job.finishes_at)
+        self._insert_by_finish(job)
         return job
+
+    def _insert_by_finish(self, job: Job) -> None:
+        fails = bool(job.fails)
+        index = bisect_right(self._finishes[fails], job.finishes_at)
+        self._finishes[fails].insert(index, job.finishes_at)
+        self._by_finish[fails].insert(index, job)
 
     def _new_id(self) -> str:
         """A random uuid4 from the system's cryptographic source: never reused, never seeded."""
@@ -156,18 +194,51 @@ class JobStore:
             if job_id not in self._jobs:
                 return job_id
 
+    # --- expiry ---------------------------------------------------------------------
+
+    def _expired(self, job: Job, now: float) -> bool:
+        return job.fails is not None and job.finishes_at <= now - self._retention_s
+
+    def _expired_count(self, fails: bool, now: float) -> int:
+        return bisect_right(self._finishes[fails], now - self._retention_s)
+
+    def _expired_unswept(self, now: float) -> int:
+        return self._expired_count(False, now) + self._expired_count(True, now)
+
+    def _sweep(self, now: float, *, force: bool = False) -> None:
+        """Drop expired jobs: in batches, so each costs one memmove, not one per job."""
+        due = force or now - self._last_sweep >= _SWEEP_EVERY_S
+        for fails in (False, True):
+            count = self._expired_count(fails, now)
+            if count == 0 or (count < _SWEEP_BATCH and not due):
+                continue
+            jobs = self._by_finish[fails]
+            for job in jobs[:count]:
+                del self._jobs[job.job_id]
+            del jobs[:count]
+            del self._finishes[fails][:count]
+        if due:
+            self._last_sweep = now
+
+    def expire(self) -> None:
+        """Drop every expired job now (reads already skip them; this frees their memory)."""
+        self._sweep(self._clock.now(), force=True)
+
+    # --- reading --------------------------------------------------------------------
+
     def export(self) -> Iterator[Job]:
-        """Every created job in creation order (the special job is not one), for saving."""
-        return iter(self._order)
+        """Every live created job in creation order (the special job is not one), for saving."""
+        self.expire()
+        return iter(list(self._jobs.values()))
 
     def restore(self, jobs: Iterable[Job]) -> None:
         """Take back jobs saved by an earlier server, oldest first, into this empty store.
 
-        Only an empty store, so creation order stays the order of ``_order``. Raises
-        ValueError (and keeps nothing) for a duplicate or reserved id, a job without a fate,
-        or more jobs than ``max_jobs``.
+        Only an empty store, so creation order stays the order of the saved jobs. Raises
+        ValueError (and keeps nothing) for a duplicate or reserved id, a job without a
+        fate, or more jobs than ``max_jobs``. Jobs already past their retention are dropped.
         """
-        if self._order:
+        if self._jobs:
             raise ValueError("jobs can only be restored into an empty store")
         restored: dict[str, Job] = {}
         for job in jobs:
@@ -181,24 +252,32 @@ class JobStore:
             if len(restored) > self._max_jobs:
                 raise ValueError(f"more jobs than max_jobs allows ({self._max_jobs})")
         self._jobs = restored
-        self._order = list(restored.values())
         for fails in (False, True):
-            finishes = sorted(job.finishes_at for job in self._order if job.fails is fails)
-            self._finishes[fails] = array("d", finishes)
+            ordered = sorted(
+                (job for job in restored.values() if job.fails is fails),
+                key=lambda job: job.finishes_at,
+            )
+            self._by_finish[fails] = ordered
+            self._finishes[fails] = array("d", (job.finishes_at for job in ordered))
+        self.expire()
 
     def get(self, job_id: str) -> Job | None:
         if job_id == SPECIAL_JOB_ID:
             return self.special
-        return self._jobs.get(job_id)
+        job = self._jobs.get(job_id)
+        if job is None or self._expired(job, self._clock.now()):
+            return None
+        return job
 
     def page(self, offset: int, limit: int) -> list[Job]:
-        return self._order[offset : offset + limit]
+        self.expire()
+        return list(islice(self._jobs.values(), offset, offset + limit))
 
     def counts_by_state(self) -> dict[Result, int]:
-        """Created jobs per state right now, in O(log n)."""
+        """Live created jobs per state right now, in O(log n)."""
         now = self._clock.now()
-        completed = bisect_right(self._finishes[False], now)
-        error = bisect_right(self._finishes[True], now)
+        completed = bisect_right(self._finishes[False], now) - self._expired_count(False, now)
+        error = bisect_right(self._finishes[True], now) - self._expired_count(True, now)
         return {"pending": len(self) - completed - error, "completed": completed, "error": error}
 
     def record_status_request(
@@ -206,9 +285,9 @@ class JobStore:
     ) -> None:
         """Remember one GET /status answer; ``result`` is None when it was a fault."""
         job.status_requests += 1
-        if job.history is None:
-            job.history = deque(maxlen=HISTORY_LIMIT)
-        job.history.append(StatusRequest(at, code, retry_after_s))
+        job.log = request_log.append(
+            job.log, self.request_log_length, StatusRequest(at, code, retry_after_s)
+        )
         if job.first_final_seen_at is None and result is not None and result != "pending":
             job.first_final_seen_at = at
 
@@ -276,7 +355,9 @@ class JobStore:
         if self._finishes_at(job_id) <= self._clock.now():
             self._wake(job_id)
         else:
-            self._arm(self._jobs[job_id], waiters)
+            job = self.get(job_id)
+            if job is not None:
+                self._arm(job, waiters)
 
     def _finishes_at(self, job_id: str) -> float:
         job = self.get(job_id)

@@ -10,6 +10,7 @@ import pytest
 
 from client_core import BackoffPolicy, Jitter, Lane, Strategy, SystemClock, VideoSimClient
 from client_core.admission import Admission
+from tests.support.raw_http import RawHttpServer, http_answer
 
 QUICK = BackoffPolicy(initial_s=0.01, multiplier=2.0, max_delay_s=0.05, jitter=Jitter.NONE)
 
@@ -85,3 +86,14 @@ async def test_a_429_on_a_poll_pauses_starts_too() -> None:
         assert await client.start() == "new"
     (_, refused_at), (method, started_at) = stamps
     assert method == "POST" and started_at >= refused_at + 0.29
+
+
+async def test_a_server_without_a_health_route_counts_as_up() -> None:
+    # The original simulation: no /healthz, but the special job answers.
+    pending = http_answer("200 OK", b'{"job_id": "special-pending-job", "result": "pending"}')
+    async with (
+        RawHttpServer(pending, not_found=("/healthz", "/start/batch")) as server,
+        VideoSimClient(server.url) as client,
+    ):
+        health = await client.health()
+    assert health.ok and health.health_route is False

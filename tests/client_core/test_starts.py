@@ -20,6 +20,7 @@ from client_core import (
 from tests.support.live_server import LiveServer, free_port
 
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
+Factory = Callable[..., LiveServer]
 
 
 def client_for(handler: Handler, **options: object) -> VideoSimClient:
@@ -109,3 +110,44 @@ async def test_start_many_reports_an_unreachable_server_per_job() -> None:
         )
     assert all(isinstance(r.error, ServerUnreachable) for r in results)
     assert "connection refused" in str(results[0].error)
+
+
+async def test_start_many_uses_the_batch_route_of_the_real_server(
+    live_server: LiveServer,
+) -> None:
+    specs = [StartSpec(round(0.3 + n / 1000, 3), "completed") for n in range(1200)]
+    async with VideoSimClient(live_server.url) as client:
+        sent_before = client.stats.requests_sent
+        results = await client.start_many(specs)
+        sent = client.stats.requests_sent - sent_before
+        assert client.batch_start_offered is True
+        picks = [0, 499, 500, 1199]
+        records = [await client.job_record(results[n].job_id or "") for n in picks]
+    assert all(r.started for r in results) and len({r.job_id for r in results}) == 1200
+    assert sent == 3  # chunks of 500, 500 and 200
+    assert [record["duration_s"] for record in records] == [specs[n].duration_s for n in picks]
+
+
+async def test_start_many_falls_back_on_a_plain_server(live_server_factory: Factory) -> None:
+    plain = live_server_factory("--plain", "--delay", "0.3")
+    async with VideoSimClient(plain.url) as client:
+        results = await client.start_many([StartSpec()] * 3)
+        assert client.batch_start_offered is False
+    assert all(r.started for r in results) and len({r.job_id for r in results}) == 3
+
+
+async def test_a_start_retried_after_a_lost_answer_creates_one_job(
+    live_server_factory: Factory,
+) -> None:
+    server = live_server_factory("--delay", "0.5", "--fault-latency-ms", "1500")
+    async with (
+        VideoSimClient(server.url, read_timeout_s=0.5) as client,
+        httpx.AsyncClient(base_url=server.url) as admin,
+    ):
+        starting = asyncio.create_task(client.start(1.0, deadline_s=10))
+        await asyncio.sleep(0.7)  # the first try has timed out: its job exists, its answer is lost
+        (await admin.put("/admin/faults", json={})).raise_for_status()  # no more latency
+        job_id = await starting
+        listed = (await admin.get("/jobs")).json()
+    assert client.stats.requests_sent >= 2  # it was retried...
+    assert listed["total"] == 1 and listed["jobs"][0]["job_id"] == job_id  # ...into one job

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.server.conftest import Server, ServerFactory
@@ -100,24 +101,52 @@ async def test_unavailable_share_is_roughly_the_rate_and_seeded(
     assert await codes(3) == first
 
 
-async def test_rate_limit_is_per_client_with_retry_after(server: Server) -> None:
+def other_peer(server: Server, address: str) -> httpx.AsyncClient:
+    """A client of the same app that connects from another address."""
+    transport = httpx.ASGITransport(app=server.app, client=(address, 4321))
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+async def test_rate_limit_is_per_peer_with_retry_after(server: Server) -> None:
     await server.http.put("/admin/faults", json={"rate_limit_rps": 2})
     url = "/status/special-pending-job"
-    alice = {"X-Client-Id": "alice"}
-    assert (await server.http.get(url, headers=alice)).status_code == 200
-    assert (await server.http.get(url, headers=alice)).status_code == 200
-    limited = await server.http.get(url, headers=alice)
+    assert (await server.http.get(url)).status_code == 200
+    assert (await server.http.get(url)).status_code == 200
+    limited = await server.http.get(url)
     assert limited.status_code == 429
     assert limited.json() == {"detail": "Rate limit exceeded: 2 requests/s"}
     assert limited.headers["Retry-After"] == "1"
-    # Another client has its own bucket.
-    assert (await server.http.get(url, headers={"X-Client-Id": "bob"})).status_code == 200
-    # Without X-Client-Id the peer address is the client.
-    assert (await server.http.get(url)).status_code == 200
+    # Another address has its own bucket.
+    async with other_peer(server, "10.0.0.2") as bob:
+        assert (await bob.get(url)).status_code == 200
     # Tokens come back with (fake) time: half a second is one request at 2/s.
     server.clock.advance(0.5)
-    assert (await server.http.get(url, headers=alice)).status_code == 200
-    assert (await server.http.get(url, headers=alice)).status_code == 429
+    assert (await server.http.get(url)).status_code == 200
+    assert (await server.http.get(url)).status_code == 429
+
+
+async def test_client_chosen_ids_neither_dodge_nor_spend_the_limit(server: Server) -> None:
+    """X-Client-Id once named the bucket: rotating it reset the limit, claiming it spent
+    another client's allowance."""
+    await server.http.put("/admin/faults", json={"rate_limit_rps": 1})
+    url = "/status/special-pending-job"
+    codes = [
+        (await server.http.get(url, headers={"X-Client-Id": f"id-{n}"})).status_code
+        for n in range(5)
+    ]
+    assert codes == [200, 429, 429, 429, 429]
+    async with other_peer(server, "10.0.0.3") as victim:
+        # Somebody sending the victim's would-be id does not touch the victim's bucket.
+        assert (await victim.get(url, headers={"X-Client-Id": "id-0"})).status_code == 200
+
+
+async def test_with_an_api_key_the_key_is_the_client(server_factory: ServerFactory) -> None:
+    server = server_factory(api_key="k", fault_rate_limit_rps=1)
+    url = "/status/special-pending-job"
+    key = {"X-Api-Key": "k"}
+    assert (await server.http.get(url, headers=key)).status_code == 200
+    async with other_peer(server, "10.0.0.4") as same_holder:
+        assert (await same_holder.get(url, headers=key)).status_code == 429
 
 
 async def test_slow_rate_limit_retry_after_rounds_up(server: Server) -> None:

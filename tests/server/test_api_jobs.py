@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from server.store import HISTORY_LIMIT, SPECIAL_JOB_ID
+from server.store import DEFAULT_REQUEST_LOG_LENGTH, SPECIAL_JOB_ID
 from tests.server.conftest import Server, ServerFactory
 
 
@@ -185,12 +185,12 @@ async def test_job_record_measures_requests_and_detection_lag(server: Server) ->
 
 async def test_request_history_keeps_the_last_200(server: Server) -> None:
     job = await server.start(duration_s=1000)
-    for _ in range(HISTORY_LIMIT + 5):
+    for _ in range(DEFAULT_REQUEST_LOG_LENGTH + 5):
         await server.http.get(f"/status/{job['job_id']}")
         server.advance(1)
     record = (await server.http.get(f"/jobs/{job['job_id']}")).json()
-    assert record["status_requests"] == HISTORY_LIMIT + 5
-    assert len(record["requests"]) == HISTORY_LIMIT
+    assert record["status_requests"] == DEFAULT_REQUEST_LOG_LENGTH + 5
+    assert len(record["requests"]) == DEFAULT_REQUEST_LOG_LENGTH
     assert record["requests"][0]["at"] == job["created_at"] + 5
 
 

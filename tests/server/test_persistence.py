@@ -189,8 +189,9 @@ def test_history_stays_bounded_when_loaded(tmp_path: Path) -> None:
     store = empty_store()
     assert load_jobs(store, state_file) == 1
     job = store.get("a")
-    assert job is not None and job.history is not None
-    assert len(job.history) == 200 and job.history[-1].at == many[-1][0]
+    assert job is not None and job.log is not None
+    assert len(job.requests()) == 200 and job.requests()[-1].at == many[-1][0]
+    assert job.requests()[0].at == many[50][0]
 
 
 async def test_a_failed_save_is_reported_not_raised(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server.cli import build_parser, load_settings
+from server.cli import _VALUE_FLAGS, build_parser, load_settings
 from server.settings import ServerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,6 +108,12 @@ def test_every_flag_reaches_its_setting(clean_cwd: Path) -> None:
             "--retention=60",
             "--max-idempotency-keys=12",
             "--max-body-bytes=99",
+            "--request-log-length=13",
+            "--max-header-bytes=2048",
+            "--max-headers=20",
+            "--header-timeout=3",
+            "--body-timeout=4",
+            "--max-connections=50",
             "--api-key=abc",
             "--fault-latency-ms=1",
             "--fault-latency-jitter-ms=2",
@@ -134,6 +140,12 @@ def test_every_flag_reaches_its_setting(clean_cwd: Path) -> None:
         "max_idempotency_keys": 12,
         "max_duration_s": 7.0,
         "max_body_bytes": 99,
+        "request_log_length": 13,
+        "max_header_bytes": 2048,
+        "max_headers": 20,
+        "header_timeout_s": 3.0,
+        "body_timeout_s": 4.0,
+        "max_connections": 50,
         "api_key": "abc",
         "fault_latency_ms": 1.0,
         "fault_latency_jitter_ms": 2.0,
@@ -173,6 +185,9 @@ def test_help_names_every_flag_with_its_default() -> None:
         "--long-poll-max", "--plain", "--seed", "--reload", "--max-jobs", "--max-duration",
         "--max-body-bytes", "--api-key", "--fault-latency-ms", "--fault-latency-jitter-ms",
         "--fault-unavailable-rate", "--fault-retry-after", "--fault-rate-limit", "--log-level",
+        "--max-batch", "--retention", "--max-idempotency-keys", "--request-log-length",
+        "--max-header-bytes", "--max-headers", "--header-timeout", "--body-timeout",
+        "--max-connections",
     ]:  # fmt: skip
         assert flag in text
     assert "default: 7999" in text
@@ -206,8 +221,10 @@ def test_python_m_server_help_lists_flags() -> None:
         ([], {"VIDEOSIM_DELAY": "abc"}, "invalid setting delay: Input should be a valid number"),
         ([], {"DELAY": "-1"}, "invalid setting delay: Input should be greater than 0"),
         (["--bogus"], {}, "unrecognized arguments: --bogus"),
+        (["--fault-rate-limit", "inf"], {}, "invalid setting fault_rate_limit_rps: Input should"),
+        (["--delay", "inf"], {}, "invalid setting delay: Input should be a finite number"),
     ],
-    ids=["flag", "env", "seed-alias", "unknown-flag"],
+    ids=["flag", "env", "seed-alias", "unknown-flag", "inf-rate-limit", "inf-delay"],
 )
 def test_bad_values_stop_start_up_with_one_line(
     args: list[str], env: dict[str, str], message: str
@@ -219,3 +236,28 @@ def test_bad_values_stop_start_up_with_one_line(
     assert lines[0].startswith("videosim-server: ")
     assert message in lines[0]
     assert "Traceback" not in result.stderr
+
+
+FLOAT_SETTINGS = [
+    name
+    for name, field in ServerSettings.model_fields.items()
+    if field.annotation in (float, float | None)
+]
+
+
+def test_every_float_setting_is_listed() -> None:
+    assert len(FLOAT_SETTINGS) >= 11  # a new float setting needs no new test: it is here
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity"])
+@pytest.mark.parametrize("field", FLOAT_SETTINGS)
+def test_no_numeric_setting_takes_inf_or_nan(
+    clean_cwd: Path, field: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flag = next(flag for flag, name, _ in _VALUE_FLAGS if name == field)
+    with pytest.raises(SystemExit) as exited:
+        load_settings([f"{flag}={value}"])
+    assert exited.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"videosim-server: invalid setting {field}: ")

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from server.clock import FakeClock, SystemClock
-from server.store import HISTORY_LIMIT, Job, JobLimitReached, JobStore
+from server.store import DEFAULT_REQUEST_LOG_LENGTH, Job, JobLimitReached, JobStore
 
 
 def make_store(clock: FakeClock | SystemClock, **overrides: object) -> JobStore:
@@ -59,16 +59,16 @@ def test_history_is_allocated_lazily_and_bounded() -> None:
     clock = FakeClock()
     store = make_store(clock)
     job = store.create(1.0, "error")
-    assert job.history is None
-    for index in range(HISTORY_LIMIT + 50):
+    assert job.log is None
+    for index in range(DEFAULT_REQUEST_LOG_LENGTH + 50):
         result = job.result_at(clock.now())
         store.record_status_request(
             job, at=clock.now(), code=200, retry_after_s=None, result=result
         )
         if index == 10:
             clock.advance(1)
-    assert job.status_requests == HISTORY_LIMIT + 50
-    assert job.history is not None and len(job.history) == HISTORY_LIMIT
+    assert job.status_requests == DEFAULT_REQUEST_LOG_LENGTH + 50
+    assert len(job.requests()) == DEFAULT_REQUEST_LOG_LENGTH
     assert job.first_final_seen_at == job.finishes_at
 
 
