@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
 from client_core import BackoffPolicy, Outcome, PollEvent, Strategy
-from tests.tui.conftest import poll
+from tests.tui.conftest import FakeClient, connected, fast_settings, poll, wait_until
+from tui.app import make_app
 from tui.engine import MAX_ROWS_PER_DELTA, ORIGINAL_API, Engine
 from tui.engine_protocol import (
     Cancel,
@@ -157,3 +158,19 @@ def test_a_flood_of_new_rows_goes_out_in_several_deltas() -> None:
     assert len(first.rows) == MAX_ROWS_PER_DELTA and len(second.rows) == 500
     assert not set(first.rows) & set(second.rows)
     assert engine.delta() is None
+
+
+async def test_the_header_says_when_the_server_is_the_original_api() -> None:
+    class OriginalApiClient(FakeClient):
+        async def health(self) -> SimpleNamespace:
+            return SimpleNamespace(ok=True, latency_s=0.002, error=None, health_route=False)
+
+    app = make_app(
+        client_factory=OriginalApiClient,  # type: ignore[arg-type]
+        server_url="http://127.0.0.1:1",
+        settings=fast_settings(),
+    )
+    async with app.run_test() as pilot:
+        await connected(pilot)
+        await wait_until(pilot, lambda: ORIGINAL_API in app.sub_title, "the header's note")
+        assert "ok" in app.sub_title and "unreachable" not in app.sub_title
