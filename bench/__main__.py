@@ -1,8 +1,8 @@
 """``python -m bench [section ...] [--quick]``: run benchmark sections, print, save JSON.
 
-Sections run in the order given (default: all of poll, server, client, tui); each prints
-its tables and writes ``bench/results/<section>.json``. ``profile`` (GET /status under
-pyinstrument) and ``strategies`` (real-time jobs per strategy) run only when named.
+Sections run in the order given (default: all of poll, server, client, tui, tui-terminal);
+each prints its tables and writes ``bench/results/<section>.json``. ``profile`` (GET /status
+under pyinstrument) and ``strategies`` (real-time jobs per strategy) run only when named.
 """
 
 from __future__ import annotations
@@ -29,10 +29,14 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "server": ("bench.server_throughput", "GET /status req/s, memory per job, long-poll CPU"),
     "client": ("bench.client_scale", "one client process watching 10,000 jobs"),
     "tui": ("bench.dashboard", "dashboard: event burst and keypress latency, 2,000 jobs"),
+    "tui-terminal": (
+        "bench.tui_keys",
+        "dashboard in tmux: keys, CPU, starts, poll rate, quit at 2,000 and 10,000 jobs",
+    ),
     "strategies": ("bench.strategies", "200 real 2 s jobs per strategy: requests and lag"),
     "profile": ("bench.profile_status", "where GET /status spends its time (pyinstrument)"),
 }
-DEFAULT_SECTIONS = ("poll", "server", "client", "tui")
+DEFAULT_SECTIONS = ("poll", "server", "client", "tui", "tui-terminal")
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):

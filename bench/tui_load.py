@@ -7,10 +7,9 @@ Two measurements, both through the app's real code paths in a headless Textual p
   ``--jobs`` while the first ones poll (starts/s both times). Then, over a steady window
   while every job polls about every ``--poll-every`` s (far more than one process can
   send, so the rate measured is what the engine manages): status requests/s, CPU of the
-  UI thread and of the engine's thread, each frame's model -> table sync, each screen
+  UI thread and of the engine process, each frame's model -> table sync, each screen
   update's layout and rendering (CPU), each ``PollEventsBatch``. Then key latency: key
   event -> handled and -> repainted, and the pilot way (press + pause, an upper bound).
-  ``--engine-alone`` first runs the same engine with no UI in the process (the ceiling);
   ``--profile`` samples the UI thread with pyinstrument over the window (sampling slows
   it down: compare profiled runs with each other only).
 - ``burst``: no server; N synthetic jobs, then one ``PollEventsBatch`` message carrying M
@@ -18,7 +17,6 @@ Two measurements, both through the app's real code paths in a headless Textual p
   is handled and the table shows the last event.
 
     .venv/bin/python bench/tui_load.py                    # 2000 live jobs, 20000-event burst
-    .venv/bin/python bench/tui_load.py --only live --engine-alone
     .venv/bin/python bench/tui_load.py --only live --profile /tmp/ui.html
     .venv/bin/python bench/tui_load.py --jobs 500 --burst 5000 --seconds 5
 
@@ -32,7 +30,6 @@ import asyncio
 import random
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,14 +37,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import psutil
 from pyinstrument import Profiler
 from textual import events
 from textual.screen import Screen
 
-from client_core import BackoffPolicy, DelayReason, Jitter, PollEvent, Strategy, VideoSimClient
+from client_core import BackoffPolicy, DelayReason, Jitter, PollEvent, Strategy
 from tui.app import VideoSimApp, make_app
 from tui.embedded import EmbeddedServer
-from tui.engine import PollingEngine
 from tui.messages import PollEventsBatch
 from tui.model import JobSpec, SortColumn, SpawnRequest
 from tui.settings import DashboardSettings
@@ -173,34 +170,6 @@ def steady_policy(poll_every_s: float) -> BackoffPolicy:
     )
 
 
-class ThreadCPU:
-    """CPU seconds one thread has used (Linux: its POSIX CPU-time clock)."""
-
-    def __init__(self, ident: int) -> None:
-        self._clock_id = time.pthread_getcpuclockid(ident)
-
-    def __call__(self) -> float:
-        return time.clock_gettime(self._clock_id)
-
-
-class EngineThreads:
-    """Records the thread each ``PollingEngine.run`` runs in (patched on the class)."""
-
-    def __init__(self) -> None:
-        self.idents: list[int] = []
-        self.original = PollingEngine.run
-        original, idents = self.original, self.idents
-
-        def run(engine: PollingEngine) -> None:
-            idents.append(threading.get_ident())
-            original(engine)
-
-        PollingEngine.run = run  # type: ignore[method-assign]
-
-    def restore(self) -> None:
-        PollingEngine.run = self.original  # type: ignore[method-assign]
-
-
 class ScreenUpdates:
     """CPU time of each screen update: Textual's layout + compositing, where the table's
     lines are rendered. Wraps ``Screen._on_timer_update`` (private; the screen's update
@@ -287,8 +256,8 @@ async def live(
         start_concurrency=32,
         client_options=client_options,
     )
-    frames, batches = Timings("refresh_view"), Timings("ingest")
-    engines, screen = EngineThreads(), ScreenUpdates()
+    frames, batches = Timings("refresh_view"), Timings("apply_delta")
+    screen = ScreenUpdates()
     app = make_app(settings=settings)
     try:
         async with app.run_test(size=SIZE) as pilot:
@@ -307,7 +276,14 @@ async def live(
                 )
             await wait_until(lambda: app.table.row_count == jobs, 60, "all rows")
             await asyncio.sleep(2)  # let the last starts' first polls settle
-            ui_cpu, engine_cpu = time.thread_time, ThreadCPU(engines.idents[-1])
+            assert app.engine_pid is not None
+            engine = psutil.Process(app.engine_pid)
+
+            def engine_cpu() -> float:
+                times = engine.cpu_times()
+                return float(times.user + times.system)
+
+            ui_cpu = time.thread_time
             for timings in (frames, batches):
                 timings.samples.clear()
             screen.cpu_ms.clear()
@@ -325,11 +301,11 @@ async def live(
             print(
                 f"live: {live_jobs} jobs polling, {requests / wall:.0f} status requests/s over "
                 f"{wall:.0f} s; CPU: UI thread {100 * (ui_cpu() - ui_before) / wall:.0f}%, "
-                f"engine thread {100 * (engine_cpu() - engine_before) / wall:.0f}%"
+                f"engine process {100 * (engine_cpu() - engine_before) / wall:.0f}%"
             )
             print(f"live: frame (table + summary refresh)  {frames.summary()}")
             print(f"live: screen updates (layout + render) {cpu_summary(screen.cpu_ms, wall)}")
-            print(f"live: PollEventsBatch handling        {batches.summary()}")
+            print(f"live: engine delta handling           {batches.summary()}")
             if profiler is not None and profile is not None:
                 report_profile(profiler, profile)
             record_s = await record_latency(app)
@@ -341,7 +317,7 @@ async def live(
             latency = await keypress_latency(pilot)
             print(f"live: pilot press + pause                  {latency_summary(latency)}")
     finally:
-        for patch in (frames, batches, engines, screen):
+        for patch in (frames, batches, screen):
             patch.restore()
 
 
@@ -367,64 +343,9 @@ def cpu_summary(cpu_ms: list[float], wall_s: float) -> str:
     )
 
 
-def engine_alone(
-    url: str,
-    jobs: int,
-    duration_s: float,
-    seconds: float,
-    policy: BackoffPolicy,
-    client_options: dict[str, object],
-) -> None:
-    """The reference: the same engine, jobs and policy with no UI in the process."""
-    polls = started = 0
-
-    def count(message: object) -> None:  # runs in the engine's thread
-        nonlocal polls, started
-        if isinstance(message, PollEventsBatch):
-            for item in message.batch.items:
-                polls += isinstance(item, WatchEvent) and item.event.sent
-                started += isinstance(item, JobStarted)
-
-    engine = PollingEngine(
-        url,
-        lambda base_url: VideoSimClient(base_url, **client_options),  # type: ignore[arg-type]
-        count,
-        clock=time.monotonic,
-        start_concurrency=32,
-        batch_interval_s=0.1,
-        health_interval_s=1.0,
-    )
-    thread = threading.Thread(target=engine.run, name="engine alone")
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not engine.ready and time.monotonic() < deadline:
-            time.sleep(0.01)
-        spec = JobSpec(duration_s=duration_s, strategy=Strategy.BACKOFF, policy=policy)
-        began = time.perf_counter()
-        engine.start_jobs([spec] * jobs)
-        while started < jobs and time.perf_counter() - began < 600:
-            time.sleep(0.05)
-        spawn_s = time.perf_counter() - began
-        time.sleep(2)
-        assert thread.ident is not None
-        engine_cpu = ThreadCPU(thread.ident)
-        before, cpu_before, began = polls, engine_cpu(), time.perf_counter()
-        time.sleep(seconds)
-        wall = time.perf_counter() - began
-        print(
-            f"engine alone (no UI): {jobs} jobs started in {spawn_s:.1f} s "
-            f"({jobs / spawn_s:.0f} starts/s), then {(polls - before) / wall:.0f} status "
-            f"requests/s; CPU: engine thread {100 * (engine_cpu() - cpu_before) / wall:.0f}%"
-        )
-    finally:
-        engine.stop()
-        thread.join(10)
-
-
 async def live_with_server(args: argparse.Namespace) -> None:
     server = EmbeddedServer(args=["--delay", str(args.duration), "--seed", "1", "--no-hints"])
-    server.start()
+    server.spawn()
     try:
         await server.wait_ready()
         policy = steady_policy(args.poll_every)
@@ -432,16 +353,6 @@ async def live_with_server(args: argparse.Namespace) -> None:
         if args.max_in_flight:
             client_options["max_in_flight"] = args.max_in_flight
         print(f"live: policy {policy.describe()}; server --no-hints, jobs of {args.duration:g} s")
-        if args.engine_alone:
-            await asyncio.to_thread(
-                engine_alone,
-                server.url,
-                args.jobs,
-                args.duration,
-                args.seconds,
-                policy,
-                client_options,
-            )
         await live(
             server.url,
             args.jobs,
@@ -569,7 +480,7 @@ async def burst(jobs: int, events: int) -> None:
 async def screenshot(path: str) -> None:
     """The picture in docs/tui.md: a real server, a dozen jobs of every kind, mid-run."""
     server = EmbeddedServer(args=["--delay", "4", "--seed", "3"])
-    server.start()
+    server.spawn()
     try:
         await server.wait_ready()
         settings = DashboardSettings(
@@ -629,11 +540,6 @@ def main() -> None:
         default=1.0,
         metavar="S",
         help="live: each job polls about every S s (0: the library default backoff)",
-    )
-    parser.add_argument(
-        "--engine-alone",
-        action="store_true",
-        help="live: first measure the same engine with no UI (the ceiling)",
     )
     parser.add_argument(
         "--profile", metavar="HTML", help="live: pyinstrument the UI thread over the window"

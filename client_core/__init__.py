@@ -9,21 +9,28 @@ The public surface, used by the dashboard, the headless runner and benchmarks::
 Nothing in this package prints or imports a UI; see docs/client.md.
 """
 
-from client_core.client import (
-    ClientError,
-    ClientStats,
-    HealthCheck,
-    JobStatus,
-    VideoSimClient,
-    wait_for,
-)
+from client_core.admission import Lane
+from client_core.answers import HealthCheck, JobStatus
+from client_core.channel import ClientStats
+from client_core.client import VideoSimClient, wait_for
 from client_core.clock import Clock, SteppingClock, SystemClock
+from client_core.errors import (
+    ClientError,
+    MalformedAnswer,
+    RequestRejected,
+    ServerUnreachable,
+    VideoSimError,
+)
 from client_core.events import DelayReason, Outcome, PollEvent, Strategy, WatchResult
 from client_core.planner import PollTiming
 from client_core.policy import BackoffPolicy, Jitter
+from client_core.protocol import DEFAULT_SERVER_URL, SPECIAL_JOB_ID
 from client_core.settings import ClientSettings
+from client_core.starts import StartResult, StartSpec
 
 __all__ = [
+    "DEFAULT_SERVER_URL",
+    "SPECIAL_JOB_ID",
     "BackoffPolicy",
     "ClientError",
     "ClientSettings",
@@ -33,13 +40,20 @@ __all__ = [
     "HealthCheck",
     "Jitter",
     "JobStatus",
+    "Lane",
+    "MalformedAnswer",
     "Outcome",
     "PollEvent",
     "PollTiming",
+    "RequestRejected",
+    "ServerUnreachable",
+    "StartResult",
+    "StartSpec",
     "SteppingClock",
     "Strategy",
     "SystemClock",
     "VideoSimClient",
+    "VideoSimError",
     "WatchResult",
     "wait_for",
 ]

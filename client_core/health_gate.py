@@ -57,6 +57,11 @@ class HealthGate:
         self.probes_sent = 0
         self.short_circuits = 0  # polls answered locally while open
         self.last_error: str | None = None
+        self._listeners: list[Callable[[GateState], None]] = []
+
+    def add_listener(self, listener: Callable[[GateState], None]) -> None:
+        """Call ``listener(state)`` each time the gate opens or closes (no I/O, no await)."""
+        self._listeners.append(listener)
 
     @property
     def is_open(self) -> bool:
@@ -105,6 +110,7 @@ class HealthGate:
         self.state = GateState.OPEN
         self.times_opened += 1
         self._closed.clear()
+        self._tell(GateState.OPEN)
         if self._probe_task is None or self._probe_task.done():
             self._probe_task = asyncio.get_running_loop().create_task(
                 self._probe_until_up(), name="videosim-health-probe"
@@ -114,6 +120,11 @@ class HealthGate:
         self.state = GateState.CLOSED
         self.consecutive_failures = 0
         self._closed.set()
+        self._tell(GateState.CLOSED)
+
+    def _tell(self, state: GateState) -> None:
+        for listener in self._listeners:
+            listener(state)
 
     async def _probe_until_up(self) -> None:
         rng = self.probe_policy.rng()

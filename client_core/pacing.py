@@ -32,6 +32,10 @@ class TokenBucket:
         self._tolerance = self._interval * (burst - 1)
         self._theoretical_arrival = clock.now()
 
+    def wait_s(self) -> float:
+        """How long until a slot is free, without claiming it."""
+        return max(0.0, self._theoretical_arrival - self._tolerance - self._clock.now())
+
     def reserve(self) -> float:
         """Claim the next slot; returns how long the caller must wait for it."""
         now = self._clock.now()

@@ -8,11 +8,17 @@ check about *when* we poll is here and unit-tested without a server.
 Rules, in order:
 
 1. A final answer ends the watch: completed, error, not found, rejected.
-2. The attempt budget or the deadline, once spent, ends it: ``timed_out`` if
-   the last answer said "pending", ``unreachable`` if it was a failure.
-3. After a failure (transport error, 5xx, 429, open circuit) the backoff
+2. The attempt budget counts *checks*: polls the server answered with a job
+   state (or with something malformed). Once spent, a pending job ends
+   ``timed_out`` and a malformed one ``rejected``. Failures (no answer, 429,
+   5xx, open circuit) do not spend it: an outage is retried until the
+   deadline, not for a few attempts.
+3. The deadline, once passed, ends every watch, named by the last answer:
+   ``timed_out`` (pending), ``rejected`` (the server answered but refused or
+   garbled: 429, 5xx, malformed), ``unreachable`` (no answer at all).
+4. After a failure (transport error, 5xx, 429, open circuit) the backoff
    schedule applies, but never less than the server's ``Retry-After``.
-4. While pending, the strategy decides:
+5. While pending, the strategy decides:
    - ``backoff``: the schedule;
    - ``hinted``: the server's ``eta_s`` plus a small positive margin (never
      more than ``max_delay_s``), else the schedule;
@@ -24,7 +30,7 @@ Rules, in order:
      ``deadline_s`` is what bounds time;
    - ``auto`` without long-poll is ``hinted``, which itself falls back to the
      schedule when the server gives no ``eta_s``.
-5. A deadline shortens the last wait (or hold) so the final poll lands on it.
+6. A deadline shortens the last wait (or hold) so the final poll lands on it.
 
 The small fixed margins around ``eta_s`` and ``Retry-After`` are a
 ``PollTiming`` value passed in, not module globals, so a caller running on a
@@ -89,7 +95,8 @@ class AnswerKind(StrEnum):
     PENDING = "pending"  # 200 with pending
     NOT_FOUND = "not_found"  # 404
     REJECTED = "rejected"  # another 4xx: asking again will not help
-    RETRY = "retry"  # answered but unusable: 5xx, 429, 408, malformed body
+    RETRY = "retry"  # answered "come back later": 5xx, 429, 408
+    MALFORMED = "malformed"  # answered 200, but not a job state: not JSON, unknown result
     NO_ANSWER = "no_answer"  # transport failure: refused, reset, timed out
     SHORT_CIRCUIT = "short_circuit"  # not sent: the health gate is open
 
@@ -107,6 +114,11 @@ class PollAnswer:
     @property
     def sent(self) -> bool:
         return self.kind is not AnswerKind.SHORT_CIRCUIT
+
+    @property
+    def is_check(self) -> bool:
+        """Does this answer spend the attempt budget? Only answers that tell a job state."""
+        return self.kind in (AnswerKind.PENDING, AnswerKind.MALFORMED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,15 +146,21 @@ def plan_next_poll(
     hold_slot_free: bool = True,
     circuit_open: bool = False,
     timing: PollTiming = DEFAULT_TIMING,
+    checks: int | None = None,
 ) -> Plan:
-    """Decide what follows poll number ``attempt`` (1-based)."""
+    """Decide what follows poll number ``attempt`` (1-based).
+
+    ``checks`` is how many polls so far spent the budget (see rule 2); it defaults
+    to ``attempt`` for callers that count every poll.
+    """
     final = _final_outcome(answer)
     if final is not None:
         return _stop(final, strategy)
 
-    given_up = Outcome.TIMED_OUT if answer.kind is AnswerKind.PENDING else Outcome.UNREACHABLE
+    given_up = _given_up_outcome(answer)
     time_left = policy.time_left(elapsed_s)
-    if policy.budget_spent(attempt) or (time_left is not None and time_left <= 0):
+    budget_spent = answer.is_check and policy.budget_spent(attempt if checks is None else checks)
+    if budget_spent or (time_left is not None and time_left <= 0):
         return _stop(given_up, strategy)
 
     if answer.kind is AnswerKind.PENDING:
@@ -195,6 +213,16 @@ def _final_outcome(answer: PollAnswer) -> Outcome | None:
         case AnswerKind.REJECTED:
             return Outcome.REJECTED
     return None
+
+
+def _given_up_outcome(answer: PollAnswer) -> Outcome:
+    """How a watch that gives up ends, named by what the server said last."""
+    match answer.kind:
+        case AnswerKind.PENDING:
+            return Outcome.TIMED_OUT
+        case AnswerKind.RETRY | AnswerKind.MALFORMED:
+            return Outcome.REJECTED
+    return Outcome.UNREACHABLE
 
 
 def _stop(outcome: Outcome, strategy: Strategy) -> Plan:

@@ -14,9 +14,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from client_core.client import DEFAULT_SERVER_URL
 from client_core.events import Strategy
 from client_core.policy import BackoffPolicy, Jitter
+from client_core.protocol import DEFAULT_SERVER_URL
 
 Preset = Literal["default", "original", "fixed"]
 FIXED_INTERVAL_S = 1.0  # the fixed preset's interval when initial_s is not given
@@ -42,11 +42,11 @@ class ClientSettings(BaseSettings):
 
     # The backoff policy: a preset, then any parameter given overrides it.
     preset: Preset | None = None  # None: "original" if BACKOFF_FACTOR is set, else the caller's
-    initial_s: float | None = Field(default=None, gt=0)
-    multiplier: float | None = Field(default=None, ge=1)
-    max_delay_s: float | None = Field(default=None, gt=0)
+    initial_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    multiplier: float | None = Field(default=None, ge=1, allow_inf_nan=False)
+    max_delay_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     jitter: Jitter | None = None
-    jitter_ratio: float | None = Field(default=None, ge=0, le=1)
+    jitter_ratio: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     max_attempts: int | None = Field(
         default=None,
         ge=1,
@@ -55,16 +55,19 @@ class ClientSettings(BaseSettings):
     backoff_factor: float | None = Field(
         default=None,
         gt=0,
+        allow_inf_nan=False,
         validation_alias=AliasChoices("VIDEOSIM_BACKOFF_FACTOR", "BACKOFF_FACTOR"),
     )
-    deadline_s: float | None = Field(default=None, gt=0)
+    deadline_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     seed: int | None = None
 
     # Shared limits for all watchers of one client.
     max_in_flight: int = Field(default=64, ge=1)
-    max_rps: float | None = Field(default=None, gt=0)
-    connect_timeout_s: float = Field(default=2.0, gt=0)
-    read_timeout_s: float = Field(default=10.0, gt=0)
+    max_rps: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    connect_timeout_s: float = Field(default=2.0, gt=0, allow_inf_nan=False)
+    read_timeout_s: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    # Every server-advised pause (Retry-After, long-poll hold) is capped at this.
+    max_server_pause_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
 
     def policy(self, default_preset: Preset = "default") -> BackoffPolicy:
         """The BackoffPolicy these settings describe (ValueError if inconsistent)."""
@@ -107,4 +110,5 @@ class ClientSettings(BaseSettings):
             "read_timeout_s": self.read_timeout_s,
             "max_in_flight": self.max_in_flight,
             "max_rps": self.max_rps,
+            "max_server_pause_s": self.max_server_pause_s,
         }

@@ -1,17 +1,19 @@
-"""The dashboard app: owns the model, turns worker messages into state, and drives the views.
+"""The dashboard app: owns the model, turns the engine's deltas into state, drives the views.
 
-Data flows one way. Background work only posts messages: finding or starting the server
-runs in a worker on the UI loop; start requests, watches and health checks run in the
-polling engine (:mod:`tui.engine`), a thread worker with an event loop of its own. The
-message handlers below are the only code that changes the :class:`~tui.model.JobBoard`.
-A ~10 Hz timer then pushes the model's changes into the table and the summary bar.
+This process only renders. Start requests, watches and health checks run in the polling
+engine, a child process (:mod:`tui.engine`, reached through :mod:`tui.engine_link`), which
+sends the rows that changed about every ``batch_interval_s``. The app folds those deltas
+into its :class:`~tui.model.JobBoard`; the user's actions (spawn, cancel, clear) change the
+board here at once and tell the engine. A ~10 Hz timer then shows the board in the virtual
+job table and the summary bar. If the engine dies, the dashboard says so, starts a new
+one, and hands it the jobs that were still being watched: the board is kept.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import TypeVar
@@ -19,22 +21,36 @@ from typing import TypeVar
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Header
+from textual.widgets import Button, Footer, Header
 from textual.worker import Worker, WorkerState
 
-from client_core import BackoffPolicy, Outcome, Strategy, VideoSimClient
+from client_core import BackoffPolicy, Strategy, VideoSimClient
 from tui.embedded import EmbeddedServer, EmbeddedServerError, server_answers
-from tui.engine import ClientFactory, EngineNotReady, PollingEngine
+from tui.engine_link import ClientFactory, EngineLink, ProcessLink, ThreadLink
+from tui.engine_protocol import (
+    Cancel,
+    Configure,
+    Delta,
+    EngineMessage,
+    Follow,
+    Forget,
+    Ready,
+    StartJobs,
+    Watch,
+)
+from tui.heap import FREEZE_EVERY_S, freeze_survivors
 from tui.keys import MAIN_KEYS
-from tui.messages import EngineReady, HealthChecked, PollEventsBatch, ServerFailed, ServerResolved
+from tui.messages import PollEventsBatch, ServerFailed, ServerResolved
 from tui.model import (
     FILTER_CYCLE,
     SPECIAL_JOB_ID,
     JobBoard,
     JobSpec,
     JobState,
+    PoolBatch,
     SortColumn,
     SpawnRequest,
+    merge_row,
 )
 from tui.screens.compare import CompareScreen
 from tui.screens.detail import DetailScreen
@@ -42,20 +58,19 @@ from tui.screens.help import HelpScreen
 from tui.screens.policy_editor import PolicyEditorScreen
 from tui.screens.spawn import SpawnScreen
 from tui.settings import DashboardSettings
-from tui.watch_pool import (
-    Clock,
-    JobStarted,
-    PoolBatch,
-    StartFailed,
-    WatchCrashed,
-    WatchEvent,
-)
+from tui.watch_pool import Clock
 from tui.widgets.job_table import JobTable
 from tui.widgets.summary_bar import ServerHealth, SummaryBar, counts_text, view_text
 
 T = TypeVar("T")
 TABLE_ACTIONS = frozenset(k.action for k in MAIN_KEYS) - {"help", "quit"}
-ENGINE_WORKER = "polling engine"
+RESTART_DELAY_S = 0.5  # after an engine crash
+MAX_CRASHES = 5  # engine crashes within CRASH_WINDOW_S before the dashboard stops restarting it
+CRASH_WINDOW_S = 60.0
+
+
+class EngineNotReady(RuntimeError):
+    """No connection to a server yet (or any more)."""
 
 
 def default_client_factory(settings: DashboardSettings) -> ClientFactory:
@@ -70,7 +85,7 @@ class VideoSimApp(App[None]):
 
     CSS_PATH = "dashboard.tcss"
     TITLE = "videosim"
-    # enter belongs to the table, which posts RowSelected (handled below)
+    # enter belongs to the table, which posts JobTable.Selected (handled below)
     BINDINGS = [k.binding() for k in MAIN_KEYS if k.action != "open_detail"]
 
     def __init__(
@@ -79,6 +94,7 @@ class VideoSimApp(App[None]):
         client_factory: ClientFactory,
         settings: DashboardSettings,
         clock: Clock = time.monotonic,
+        engine_in_thread: bool = False,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -89,11 +105,18 @@ class VideoSimApp(App[None]):
         self.sort_column = SortColumn.ADDED
         self.sort_reverse = False
         self.health = ServerHealth()
-        self.engine: PollingEngine | None = None
+        self.health_note = ""  # e.g. "original API, no health route"
+        self.engine: EngineLink | None = None
+        self.engine_pid: int | None = None
+        self.engine_crashes: deque[float] = deque(maxlen=MAX_CRASHES)
         self.connected = False  # the engine's client is open
         self.embedded: EmbeddedServer | None = None
         self.starting = 0  # start requests not answered yet
+        self.server_url: str | None = None
         self._client_factory = client_factory
+        self._engine_in_thread = engine_in_thread
+        self._client: VideoSimClient | None = None  # this process's own, for the views' requests
+        self._followed: str | None = None
         self._rng = random.Random(settings.spawn_seed)
         self._resort = False
         self._finder: Worker[None] | None = None
@@ -112,15 +135,19 @@ class VideoSimApp(App[None]):
         self.table.focus()
         self._show_health()
         self.set_interval(self.settings.frame_interval_s, self.refresh_view, name="frame")
+        self.set_interval(FREEZE_EVERY_S, freeze_survivors, name="gc freeze")
         if self.settings.connect:
             self._finder = self._find_server()
 
     async def on_unmount(self) -> None:
-        """Stop polling and close the client before the embedded server goes, then stop it."""
+        """Stop the engine and close the client before the embedded server goes, then stop it."""
         if self._finder is not None:
             self._finder.cancel()
-        if self.engine is not None:
-            await asyncio.to_thread(self.engine.stop)
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            await engine.stop()
+        if self._client is not None:
+            await self._client.__aexit__(None, None, None)
         self.stop_embedded()
 
     def stop_embedded(self) -> None:
@@ -159,74 +186,151 @@ class VideoSimApp(App[None]):
         )
         self._show_health()
         if message.url and self.engine is None and self.settings.connect:
-            self.engine = PollingEngine(
-                message.url,
-                self._client_factory,
-                self.post_message,
-                clock=self.clock,
-                start_concurrency=self.settings.start_concurrency,
-                batch_interval_s=self.settings.batch_interval_s,
-                health_interval_s=self.settings.health_interval_s,
+            self.server_url = message.url
+            self._start_engine()
+
+    # -- the polling engine ------------------------------------------------------------------
+
+    @work(exclusive=True, group="engine", exit_on_error=False)
+    async def _start_engine(self) -> None:
+        """Start an engine (at first, or after a crash); the board's live jobs, if any,
+        are handed to it as soon as it is ready."""
+        if self.server_url is None or not self.is_running:
+            return
+        settings = self.settings
+        link: EngineLink
+        if self._engine_in_thread:
+            link = ThreadLink(self._on_engine_message, self._on_engine_exit, self._client_factory)
+        else:
+            link = ProcessLink(self._on_engine_message, self._on_engine_exit)
+        self.engine = link
+        options = dict(settings.client_options)
+        if settings.api_key is not None:
+            options["api_key"] = settings.api_key
+        await link.start(
+            Configure(
+                url=self.server_url,
+                client_options=options,
+                batch_interval_s=settings.batch_interval_s,
+                health_interval_s=settings.health_interval_s,
+                history_length=settings.history_length,
+                start_concurrency=settings.start_concurrency,
+                start_deadline_s=settings.start_deadline_s,
             )
-            self.run_worker(self.engine.run, name=ENGINE_WORKER, thread=True, exit_on_error=False)
+        )
+        self.engine_pid = link.pid
+
+    def _on_engine_message(self, message: EngineMessage) -> None:
+        if isinstance(message, Delta):
+            self.apply_delta(message)
+        elif isinstance(message, Ready):
+            self.engine_pid = message.pid
+            self.connected = True
+            self._hand_over_live_jobs()
+
+    def _hand_over_live_jobs(self) -> None:
+        """A new engine watches what the board still shows as live (after a crash)."""
+        if self.engine is None:
+            return
+        for view in self.board:
+            if not view.finished and view.job_id:
+                self.engine.send(
+                    Watch(
+                        view.key,
+                        view.job_id,
+                        view.spec,
+                        view.started_at,
+                        attempt=view.attempt,
+                        skipped=view.skipped,
+                        requests=view.requests,
+                    )
+                )
+        if self._followed is not None:
+            self.engine.send(Follow(self._followed))
+
+    def _on_engine_exit(self, reason: str) -> None:
+        """The engine died: say so, and start another unless it keeps dying."""
+        self.connected = False
+        self.engine = None
+        self.starting = 0  # starts in flight died with it
+        now = self.clock()
+        self.engine_crashes.append(now)
+        if (
+            len(self.engine_crashes) == MAX_CRASHES
+            and now - self.engine_crashes[0] < CRASH_WINDOW_S
+        ):
+            self.notify(
+                f"The polling engine stopped ({reason}) {MAX_CRASHES} times in a minute; "
+                "not restarting it. The board is kept.",
+                title="Polling engine",
+                severity="error",
+                timeout=30,
+            )
+            return
+        self.notify(
+            f"The polling engine stopped ({reason}); restarting it. The board is kept.",
+            title="Polling engine",
+            severity="error",
+            timeout=10,
+        )
+        self.set_timer(RESTART_DELAY_S, self._start_engine)
+
+    def apply_delta(self, delta: Delta) -> None:
+        """Fold one engine delta into the board (the table catches up on the next frame)."""
+        board, now = self.board, self.clock()
+        for key, fields in delta.rows.items():
+            merge_row(board, key, fields, now)
+        self.starting = delta.starting
+        if delta.start_failures > board.start_failures:
+            failed = [v for v in board if v.status == "not started"]
+            reason = failed[-1].last_error if failed else "no reason given"
+            self.notify(
+                f"{delta.start_failures - board.start_failures} job(s) did not start: {reason}",
+                title="Start failed",
+                severity="error",
+            )
+        board.start_failures = delta.start_failures
+        if delta.health is not None:
+            health = delta.health
+            self.health = replace(
+                self.health, ok=health.ok, latency_s=health.latency_s, error=health.error
+            )
+            self.health_note = health.note
+            self._show_health()
+        if delta.history is not None and (view := board.jobs.get(delta.history.key)):
+            if delta.history.reset:
+                view.history.clear()
+            view.history.extend(delta.history.records)
 
     def on_server_failed(self, message: ServerFailed) -> None:
         self.health = replace(self.health, ok=False, error=message.error, note="")
         self._show_health()
         self.notify(message.error, title="No server", severity="error", timeout=10)
 
-    def on_engine_ready(self, message: EngineReady) -> None:
-        self.connected = True
-
-    def on_health_checked(self, message: HealthChecked) -> None:
-        self.health = replace(
-            self.health, ok=message.ok, latency_s=message.latency_s, error=message.error
-        )
-        self._show_health()
-
     def on_poll_events_batch(self, message: PollEventsBatch) -> None:
         self.ingest(message.batch)
 
     def ingest(self, batch: PoolBatch) -> None:
-        """Fold a batch into the model (the table catches up on the next frame)."""
-        board = self.board
-        for item in batch.items:
-            match item:
-                case WatchEvent(key=key, event=event, at=at):
-                    board.apply(key, event, at)
-                case JobStarted(key=key, job_id=job_id, spec=spec, at=at):
-                    board.add(key, job_id, spec, at)
-                case StartFailed():
-                    board.record_start_failure()
-                case WatchCrashed(key=key, error=error, at=at):
-                    board.fail(key, Outcome.UNREACHABLE, error, at)
+        """Fold a watch pool batch into the board here (tests and benchmarks feed the
+        dashboard this way, without an engine)."""
+        self.board.fold(batch.items)
         self.starting = batch.starting
-        failures = [item for item in batch.items if isinstance(item, StartFailed)]
-        if failures:
-            self.notify(
-                f"{len(failures)} job(s) did not start: {failures[-1].error}",
-                title="Start failed",
-                severity="error",
-            )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state is WorkerState.ERROR and event.worker.error is not None:
-            if event.worker.name == ENGINE_WORKER:
-                self.connected = False
             self.notify(f"{event.worker.name}: {event.worker.error}", severity="error", timeout=10)
 
     @on(Button.Pressed, "#spawn-button")
     def _spawn_clicked(self) -> None:
         self.action_spawn()
 
-    @on(DataTable.RowSelected, "#jobs")
-    def _open_selected(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value is not None:
-            self.open_detail(event.row_key.value)
+    @on(JobTable.Selected, "#jobs")
+    def _open_selected(self, event: JobTable.Selected) -> None:
+        self.open_detail(event.key)
 
-    @on(DataTable.HeaderSelected, "#jobs")
-    def _sort_by_header(self, event: DataTable.HeaderSelected) -> None:
-        column = SortColumn(str(event.column_key.value))
+    @on(JobTable.HeaderSelected, "#jobs")
+    def _sort_by_header(self, event: JobTable.HeaderSelected) -> None:
+        column = event.column
         if column is self.sort_column:
             self.sort_reverse = not self.sort_reverse
         else:
@@ -243,8 +347,6 @@ class VideoSimApp(App[None]):
         now = self.clock()
         changed, removed = self.board.take_changes()
         with self.batch_update():
-            if self._resort:
-                self.table.show_matching(self.board, self.state_filter, now)
             self.table.sync(
                 self.board,
                 changed,
@@ -265,7 +367,8 @@ class VideoSimApp(App[None]):
             )
 
     def _show_health(self) -> None:
-        self.sub_title = f"{self.health.where()} - {self.health.describe()}"
+        note = f" ({self.health_note})" if self.health_note and self.health.ok else ""
+        self.sub_title = f"{self.health.where()} - {self.health.describe()}{note}"
 
     # -- what the user can do (also called by the other screens) -----------------------------
 
@@ -273,7 +376,7 @@ class VideoSimApp(App[None]):
         if (engine := self._require_engine()) is None:
             return
         specs = request.specs(self._rng)
-        engine.start_jobs(specs)
+        engine.send(StartJobs(specs))
         self.starting += len(specs)
 
     def watch_existing(self, job_id: str, spec: JobSpec) -> str | None:
@@ -281,23 +384,24 @@ class VideoSimApp(App[None]):
         if (engine := self._require_engine()) is None:
             return None
         key = self.board.unique_key(job_id)
-        self.board.add(key, job_id, spec, self.clock(), started_by_us=False)
-        engine.watch(key, job_id, spec)
+        view = self.board.add(key, job_id, spec, self.clock(), started_by_us=False)
+        engine.send(Watch(key, job_id, spec, view.started_at))
         return key
 
     def cancel_job(self, key: str) -> bool:
         """Stop one watch; False if it had already ended."""
-        cancelled = self._cancel(key)
+        cancelled = self._cancel(key) > 0
         if cancelled:
             self.refresh_view()
         return cancelled
 
-    def _cancel(self, key: str) -> bool:
-        if not self.board.cancel(key, self.clock()):
-            return False
-        if self.engine is not None and self.connected:
-            self.engine.cancel(key)
-        return True
+    def _cancel(self, *keys: str) -> int:
+        """Mark watches cancelled here at once and tell the engine in one command."""
+        now = self.clock()
+        cancelled = [key for key in keys if self.board.cancel(key, now)]
+        if cancelled and self.engine is not None:
+            self.engine.send(Cancel(cancelled))
+        return len(cancelled)
 
     def retry_job(self, key: str) -> None:
         """A finished job again: re-watch the special job, start a fresh job for the rest."""
@@ -310,14 +414,14 @@ class VideoSimApp(App[None]):
         if view.spec.job_id is not None:
             self.watch_existing(view.spec.job_id, view.spec)
         elif (engine := self._require_engine()) is not None:
-            engine.start_jobs([view.spec])
+            engine.send(StartJobs([view.spec]))
             self.starting += 1
 
     def set_defaults(self, strategy: Strategy, policy: BackoffPolicy) -> None:
         self.defaults = JobSpec(strategy=strategy, policy=policy)
         self.notify(f"New jobs: {strategy}, {policy.describe()}", title="Policy saved")
 
-    def _require_engine(self) -> PollingEngine | None:
+    def _require_engine(self) -> EngineLink | None:
         if self.engine is None or not self.connected:
             self.notify("Not connected to a server yet", severity="warning")
             return None
@@ -326,15 +430,23 @@ class VideoSimApp(App[None]):
     async def call_client(
         self, request: Callable[[VideoSimClient], Awaitable[T]], *, quick: bool = False
     ) -> T:
-        """Run ``request(client)`` on the engine's loop (for the detail and compare views;
-        ``quick``: a single request someone waits for, kept clear of the polls); raises
-        EngineNotReady when there is no connection."""
-        if self.engine is None:
+        """Run ``request(client)`` with this process's own client (the detail view's
+        record, the compare view's batch: requests a view waits for, apart from the
+        engine's polls; ``quick`` is kept for the views' callers). Raises EngineNotReady
+        when there is no server yet."""
+        del quick
+        if self.server_url is None:
             raise EngineNotReady("not connected to a server")
-        return await self.engine.call(request, quick=quick)
+        if self._client is None:
+            self._client = self._client_factory(self.server_url)
+            await self._client.__aenter__()
+        return await request(self._client)
 
     def open_detail(self, key: str) -> None:
         if key in self.board:
+            self._followed = key
+            if self.engine is not None:
+                self.engine.send(Follow(key))
             self.push_screen(DetailScreen(key))
 
     # -- actions (keys and command palette) --------------------------------------------------
@@ -358,7 +470,7 @@ class VideoSimApp(App[None]):
             self.notify("That watch has already ended", severity="warning")
 
     def action_cancel_all(self) -> None:
-        cancelled = sum(self._cancel(key) for key in self.board.live_keys())
+        cancelled = self._cancel(*self.board.live_keys())
         self.refresh_view()
         self.notify(f"Cancelled {cancelled} watch(es)")
 
@@ -368,6 +480,8 @@ class VideoSimApp(App[None]):
 
     def action_clear_finished(self) -> None:
         removed = self.board.clear_finished()
+        if removed and self.engine is not None:
+            self.engine.send(Forget(removed))
         self.refresh_view()
         self.notify(f"Cleared {len(removed)} finished job(s)")
 
@@ -405,7 +519,7 @@ class VideoSimApp(App[None]):
         """Table actions only work (and only show in the footer) on the table's screen."""
         return action not in TABLE_ACTIONS or self.screen is self.screen_stack[0]
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         """Every dashboard action in the command palette, then Textual's own."""
         for key_action in MAIN_KEYS:
             yield SystemCommand(
@@ -431,4 +545,5 @@ def make_app(
         client_factory=client_factory or default_client_factory(settings),
         settings=settings,
         clock=clock,
+        engine_in_thread=client_factory is not None,
     )

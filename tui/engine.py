@@ -1,155 +1,192 @@
-"""The polling engine: the client, its watch pool and the health checks on a loop of their own.
+"""The polling engine: one client, its watch pool, a board of every job, and the health probe.
 
-Thousands of watches mean hundreds of HTTP round trips a second. On the UI's event loop,
-each key press and repaint would wait behind that backlog; on a second loop, in a thread
-that a Textual worker runs, the UI only competes for the interpreter, not for a queue.
+It runs in a process of its own (``python -m tui.engine_process``, started by
+tui.engine_link), so the dashboard's process only renders: thousands of watches cost the
+engine's interpreter, never a key press. It keeps its own :class:`~tui.model.JobBoard`,
+folds the watch pool's batches into it, and every ``batch_interval_s`` sends one
+:class:`~tui.engine_protocol.Delta` with the fields that changed since the previous one.
 
-The engine holds two clients, two lanes. A client admits requests first come, first served
-under its in-flight cap, and with thousands of watches that queue holds thousands of polls
-(seconds of waiting when the engine is busy). Requests someone is waiting for, POST /start
-from the spawn form and the detail view's record, go through the second client, the quick
-lane, so they wait for the server and not for the polls.
-
-The UI thread uses the thread-safe methods below; everything the engine has to say comes
-back as messages posted to the app (``post_message`` is thread-safe in Textual).
+One client does everything: starts and the detail view's requests go in its interactive
+lane, ahead of the background polls (client_core's admission lanes), under one circuit
+breaker.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
-
-from textual.message import Message
+import os
+import time
+from collections.abc import Callable
+from typing import Any
 
 from client_core import VideoSimClient
-from tui.messages import EngineReady, HealthChecked, PollEventsBatch
-from tui.model import JobSpec
-from tui.watch_pool import Clock, PoolBatch, WatchPool
+from tui.engine_protocol import (
+    Cancel,
+    Command,
+    Configure,
+    Delta,
+    EngineMessage,
+    Follow,
+    Forget,
+    Health,
+    History,
+    Ready,
+    StartJobs,
+    Watch,
+)
+from tui.heap import FREEZE_EVERY_S, freeze_survivors
+from tui.model import JobBoard, PoolBatch, row_fields
+from tui.watch_pool import Clock, WatchPool
 
-T = TypeVar("T")
-ClientFactory = Callable[[str], VideoSimClient]
+ORIGINAL_API = "original API, no health route"
+# Rows per delta: 10,000 new jobs arrive in a few deltas, each a short pause for the UI.
+MAX_ROWS_PER_DELTA = 2_000
 
 
-class EngineNotReady(RuntimeError):
-    """The engine's loop is not running (not started yet, or stopped)."""
+class Engine:
+    """Owns the watches of one dashboard; ``send`` carries its messages to the dashboard."""
 
-
-class PollingEngine:
     def __init__(
         self,
-        url: str,
-        client_factory: ClientFactory,
-        post: Callable[[Message], object],
+        client: VideoSimClient,
+        config: Configure,
+        send: Callable[[EngineMessage], None],
         *,
-        clock: Clock,
-        start_concurrency: int,
-        batch_interval_s: float,
-        health_interval_s: float,
+        clock: Clock = time.monotonic,
     ) -> None:
-        self.url = url
-        self._client_factory = client_factory
-        self._post = post
+        self._client = client
+        self._config = config
+        self._send = send
         self._clock = clock
-        self._start_concurrency = start_concurrency
-        self._batch_interval_s = batch_interval_s
-        self._health_interval_s = health_interval_s
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._main: asyncio.Task[None] | None = None
-        self._client: VideoSimClient | None = None  # watches and health checks
-        self._quick_client: VideoSimClient | None = None  # the quick lane (see the module doc)
-        self._pool: WatchPool | None = None
-        self._stopped = threading.Event()
+        self.board = JobBoard(history_length=config.history_length)
+        self.pool = WatchPool(
+            client,
+            clock=clock,
+            start_concurrency=config.start_concurrency,
+            batch_interval_s=config.batch_interval_s,
+            start_deadline_s=config.start_deadline_s,
+        )
+        self._sent: dict[str, dict[str, Any]] = {}  # row key -> fields as last sent
+        self._starting = 0
+        self._sent_counters = (0, 0)  # (starting, start failures) as last sent
+        self._health: Health | None = None
+        self._health_sent: Health | None = None
+        self._follow: str | None = None
+        self._history_sent = -1  # history_count of the followed job last sent; -1: none yet
 
-    # -- in the engine's thread ------------------------------------------------------------
+    async def run(self) -> None:
+        """Until cancelled: the pool's tasks, the health probe and the deltas."""
+        self._send(Ready(os.getpid()))
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.pool.run(self._fold))
+            group.create_task(self._probe_health())
+            group.create_task(self._send_deltas())
 
-    def run(self) -> None:
-        """The thread's body (a Textual thread worker): runs until :meth:`stop`."""
-        try:
-            asyncio.run(self._serve())
-        finally:
-            self._loop = self._pool = self._client = self._quick_client = None
-            self._stopped.set()
+    # -- commands from the dashboard -------------------------------------------------------
 
-    async def _serve(self) -> None:
-        self._main = asyncio.current_task()
-        self._loop = asyncio.get_running_loop()
-        async with (
-            self._client_factory(self.url) as client,
-            self._client_factory(self.url) as quick_client,
-        ):
-            self._client, self._quick_client = client, quick_client
-            self._pool = WatchPool(
-                client,
-                clock=self._clock,
-                start_client=quick_client,
-                start_concurrency=self._start_concurrency,
-                batch_interval_s=self._batch_interval_s,
-            )
-            self._post(EngineReady())
-            try:
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(self._pool.run(self._deliver))
-                    group.create_task(self._check_health(client))
-            except asyncio.CancelledError:
-                pass  # stop() was called: close the client and end the thread
+    def handle(self, command: Command) -> None:
+        now = self._clock()
+        match command:
+            case StartJobs(specs=specs):
+                self._starting += len(specs)
+                self.pool.start_jobs(specs)
+            case Watch() as watch:
+                self._forget([watch.key])
+                view = self.board.add(
+                    watch.key, watch.job_id, watch.spec, watch.started_at, started_by_us=False
+                )
+                view.attempt, view.skipped = watch.attempt, watch.skipped
+                view.requests = watch.requests
+                self._sent[watch.key] = row_fields(view)  # the dashboard has this row
+                self.pool.watch(watch.key, watch.job_id, watch.spec)
+            case Cancel(keys=keys):
+                for key in keys:
+                    self.pool.cancel(key)
+                    self.board.cancel(key, now)
+            case Forget(keys=keys):
+                self._forget(keys)
+            case Follow(key=key):
+                self._follow, self._history_sent = key, -1
+            case Configure():
+                pass  # only the first command configures
 
-    def _deliver(self, batch: PoolBatch) -> None:
-        self._post(PollEventsBatch(batch))
+    def _forget(self, keys: list[str]) -> None:
+        for key in keys:
+            self.pool.cancel(key)
+            self._sent.pop(key, None)
+        self.board.remove(keys)
+        self.board.take_changes()  # nothing to send about rows the dashboard dropped
 
-    async def _check_health(self, client: VideoSimClient) -> None:
+    # -- what the engine tells the dashboard -------------------------------------------------
+
+    def _fold(self, batch: PoolBatch) -> None:
+        self.board.fold(batch.items)
+        self._starting = batch.starting
+
+    async def _send_deltas(self) -> None:
+        frozen_at = self._clock()
         while True:
-            try:
-                health = await client.health()
-                self._post(HealthChecked(health.ok, health.latency_s, health.error))
-            except Exception as exc:  # the check itself must never end the loop
-                self._post(HealthChecked(False, None, str(exc)))
-            await asyncio.sleep(self._health_interval_s)
+            await asyncio.sleep(self._config.batch_interval_s)
+            delta = self.delta()
+            if delta is not None:
+                self._send(delta)
+            if self._clock() - frozen_at >= FREEZE_EVERY_S:  # short GC pauses (tui.heap)
+                freeze_survivors()
+                frozen_at = self._clock()
 
-    # -- from the UI thread ----------------------------------------------------------------
+    def delta(self) -> Delta | None:
+        """What changed since the previous delta; None when nothing did."""
+        changed, _removed = self.board.take_changes()
+        for key in changed[MAX_ROWS_PER_DELTA:]:  # the rest go with the next delta
+            self.board.touch(key)
+        rows: dict[str, dict[str, Any]] = {}
+        for key in changed[:MAX_ROWS_PER_DELTA]:
+            view = self.board.jobs.get(key)
+            if view is None:
+                continue
+            fields = row_fields(view)
+            before = self._sent.get(key)
+            if before is None:
+                rows[key] = fields
+            else:
+                diff = {name: value for name, value in fields.items() if before[name] != value}
+                if not diff:
+                    continue
+                rows[key] = diff
+            self._sent[key] = fields
+        counters = (self._starting, self.board.start_failures)
+        health = self._health if self._health != self._health_sent else None
+        history = self._new_history()
+        if not rows and counters == self._sent_counters and health is None and history is None:
+            return None
+        self._sent_counters, self._health_sent = counters, self._health
+        return Delta(
+            rows=rows,
+            starting=counters[0],
+            start_failures=counters[1],
+            health=health,
+            history=history,
+        )
 
-    @property
-    def ready(self) -> bool:
-        return self._loop is not None and self._pool is not None
+    def _new_history(self) -> History | None:
+        view = self.board.jobs.get(self._follow) if self._follow is not None else None
+        if view is None or view.history_count == self._history_sent:
+            return None
+        reset = self._history_sent < 0
+        new = view.history_count - max(self._history_sent, 0)
+        records = list(view.history) if reset else list(view.history)[-new:]
+        self._history_sent = view.history_count
+        return History(view.key, reset, records)
 
-    def start_jobs(self, specs: Iterable[JobSpec]) -> None:
-        batch = list(specs)
-        self._soon(lambda pool: pool.start_jobs(batch))
-
-    def watch(self, key: str, job_id: str, spec: JobSpec) -> None:
-        self._soon(lambda pool: pool.watch(key, job_id, spec))
-
-    def cancel(self, key: str) -> None:
-        self._soon(lambda pool: pool.cancel(key))
-
-    async def call(
-        self, request: Callable[[VideoSimClient], Awaitable[T]], *, quick: bool = False
-    ) -> T:
-        """Run ``request(client)`` on the engine's loop and await its result from another
-        loop: the compare view's batch on the polling client, or with ``quick`` a request
-        someone waits for (the detail view's job record) in the quick lane."""
-        loop, client = self._loop, self._quick_client if quick else self._client
-        if loop is None or client is None:
-            raise EngineNotReady("not connected to a server")
-
-        async def run() -> T:
-            return await request(client)
-
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), loop))
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Cancel every task, close the client, and wait for the thread to end."""
-        loop, main = self._loop, self._main
-        if loop is not None and main is not None:
-            try:
-                loop.call_soon_threadsafe(main.cancel)
-            except RuntimeError:  # the loop closed in the meantime
-                return
-            self._stopped.wait(timeout_s)
-
-    def _soon(self, action: Callable[[WatchPool], object]) -> None:
-        loop, pool = self._loop, self._pool
-        if loop is None or pool is None:
-            raise EngineNotReady("not connected to a server")
-        loop.call_soon_threadsafe(action, pool)
+    async def _probe_health(self) -> None:
+        """GET /healthz every interval (the client probes an original-API server, which
+        has no health route, with the special job's status instead, and says so)."""
+        while True:
+            check = await self._client.health()
+            note = ""
+            if not getattr(check, "health_route", True):
+                note = ORIGINAL_API
+            elif getattr(check, "degraded", False):
+                note = "at its job cap: new starts wait"
+            self._health = Health(check.ok, check.latency_s, check.error, note)
+            await asyncio.sleep(self._config.health_interval_s)

@@ -1,9 +1,9 @@
-"""Messages from the dashboard's background workers to the app.
+"""Messages from the dashboard's background work to the app.
 
-Workers (the server lookup on the UI loop, the polling engine in its own thread) never
-touch widgets or the model: they post one of these, and the app's handlers, running on the
-UI's loop, change state. The watch pool's output arrives coalesced as
-one :class:`PollEventsBatch` per interval, however many jobs are polling.
+The server lookup (a worker on the UI loop) posts ServerResolved or ServerFailed. The
+polling engine speaks through its link instead (tui.engine_link, tui.engine_protocol).
+:class:`PollEventsBatch` carries a watch pool batch to fold into the board directly: the
+benchmarks and tests feed the dashboard that way, without an engine.
 """
 
 from __future__ import annotations
@@ -37,20 +37,3 @@ class ServerFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()
         self.error = error
-
-
-class EngineReady(Message):
-    """The polling engine's client is open: jobs can be started and watched."""
-
-
-class HealthChecked(Message):
-    """One GET /healthz round trip; only the newest one matters if several queue up."""
-
-    def __init__(self, ok: bool, latency_s: float | None, error: str | None) -> None:
-        super().__init__()
-        self.ok = ok
-        self.latency_s = latency_s
-        self.error = error
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, HealthChecked)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeAlias
+
+import msgspec
 
 from client_core import BackoffPolicy, DelayReason, Outcome, PollEvent, Strategy
 
@@ -83,8 +85,10 @@ class JobView:
     started_at: float
     seq: int  # insertion order, the default sort and the tie-breaker
     status: str = "pending"  # what the server said last; "" when the last poll got no answer
-    attempt: int = 0  # status requests in the current watch (the event's attempt)
+    attempt: int = 0  # status requests sent for this job (polls that went out)
+    skipped: int = 0  # polls answered locally while the circuit was open (never sent)
     requests: int = 0  # HTTP requests the dashboard sent for this job, POST /start included
+    http_status: int | None = None  # the last poll's HTTP code; None: no answer
     strategy: Strategy = Strategy.AUTO  # the strategy actually in use
     next_delay_s: float | None = None
     next_poll_at: float | None = None
@@ -93,6 +97,7 @@ class JobView:
     ended_at: float | None = None
     last_error: str | None = None
     history: deque[PollRecord] = field(default_factory=lambda: deque(maxlen=HISTORY_LENGTH))
+    history_count: int = 0  # records ever appended (the deque keeps only the newest)
 
     @property
     def state(self) -> JobState:
@@ -122,7 +127,9 @@ class SortColumn(StrEnum):
     ADDED = "added"  # insertion order: no column, the default
     JOB = "job"
     STATUS = "status"
+    HTTP = "http"
     ATTEMPT = "attempt"
+    SKIPPED = "skipped"
     NEXT = "next"
     STRATEGY = "strategy"
     ELAPSED = "elapsed"
@@ -148,8 +155,12 @@ def sort_key(view: JobView, column: SortColumn, now: float) -> tuple[Any, int]:
             value = view.job_id
         case SortColumn.STATUS:
             value = view.status
+        case SortColumn.HTTP:
+            value = view.http_status or 0
         case SortColumn.ATTEMPT:
             value = view.attempt
+        case SortColumn.SKIPPED:
+            value = view.skipped
         case SortColumn.NEXT:
             countdown = view.countdown(now)
             value = _NEVER if countdown is None else countdown
@@ -255,8 +266,10 @@ class JobBoard:
         view = self.jobs.get(key)
         if view is None or view.finished:
             return False
-        view.attempt = event.attempt
-        view.requests += int(event.sent)  # an open circuit answers locally: no request
+        view.attempt += int(event.sent)  # an open circuit answers locally: no request
+        view.skipped += int(not event.sent)
+        view.requests += int(event.sent)
+        view.http_status = event.http_status
         view.status = event.status
         view.strategy = event.strategy
         view.reason = event.reason
@@ -276,6 +289,7 @@ class JobBoard:
                 eta_s=event.eta_s,
             )
         )
+        view.history_count += 1
         if event.outcome is not None:
             self._finish(view, event.outcome, now)
         if event.sent:
@@ -301,8 +315,31 @@ class JobBoard:
         self._finish(view, outcome, now)
         self._dirty[key] = None
 
-    def record_start_failure(self) -> None:
+    def record_start_failure(self, spec: JobSpec, error: str, now: float) -> str:
+        """A job that could not be started gets a row of its own (its reason in the
+        outcome's place) so it can be retried; returns its key."""
         self.start_failures += 1
+        key = self.unique_key(NOT_STARTED)
+        self.add(key, "", spec, now)
+        view = self.jobs[key]
+        view.status = "not started"
+        self.fail(key, Outcome.REJECTED, error, now)
+        return key
+
+    def fold(self, items: Iterable[PoolItem]) -> None:
+        """Fold what the watch pool reported, in order (the engine does this with every
+        batch; tests and benchmarks feed the dashboard's own board the same way)."""
+        for item in items:
+            match item:
+                case WatchEvent(key=key, event=event, at=at):
+                    self.apply(key, event, at)
+                case JobStarted(key=key, job_id=job_id, spec=spec, at=at):
+                    if key not in self.jobs:
+                        self.add(key, job_id, spec, at)
+                case StartFailed(spec=spec, error=error, at=at):
+                    self.record_start_failure(spec, error, at)
+                case WatchCrashed(key=key, error=error, at=at):
+                    self.fail(key, Outcome.UNREACHABLE, error, at)
 
     def remove(self, keys: Iterable[str]) -> list[str]:
         removed = [key for key in keys if self.jobs.pop(key, None) is not None]
@@ -323,7 +360,11 @@ class JobBoard:
 
     def matching(self, state: JobState | None) -> list[str]:
         """Keys a status filter shows, in insertion order."""
-        return [view.key for view in self.jobs.values() if state is None or view.state is state]
+        return [view.key for view in self.jobs.values() if matches(view, state)]
+
+    def touch(self, key: str) -> None:
+        """Mark a row changed (for code that sets a view's fields directly)."""
+        self._dirty[key] = None
 
     def take_changes(self) -> tuple[list[str], set[str]]:
         """Keys changed (oldest change first) and keys removed since the last call."""
@@ -382,3 +423,121 @@ def parse_duration(text: str) -> tuple[float | None, float | None]:
     if high < low:
         raise ValueError("duration: the range must go from low to high, e.g. 1-5")
     return low, high
+
+
+def matches(view: JobView, state: JobState | None) -> bool:
+    """Whether the status filter ``state`` shows this row. ``pending`` shows what the
+    Status column says is pending, so a cancelled watch of a pending job shows under both
+    ``pending`` and ``cancelled``."""
+    if state is None:
+        return True
+    if state is JobState.PENDING:
+        return view.status == "pending" or not view.finished
+    return view.state is state
+
+
+NOT_STARTED = "not-started"  # row key prefix of a job whose POST /start failed for good
+
+
+# -- what the watch pool reports (folded into a board by JobBoard.fold) ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobStarted:
+    """POST /start answered: the job exists and its watch has begun under ``key``."""
+
+    key: str
+    job_id: str
+    spec: JobSpec
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StartFailed:
+    """A start that still failed when its deadline ran out (the reason in one line)."""
+
+    spec: JobSpec
+    error: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    key: str
+    event: PollEvent
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class WatchCrashed:
+    """A watch raised instead of ending with an outcome; the job is marked failed."""
+
+    key: str
+    error: str
+    at: float
+
+
+PoolItem: TypeAlias = JobStarted | StartFailed | WatchEvent | WatchCrashed
+
+
+@dataclass(frozen=True, slots=True)
+class PoolBatch:
+    """Everything that happened since the previous batch, in arrival order."""
+
+    items: list[PoolItem] = field(default_factory=list)
+    starting: int = 0  # start requests still queued or in flight
+
+
+# -- one row on the wire: the engine process sends a row's changed fields ----------------------
+
+#: The JobView fields a delta carries (the history travels apart, for one followed job).
+ROW_FIELDS = (
+    "job_id",
+    "spec",
+    "started_at",
+    "status",
+    "attempt",
+    "skipped",
+    "requests",
+    "http_status",
+    "strategy",
+    "next_delay_s",
+    "next_poll_at",
+    "reason",
+    "outcome",
+    "ended_at",
+    "last_error",
+)
+_ENUM_FIELDS: dict[str, type[StrEnum]] = {
+    "strategy": Strategy,
+    "reason": DelayReason,
+    "outcome": Outcome,
+}
+
+
+def row_fields(view: JobView) -> dict[str, Any]:
+    """A row as plain values (enums as their strings, the spec as a JobSpec)."""
+    return {name: getattr(view, name) for name in ROW_FIELDS}
+
+
+def merge_row(board: JobBoard, key: str, fields: Mapping[str, Any], now: float) -> None:
+    """Apply one row delta from the engine: add the row if it is new, else set the fields
+    that changed. A row the dashboard already ended (e.g. cancelled here) keeps its end."""
+    view = board.jobs.get(key)
+    if view is None:
+        spec = fields.get("spec")
+        if not isinstance(spec, JobSpec):
+            spec = msgspec.convert(spec or {}, JobSpec)
+        started_at = float(fields.get("started_at", now))
+        view = board.add(key, str(fields.get("job_id", "")), spec, started_at, started_by_us=False)
+    elif view.finished:
+        return
+    sent_before = view.requests
+    for name, value in fields.items():
+        if name in ("spec", "job_id", "started_at"):
+            continue
+        enum = _ENUM_FIELDS.get(name)
+        setattr(view, name, enum(value) if enum is not None and value is not None else value)
+    if view.requests > sent_before:
+        board.rate.record(now, view.requests - sent_before)
+    board.touch(key)

@@ -1,14 +1,15 @@
-"""The engine behind the dashboard: start requests and watches as asyncio tasks.
+"""Start requests and watches as asyncio tasks, inside the polling engine (tui.engine).
 
 Nothing here touches Textual. Every task only *reports*: it puts what happened on one
 queue, and :meth:`WatchPool.run` drains that queue at most every ``batch_interval_s`` and
-hands the whole batch to a callback (the app turns it into one Textual message). However
-many jobs poll at once, the UI sees a handful of messages per second.
+hands the whole batch to a callback (the engine folds it into its board and sends the
+changed rows to the dashboard). However many jobs poll at once, a batch per interval.
 
-Start requests have a lane of their own: a second client (the engine's quick lane), used
-by at most ``start_concurrency`` start workers. A client admits requests first come, first
-served under its in-flight cap, so on the polling client a spawn queued behind every poll
-already waiting (thousands when the engine is busy) and started a few jobs a second.
+Starts go out in groups: ``start_many`` (one ``POST /start/batch`` per chunk when the
+server offers it) when the client has it, else at most ``start_concurrency`` single starts
+at a time. Either way a start honours Retry-After and keeps trying until
+``start_deadline_s``; a job that still cannot start is reported with its reason
+(:class:`StartFailed`), and the dashboard gives it a row that can be retried.
 """
 
 from __future__ import annotations
@@ -16,57 +17,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from client_core import ClientError, PollEvent, VideoSimClient
-from tui.model import JobSpec
+from client_core import BackoffPolicy, StartSpec, VideoSimClient, VideoSimError
+from tui.model import (
+    JobSpec,
+    JobStarted,
+    PoolBatch,
+    PoolItem,
+    StartFailed,
+    WatchCrashed,
+    WatchEvent,
+)
 
 Clock: TypeAlias = Callable[[], float]
+START_CHUNK = 1000  # specs handed to start_many at once (the server's batch cap by default)
+
+__all__ = [
+    "Clock",
+    "JobStarted",
+    "PoolBatch",
+    "StartFailed",
+    "WatchCrashed",
+    "WatchEvent",
+    "WatchPool",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class JobStarted:
-    """POST /start answered: the job exists and its watch has begun under ``key``."""
-
-    key: str
-    job_id: str
-    spec: JobSpec
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class StartFailed:
-    spec: JobSpec
-    error: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class WatchEvent:
-    key: str
-    event: PollEvent
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class WatchCrashed:
-    """A watch raised instead of ending with an outcome; the job is marked failed."""
-
-    key: str
-    error: str
-    at: float
-
-
-PoolItem: TypeAlias = JobStarted | StartFailed | WatchEvent | WatchCrashed
-
-
-@dataclass(frozen=True, slots=True)
-class PoolBatch:
-    """Everything that happened since the previous batch, in arrival order."""
-
-    items: list[PoolItem] = field(default_factory=list)
-    starting: int = 0  # start requests still queued or in flight
+def start_retry_policy(deadline_s: float) -> BackoffPolicy:
+    """How one start is retried: quickly at first, never before a Retry-After, until the
+    deadline (the attempt budget is only there because the client requires one)."""
+    return BackoffPolicy(
+        initial_s=0.25, multiplier=2.0, max_delay_s=5.0, max_attempts=10_000, deadline_s=deadline_s
+    )
 
 
 class WatchPool:
@@ -77,12 +60,12 @@ class WatchPool:
         client: VideoSimClient,
         *,
         clock: Clock,
-        start_client: VideoSimClient | None = None,
         start_concurrency: int = 16,
         batch_interval_s: float = 0.1,
+        start_deadline_s: float = 60.0,
     ) -> None:
         self._client = client
-        self._start_client = start_client or client  # the start lane (see the module doc)
+        self._start_deadline_s = start_deadline_s
         self._clock = clock
         self._start_concurrency = start_concurrency
         self._batch_interval_s = batch_interval_s
@@ -142,22 +125,61 @@ class WatchPool:
                 await task
 
     async def _start_worker(self) -> None:
+        start_many = getattr(self._client, "start_many", None)
         while True:
-            spec = await self._start_queue.get()
-            try:
-                job_id = await self._start_client.start(
-                    duration_s=spec.duration_s, outcome=spec.outcome
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # ClientError, or anything the client did not expect
-                message = str(exc) if isinstance(exc, ClientError) else repr(exc)
-                self._out.put_nowait(StartFailed(spec, message, self._clock()))
-            else:
-                self._out.put_nowait(JobStarted(job_id, job_id, spec, self._clock()))
-                self.watch(job_id, job_id, spec)
-            finally:
-                self._starting -= 1
+            specs = [await self._start_queue.get()]
+            if start_many is None:
+                await self._start_one(specs[0])
+                continue
+            while len(specs) < START_CHUNK and not self._start_queue.empty():
+                specs.append(self._start_queue.get_nowait())
+            await self._start_group(specs)
+
+    async def _start_one(self, spec: JobSpec) -> None:
+        try:
+            job_id = await self._client.start(
+                duration_s=spec.duration_s,
+                outcome=spec.outcome,
+                retry_policy=start_retry_policy(self._start_deadline_s),
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # ClientError, or anything the client did not expect
+            self._start_failed(spec, exc)
+        else:
+            self._started(job_id, spec)
+        finally:
+            self._starting -= 1
+
+    async def _start_group(self, specs: list[JobSpec]) -> None:
+        """Many starts in one call of the client's ``start_many`` (it never raises for a
+        single job; anything else fails the whole group with one reason)."""
+        try:
+            results = await self._client.start_many(
+                [StartSpec(spec.duration_s, spec.outcome) for spec in specs],
+                deadline_s=self._start_deadline_s,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            for spec in specs:
+                self._start_failed(spec, exc)
+        else:
+            for spec, result in zip(specs, results, strict=True):
+                if result.job_id is not None:
+                    self._started(result.job_id, spec)
+                else:
+                    self._start_failed(spec, result.error)
+        finally:
+            self._starting -= len(specs)
+
+    def _started(self, job_id: str, spec: JobSpec) -> None:
+        self._out.put_nowait(JobStarted(job_id, job_id, spec, self._clock()))
+        self.watch(job_id, job_id, spec)
+
+    def _start_failed(self, spec: JobSpec, exc: BaseException | None) -> None:
+        message = str(exc) if isinstance(exc, VideoSimError) else repr(exc)
+        self._out.put_nowait(StartFailed(spec, message, self._clock()))
 
     async def _watch(self, key: str, job_id: str, spec: JobSpec) -> None:
         try:

@@ -237,8 +237,9 @@ async def test_a_server_that_stays_down_ends_unreachable(live_server_factory: Fa
     async with VideoSimClient(server.url) as client:
         job_id = await client.start(5.0)
         await asyncio.to_thread(server.kill)
-        result = await client.wait(job_id, SMALL.replace(max_attempts=6))
+        result = await client.wait(job_id, SMALL.replace(max_attempts=6, deadline_s=1.0))
     assert result.outcome is Outcome.UNREACHABLE
+    assert result.attempts > 6  # no answer spends the deadline, not the budget of checks
     assert result.last_error is not None and "refused" in result.last_error
 
 
@@ -253,18 +254,18 @@ class CountingTransport(httpx.AsyncHTTPTransport):
 
 
 async def test_health_gate_spares_a_dead_server_from_every_watcher() -> None:
-    watchers, budget = 200, 10
+    watchers = 200
     CountingTransport.attempts = 0
     dead = f"http://127.0.0.1:{free_port()}"
-    policy = BackoffPolicy(initial_s=0.02, multiplier=1.5, max_delay_s=0.1, max_attempts=budget)
+    policy = BackoffPolicy(initial_s=0.02, multiplier=1.5, max_delay_s=0.1, deadline_s=1.0)
     async with VideoSimClient(
         dead, transport=CountingTransport(), circuit_threshold=5, probe_policy=FAST_PROBES
     ) as client:
         results = await asyncio.gather(*(client.wait(f"job-{n}", policy) for n in range(watchers)))
         gate = client.health_gate
     assert {r.outcome for r in results} == {Outcome.UNREACHABLE}
-    assert all(r.attempts == budget for r in results)
+    polls = sum(r.attempts for r in results)
     sent = sum(r.requests for r in results)
     assert gate.times_opened >= 1 and gate.short_circuits > 0
     assert CountingTransport.attempts == sent + gate.probes_sent
-    assert CountingTransport.attempts < watchers * budget / 10  # far fewer than 2000
+    assert CountingTransport.attempts < polls / 10  # most polls never left the client

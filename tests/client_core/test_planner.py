@@ -162,14 +162,23 @@ def test_open_circuit_is_reported_as_the_reason() -> None:
     assert plan(local).reason is DelayReason.CIRCUIT_OPEN
 
 
-def test_spent_budget_ends_pending_as_timed_out_and_failures_as_unreachable() -> None:
+def test_the_budget_counts_checks_and_failures_are_retried_until_the_deadline() -> None:
     budget = STEADY.replace(max_attempts=3)
     assert plan(PENDING, attempt=2, policy=budget).outcome is None
     assert plan(PENDING, attempt=3, policy=budget).outcome is Outcome.TIMED_OUT
+    assert plan(PENDING, attempt=9, checks=2, policy=budget).outcome is None
+    malformed = PollAnswer(AnswerKind.MALFORMED, 200, error="malformed answer: unknown result")
+    assert plan(malformed, attempt=3, policy=budget).outcome is Outcome.REJECTED
+    # An outage or a refusal does not spend the budget of checks...
     refused = PollAnswer(AnswerKind.NO_ANSWER, error="connection refused")
-    assert plan(refused, attempt=3, policy=budget).outcome is Outcome.UNREACHABLE
+    assert plan(refused, attempt=3, policy=budget).outcome is None
     unavailable = PollAnswer(AnswerKind.RETRY, 503, retry_after_s=1.0)
-    assert plan(unavailable, attempt=3, policy=budget).outcome is Outcome.UNREACHABLE
+    assert plan(unavailable, attempt=3, policy=budget).outcome is None
+    # ...the deadline ends it, named by what the server said last.
+    late = budget.replace(deadline_s=10.0)
+    assert plan(refused, attempt=3, elapsed_s=10, policy=late).outcome is Outcome.UNREACHABLE
+    assert plan(unavailable, attempt=3, elapsed_s=10, policy=late).outcome is Outcome.REJECTED
+    assert plan(malformed, attempt=1, elapsed_s=10, policy=late).outcome is Outcome.REJECTED
 
 
 def test_deadline_shortens_the_last_wait_then_ends_the_watch() -> None:
@@ -194,7 +203,7 @@ def test_the_budget_counts_held_requests_like_any_other() -> None:
 def test_retry_after_past_the_deadline_gives_up_instead_of_asking_early() -> None:
     deadline = STEADY.replace(deadline_s=5.0)
     answer = PollAnswer(AnswerKind.RETRY, 503, retry_after_s=3.0)
-    assert plan(answer, elapsed_s=4.0, policy=deadline).outcome is Outcome.UNREACHABLE
+    assert plan(answer, elapsed_s=4.0, policy=deadline).outcome is Outcome.REJECTED
 
 
 @given(eta=st.floats(0, 1000), seed=st.integers(0, 10_000))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 
 from client_core import BackoffPolicy
@@ -22,6 +24,7 @@ from client_core.runner import (
     special_job_policy,
 )
 from tests.support.live_server import LiveServer, free_port
+from tests.support.raw_http import RawHttpServer, http_answer
 
 QUICK = ["--initial", "0.05"]  # the original shape (x2, 5 checks), scaled down: 0.75 s total
 SHORT_HOLD_S = 0.15  # the server's long-poll cap for these runs (the default is 30 s)
@@ -140,19 +143,27 @@ def test_bad_input_is_one_line_and_exit_code_2(
     assert message in err
 
 
-def test_down_server_is_one_line_on_stderr_and_exit_3() -> None:
+def test_down_server_says_so_at_once_then_exits_3_at_the_deadline() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    result = run_cli("--server-url", url, "--retries", "2", *QUICK)
+    result = run_cli("--server-url", url, "--retries", "2", "--deadline", "1", *QUICK)
     assert result.returncode == EXIT_UNREACHABLE
-    assert result.stderr == f"videosim-client: server at {url} is unreachable: connection refused\n"
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        f"videosim-client: no answer from {url} yet (connection refused); "
+        "connecting and retrying for up to 1 s"
+    )
+    assert lines[-1].startswith("videosim-client: ") and "Traceback" not in result.stderr
+    assert f"3 of 4 jobs did not start: server at {url} is unreachable" in result.stderr
 
 
 def test_down_server_while_watching_only_the_special_job() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    result = run_cli("--server-url", url, "--jobs", "0", "--retries", "3", *QUICK, "--json")
+    result = run_cli("--server-url", url, "--jobs", "0", "--deadline", "1", *QUICK, "--json")
     assert result.returncode == EXIT_UNREACHABLE
     assert "Traceback" not in result.stderr
-    assert result.stderr.startswith(f"videosim-client: server at {url} is unreachable")
+    assert result.stderr.splitlines()[-1].startswith(
+        f"videosim-client: server at {url} is unreachable"
+    )
     summary = json.loads(result.stdout.splitlines()[-1])
     assert summary["jobs"][0]["outcome"] == "unreachable"
 
@@ -184,3 +195,79 @@ def test_the_special_job_is_bounded_in_time_as_the_seed_client_was() -> None:
     assert (bounded.max_attempts, bounded.deadline_s) == (5, 8.0)
     # A deadline the user gave is kept as it is.
     assert special_job_policy(BackoffPolicy(deadline_s=3.0)).deadline_s == 3.0
+
+
+async def run_child(*args: str) -> subprocess.CompletedProcess[str]:
+    """run_cli without blocking the loop (for servers that live in the test's loop)."""
+    return await asyncio.to_thread(run_cli, *args)
+
+
+async def test_answers_with_an_unknown_result_are_rejected_not_unreachable() -> None:
+    weird = http_answer("200 OK", b'{"job_id": "job-1", "result": "sideways"}')
+    async with RawHttpServer(weird) as server:
+        result = await run_child("--server-url", server.url, *QUICK, "--json", "--quiet")
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert result.returncode == EXIT_JOB_FAILED  # the server answered: not exit 3
+    assert {job["outcome"] for job in summary["jobs"]} == {"rejected"}
+    assert "malformed answer: unknown result 'sideways'" in summary["jobs"][0]["last_error"]
+
+
+async def test_exit_0_needs_the_special_job_to_time_out() -> None:
+    # A server on which every job, the special one too, is already completed.
+    done = http_answer("200 OK", b'{"job_id": "job-1", "result": "completed"}')
+    async with RawHttpServer(done) as server:
+        result = await run_child("--server-url", server.url, *QUICK, "--json", "--quiet")
+    jobs = {job["special"]: job for job in json.loads(result.stdout.splitlines()[-1])["jobs"]}
+    assert jobs[True]["outcome"] == "completed" and jobs[False]["outcome"] == "completed"
+    assert result.returncode == EXIT_JOB_FAILED  # the special job must end timed_out
+
+
+def test_max_attempts_and_retries_are_the_same_flag(
+    short_hold_server: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for flag in ("--retries", "--max-attempts"):
+        code = main(["--server-url", short_hold_server.url, "--jobs", "0", flag, "2",
+                     "--preset", "fixed", "--initial", "0.05", "--json", "--quiet"])  # fmt: skip
+        special = json.loads(capsys.readouterr().out.splitlines()[-1])["jobs"][0]
+        assert code == EXIT_OK and special["attempts"] == 2, flag
+
+
+def test_no_server_is_reported_at_once_while_retrying() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOSIM_")}
+    began = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "client_core", "--server-url", url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        first_line = process.stderr.readline()
+        said_after = time.monotonic() - began
+    finally:
+        process.kill()
+        process.communicate(timeout=10)
+    assert first_line.startswith(f"videosim-client: no answer from {url} yet (connection refused)")
+    assert "connecting and retrying" in first_line
+    assert said_after < 5  # start-up and one refused connection, not the whole deadline
+
+
+def test_each_job_is_watched_as_soon_as_it_started(
+    live_server: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--server-url", live_server.url, "--jobs", "300", "--duration", "0.5",
+                 "--start-rate", "150", "--no-special", "--preset", "default", "--json",
+                 "--quiet"])  # fmt: skip
+    ids = {job["job_id"] for job in json.loads(capsys.readouterr().out)["jobs"]}
+    assert code == EXIT_OK and len(ids) == 300
+    records = []
+    with httpx.Client(base_url=live_server.url) as http:
+        for offset in range(0, 10_000, 1000):
+            page = http.get("/jobs", params={"offset": offset, "limit": 1000}).json()["jobs"]
+            records += [record for record in page if record["job_id"] in ids]
+    first_poll = min(record["first_final_seen_at"] for record in records)
+    last_created = max(record["created_at"] for record in records)
+    assert first_poll < last_created  # watching began while later jobs were still starting
+    # The start answer told each job's duration: one poll just after it is enough.
+    assert sum(record["status_requests"] for record in records) == 300
+    assert max(record["detection_lag_s"] for record in records) < 3.0

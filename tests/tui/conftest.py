@@ -12,9 +12,8 @@ from textual.pilot import Pilot
 
 from client_core import BackoffPolicy, DelayReason, Jitter, Outcome, PollEvent, Strategy
 from tui.app import VideoSimApp, make_app
-from tui.model import SPECIAL_JOB_ID, JobSpec
+from tui.model import SPECIAL_JOB_ID, JobSpec, JobStarted, PoolBatch, WatchEvent
 from tui.settings import DashboardSettings
-from tui.watch_pool import JobStarted, PoolBatch, WatchEvent
 
 # Polls every 0.05-0.2 s: jobs of 0.3 s finish in a couple of polls, tests stay short.
 FAST_POLICY = BackoffPolicy(initial_s=0.05, multiplier=1.5, max_delay_s=0.2, jitter=Jitter.NONE)

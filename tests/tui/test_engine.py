@@ -1,60 +1,176 @@
-"""The polling engine's two lanes: watches on one client, requests someone waits for on another."""
+"""The polling engine itself, on a scripted client: what its deltas carry, and how it
+probes a server that has no health route."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-from typing import Any
+import contextlib
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
-from textual.message import Message
+from client_core import BackoffPolicy, Outcome, PollEvent, Strategy
+from tests.tui.conftest import FakeClient, connected, fast_settings, poll, wait_until
+from tui.app import make_app
+from tui.engine import MAX_ROWS_PER_DELTA, ORIGINAL_API, Engine
+from tui.engine_protocol import (
+    Cancel,
+    Configure,
+    Delta,
+    EngineMessage,
+    Follow,
+    Ready,
+    StartJobs,
+    Watch,
+)
+from tui.model import JobSpec
 
-from tests.tui.conftest import FakeClient
-from tui.engine import PollingEngine
-from tui.messages import EngineReady
+CONFIG = Configure(
+    url="http://127.0.0.1:1",
+    client_options={},
+    batch_interval_s=0.02,
+    health_interval_s=0.02,
+    history_length=50,
+    start_concurrency=2,
+    start_deadline_s=1.0,
+)
 
 
-class RecordingClient(FakeClient):
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self.records: list[str] = []
+class SteppedClient:
+    """Jobs start at once; each watch polls whenever the test releases ``step``."""
 
-    async def job_record(self, job_id: str) -> dict[str, Any]:
-        self.records.append(job_id)
-        return await super().job_record(job_id)
+    def __init__(self, *, health_404: bool = False) -> None:
+        self.step = asyncio.Event()
+        self.health_404 = health_404
+        self.started = 0
+
+    async def health(self) -> SimpleNamespace:
+        # an original-API server: the client found /healthz missing, /status answering
+        return SimpleNamespace(
+            ok=True, latency_s=0.001, error=None, health_route=not self.health_404
+        )
+
+    async def start(
+        self, duration_s: float | None = None, outcome: str | None = None, **_: object
+    ) -> str:
+        self.started += 1
+        return f"job-{self.started}"
+
+    async def watch(
+        self, job_id: str, policy: BackoffPolicy, strategy: Strategy
+    ) -> AsyncIterator[PollEvent]:
+        for attempt in range(1, 100):
+            await self.step.wait()
+            self.step.clear()
+            yield poll(job_id, attempt, "pending", delay=5.0)
 
 
-async def test_quick_requests_do_not_queue_behind_the_polls() -> None:
-    clients: list[RecordingClient] = []
+class Harness:
+    def __init__(self, client: SteppedClient) -> None:
+        self.messages: list[EngineMessage] = []
+        self.engine = Engine(client, CONFIG, self.messages.append)  # type: ignore[arg-type]
+        self.task: asyncio.Task[None] | None = None
 
-    def create(url: str) -> RecordingClient:
-        clients.append(RecordingClient(url))
-        return clients[-1]
+    def deltas(self) -> list[Delta]:
+        return [m for m in self.messages if isinstance(m, Delta)]
 
-    ready = threading.Event()
+    async def settle(self) -> list[Delta]:
+        """Let the engine send what it has; returns the deltas sent meanwhile."""
+        before = len(self.deltas())
+        await asyncio.sleep(0.1)
+        return self.deltas()[before:]
 
-    def post(message: Message) -> None:
-        if isinstance(message, EngineReady):
-            ready.set()
 
-    engine = PollingEngine(
-        "http://127.0.0.1:7999",
-        create,  # type: ignore[arg-type]
-        post,
-        clock=time.monotonic,
-        start_concurrency=2,
-        batch_interval_s=0.01,
-        health_interval_s=3600.0,
-    )
-    thread = threading.Thread(target=engine.run)
-    thread.start()
+@contextlib.asynccontextmanager
+async def running(client: SteppedClient) -> AsyncIterator[Harness]:
+    harness = Harness(client)
+    harness.task = asyncio.create_task(harness.engine.run())
     try:
-        assert await asyncio.to_thread(ready.wait, 10)
-        await engine.call(lambda client: client.job_record("record"), quick=True)
-        await engine.call(lambda client: client.job_record("batch"))
+        yield harness
     finally:
-        engine.stop()
-        thread.join(5)
-    polling, quick = clients
-    assert quick.records == ["record"]
-    assert polling.records == ["batch"]
+        harness.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await harness.task
+
+
+async def test_deltas_carry_new_rows_whole_then_only_what_changed() -> None:
+    client = SteppedClient()
+    async with running(client) as harness:
+        harness.engine.handle(StartJobs([JobSpec(duration_s=9.0)]))
+        sent = await harness.settle()
+        assert isinstance(harness.messages[0], Ready)
+        rows = [row for delta in sent for key, row in delta.rows.items() if key == "job-1"]
+        assert rows and rows[0]["job_id"] == "job-1" and rows[0]["requests"] == 1
+        client.step.set()
+        sent = await harness.settle()
+        changed = [delta.rows["job-1"] for delta in sent if "job-1" in delta.rows]
+        assert len(changed) == 1
+        assert "spec" not in changed[0] and "job_id" not in changed[0]
+        assert changed[0]["attempt"] == 1 and changed[0]["requests"] == 2
+        assert all("job-1" not in delta.rows for delta in await harness.settle())
+        harness.engine.handle(Cancel(["job-1"]))
+        sent = await harness.settle()
+        assert [delta.rows["job-1"]["outcome"] for delta in sent if "job-1" in delta.rows] == [
+            Outcome.CANCELLED
+        ]
+
+
+async def test_an_adopted_watch_keeps_its_counters() -> None:
+    client = SteppedClient()
+    async with running(client) as harness:
+        harness.engine.handle(
+            Watch("k", "job-9", JobSpec(), 100.0, attempt=4, skipped=1, requests=5)
+        )
+        client.step.set()
+        sent = await harness.settle()
+        (row,) = [delta.rows["k"] for delta in sent if "k" in delta.rows]
+        assert row["attempt"] == 5 and row["requests"] == 6 and "skipped" not in row
+
+
+async def test_the_followed_job_sends_its_history_once_then_what_is_new() -> None:
+    client = SteppedClient()
+    async with running(client) as harness:
+        harness.engine.handle(StartJobs([JobSpec()]))
+        client.step.set()
+        await harness.settle()
+        harness.engine.handle(Follow("job-1"))
+        sent = await harness.settle()
+        (first,) = [delta.history for delta in sent if delta.history is not None]
+        assert first.reset and [r.attempt for r in first.records] == [1]
+        client.step.set()
+        sent = await harness.settle()
+        (second,) = [delta.history for delta in sent if delta.history is not None]
+        assert not second.reset and [r.attempt for r in second.records] == [2]
+
+
+async def test_a_server_without_a_health_route_is_reported_as_the_original_api() -> None:
+    async with running(SteppedClient(health_404=True)) as harness:
+        sent = await harness.settle()
+        healths = [delta.health for delta in sent if delta.health is not None]
+        assert healths and healths[-1].ok is True and healths[-1].note == ORIGINAL_API
+
+
+def test_a_flood_of_new_rows_goes_out_in_several_deltas() -> None:
+    engine = Engine(SteppedClient(), CONFIG, lambda message: None)  # type: ignore[arg-type]
+    for n in range(MAX_ROWS_PER_DELTA + 500):
+        engine.board.add(f"job-{n}", f"job-{n}", JobSpec(), 1.0)
+    first, second = engine.delta(), engine.delta()
+    assert first is not None and second is not None
+    assert len(first.rows) == MAX_ROWS_PER_DELTA and len(second.rows) == 500
+    assert not set(first.rows) & set(second.rows)
+    assert engine.delta() is None
+
+
+async def test_the_header_says_when_the_server_is_the_original_api() -> None:
+    class OriginalApiClient(FakeClient):
+        async def health(self) -> SimpleNamespace:
+            return SimpleNamespace(ok=True, latency_s=0.002, error=None, health_route=False)
+
+    app = make_app(
+        client_factory=OriginalApiClient,  # type: ignore[arg-type]
+        server_url="http://127.0.0.1:1",
+        settings=fast_settings(),
+    )
+    async with app.run_test() as pilot:
+        await connected(pilot)
+        await wait_until(pilot, lambda: ORIGINAL_API in app.sub_title, "the header's note")
+        assert "ok" in app.sub_title and "unreachable" not in app.sub_title

@@ -1,35 +1,25 @@
-"""The job table's reuse of cell renderings: only changed cells are rendered again, and
-what it shows is what DataTable renders from scratch (cursor, focus, sorting, theme)."""
+"""The virtual job table: it draws the model's rows, keeps the cursor on its job, filters
+and sorts on the model's index, and hints when there is nothing to show."""
 
 from __future__ import annotations
 
-from unittest.mock import patch
-
-from textual.geometry import Region
-from textual.strip import Strip
-from textual.widgets import DataTable
-
 from tests.tui.conftest import (
     JOB_CANCELLED,
+    JOB_DONE,
     JOB_WAITING,
     FrozenClock,
     connected,
     frozen_dashboard,
+    poll,
     synthetic_batch,
 )
 from tui.app import VideoSimApp
-from tui.model import SortColumn
+from tui.model import JobSpec, JobState, SortColumn
 from tui.widgets.job_table import JobTable
 
 
-def table_lines(table: JobTable) -> list[Strip]:
-    return table.render_lines(Region(0, 0, table.size.width, table.size.height))
-
-
-def from_scratch(table: JobTable) -> list[Strip]:
-    """What the table renders with every cache dropped (as after a theme change)."""
-    table.notify_style_update()
-    return table_lines(table)
+def screen_lines(table: JobTable) -> list[str]:
+    return [table.render_line(y).text for y in range(table.size.height)]
 
 
 def advance(app: VideoSimApp, seconds: float) -> None:
@@ -38,42 +28,89 @@ def advance(app: VideoSimApp, seconds: float) -> None:
     app.refresh_view()
 
 
-async def test_a_frame_renders_only_the_cells_that_changed() -> None:
+async def test_the_table_draws_only_what_fits_and_pages_through_the_rest() -> None:
     app = frozen_dashboard()
     async with app.run_test(size=(110, 30)) as pilot:
         await connected(pilot)
-        app.ingest(synthetic_batch())
+        for n in range(5000):
+            app.board.add(f"job-{n:05}", f"{n:08x}-0000", JobSpec(), 1000.0)
         app.refresh_view()
         await pilot.pause()
-        table_lines(app.table)
-        advance(app, 0.3)  # only the live rows' countdown and elapsed cells change
-        live_rows = sum(not view.finished for view in app.board)
-        with patch.object(
-            DataTable, "_render_cell", autospec=True, side_effect=DataTable._render_cell
-        ) as rendered:
-            table_lines(app.table)
-        assert 0 < rendered.call_count <= 2 * live_rows
+        table = app.table
+        assert table.row_count == 5000
+        lines = screen_lines(table)
+        assert lines[0].split()[:3] == ["Job", "Status", "HTTP"]
+        assert lines[1].split()[0] == "00000000"
+        await pilot.press("pagedown")
+        first_shown = table.cursor_row
+        assert first_shown > 10 and table.cursor_key == f"job-{first_shown:05}"
+        await pilot.press("end")
+        assert table.cursor_key == "job-04999"
+        assert any("00001387" in line for line in screen_lines(table))  # 4999 in hex
 
 
-async def test_reused_renderings_match_a_render_from_scratch() -> None:
+async def test_cursor_stays_on_its_job_across_filter_and_sort() -> None:
     app = frozen_dashboard()
     async with app.run_test(size=(110, 30)) as pilot:
         await connected(pilot)
         app.ingest(synthetic_batch())
         app.refresh_view()
         table = app.table
-        steps = [
-            lambda: advance(app, 0.3),
-            lambda: table.move_cursor(row=2),
-            lambda: app.cancel_job(JOB_WAITING),
-            lambda: table.blur(),
-            lambda: setattr(app, "theme", "nord"),
-            lambda: table.focus(),
-            lambda: setattr(app, "sort_column", SortColumn.STATUS),
-            lambda: app.action_reverse_sort(),
-            lambda: app.cancel_job(JOB_CANCELLED),
-        ]
-        for step in steps:
-            step()
-            await pilot.pause()
-            assert table_lines(table) == from_scratch(table)
+        table.move_cursor(row=table.get_row_index(JOB_WAITING))
+        for _ in range(len(SortColumn)):
+            await pilot.press("o")
+            assert table.cursor_key == JOB_WAITING
+        await pilot.press("O")
+        assert table.cursor_key == JOB_WAITING
+        await pilot.press("f")  # pending
+        assert app.state_filter is JobState.PENDING
+        assert table.cursor_key == JOB_WAITING
+        assert JOB_DONE not in table.shown_keys()
+
+
+async def test_rows_follow_the_model_without_a_rebuild_in_insertion_order() -> None:
+    app = frozen_dashboard()
+    async with app.run_test(size=(110, 30)) as pilot:
+        await connected(pilot)
+        app.ingest(synthetic_batch())
+        app.refresh_view()
+        table = app.table
+        order = table.shown_keys()
+        app.board.apply(JOB_WAITING, poll(JOB_WAITING, 3, "pending", http_status=503), 1000.0)
+        advance(app, 0.3)
+        assert table.shown_keys() == order
+        assert table.get_cell(JOB_WAITING, SortColumn.HTTP).plain == "503"
+        assert table.get_cell(JOB_WAITING, SortColumn.ATTEMPT).plain == "3"
+        app.cancel_job(JOB_CANCELLED)
+        await pilot.pause()
+        row = screen_lines(table)[1 + table.get_row_index(JOB_CANCELLED)]
+        assert "cancelled" in row
+
+
+async def test_empty_table_and_empty_filter_say_how_to_spawn() -> None:
+    app = frozen_dashboard()
+    async with app.run_test(size=(110, 30)) as pilot:
+        await connected(pilot)
+        await pilot.pause()
+        assert any("press n to spawn" in line for line in screen_lines(app.table))
+        app.ingest(synthetic_batch())
+        app.refresh_view()
+        while app.state_filter is not JobState.CANCELLED:  # the story cancels nothing
+            await pilot.press("f")
+        await pilot.pause()
+        lines = screen_lines(app.table)
+        assert any("No job matches the filter 'cancelled'" in line for line in lines)
+
+
+async def test_enter_and_a_header_click_reach_the_app() -> None:
+    app = frozen_dashboard()
+    async with app.run_test(size=(110, 30)) as pilot:
+        await connected(pilot)
+        app.ingest(synthetic_batch())
+        app.refresh_view()
+        await pilot.pause()
+        await pilot.click(JobTable, offset=(13, 0))  # the Status label
+        assert app.sort_column is SortColumn.STATUS
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen.__class__.__name__ == "DetailScreen"

@@ -21,15 +21,18 @@ from tui.model import (
     FILTER_CYCLE,
     JobBoard,
     JobSpec,
+    JobStarted,
     JobState,
     RequestRate,
     SortColumn,
     SpawnRequest,
+    WatchEvent,
+    merge_row,
     parse_duration,
+    row_fields,
     sort_key,
 )
 from tui.policies import policy_from_text, policy_to_text, presets, schedule_preview
-from tui.watch_pool import JobStarted, WatchEvent
 from tui.widgets.job_table import cell_text, short_id
 
 
@@ -88,12 +91,48 @@ def test_events_after_the_end_are_ignored() -> None:
     assert not board.apply("unknown", late, now=3.0)
 
 
-def test_short_circuited_polls_are_not_requests() -> None:
+def test_short_circuited_polls_are_skipped_not_attempts() -> None:
     board = JobBoard()
     board.add("a", "a", JobSpec(), now=0.0, started_by_us=False)
     event = poll("a", 1, "", reason=DelayReason.CIRCUIT_OPEN, http_status=None)
     board.apply("a", replace(event, sent=False), now=1.0)
-    assert (board["a"].attempt, board["a"].requests) == (1, 0)
+    board.apply("a", poll("a", 2, "pending", http_status=200), now=2.0)
+    view = board["a"]
+    assert (view.attempt, view.skipped, view.requests) == (1, 1, 1)
+
+
+def test_a_start_that_failed_gets_a_row_with_its_reason() -> None:
+    board = JobBoard()
+    spec = JobSpec(duration_s=3.0)
+    key = board.record_start_failure(spec, "HTTP 429: slow down", now=1.0)
+    view = board[key]
+    assert view.spec == spec and view.status == "not started"
+    assert view.outcome is Outcome.REJECTED and view.last_error == "HTTP 429: slow down"
+    assert board.start_failures == 1
+    assert board.record_start_failure(spec, "again", now=2.0) != key
+
+
+def test_the_pending_filter_shows_cancelled_watches_of_pending_jobs() -> None:
+    board = JobBoard()
+    board.add("a", "a", JobSpec(), now=0.0)
+    board.apply("a", poll("a", 1, "pending"), now=1.0)
+    board.cancel("a", now=2.0)
+    board.add("b", "b", JobSpec(), now=0.0)
+    board.apply("b", poll("b", 1, "completed", outcome=Outcome.COMPLETED), now=1.0)
+    assert board.matching(JobState.PENDING) == ["a"]
+    assert board.matching(JobState.CANCELLED) == ["a"]
+
+
+def test_a_row_travels_as_its_changed_fields() -> None:
+    engine_side, ui_side = JobBoard(), JobBoard()
+    engine_side.add("a", "a", JobSpec(duration_s=2.0), now=5.0)
+    merge_row(ui_side, "a", row_fields(engine_side["a"]), now=5.0)
+    engine_side.apply("a", poll("a", 1, "pending", http_status=503), now=6.0)
+    merge_row(ui_side, "a", {"attempt": 1, "requests": 2, "http_status": 503}, now=6.0)
+    view = ui_side["a"]
+    assert (view.job_id, view.spec.duration_s, view.started_at) == ("a", 2.0, 5.0)
+    assert (view.attempt, view.requests, view.http_status) == (1, 2, 503)
+    assert ui_side.rate.per_second(7.0) == 1.0  # the poll sent at 6 s; the start at 5 s
 
 
 def test_changes_are_handed_out_once() -> None:

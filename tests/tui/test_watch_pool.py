@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from client_core import BackoffPolicy, ClientError, Outcome, PollEvent, Strategy
+from client_core import BackoffPolicy, Outcome, PollEvent, Strategy, VideoSimError
 from tests.tui.conftest import poll
 from tui.model import JobSpec
 from tui.watch_pool import JobStarted, PoolBatch, StartFailed, WatchCrashed, WatchEvent, WatchPool
@@ -23,10 +23,12 @@ class ScriptedClient:
     def __init__(self) -> None:
         self.started = 0
 
-    async def start(self, duration_s: float | None = None, outcome: str | None = None) -> str:
+    async def start(
+        self, duration_s: float | None = None, outcome: str | None = None, **_: object
+    ) -> str:
         await asyncio.sleep(0)
         if outcome == "refuse":
-            raise ClientError("cannot start a job: Job limit reached")
+            raise VideoSimError("cannot start a job: Job limit reached")
         self.started += 1
         return f"job-{self.started}"
 
@@ -120,34 +122,61 @@ async def test_cancel_stops_a_watch() -> None:
         await task
 
 
-class PollsOnlyClient(ScriptedClient):
-    """Its in-flight cap is taken by queued polls: a start sent here would never get through."""
+class RecordingStartClient(ScriptedClient):
+    def __init__(self) -> None:
+        super().__init__()
+        self.retry_policies: list[BackoffPolicy] = []
 
-    async def start(self, duration_s: float | None = None, outcome: str | None = None) -> str:
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
+    async def start(
+        self,
+        duration_s: float | None = None,
+        outcome: str | None = None,
+        *,
+        retry_policy: BackoffPolicy,
+    ) -> str:
+        self.retry_policies.append(retry_policy)
+        return await super().start(duration_s, outcome)
 
 
-class StartsOnlyClient(ScriptedClient):
-    def watch(
-        self, job_id: str, policy: BackoffPolicy, strategy: Strategy
-    ) -> AsyncIterator[PollEvent]:
-        raise AssertionError("watches belong to the polling client")
+async def test_a_start_keeps_trying_until_the_deadline() -> None:
+    client = RecordingStartClient()
+    pool = WatchPool(client, clock=time.monotonic, batch_interval_s=0.01, start_deadline_s=42.0)  # type: ignore[arg-type]
+    pool.start_jobs([JobSpec()])
+    await run_pool(pool, until=1)
+    (policy,) = client.retry_policies
+    assert policy.deadline_s == 42.0 and (policy.max_attempts or 0) > 100
 
 
-async def test_starts_take_their_own_lane() -> None:
-    pool = WatchPool(
-        PollsOnlyClient(),  # type: ignore[arg-type]
-        start_client=StartsOnlyClient(),  # type: ignore[arg-type]
-        clock=time.monotonic,
-        batch_interval_s=0.01,
-    )
-    pool.start_jobs([JobSpec()] * 3)
-    batches, _ = await run_pool(pool, until=3 + 3 * POLLS)
+class GroupStartClient(ScriptedClient):
+    """Has start_many: every start goes through it, in groups; odd outcomes fail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.groups: list[int] = []
+
+    async def start_many(
+        self, specs: list[object], *, deadline_s: float | None = None
+    ) -> list[object]:
+        from types import SimpleNamespace
+
+        self.groups.append(len(specs))
+        results = []
+        for spec in specs:
+            if getattr(spec, "outcome", None) == "refuse":
+                results.append(SimpleNamespace(job_id=None, error=VideoSimError("HTTP 503: full")))
+            else:
+                self.started += 1
+                results.append(SimpleNamespace(job_id=f"job-{self.started}", error=None))
+        return results
+
+
+async def test_starts_go_out_in_groups_when_the_client_has_start_many() -> None:
+    client = GroupStartClient()
+    pool = WatchPool(client, clock=time.monotonic, start_concurrency=1, batch_interval_s=0.01)  # type: ignore[arg-type]
+    pool.start_jobs([JobSpec()] * 5 + [JobSpec(outcome="refuse")])
+    batches, _ = await run_pool(pool, until=6)
     items = [item for batch in batches for item in batch.items]
-    assert sorted(item.key for item in items if isinstance(item, JobStarted)) == [
-        "job-1",
-        "job-2",
-        "job-3",
-    ]
-    assert sum(isinstance(item, WatchEvent) for item in items) == 3 * POLLS
+    assert sum(isinstance(item, JobStarted) for item in items) == 5
+    (failed,) = [item for item in items if isinstance(item, StartFailed)]
+    assert failed.error == "HTTP 503: full"
+    assert sum(client.groups) == 6 and len(client.groups) <= 2

@@ -1,0 +1,474 @@
+"""The dashboard in a real terminal: keypress to screen, CPU, start rate, poll rate, quit time.
+
+The pilot benchmark (bench/tui_load.py) measures a headless frame; a user sees a terminal.
+This one drives the real ``python -m tui`` inside tmux, as a user would:
+
+1. A server child (``python -m server``) on a free port, without hints or long-poll, so
+   every watch runs its policy's schedule and the planned request rate is known: the
+   policy polls every ``--interval`` s (+/-20 % jitter), so plan = pending jobs / interval,
+   and the window is one interval long (each job is due exactly once in it on average,
+   however the jobs' phases line up).
+2. The dashboard in a tmux window of 200x50, told the server URL and that policy.
+3. Spawn ``--jobs`` jobs through the spawn form (n, count, duration ``5-120``, Enter);
+   "all started" is when the summary bar counts them all and shows nothing "starting".
+4. Idle-watching for ``--seconds`` s: CPU of the dashboard's own process (the UI) and of
+   its children (the engine, when it runs apart), and status requests/s the server
+   answered (its /metrics) against the plan.
+5. Keys, each ``--presses`` times: send the key with ``tmux send-keys``, then poll
+   ``capture-pane`` until the part of the screen that key changes has changed; the time
+   from send to change is the latency (poll period ~2 ms, so add ~1 ms of resolution).
+6. ``q``: time until the dashboard's process has exited (a zombie counts: tmux reaps its
+   panes a second or two late), and whether any process it started (engine, server
+   children) is still running 2 s later.
+
+    .venv/bin/python bench/tui_keys.py --jobs 2000 --strategy backoff --interval 10
+    .venv/bin/python bench/tui_keys.py --jobs 10000 --strategy auto --interval 20
+    .venv/bin/python bench/tui_keys.py --source /path/to/main/checkout ...  # "before"
+
+The ``live`` check fails (exit 1) when the engine achieves less than 80 % of the plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.report import Column, SectionResult, Table
+
+ROOT = Path(__file__).resolve().parents[1]
+WIDTH, HEIGHT = 200, 50
+POLL_S = 0.002
+HEX_ID = re.compile(r"^\W*([0-9a-f]{8})\b")
+STATES = ("pending", "completed", "error", "failed", "cancelled")
+SGR = re.compile(r"\x1b\[[0-9;:]*m")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Terminal:
+    """One tmux session running one command; keys in, screen text out."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.name = name
+        exports = " ".join(f"{key}={value}" for key, value in env.items())
+        shell = f"cd {cwd} && exec env {exports} " + " ".join(command)
+        subprocess.run(
+            ["tmux", "new-session", "-d", "-s", name, "-x", str(WIDTH), "-y", str(HEIGHT), shell],
+            check=True,
+        )
+        self.pid = int(self._tmux("display-message", "-p", "-t", name, "#{pane_pid}").strip())
+
+    def _tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", *args], check=False, capture_output=True, text=True).stdout
+
+    def screen(self, escapes: bool = False) -> str:
+        args = ["capture-pane", "-p", "-t", self.name]
+        if escapes:
+            args.append("-e")
+        return self._tmux(*args)
+
+    def send(self, *keys: str, literal: bool = False) -> None:
+        args = ["send-keys", "-t", self.name]
+        if literal:
+            args.append("-l")
+        subprocess.run(["tmux", *args, *keys], check=True)
+
+    def wait_for(self, condition: Callable[[str], bool], timeout_s: float, what: str) -> float:
+        """Seconds until ``condition(screen)`` holds; raises TimeoutError after timeout_s."""
+        began = time.perf_counter()
+        while True:
+            if condition(self.screen()):
+                return time.perf_counter() - began
+            if time.perf_counter() - began > timeout_s:
+                raise TimeoutError(f"no {what} within {timeout_s:.0f} s")
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self._tmux("kill-session", "-t", self.name)
+
+
+# -- what each key changes on the screen -------------------------------------------------
+
+
+def summary_word(screen: str, label: str) -> str | None:
+    """The word after ``label`` in the summary bar, e.g. the filter or sort in force."""
+    match = re.search(rf"\b{label} (\S+)", screen)
+    return None if match is None else match.group(1)
+
+
+def first_job_id(screen: str) -> str | None:
+    """The job id of the table's first row (under the header line that names the columns)."""
+    lines = screen.splitlines()
+    for index, line in enumerate(lines):
+        if "Job" in line and "Status" in line:
+            for row in lines[index + 1 : index + 4]:
+                match = HEX_ID.match(row.replace("│", " ").replace("▎", " "))
+                if match:
+                    return match.group(1)
+            return None
+    return None
+
+
+def cursor_line(screen_with_escapes: str) -> int | None:
+    """The index of the line drawn in the one background no other table line uses."""
+    backgrounds: dict[str, list[int]] = {}
+    for index, line in enumerate(screen_with_escapes.splitlines()):
+        plain = SGR.sub("", line)
+        if not HEX_ID.match(plain.replace("│", " ").replace("▎", " ")):
+            continue
+        codes = SGR.findall(line)
+        background = next((code for code in codes if ";48;" in code or "[48;" in code), "")
+        backgrounds.setdefault(background, []).append(index)
+    singles = [lines[0] for lines in backgrounds.values() if len(lines) == 1]
+    return singles[0] if len(singles) == 1 else None
+
+
+@dataclass
+class KeyCase:
+    name: str
+    keys: tuple[str, ...]
+    probe: Callable[[Terminal], object]  # what the key changes, read from the screen
+    changed: Callable[[object, object], bool] = lambda before, after: after != before
+    undo: tuple[str, ...] = ()  # keys that bring the screen back (not timed)
+    samples: list[float] = field(default_factory=list)
+
+
+def key_cases() -> list[KeyCase]:
+    return [
+        KeyCase("cursor (down)", ("Down",), lambda t: cursor_line(t.screen(escapes=True))),
+        KeyCase("PageDown", ("PageDown",), lambda t: first_job_id(t.screen()), undo=("Home",)),
+        KeyCase("filter (f)", ("f",), lambda t: summary_word(t.screen(), "filter")),
+        KeyCase("sort (o)", ("o",), lambda t: summary_word(t.screen(), "sort")),
+        KeyCase(
+            "open detail (enter)",
+            ("Enter",),
+            lambda t: "Poll history" in t.screen(),
+            changed=lambda before, after: bool(after) and not before,
+            undo=("Escape",),
+        ),
+    ]
+
+
+def time_key(terminal: Terminal, case: KeyCase, timeout_s: float = 10.0) -> float | None:
+    before = case.probe(terminal)
+    began = time.perf_counter()
+    terminal.send(*case.keys)
+    while time.perf_counter() - began < timeout_s:
+        after = case.probe(terminal)
+        if after is not None and case.changed(before, after):
+            return time.perf_counter() - began
+        time.sleep(POLL_S)
+    return None
+
+
+# -- the server side ---------------------------------------------------------------------
+
+
+def metric_total(url: str, name: str, *labels: str) -> float:
+    """The sum of a Prometheus metric's samples whose labels include ``labels``."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") and all(label in line for label in labels)
+    )
+
+
+def status_requests(url: str) -> float:
+    return metric_total(
+        url, "videosim_http_requests_total", 'method="GET"', 'route="/status/{job_id}"'
+    )
+
+
+def pending_jobs(url: str) -> float:
+    return metric_total(url, "videosim_jobs", 'state="pending"')
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def exit_time(process: psutil.Process, timeout_s: float) -> float | None:
+    """perf_counter() when ``process`` exited: gone, or a zombie (tmux reaps its panes'
+    processes a second or two late; a shell would at once), None after ``timeout_s``."""
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return time.perf_counter()
+        except psutil.NoSuchProcess:
+            return time.perf_counter()
+        time.sleep(0.002)
+    return None
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def measure(args: argparse.Namespace) -> tuple[dict[str, object], bool]:
+    """One scenario; returns the figures and whether the live check failed."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    source = Path(args.source).resolve()
+    env = {"PYTHONPATH": str(source), "TERM": "xterm-256color"}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "--port",
+            str(port),
+            "--no-hints",
+            "--long-poll-max",
+            "0",
+            "--max-duration",
+            "600",
+        ],
+        cwd=source,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    terminal: Terminal | None = None
+    results: dict[str, object] = {"jobs": args.jobs, "strategy": args.strategy}
+    failed = False
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the server did not come up") from None
+                time.sleep(0.1)
+        interval = str(args.interval)
+        command = [
+            sys.executable,
+            "-m",
+            "tui",
+            "--server-url",
+            url,
+            "--strategy",
+            args.strategy,
+            "--initial",
+            interval,
+            "--multiplier",
+            "1",
+            "--max-delay",
+            interval,
+            "--jitter",
+            "proportional",
+            "--seed",
+            "1",
+        ]
+        terminal = Terminal(f"tuikeys{port}", command, env, source)
+        terminal.wait_for(lambda s: "server ok" in s, 30, "connected dashboard")
+        ui = psutil.Process(terminal.pid)
+
+        # spawn through the form, as a user does
+        terminal.send("n")
+        terminal.wait_for(lambda s: "How many" in s, 10, "spawn form")
+        terminal.send("End", *["BSpace"] * 6)
+        time.sleep(0.3)
+        terminal.send(str(args.jobs), literal=True)
+        terminal.wait_for(lambda s: f"How many         {args.jobs}" in s, 10, "the count typed")
+        terminal.send("Tab")
+        time.sleep(0.3)
+        terminal.send("5-120", literal=True)
+        terminal.wait_for(lambda s: "5-120" in s, 10, "the duration typed")
+        began = time.perf_counter()
+        terminal.send("Enter")
+
+        def all_started(screen: str) -> bool:
+            counts = [summary_word(screen, state) for state in STATES]
+            total = sum(int(c) for c in counts if c is not None and c.isdigit())
+            return total == args.jobs and "starting" not in screen
+
+        try:
+            started_s = terminal.wait_for(all_started, args.start_timeout, "all started")
+            results["all_started_s"] = round(time.perf_counter() - began, 2)
+            del started_s
+        except TimeoutError:
+            results["all_started_s"] = f"> {args.start_timeout}"
+            terminal.wait_for(all_started, 600, "all started")
+        time.sleep(args.settle)
+
+        # idle-watching: CPU and achieved poll rate against the plan
+        engine = [p for p in descendants(ui.pid)]
+        ui_before = ui.cpu_times()
+        child_before = {p.pid: p.cpu_times() for p in engine}
+        sent_before, pending_before = status_requests(url), pending_jobs(url)
+        window_began = time.perf_counter()
+        time.sleep(args.seconds or args.interval)
+        window = time.perf_counter() - window_began
+        sent_after, pending_after = status_requests(url), pending_jobs(url)
+        ui_after = ui.cpu_times()
+        ui_cpu = (ui_after.user + ui_after.system - ui_before.user - ui_before.system) / window
+        child_cpu = 0.0
+        for process in engine:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            before = child_before[process.pid]
+            child_cpu += (times.user + times.system - before.user - before.system) / window
+        achieved = (sent_after - sent_before) / window
+        planned = (pending_before + pending_after) / 2 / args.interval
+        results.update(
+            ui_cpu_pct=round(100 * ui_cpu, 1),
+            children_cpu_pct=round(100 * child_cpu, 1),
+            planned_rps=round(planned, 1),
+            achieved_rps=round(achieved, 1),
+            achieved_pct=round(100 * achieved / planned, 1) if planned else None,
+        )
+        if planned and achieved < 0.8 * planned:
+            failed = True
+
+        # keys
+        cases = key_cases()
+        for _ in range(args.presses):
+            for case in cases:
+                latency = time_key(terminal, case)
+                if latency is not None:
+                    case.samples.append(latency)
+                if case.undo:
+                    terminal.send(*case.undo)
+                    time.sleep(0.15)
+                time.sleep(0.05)
+        for case in cases:
+            if case.samples:
+                results[f"{case.name} p50_ms"] = round(1000 * statistics.median(case.samples))
+                results[f"{case.name} p95_ms"] = round(1000 * percentile(case.samples, 0.95))
+            results[f"{case.name} n"] = len(case.samples)
+
+        # quit
+        started = descendants(ui.pid)
+        began = time.perf_counter()
+        terminal.send("q")
+        exited = exit_time(ui, timeout_s=30)
+        results["quit_ms"] = "> 30000" if exited is None else round(1000 * (exited - began))
+        time.sleep(2)
+        left = [p.pid for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        results["left_running"] = len(left)
+    finally:
+        if terminal is not None:
+            terminal.close()
+        server.terminate()
+        server.wait(10)
+    return results, failed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--strategy", default="backoff", choices=["auto", "backoff"])
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
+    parser.add_argument(
+        "--seconds", type=float, help="idle-watching window (default: one poll interval)"
+    )
+    parser.add_argument("--settle", type=float, default=3.0, help="wait after all started")
+    parser.add_argument("--presses", type=int, default=10, help="presses per key")
+    parser.add_argument("--start-timeout", type=float, default=120.0)
+    parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument(
+        "--source", default=str(ROOT), help="the checkout to run (e.g. main's, for 'before')"
+    )
+    args = parser.parse_args()
+    results, failed = measure(args)
+    print(json.dumps(results, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    if failed:
+        print("live check FAILED: achieved below 80 % of the planned requests/s", file=sys.stderr)
+    return 1 if failed else 0
+
+
+# -- the `make bench` section ----------------------------------------------------------------
+
+# (jobs, strategy, poll interval s): the issue's two scenarios; quick: a small check
+FULL_SCENARIOS = ((2_000, "backoff", 10.0), (10_000, "auto", 20.0))
+QUICK_SCENARIOS = ((200, "backoff", 5.0),)
+KEY_NAMES = ("cursor (down)", "PageDown", "filter (f)", "sort (o)", "open detail (enter)")
+
+
+def run(quick: bool = False) -> SectionResult:
+    """``python -m bench tui-terminal``: every scenario, one row each."""
+    scenarios = QUICK_SCENARIOS if quick else FULL_SCENARIOS
+    columns = [
+        Column("jobs", "jobs", "{:,}"),
+        Column("strategy", "strategy"),
+        Column("all_started_s", "all started s", "{:.1f}"),
+        Column("ui_cpu_pct", "UI CPU %", "{:.0f}"),
+        Column("children_cpu_pct", "engine CPU %", "{:.0f}"),
+        Column("planned_rps", "planned req/s", "{:.0f}"),
+        Column("achieved_rps", "achieved req/s", "{:.0f}"),
+        Column("achieved_pct", "achieved %", "{:.0f}"),
+    ]
+    for name in KEY_NAMES:
+        columns.append(Column(f"{name} p95_ms", f"{name.split()[0]} p95 ms", "{:.0f}"))
+    columns += [Column("quit_ms", "quit ms", "{:.0f}"), Column("left_running", "left running")]
+    table = Table(
+        title="Dashboard in a real terminal (tmux 200x50): keys, CPU, starts, polls, quit",
+        columns=columns,
+        caption="keys: tmux send-keys until capture-pane shows the change; planned = pending "
+        "jobs / poll interval (server without hints or long-poll); live check: achieved >= 80 %",
+    )
+    result = SectionResult(
+        name="tui-terminal",
+        title="Dashboard in a real terminal",
+        tables=[table],
+        parameters={"scenarios": [list(s) for s in scenarios], "size": [WIDTH, HEIGHT]},
+    )
+    failures = []
+    for jobs, strategy, interval in scenarios:
+        args = argparse.Namespace(
+            jobs=jobs,
+            strategy=strategy,
+            interval=interval,
+            seconds=interval,
+            settle=2.0 if quick else 3.0,
+            presses=3 if quick else 10,
+            start_timeout=120.0,
+            source=str(ROOT),
+        )
+        figures, failed = measure(args)
+        table.add(**figures)
+        result.details[f"{jobs} {strategy}"] = figures
+        if failed:
+            failures.append(
+                f"{jobs} {strategy}: {figures['achieved_rps']} of {figures['planned_rps']} req/s"
+            )
+    if failures:
+        raise RuntimeError("live check below 80 % of plan: " + "; ".join(failures))
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

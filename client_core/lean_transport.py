@@ -1,0 +1,182 @@
+"""A lean HTTP/1.1 transport for ``http://`` servers: asyncio streams, h11, a LIFO pool.
+
+httpx's default transport (httpcore over anyio) spends most of a loopback request's
+CPU in its own machinery: a scan of every pooled connection each time a request
+starts or ends, cancel scopes, and async-library detection on each await. This
+transport does one thing: send a request on an idle connection (or a new one) and
+read the whole answer, under the request's timeouts. Answers of this API are small,
+so bodies are read in full. Errors are raised as httpx's own, so nothing above it
+can tell the difference. ``https://`` and anything unusual go to httpx's transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import h11
+import httpx
+
+READ_CHUNK = 65_536
+
+
+@dataclass(slots=True)
+class _Connection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    protocol: h11.Connection = field(default_factory=lambda: h11.Connection(h11.CLIENT))
+    idle_since: float = 0.0
+
+    def usable(self, now: float, expiry_s: float) -> bool:
+        return (
+            now - self.idle_since < expiry_s
+            and not self.writer.transport.is_closing()
+            and not self.reader.at_eof()
+        )
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class LeanTransport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 with keep-alive for plain ``http://``; others go to ``fallback``."""
+
+    def __init__(self, *, max_keepalive: int, keepalive_expiry_s: float = 30.0) -> None:
+        self._idle: dict[tuple[str, int], list[_Connection]] = {}
+        self._max_keepalive = max_keepalive
+        self._expiry_s = keepalive_expiry_s
+        self._fallback = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme != "http":
+            return await self._fallback.handle_async_request(request)
+        timeouts = request.extensions.get("timeout", {})
+        key = (request.url.host, request.url.port or 80)
+        body = await request.aread()
+        reused = self._take_idle(key)
+        if reused is not None:
+            try:
+                return await self._exchange(reused, key, request, body, timeouts)
+            except _StaleConnection:
+                pass  # closed by the server while idle: the request never reached it
+        connection = await self._connect(key, timeouts.get("connect"))
+        try:
+            return await self._exchange(connection, key, request, body, timeouts)
+        except _StaleConnection:
+            raise httpx.RemoteProtocolError(
+                "server closed the connection", request=request
+            ) from None
+
+    async def aclose(self) -> None:
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.close()
+        self._idle.clear()
+        await self._fallback.aclose()
+
+    def _take_idle(self, key: tuple[str, int]) -> _Connection | None:
+        connections = self._idle.get(key)
+        now = time.monotonic()
+        while connections:
+            connection = connections.pop()  # the most recently used: surely still open
+            if connection.usable(now, self._expiry_s):
+                return connection
+            connection.close()
+        return None
+
+    def _give_back(self, key: tuple[str, int], connection: _Connection) -> None:
+        connections = self._idle.setdefault(key, [])
+        if len(connections) >= self._max_keepalive:
+            connection.close()
+            return
+        connection.idle_since = time.monotonic()
+        connections.append(connection)
+
+    async def _connect(self, key: tuple[str, int], timeout_s: float | None) -> _Connection:
+        host, port = key
+        try:
+            async with asyncio.timeout(timeout_s):
+                reader, writer = await asyncio.open_connection(host, port, limit=READ_CHUNK)
+        except TimeoutError:
+            raise httpx.ConnectTimeout("connect timed out") from None
+        except ConnectionRefusedError:
+            raise httpx.ConnectError("connection refused") from None
+        except OSError as exc:
+            raise httpx.ConnectError(str(exc) or "connect error") from None
+        return _Connection(reader, writer)
+
+    async def _exchange(
+        self,
+        connection: _Connection,
+        key: tuple[str, int],
+        request: httpx.Request,
+        body: bytes,
+        timeouts: dict[str, float | None],
+    ) -> httpx.Response:
+        """Send ``request`` and read its whole answer; the connection goes back if it can."""
+        protocol = connection.protocol
+        target = request.url.raw_path
+        headers = [(name, value) for name, value in request.headers.raw]
+        data = protocol.send(h11.Request(method=request.method, target=target, headers=headers))
+        if body:
+            data += protocol.send(h11.Data(data=body))
+        data += protocol.send(h11.EndOfMessage())
+        received_any = False
+        try:
+            connection.writer.write(data)
+            async with asyncio.timeout(timeouts.get("write")):
+                await connection.writer.drain()
+            async with asyncio.timeout(timeouts.get("read")):
+                answer: h11.Response | None = None
+                chunks: list[bytes] = []
+                while True:
+                    event = protocol.next_event()
+                    if event is h11.NEED_DATA:
+                        chunk = await connection.reader.read(READ_CHUNK)
+                        if not chunk and not received_any:
+                            connection.close()
+                            raise _StaleConnection
+                        received_any = True
+                        protocol.receive_data(chunk)
+                    elif isinstance(event, h11.Response):
+                        answer = event
+                    elif isinstance(event, h11.Data):
+                        chunks.append(bytes(event.data))
+                    elif isinstance(event, h11.EndOfMessage):
+                        break
+                    elif isinstance(event, h11.ConnectionClosed):
+                        raise httpx.RemoteProtocolError("server closed the connection")
+        except _StaleConnection:
+            raise
+        except TimeoutError:
+            connection.close()
+            raise httpx.ReadTimeout("read timed out", request=request) from None
+        except h11.RemoteProtocolError as exc:
+            connection.close()
+            raise httpx.RemoteProtocolError(str(exc), request=request) from None
+        except httpx.HTTPError:
+            connection.close()
+            raise
+        except (ConnectionError, OSError) as exc:
+            connection.close()
+            raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from None
+        except BaseException:  # cancelled mid-request: the connection's state is unknown
+            connection.close()
+            raise
+        assert answer is not None
+        if protocol.our_state is h11.DONE and protocol.their_state is h11.DONE:
+            protocol.start_next_cycle()
+            self._give_back(key, connection)
+        else:
+            connection.close()
+        return httpx.Response(
+            answer.status_code,
+            headers=[(bytes(name), bytes(value)) for name, value in answer.headers],
+            content=b"".join(chunks),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": bytes(answer.reason)},
+        )
+
+
+class _StaleConnection(Exception):
+    """A kept-alive connection the server had closed: no byte of an answer came."""

@@ -1,0 +1,118 @@
+"""What the dashboard and its polling engine say to each other, and how it is framed.
+
+The engine runs in a process of its own (see tui.engine). Commands go from the dashboard
+to the engine, engine messages come back; both are msgspec structs encoded as MessagePack
+and framed by a 4-byte big-endian length, over the child's stdin and stdout pipes.
+
+The engine sends one :class:`Delta` per interval (~75 ms) holding only what changed: for
+each changed row, only its changed fields (``tui.model.ROW_FIELDS``), plus the start
+counters, the server's health when it changed, and the history of the one job the
+dashboard follows (the detail view).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, TypeAlias
+
+import msgspec
+
+from tui.model import JobSpec, PollRecord
+
+LENGTH = struct.Struct(">I")
+
+
+class Configure(msgspec.Struct, tag=True):
+    """The first command: which server, and how to run."""
+
+    url: str
+    client_options: dict[str, Any]
+    batch_interval_s: float
+    health_interval_s: float
+    history_length: int
+    start_concurrency: int
+    start_deadline_s: float
+
+
+class StartJobs(msgspec.Struct, tag=True):
+    specs: list[JobSpec]
+
+
+class Watch(msgspec.Struct, tag=True):
+    """Watch an existing job under ``key``: the special job, a retry, or (after an engine
+    restart) a job the previous engine was watching, with its counters so far."""
+
+    key: str
+    job_id: str
+    spec: JobSpec
+    started_at: float
+    attempt: int = 0
+    skipped: int = 0
+    requests: int = 0
+
+
+class Cancel(msgspec.Struct, tag=True):
+    keys: list[str]
+
+
+class Forget(msgspec.Struct, tag=True):
+    """Rows the dashboard cleared: the engine drops them too."""
+
+    keys: list[str]
+
+
+class Follow(msgspec.Struct, tag=True):
+    """Send this job's poll history with the deltas (None: no job)."""
+
+    key: str | None
+
+
+Command: TypeAlias = Configure | StartJobs | Watch | Cancel | Forget | Follow
+
+
+class Health(msgspec.Struct):
+    ok: bool | None
+    latency_s: float | None = None
+    error: str | None = None
+    note: str = ""  # e.g. "original API, no health route"
+
+
+class History(msgspec.Struct):
+    """New poll records of the followed job; ``reset``: these replace what was sent."""
+
+    key: str
+    reset: bool
+    records: list[PollRecord]
+
+
+class Ready(msgspec.Struct, tag=True):
+    """The engine's client is open: jobs can be started and watched."""
+
+    pid: int
+
+
+class Delta(msgspec.Struct, tag=True, omit_defaults=True):
+    rows: dict[str, dict[str, Any]] = {}
+    starting: int = 0
+    start_failures: int = 0
+    health: Health | None = None
+    history: History | None = None
+
+
+EngineMessage: TypeAlias = Ready | Delta
+
+
+class Channel:
+    """Encoders and decoders for one side: ``Channel(Command)`` in the engine reads
+    commands; ``Channel(EngineMessage)`` in the dashboard reads engine messages."""
+
+    def __init__(self, incoming: Any) -> None:
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(incoming)
+
+    def frame(self, message: msgspec.Struct) -> bytes:
+        payload = self._encoder.encode(message)
+        return LENGTH.pack(len(payload)) + payload
+
+    def decode(self, payload: bytes) -> Any:
+        return self._decoder.decode(payload)
