@@ -13,6 +13,7 @@ import shlex
 import signal
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -61,7 +62,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-delay", type=float, metavar="S", help="longest delay (s)")
     parser.add_argument("--jitter", choices=[j.value for j in Jitter])
     parser.add_argument("--jitter-ratio", type=float, metavar="R", help="for proportional, 0-1")
-    parser.add_argument("--max-attempts", type=int, metavar="N", help="polls before giving up")
+    parser.add_argument(
+        "--max-attempts",
+        "--retries",
+        dest="max_attempts",
+        type=int,
+        metavar="N",
+        help="status requests per job before giving up (RETRIES); both names work",
+    )
     parser.add_argument("--deadline", type=float, metavar="S", help="seconds before giving up")
     parser.add_argument("--seed", type=int, help="fixes jitter and spawned duration ranges")
     parser.add_argument(
@@ -101,6 +109,8 @@ def build_settings(args: argparse.Namespace) -> DashboardSettings:
     except ValueError as exc:
         raise SettingsError(f"invalid --embedded-args: {exc}") from None
     url_given = "server_url" in client.model_fields_set
+    if url_given:
+        check_server_url(client.server_url)
     return DashboardSettings(
         server_url=client.server_url if url_given else None,
         api_key=client.api_key,
@@ -111,6 +121,19 @@ def build_settings(args: argparse.Namespace) -> DashboardSettings:
         policy=policy,
         spawn_seed=client.seed,
     )
+
+
+def check_server_url(url: str) -> None:
+    """Refuse a URL no request could use before any window opens (the runner's rule)."""
+    try:
+        parsed = urlsplit(url)
+        host, _ = parsed.hostname, parsed.port  # .port raises on a bad port
+    except ValueError as exc:
+        raise SettingsError(f"invalid setting server_url: {url!r} is not a URL ({exc})") from None
+    if parsed.scheme not in ("http", "https") or not host:
+        raise SettingsError(
+            f"invalid setting server_url: must look like http://host:port (got {url!r})"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
