@@ -30,3 +30,4 @@ class DashboardSettings:
     health_interval_s: float = 1.0
     history_length: int = 200  # poll records kept per job
     spawn_seed: int | None = None  # seeds duration ranges in the spawn form
+    max_duration_s: float = 3600.0  # the server's cap on duration_s (its --max-duration)
