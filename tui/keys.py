@@ -14,7 +14,7 @@ class KeyAction:
     action: str
     label: str  # short, for the footer
     description: str  # for the help screen and the command palette
-    show: bool = True  # in the footer
+    show: bool = True  # in the footer (which must fit 80 columns; the help lists them all)
 
     def binding(self) -> Binding:
         return Binding(
@@ -29,12 +29,14 @@ class KeyAction:
 
 MAIN_KEYS: tuple[KeyAction, ...] = (
     KeyAction("n", "spawn", "Spawn", "Spawn jobs: count, duration, outcome, strategy, policy"),
-    KeyAction("s", "spawn_special", "Special", "Watch special-pending-job (never finishes)"),
+    KeyAction(
+        "s", "spawn_special", "Special", "Watch special-pending-job (never finishes)", show=False
+    ),
     KeyAction("enter", "open_detail", "Detail", "Open the job under the cursor", show=False),
     KeyAction("c", "cancel", "Cancel", "Cancel the watch of the job under the cursor"),
     KeyAction("C", "cancel_all", "Cancel all", "Cancel every live watch", show=False),
     KeyAction("r", "retry", "Retry", "Retry the finished job under the cursor"),
-    KeyAction("x", "clear_finished", "Clear", "Remove finished jobs from the table"),
+    KeyAction("x", "clear_finished", "Clear", "Remove finished jobs from the table", show=False),
     KeyAction("f", "cycle_filter", "Filter", "Cycle the status filter"),
     KeyAction("o", "cycle_sort", "Sort", "Cycle the sort column (or click a header)"),
     KeyAction("O", "reverse_sort", "Reverse", "Reverse the sort order", show=False),

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.keys import format_key
 from textual.screen import ModalScreen
-from textual.widgets import Label, Static
+from textual.widgets import Footer, Label, Static
 
 from tui.keys import KEY_GROUPS
 
@@ -43,10 +43,15 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="dialog", classes="form help"):
             yield Label("Keys", classes="form-title")
             yield Static(keys_table())
-            yield Label(
+            yield Static(
                 "Mouse: click a row to select it, a header to sort by it; forms are clickable.",
                 classes="dim",
             )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Focus the text, so the arrows, PageUp/PageDown and Home/End scroll it."""
+        self.screen.query_one("#dialog", VerticalScroll).focus()
 
     def action_close(self) -> None:
         self.dismiss()
