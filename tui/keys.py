@@ -43,7 +43,7 @@ MAIN_KEYS: tuple[KeyAction, ...] = (
     KeyAction("p", "edit_policy", "Policy", "Edit the default strategy and backoff policy"),
     KeyAction("m", "compare", "Compare", "Run one batch under several policies side by side"),
     KeyAction("question_mark,f1", "help", "Help", "Show every key and what it does"),
-    KeyAction("q,ctrl+c", "quit", "Quit", "Quit (stops an embedded server)"),
+    KeyAction("q,ctrl+c", "quit", "Quit", "Quit from the job table (stops an embedded server)"),
 )
 
 DETAIL_KEYS: tuple[KeyAction, ...] = (

@@ -214,24 +214,27 @@ async def test_retry_in_the_detail_view_says_a_new_job_is_starting() -> None:
         assert "This watch has already ended" in toasts(app)
 
 
-def footer_keys(app: VideoSimApp) -> set[str]:
+async def footer_keys(pilot: Pilot[None]) -> set[str]:
     """The keys the footer on top shows (a form must bring its own: the table's footer
     under a modal form lists keys that do not work there)."""
+    app = pilot.app
     footers = app.screen.query(Footer)
     assert footers, f"{type(app.screen).__name__} has no footer of its own"
-    return {key.key for key in footers.first().query(FooterKey) if key.display}
+    footer = footers.first()
+    await wait_until(pilot, lambda: bool(footer.query(FooterKey)), "the footer's keys")
+    return {key.key for key in footer.query(FooterKey) if key.display}
 
 
 async def test_q_quits_from_the_table_only_never_from_a_form() -> None:
     app = frozen_dashboard()
     async with app.run_test(size=(80, 24)) as pilot:
         await connected(pilot)
-        assert "q" in footer_keys(app)
+        assert "q" in await footer_keys(pilot)
         for key in ("n", "p", "m"):
             await pilot.press(key)
             await pilot.pause()
-            assert "q" not in footer_keys(app), key
-            assert "escape" in footer_keys(app), key
+            assert "q" not in await footer_keys(pilot), key
+            assert "escape" in await footer_keys(pilot), key
             await pilot.press("escape")
         await pilot.press("n")
         app.screen.query_one("#outcome").focus()
@@ -242,7 +245,7 @@ async def test_q_quits_from_the_table_only_never_from_a_form() -> None:
         await pilot.pause()
         app.screen.query_one("#compare-run").focus()  # no text field has the focus
         await pilot.pause()
-        assert "q" not in footer_keys(app)
+        assert "q" not in await footer_keys(pilot)
         await pilot.press("q")
         assert app.is_running and isinstance(app.screen, CompareScreen)
 
