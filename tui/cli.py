@@ -9,6 +9,7 @@ there, else starts an embedded one, and never leaves it running after exit.
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import signal
 import sys
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 
 from client_core import ClientSettings, Jitter, Strategy
 from tui.app import make_app
-from tui.settings import DashboardSettings
+from tui.settings import DEFAULT_MAX_DURATION_S, DashboardSettings
 
 PROG = "videosim"
 
@@ -73,6 +74,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--deadline", type=float, metavar="S", help="seconds before giving up")
     parser.add_argument("--seed", type=int, help="fixes jitter and spawned duration ranges")
     parser.add_argument(
+        "--max-duration",
+        type=float,
+        default=DEFAULT_MAX_DURATION_S,
+        metavar="S",
+        help="the server's cap on job durations (its --max-duration); the spawn form "
+        "refuses longer ones (default %(default)g)",
+    )
+    parser.add_argument(
         "--no-embedded",
         action="store_true",
         help="never start a server; without --server-url use the default URL",
@@ -108,6 +117,10 @@ def build_settings(args: argparse.Namespace) -> DashboardSettings:
         embedded_args = tuple(shlex.split(args.embedded_args))
     except ValueError as exc:
         raise SettingsError(f"invalid --embedded-args: {exc}") from None
+    if not (math.isfinite(args.max_duration) and args.max_duration > 0):
+        raise SettingsError(
+            f"invalid --max-duration: a number of seconds above 0 (got {args.max_duration:g})"
+        )
     url_given = "server_url" in client.model_fields_set
     if url_given:
         check_server_url(client.server_url)
@@ -120,6 +133,7 @@ def build_settings(args: argparse.Namespace) -> DashboardSettings:
         strategy=client.strategy,
         policy=policy,
         spawn_seed=client.seed,
+        max_duration_s=args.max_duration,
     )
 
 

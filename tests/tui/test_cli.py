@@ -69,6 +69,8 @@ def test_no_url_means_embedded_default_and_env_aliases_apply(
         (["--initial", "5", "--max-delay", "1"], {}, "videosim: invalid policy: max_delay_s"),
         (["--embedded-args", "'unclosed"], {}, "videosim: invalid --embedded-args: "),
         (["--theme", "no-such-theme"], {}, "videosim: unknown theme 'no-such-theme'"),
+        (["--max-duration", "nan"], {}, "videosim: invalid --max-duration: "),
+        (["--max-duration", "0"], {}, "videosim: invalid --max-duration: "),
     ],
 )
 def test_bad_settings_exit_2_with_one_line(
@@ -109,6 +111,11 @@ def test_a_server_url_that_is_not_one_exits_2_before_any_window(
     err = capsys.readouterr().err
     assert err.startswith("videosim: invalid setting server_url: ")
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_max_duration_reaches_the_spawn_forms_limit() -> None:
+    assert build_settings(parse_args([])).max_duration_s == 3600
+    assert build_settings(parse_args(["--max-duration", "90"])).max_duration_s == 90
 
 
 def test_retries_and_max_attempts_both_set_the_budget() -> None:

@@ -140,6 +140,21 @@ async def test_spawn_form_refuses_what_the_server_would_and_stays_open(
         assert len(app.board) == 0 and app.starting == 0
 
 
+async def test_spawn_form_checks_against_the_limit_the_dashboard_was_given() -> None:
+    app = make_app(
+        client_factory=FakeClient,  # type: ignore[arg-type]
+        server_url="http://127.0.0.1:1",
+        settings=fast_settings(max_duration_s=60.0),
+        clock=FrozenClock(),
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot)
+        await pilot.press("n", "tab", "6", "1")
+        assert form_error(app) == "duration: at most 60 s, the server's limit (got 61)"
+        await pilot.press("backspace", "0")
+        assert form_error(app) == ""
+
+
 async def test_how_many_refuses_1e3_instead_of_reading_13() -> None:
     app = frozen_dashboard()
     async with app.run_test(size=SIZE) as pilot:

@@ -15,8 +15,7 @@ from collections.abc import Callable
 
 from textual.validation import ValidationResult, Validator
 
-#: The videosim server's default cap on ``duration_s`` (its ``--max-duration``).
-DEFAULT_MAX_DURATION_S = 3600.0
+from tui.settings import DEFAULT_MAX_DURATION_S
 
 _WHOLE = re.compile(r"[0-9]+")
 _NUMBER = r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"

@@ -21,12 +21,12 @@ from tui.keys import FORM_KEYS
 from tui.model import JobSpec, SpawnRequest
 from tui.policies import presets
 from tui.screens.form_fields import (
-    DEFAULT_MAX_DURATION_S,
     FieldError,
     FieldValidator,
     parse_count,
     parse_durations,
 )
+from tui.settings import DEFAULT_MAX_DURATION_S
 
 MAX_SPAWN = 10_000
 DEFAULT_POLICY = "default"
