@@ -101,6 +101,20 @@ async def test_a_failed_set_up_cancels_the_others_and_its_failure_stays_shown() 
             assert compare_status(screen) == failure
 
 
+async def test_leaving_the_compare_view_stops_its_watches() -> None:
+    with OriginalApiServer(delay_s=600) as server:
+        app = make_app(server_url=server.url, settings=fast_settings())
+        async with app.run_test(size=SIZE) as pilot:
+            await run_compare(pilot, "2", ["fixed 1s", "hinted"])
+            await wait_until(pilot, lambda: server.status_requests >= 4, "the watches to poll")
+            await pilot.press("escape")
+            assert not isinstance(app.screen, CompareScreen)
+            await pilot.pause(0.5)  # cancellation crosses to the engine's loop
+            polled = server.status_requests
+            await pilot.pause(1.5)
+            assert server.status_requests == polled
+
+
 def offline_dashboard() -> VideoSimApp:
     """A dashboard that never connects: the server is "not ready yet" for as long as needed."""
     return make_app(
