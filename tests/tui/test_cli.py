@@ -69,6 +69,7 @@ def test_no_url_means_embedded_default_and_env_aliases_apply(
         (["--initial", "5", "--max-delay", "1"], {}, "videosim: invalid policy: max_delay_s"),
         (["--embedded-args", "'unclosed"], {}, "videosim: invalid --embedded-args: "),
         (["--theme", "no-such-theme"], {}, "videosim: unknown theme 'no-such-theme'"),
+        ([], {"VIDEOSIM_SERVER_URL": "notaurl"}, "videosim: invalid setting server_url: "),
         (["--max-duration", "nan"], {}, "videosim: invalid --max-duration: "),
         (["--max-duration", "0"], {}, "videosim: invalid --max-duration: "),
     ],
