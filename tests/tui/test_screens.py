@@ -22,12 +22,12 @@ from tests.tui.conftest import (
 )
 from tests.tui.original_api import OriginalApiServer
 from tui.app import VideoSimApp, make_app
-from tui.model import SPECIAL_JOB_ID
+from tui.model import SPECIAL_JOB_ID, SortColumn
 from tui.screens.compare import CompareScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.policy_editor import PolicyEditorScreen
 from tui.screens.spawn import SpawnScreen
-from tui.widgets.summary_bar import ServerHealth
+from tui.widgets.summary_bar import ServerHealth, view_text
 
 SIZE = (110, 34)
 
@@ -258,7 +258,9 @@ async def test_q_quits_from_the_table_only_never_from_a_form() -> None:
     app = frozen_dashboard()
     async with app.run_test(size=(80, 24)) as pilot:
         await connected(pilot)
-        assert "q" in await footer_keys(pilot)
+        shown = await footer_keys(pilot)
+        assert "q" in shown
+        assert "ctrl+p" not in shown  # listed in the help; it crowded out q Quit
         for key in ("n", "p", "m"):
             await pilot.press(key)
             await pilot.pause()
@@ -365,3 +367,7 @@ async def test_chart_lines_differ_in_marker_and_colour() -> None:
         assert len(set(markers)) == len(markers) == 3
         assert len(set(colours)) == 3
         assert "braille" not in markers  # one glyph per point, readable without colour
+
+
+def test_filter_and_sort_read_apart_in_any_rendering() -> None:
+    assert view_text(None, SortColumn.ADDED, False).plain == "filter all · sort added"
