@@ -25,7 +25,7 @@ class OriginalApiServer:
     max_jobs: int | None = None
     refusal_delay_s: float = 0.0  # a refused start answers this late (others poll meanwhile)
     port: int = field(default_factory=free_port)
-    status_requests: int = 0
+    status_requests: int = 0  # for jobs this server started (probes of other ids aside)
     _created: dict[str, float] = field(default_factory=dict)
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
@@ -48,10 +48,10 @@ class OriginalApiServer:
 
         @app.get("/status/{job_id}")
         async def status(job_id: str) -> dict[str, str]:
-            self.status_requests += 1
             created = self._created.get(job_id)
-            if created is None:
+            if created is None:  # a client probing with special-pending-job, say
                 raise HTTPException(404, "Job not found")
+            self.status_requests += 1
             done = time.monotonic() - created >= self.delay_s
             return {"job_id": job_id, "result": "completed" if done else "pending"}
 
