@@ -49,7 +49,9 @@ MAIN_KEYS: tuple[KeyAction, ...] = (
 DETAIL_KEYS: tuple[KeyAction, ...] = (
     KeyAction("escape", "back", "Back", "Back to the job table"),
     KeyAction("c", "cancel", "Cancel", "Cancel this job's watch"),
-    KeyAction("r", "retry", "Retry", "Retry this job (a fresh job, or a new watch)"),
+    KeyAction(
+        "r", "retry", "Retry", "Retry this job: a new watch opens here, a fresh job gets a toast"
+    ),
     KeyAction("g", "reload_record", "Reload", "Fetch the server's record again"),
 )
 
