@@ -63,7 +63,8 @@ from tui.widgets.job_table import JobTable
 from tui.widgets.summary_bar import ServerHealth, SummaryBar, counts_text, view_text
 
 T = TypeVar("T")
-TABLE_ACTIONS = frozenset(k.action for k in MAIN_KEYS) - {"help", "quit"}
+# q (and ctrl+c) quit from the job table only: in the other views q may be typing a letter
+TABLE_ACTIONS = frozenset(k.action for k in MAIN_KEYS) - {"help"}
 RESTART_DELAY_S = 0.5  # after an engine crash
 MAX_CRASHES = 5  # engine crashes within CRASH_WINDOW_S before the dashboard stops restarting it
 CRASH_WINDOW_S = 60.0
@@ -403,19 +404,22 @@ class VideoSimApp(App[None]):
             self.engine.send(Cancel(cancelled))
         return len(cancelled)
 
-    def retry_job(self, key: str) -> None:
-        """A finished job again: re-watch the special job, start a fresh job for the rest."""
+    def retry_job(self, key: str) -> str | None:
+        """A finished job again: re-watch the special job (returns the new row's key), start
+        a fresh job for the rest (its row comes when the server answers; a toast says so)."""
         view = self.board.jobs.get(key)
         if view is None:
-            return
+            return None
         if not view.finished:
             self.notify("That job is still being watched", severity="warning")
-            return
+            return None
         if view.spec.job_id is not None:
-            self.watch_existing(view.spec.job_id, view.spec)
-        elif (engine := self._require_engine()) is not None:
+            return self.watch_existing(view.spec.job_id, view.spec)
+        if (engine := self._require_engine()) is not None:
             engine.send(StartJobs([view.spec]))
             self.starting += 1
+            self.notify("Starting a new job with the same settings; it gets a row of its own")
+        return None
 
     def set_defaults(self, strategy: Strategy, policy: BackoffPolicy) -> None:
         self.defaults = JobSpec(strategy=strategy, policy=policy)
@@ -444,10 +448,24 @@ class VideoSimApp(App[None]):
 
     def open_detail(self, key: str) -> None:
         if key in self.board:
-            self._followed = key
-            if self.engine is not None:
-                self.engine.send(Follow(key))
-            self.push_screen(DetailScreen(key))
+            self.push_screen(self._detail_screen(key))
+
+    def _detail_screen(self, key: str) -> DetailScreen:
+        """The detail view of ``key``; the engine sends that job's poll history from now on."""
+        self._followed = key
+        if self.engine is not None:
+            self.engine.send(Follow(key))
+        return DetailScreen(key, board=self.board, clock=self.clock, call_client=self.call_client)
+
+    def on_detail_screen_cancel_requested(self, message: DetailScreen.CancelRequested) -> None:
+        if not self.cancel_job(message.key):
+            self.notify("This watch has already ended", severity="warning")
+
+    def on_detail_screen_retry_requested(self, message: DetailScreen.RetryRequested) -> None:
+        """Retry from the detail view: jump to the new row when it exists already."""
+        new_key = self.retry_job(message.key)
+        if new_key is not None and isinstance(self.screen, DetailScreen):
+            self.switch_screen(self._detail_screen(new_key))
 
     # -- actions (keys and command palette) --------------------------------------------------
 
@@ -456,7 +474,12 @@ class VideoSimApp(App[None]):
             if request is not None:
                 self.spawn(request)
 
-        self.push_screen(SpawnScreen(self.defaults), spawn_if_given)
+        form = SpawnScreen(
+            self.defaults,
+            max_duration_s=self.settings.max_duration_s,
+            connected=lambda: self.connected,
+        )
+        self.push_screen(form, spawn_if_given)
 
     def action_spawn_special(self) -> None:
         self.watch_existing(SPECIAL_JOB_ID, replace(self.defaults, job_id=SPECIAL_JOB_ID))
@@ -510,7 +533,7 @@ class VideoSimApp(App[None]):
         self.push_screen(PolicyEditorScreen(self.defaults), save_if_given)
 
     def action_compare(self) -> None:
-        self.push_screen(CompareScreen())
+        self.push_screen(CompareScreen(self.call_client))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

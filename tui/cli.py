@@ -9,16 +9,18 @@ there, else starts an embedded one, and never leaves it running after exit.
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import signal
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from client_core import ClientSettings, Jitter, Strategy
 from tui.app import make_app
-from tui.settings import DashboardSettings
+from tui.settings import DEFAULT_MAX_DURATION_S, DashboardSettings
 
 PROG = "videosim"
 
@@ -61,9 +63,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-delay", type=float, metavar="S", help="longest delay (s)")
     parser.add_argument("--jitter", choices=[j.value for j in Jitter])
     parser.add_argument("--jitter-ratio", type=float, metavar="R", help="for proportional, 0-1")
-    parser.add_argument("--max-attempts", type=int, metavar="N", help="polls before giving up")
+    parser.add_argument(
+        "--max-attempts",
+        "--retries",
+        dest="max_attempts",
+        type=int,
+        metavar="N",
+        help="status requests per job before giving up (RETRIES); both names work",
+    )
     parser.add_argument("--deadline", type=float, metavar="S", help="seconds before giving up")
     parser.add_argument("--seed", type=int, help="fixes jitter and spawned duration ranges")
+    parser.add_argument(
+        "--max-duration",
+        type=float,
+        default=DEFAULT_MAX_DURATION_S,
+        metavar="S",
+        help="the server's cap on job durations (its --max-duration); the spawn form "
+        "refuses longer ones (default %(default)g)",
+    )
     parser.add_argument(
         "--no-embedded",
         action="store_true",
@@ -100,7 +117,13 @@ def build_settings(args: argparse.Namespace) -> DashboardSettings:
         embedded_args = tuple(shlex.split(args.embedded_args))
     except ValueError as exc:
         raise SettingsError(f"invalid --embedded-args: {exc}") from None
+    if not (math.isfinite(args.max_duration) and args.max_duration > 0):
+        raise SettingsError(
+            f"invalid --max-duration: a number of seconds above 0 (got {args.max_duration:g})"
+        )
     url_given = "server_url" in client.model_fields_set
+    if url_given:
+        check_server_url(client.server_url)
     return DashboardSettings(
         server_url=client.server_url if url_given else None,
         api_key=client.api_key,
@@ -110,7 +133,21 @@ def build_settings(args: argparse.Namespace) -> DashboardSettings:
         strategy=client.strategy,
         policy=policy,
         spawn_seed=client.seed,
+        max_duration_s=args.max_duration,
     )
+
+
+def check_server_url(url: str) -> None:
+    """Refuse a URL no request could use before any window opens (the runner's rule)."""
+    try:
+        parsed = urlsplit(url)
+        host, _ = parsed.hostname, parsed.port  # .port raises on a bad port
+    except ValueError as exc:
+        raise SettingsError(f"invalid setting server_url: {url!r} is not a URL ({exc})") from None
+    if parsed.scheme not in ("http", "https") or not host:
+        raise SettingsError(
+            f"invalid setting server_url: must look like http://host:port (got {url!r})"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,7 +3,9 @@
 Each set-up gets its own copy of one batch (durations and outcomes drawn once from a seeded
 RNG), all copies run at the same time, and the numbers come from the server's job records:
 how many status requests each job cost, and how late the end was noticed
-(``detection_lag_s``). Those two numbers are what polling costs. No Textual here.
+(``detection_lag_s``). Those two numbers are what polling costs. A server that keeps no
+records (the original simulation has no ``GET /jobs/{id}``) gets the same two numbers
+measured on this client's clock. No Textual here.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import random
 import statistics
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from client_core import VideoSimClient
+from client_core import ClientError, PollEvent, VideoSimClient
 from tui.policies import PolicyPreset
 
 
@@ -34,9 +38,18 @@ def draw_batch(count: int, seed: int, low_s: float, high_s: float) -> list[Batch
     ]
 
 
+#: Where a run's numbers came from: the server's job records, or this client's own clock
+#: (a server without ``GET /jobs/{id}``, such as the original simulation).
+SERVER_RECORDS = "server"
+CLIENT_CLOCK = "client"
+
+#: Answers to ``GET /jobs/{id}`` that mean "this server keeps no records": measure here.
+NO_RECORDS_STATUSES = frozenset({404, 405, 501})
+
+
 @dataclass(slots=True)
 class PolicyRun:
-    """One set-up's results, from the server's records of its jobs."""
+    """One set-up's results, from the server's records of its jobs (or the client's clock)."""
 
     name: str
     strategy: str
@@ -44,6 +57,7 @@ class PolicyRun:
     lags: list[float] = field(default_factory=list)  # detection_lag_s, jobs whose end was seen
     request_times: list[float] = field(default_factory=list)  # s since the batch was created
     outcomes: Counter[str] = field(default_factory=Counter)  # how each watch ended
+    measured_by: str = SERVER_RECORDS
 
     @property
     def jobs(self) -> int:
@@ -75,6 +89,26 @@ class PolicyRun:
 
 
 ProgressCallback = Callable[[int], None]
+Clock = Callable[[], float]
+
+
+@dataclass(slots=True)
+class WatchedJob:
+    """One job of a run as this client saw it: the fallback when the server keeps no records."""
+
+    job_id: str
+    duration_s: float
+    started_at: float  # the client's clock when POST /start answered
+    outcome: str = ""
+    request_times: list[float] = field(default_factory=list)  # client clock, requests sent
+    end_seen_at: float | None = None  # client clock, the poll that saw completed/error
+
+    @property
+    def lag(self) -> float | None:
+        """How late the end was seen, within one round trip of the server's own figure."""
+        if self.end_seen_at is None:
+            return None
+        return max(0.0, self.end_seen_at - (self.started_at + self.duration_s))
 
 
 async def run_preset(
@@ -82,20 +116,49 @@ async def run_preset(
     preset: PolicyPreset,
     batch: Sequence[BatchJob],
     on_watch_done: ProgressCallback,
+    clock: Clock = time.monotonic,
 ) -> PolicyRun:
-    """Start the batch, watch every job with ``preset``, then read the server's records."""
-    job_ids = await asyncio.gather(
-        *(client.start(duration_s=job.duration_s, outcome=job.outcome) for job in batch)
-    )
+    """Start the batch, watch every job with ``preset``, then read the server's records.
 
-    async def watch(job_id: str) -> str:
-        result = await client.wait(job_id, policy=preset.policy, strategy=preset.strategy)
+    Task groups throughout: the first failure cancels every sibling start and watch, so a
+    failed run leaves nothing polling behind it."""
+
+    async def start(job: BatchJob) -> WatchedJob:
+        job_id = await client.start(duration_s=job.duration_s, outcome=job.outcome)
+        return WatchedJob(job_id, job.duration_s, clock())
+
+    async def watch(job: WatchedJob) -> None:
+        def seen(event: PollEvent) -> None:
+            if event.sent:
+                job.request_times.append(clock())
+            if event.status in ("completed", "error") and job.end_seen_at is None:
+                job.end_seen_at = clock()
+
+        result = await client.wait(
+            job.job_id, policy=preset.policy, strategy=preset.strategy, on_event=seen
+        )
+        job.outcome = str(result.outcome)
         on_watch_done(1)
-        return str(result.outcome)
 
-    outcomes = await asyncio.gather(*(watch(job_id) for job_id in job_ids))
-    records = await asyncio.gather(*(client.job_record(job_id) for job_id in job_ids))
-    run = PolicyRun(preset.name, str(preset.strategy), outcomes=Counter(outcomes))
+    async with asyncio.TaskGroup() as group:
+        started = [group.create_task(start(job)) for job in batch]
+    jobs = [task.result() for task in started]
+    async with asyncio.TaskGroup() as group:
+        for job in jobs:
+            group.create_task(watch(job))
+    records = await read_records(client, [job.job_id for job in jobs])
+    run = PolicyRun(
+        preset.name, str(preset.strategy), outcomes=Counter(job.outcome for job in jobs)
+    )
+    if records is None:
+        run.measured_by = CLIENT_CLOCK
+        batch_start = min((job.started_at for job in jobs), default=0.0)
+        for job in jobs:
+            run.status_requests.append(len(job.request_times))
+            if job.lag is not None:
+                run.lags.append(job.lag)
+            run.request_times.extend(at - batch_start for at in job.request_times)
+        return run
     batch_start = min(record["created_at"] for record in records)
     for record in records:
         run.status_requests.append(int(record["status_requests"]))
@@ -105,16 +168,45 @@ async def run_preset(
     return run
 
 
+async def read_records(
+    client: VideoSimClient, job_ids: Sequence[str]
+) -> list[dict[str, Any]] | None:
+    """The server's record of each job; None when the server keeps no records at all."""
+    if not job_ids:
+        return []
+    try:
+        first = await client.job_record(job_ids[0])
+    except ClientError as exc:
+        if getattr(exc, "http_status", None) in NO_RECORDS_STATUSES:
+            return None
+        raise
+    async with asyncio.TaskGroup() as group:
+        rest = [group.create_task(client.job_record(job_id)) for job_id in job_ids[1:]]
+    return [first, *(task.result() for task in rest)]
+
+
 async def run_comparison(
     client: VideoSimClient,
     presets: Sequence[PolicyPreset],
     batch: Sequence[BatchJob],
     on_watch_done: ProgressCallback,
+    clock: Clock = time.monotonic,
 ) -> list[PolicyRun]:
-    """Every preset on its own copy of ``batch``, all at the same time."""
-    return list(
-        await asyncio.gather(*(run_preset(client, p, batch, on_watch_done) for p in presets))
-    )
+    """Every preset on its own copy of ``batch``, all at the same time; the first failure
+    cancels the other set-ups and is raised (see :func:`first_error`)."""
+    async with asyncio.TaskGroup() as group:
+        runs = [
+            group.create_task(run_preset(client, preset, batch, on_watch_done, clock))
+            for preset in presets
+        ]
+    return [task.result() for task in runs]
+
+
+def first_error(error: BaseException) -> BaseException:
+    """The first real failure inside the task groups' nesting of exception groups."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
 
 
 def takeaway(runs: Sequence[PolicyRun]) -> str:

@@ -14,7 +14,7 @@ class KeyAction:
     action: str
     label: str  # short, for the footer
     description: str  # for the help screen and the command palette
-    show: bool = True  # in the footer
+    show: bool = True  # in the footer (which must fit 80 columns; the help lists them all)
 
     def binding(self) -> Binding:
         return Binding(
@@ -29,25 +29,29 @@ class KeyAction:
 
 MAIN_KEYS: tuple[KeyAction, ...] = (
     KeyAction("n", "spawn", "Spawn", "Spawn jobs: count, duration, outcome, strategy, policy"),
-    KeyAction("s", "spawn_special", "Special", "Watch special-pending-job (never finishes)"),
+    KeyAction(
+        "s", "spawn_special", "Special", "Watch special-pending-job (never finishes)", show=False
+    ),
     KeyAction("enter", "open_detail", "Detail", "Open the job under the cursor", show=False),
     KeyAction("c", "cancel", "Cancel", "Cancel the watch of the job under the cursor"),
     KeyAction("C", "cancel_all", "Cancel all", "Cancel every live watch", show=False),
     KeyAction("r", "retry", "Retry", "Retry the finished job under the cursor"),
-    KeyAction("x", "clear_finished", "Clear", "Remove finished jobs from the table"),
+    KeyAction("x", "clear_finished", "Clear", "Remove finished jobs from the table", show=False),
     KeyAction("f", "cycle_filter", "Filter", "Cycle the status filter"),
     KeyAction("o", "cycle_sort", "Sort", "Cycle the sort column (or click a header)"),
     KeyAction("O", "reverse_sort", "Reverse", "Reverse the sort order", show=False),
     KeyAction("p", "edit_policy", "Policy", "Edit the default strategy and backoff policy"),
     KeyAction("m", "compare", "Compare", "Run one batch under several policies side by side"),
     KeyAction("question_mark,f1", "help", "Help", "Show every key and what it does"),
-    KeyAction("q,ctrl+c", "quit", "Quit", "Quit (stops an embedded server)"),
+    KeyAction("q,ctrl+c", "quit", "Quit", "Quit from the job table (stops an embedded server)"),
 )
 
 DETAIL_KEYS: tuple[KeyAction, ...] = (
     KeyAction("escape", "back", "Back", "Back to the job table"),
     KeyAction("c", "cancel", "Cancel", "Cancel this job's watch"),
-    KeyAction("r", "retry", "Retry", "Retry this job (a fresh job, or a new watch)"),
+    KeyAction(
+        "r", "retry", "Retry", "Retry this job: a new watch opens here, a fresh job gets a toast"
+    ),
     KeyAction("g", "reload_record", "Reload", "Fetch the server's record again"),
 )
 

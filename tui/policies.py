@@ -102,20 +102,27 @@ def policy_from_text(fields: Mapping[str, str]) -> BackoffPolicy:
     return BackoffPolicy(**values)  # type: ignore[arg-type]  # validates the combination
 
 
-def schedule_preview(policy: BackoffPolicy, polls: int = 8) -> str:
-    """The first delays a policy produces and when each poll happens, in one short text.
+#: The most delays the policy editor lists (a budget of 1000 polls would fill the screen).
+PREVIEW_MAX_DELAYS = 12
 
-    Unseeded jitter is sampled with a fixed seed so the preview does not flicker."""
-    delays = policy.schedule(polls, rng=None if policy.seed is not None else random.Random(0))
+
+def schedule_preview(policy: BackoffPolicy, polls: int = 8) -> str:
+    """The delays a policy produces and when each poll happens, in one short text.
+
+    A policy with an attempt budget lists one delay per poll it will make (up to
+    PREVIEW_MAX_DELAYS); one without lists the first ``polls``. Unseeded jitter is sampled
+    with a fixed seed so the preview does not flicker."""
+    budget = policy.max_attempts
+    shown = min(budget, PREVIEW_MAX_DELAYS) if budget is not None else polls
+    delays = policy.schedule(shown, rng=None if policy.seed is not None else random.Random(0))
     at, times = 0.0, []
     for delay in delays:
         times.append(at)
         at += delay
     sampled = " (one jitter sample)" if policy.jitter is not Jitter.NONE else ""
-    budget = ""
-    if policy.max_attempts is not None and policy.max_attempts < polls:
-        budget = f"; gives up after poll {policy.max_attempts}"
+    more = " ..." if budget is None or budget > shown else ""
+    ending = "" if budget is None else f"; gives up after poll {budget}"
     return (
-        f"delays{sampled}: {' '.join(f'{d:.2f}' for d in delays)} s\n"
-        f"polls at: {' '.join(f'{t:.1f}' for t in times)} s{budget}"
+        f"delays{sampled}: {' '.join(f'{d:.2f}' for d in delays)}{more} s\n"
+        f"polls at: {' '.join(f'{t:.1f}' for t in times)}{more} s{ending}"
     )

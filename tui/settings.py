@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from client_core import BackoffPolicy, Strategy
 
 DEFAULT_SERVER_URL = "http://127.0.0.1:7999"
+DEFAULT_MAX_DURATION_S = 3600.0  # the videosim server's default --max-duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +32,4 @@ class DashboardSettings:
     health_interval_s: float = 1.0
     history_length: int = 200  # poll records kept per job
     spawn_seed: int | None = None  # seeds duration ranges in the spawn form
+    max_duration_s: float = DEFAULT_MAX_DURATION_S  # the server's cap on duration_s

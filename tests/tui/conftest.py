@@ -12,6 +12,7 @@ from textual.pilot import Pilot
 
 from client_core import BackoffPolicy, DelayReason, Jitter, Outcome, PollEvent, Strategy
 from tui.app import VideoSimApp, make_app
+from tui.compare import PolicyRun
 from tui.model import SPECIAL_JOB_ID, JobSpec, JobStarted, PoolBatch, WatchEvent
 from tui.settings import DashboardSettings
 
@@ -228,3 +229,33 @@ def frozen_dashboard() -> VideoSimApp:
         settings=fast_settings(health_interval_s=3600.0),
         clock=FrozenClock(),
     )
+
+
+def compare_runs() -> list[PolicyRun]:
+    """Three finished set-ups for the compare view's pictures and layout tests."""
+    runs = [
+        PolicyRun(
+            "original",
+            "backoff",
+            [3, 3, 4, 2],
+            [1.2, 0.8, 2.9, 0.4],
+            [0.0, 1.0, 3.0, 0.1, 1.1, 3.1, 0.2, 1.2, 3.2, 7.2, 0.3, 1.3],
+        ),
+        PolicyRun(
+            "fixed 1s",
+            "backoff",
+            [3, 4, 5, 2],
+            [0.3, 0.6, 0.9, 0.2],
+            [0.0, 1.0, 2.0, 0.1, 1.1, 2.1, 3.1, 0.2, 1.2, 2.2, 3.2, 4.2, 0.3, 1.3],
+        ),
+        PolicyRun(
+            "long-poll",
+            "long-poll",
+            [1, 2, 2, 1],
+            [0.01, 0.01, 0.02, 0.01],
+            [0.0, 0.1, 2.0, 0.2, 3.1, 0.3],
+        ),
+    ]
+    for run in runs:
+        run.outcomes.update(["completed"] * run.jobs)
+    return runs

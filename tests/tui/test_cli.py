@@ -69,6 +69,9 @@ def test_no_url_means_embedded_default_and_env_aliases_apply(
         (["--initial", "5", "--max-delay", "1"], {}, "videosim: invalid policy: max_delay_s"),
         (["--embedded-args", "'unclosed"], {}, "videosim: invalid --embedded-args: "),
         (["--theme", "no-such-theme"], {}, "videosim: unknown theme 'no-such-theme'"),
+        ([], {"VIDEOSIM_SERVER_URL": "notaurl"}, "videosim: invalid setting server_url: "),
+        (["--max-duration", "nan"], {}, "videosim: invalid --max-duration: "),
+        (["--max-duration", "0"], {}, "videosim: invalid --max-duration: "),
     ],
 )
 def test_bad_settings_exit_2_with_one_line(
@@ -97,3 +100,25 @@ def test_python_dash_m_tui_runs_the_cli() -> None:
     )
     assert result.returncode == 0
     assert "--server-url" in result.stdout and "--no-embedded" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "url", ["notaurl", "127.0.0.1:8000", "ftp://example.test", "http://", "http://host:99999"]
+)
+def test_a_server_url_that_is_not_one_exits_2_before_any_window(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--server-url", url]) == 2  # an app would block here on a tty-less run
+    err = capsys.readouterr().err
+    assert err.startswith("videosim: invalid setting server_url: ")
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_max_duration_reaches_the_spawn_forms_limit() -> None:
+    assert build_settings(parse_args([])).max_duration_s == 3600
+    assert build_settings(parse_args(["--max-duration", "90"])).max_duration_s == 90
+
+
+def test_retries_and_max_attempts_both_set_the_budget() -> None:
+    assert build_settings(parse_args(["--retries", "4"])).policy.max_attempts == 4
+    assert build_settings(parse_args(["--max-attempts", "6"])).policy.max_attempts == 6

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 
 from tests.tui.conftest import (
     JOB_CANCELLED,
     JOB_DONE,
+    compare_runs,
     frozen_dashboard,
     synthetic_batch,
     wait_until,
 )
 from tui.app import VideoSimApp
-from tui.compare import PolicyRun
 from tui.screens.compare import CompareScreen
 
 SIZE = (110, 30)
@@ -50,52 +51,54 @@ def test_policy_editor_with_a_bad_value(snap_compare: Any) -> None:
 
 
 def test_detail_view(snap_compare: Any) -> None:
-    async def open_detail(pilot: Pilot[None]) -> None:
-        await with_jobs(pilot)
-        app = pilot.app
-        assert isinstance(app, VideoSimApp)
-        app.open_detail(JOB_DONE)
-        await pilot.pause()
-        record = app.screen.query_one("#record")
-        await wait_until(pilot, lambda: "status_requests" in str(record.render()), "the record")
-
     assert snap_compare(frozen_dashboard(), terminal_size=SIZE, run_before=open_detail)
 
 
+async def show_compare(pilot: Pilot[None]) -> None:
+    await with_jobs(pilot)
+    app = pilot.app
+    assert isinstance(app, VideoSimApp)
+    app.push_screen(CompareScreen(app.call_client))
+    await pilot.pause()
+    screen = app.screen
+    assert isinstance(screen, CompareScreen)
+    screen.show_results(compare_runs())
+    await pilot.pause()
+
+
+async def open_detail(pilot: Pilot[None]) -> None:
+    await with_jobs(pilot)
+    app = pilot.app
+    assert isinstance(app, VideoSimApp)
+    app.open_detail(JOB_DONE)
+    await pilot.pause()
+    record = app.screen.query_one("#record")
+    await wait_until(pilot, lambda: "status_requests" in str(record.render()), "the record")
+
+
 def test_compare_view(snap_compare: Any) -> None:
-    runs = [
-        PolicyRun(
-            "original",
-            "backoff",
-            [3, 3, 4, 2],
-            [1.2, 0.8, 2.9, 0.4],
-            [0.0, 1.0, 3.0, 0.1, 1.1, 3.1, 0.2, 1.2, 3.2, 7.2, 0.3, 1.3],
-        ),
-        PolicyRun(
-            "fixed 1s",
-            "backoff",
-            [3, 4, 5, 2],
-            [0.3, 0.6, 0.9, 0.2],
-            [0.0, 1.0, 2.0, 0.1, 1.1, 2.1, 3.1, 0.2, 1.2, 2.2, 3.2, 4.2, 0.3, 1.3],
-        ),
-        PolicyRun(
-            "long-poll",
-            "long-poll",
-            [1, 2, 2, 1],
-            [0.01, 0.01, 0.02, 0.01],
-            [0.0, 0.1, 2.0, 0.2, 3.1, 0.3],
-        ),
-    ]
-    for run in runs:
-        run.outcomes.update(["completed"] * run.jobs)
+    assert snap_compare(frozen_dashboard(), terminal_size=(110, 34), run_before=show_compare)
 
-    async def show(pilot: Pilot[None]) -> None:
-        await with_jobs(pilot)
-        pilot.app.push_screen(CompareScreen())
-        await pilot.pause()
-        screen = pilot.app.screen
-        assert isinstance(screen, CompareScreen)
-        screen.show_results(runs)
-        await pilot.pause()
 
-    assert snap_compare(frozen_dashboard(), terminal_size=(110, 34), run_before=show)
+# The smallest terminal the dashboard is laid out for, and a large one.
+SMALL, LARGE = (80, 24), (220, 60)
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "220x60"])
+def test_main_screen_sizes(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(frozen_dashboard(), terminal_size=size, run_before=with_jobs)
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "220x60"])
+def test_compare_view_sizes(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(frozen_dashboard(), terminal_size=size, run_before=show_compare)
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "220x60"])
+def test_detail_view_sizes(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(frozen_dashboard(), terminal_size=size, run_before=open_detail)
+
+
+@pytest.mark.parametrize("key", ["n", "p", "question_mark"], ids=["spawn", "policy", "help"])
+def test_forms_at_80x24(snap_compare: Any, key: str) -> None:
+    assert snap_compare(frozen_dashboard(), terminal_size=SMALL, run_before=with_jobs, press=[key])

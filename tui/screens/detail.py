@@ -7,7 +7,8 @@ side they show the cost of a polling strategy from both ends.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -17,12 +18,14 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
+from client_core import VideoSimClient
 from tui.keys import DETAIL_KEYS
-from tui.model import JobView, PollRecord
+from tui.model import JobBoard, JobView, PollRecord
 from tui.widgets.job_table import OUTCOME_STYLES, STATUS_STYLES
 
-if TYPE_CHECKING:
-    from tui.app import VideoSimApp
+#: Runs ``request(client)`` where the client lives (the app's polling engine); ``quick``
+#: asks for the lane kept clear of the polls.
+RecordCall = Callable[..., Awaitable[dict[str, Any]]]
 
 HISTORY_COLUMNS = ("t", "Attempt", "HTTP", "Status", "Next delay", "Why")
 RECORD_FIELDS = (
@@ -113,19 +116,43 @@ def record_text(record: dict[str, Any]) -> Text:
 
 
 class DetailScreen(Screen[None]):
-    """Opened with Enter on a row; Escape goes back."""
+    """Opened with Enter on a row; Escape goes back.
+
+    It reads the board it is given (the app's model) and fetches the record through the
+    ``call_client`` it is given; cancel and retry go up to the app as messages."""
 
     BINDINGS = [key.binding() for key in DETAIL_KEYS]
 
-    def __init__(self, key: str) -> None:
+    class CancelRequested(Message):
+        """The user asked to cancel this job's watch."""
+
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
+    class RetryRequested(Message):
+        """The user asked for this job again (the app answers by opening the new row's
+        detail, or with a toast while the new job starts)."""
+
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
+    def __init__(
+        self,
+        key: str,
+        *,
+        board: JobBoard,
+        clock: Callable[[], float],
+        call_client: RecordCall,
+    ) -> None:
         super().__init__()
         self.key = key
+        self._board = board
+        self._clock = clock
+        self._call_client = call_client
         self._last_record: PollRecord | None = None  # newest history row shown
         self._record_final = False  # the record was fetched after the job ended
-
-    @property
-    def dashboard(self) -> VideoSimApp:
-        return cast("VideoSimApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -140,7 +167,7 @@ class DetailScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        history = self.query_one("#history", DataTable)
+        history = self.screen.query_one("#history", DataTable)
         history.add_columns(*HISTORY_COLUMNS)
         self.refresh_view()
         self.set_interval(0.25, self.refresh_view)
@@ -148,22 +175,22 @@ class DetailScreen(Screen[None]):
 
     @property
     def view(self) -> JobView | None:
-        return self.dashboard.board.jobs.get(self.key)
+        return self._board.jobs.get(self.key)
 
     def refresh_view(self) -> None:
         view = self.view
-        summary = self.query_one("#detail-summary", Static)
+        summary = self.screen.query_one("#detail-summary", Static)
         if view is None:
             summary.update(Text("This job was cleared from the table.", style="dim"))
             return
-        summary.update(summary_text(view, self.dashboard.clock()))
+        summary.update(summary_text(view, self._clock()))
         new_records: list[PollRecord] = []
         for record in reversed(view.history):
             if record is self._last_record:
                 break
             new_records.append(record)
         if new_records:
-            history = self.query_one("#history", DataTable)
+            history = self.screen.query_one("#history", DataTable)
             for record in reversed(new_records):
                 history.add_row(*history_row(record))
             self._last_record = new_records[0]
@@ -180,16 +207,14 @@ class DetailScreen(Screen[None]):
     @work(exclusive=True, group="record", exit_on_error=False)
     async def _load_record(self, job_id: str) -> None:
         try:
-            record = await self.dashboard.call_client(
-                lambda client: client.job_record(job_id), quick=True
-            )
+            record = await self._call_client(lambda client: _job_record(client, job_id), quick=True)
         except Exception as exc:  # not connected, ClientError, server gone: show it, never crash
             self.post_message(RecordLoaded(None, str(exc) or repr(exc)))
         else:
             self.post_message(RecordLoaded(record))
 
     def on_record_loaded(self, message: RecordLoaded) -> None:
-        record = self.query_one("#record", Static)
+        record = self.screen.query_one("#record", Static)
         if message.record is None:
             record.update(Text(f"could not load the record: {message.error}", style="red"))
         else:
@@ -199,8 +224,11 @@ class DetailScreen(Screen[None]):
         self.dismiss()
 
     def action_cancel(self) -> None:
-        if not self.dashboard.cancel_job(self.key):
-            self.notify("This watch has already ended", severity="warning")
+        self.post_message(self.CancelRequested(self.key))
 
     def action_retry(self) -> None:
-        self.dashboard.retry_job(self.key)
+        self.post_message(self.RetryRequested(self.key))
+
+
+async def _job_record(client: VideoSimClient, job_id: str) -> dict[str, Any]:
+    return await client.job_record(job_id)

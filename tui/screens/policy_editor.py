@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.validation import Function, Number
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from client_core import BackoffPolicy, Jitter, Strategy
 from tui.keys import FORM_KEYS
@@ -100,26 +100,27 @@ class PolicyEditorScreen(ModalScreen[tuple[Strategy, BackoffPolicy] | None]):
             with Horizontal(classes="form-buttons"):
                 yield Button("Save", variant="primary", id="submit", compact=True)
                 yield Button("Cancel", id="close", compact=True)
+        yield Footer()  # this form's keys (the table's keys, q among them, do not apply here)
 
     def on_mount(self) -> None:
-        self.query_one("#initial_s", Input).focus()
+        self.screen.query_one("#initial_s", Input).focus()
         self.revalidate()
 
     def fields(self) -> dict[str, str]:
         values = {
-            name: self.query_one(f"#{name}", Input).value
+            name: self.screen.query_one(f"#{name}", Input).value
             for name in POLICY_FIELDS
             if name != "jitter"
         }
-        values["jitter"] = str(self.query_one("#jitter", Select).value)
+        values["jitter"] = str(self.screen.query_one("#jitter", Select).value)
         return values
 
     @on(Input.Changed)
     @on(Select.Changed)
     def revalidate(self) -> None:
         """Rebuild the policy from the fields; show its schedule or the first problem."""
-        error = self.query_one("#form-error", Static)
-        schedule = self.query_one("#schedule", Static)
+        error = self.screen.query_one("#form-error", Static)
+        schedule = self.screen.query_one("#schedule", Static)
         try:
             self.policy = policy_from_text(self.fields())
         except ValueError as exc:
@@ -129,7 +130,7 @@ class PolicyEditorScreen(ModalScreen[tuple[Strategy, BackoffPolicy] | None]):
         else:
             error.update("")
             schedule.update(Text(schedule_preview(self.policy)))
-        self.query_one("#submit", Button).disabled = self.policy is None
+        self.screen.query_one("#submit", Button).disabled = self.policy is None
 
     @on(Button.Pressed, "#submit")
     @on(Input.Submitted)
@@ -138,7 +139,7 @@ class PolicyEditorScreen(ModalScreen[tuple[Strategy, BackoffPolicy] | None]):
         if self.policy is None:
             self.notify("Fix the highlighted value first", severity="error")
             return
-        self.dismiss((Strategy(self.query_one("#strategy", Select).value), self.policy))
+        self.dismiss((Strategy(str(self.screen.query_one("#strategy", Select).value)), self.policy))
 
     @on(Button.Pressed, "#close")
     def action_close(self) -> None:

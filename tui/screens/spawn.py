@@ -1,30 +1,36 @@
-"""The spawn form: how many jobs, how long, which outcome, polled how."""
+"""The spawn form: how many jobs, how long, which outcome, polled how.
+
+The form checks what it can before anything is sent: counts and durations against the
+server's limits, as you type, and that the dashboard is connected. On any problem it stays
+open with the message under the fields, so nothing typed is lost.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.validation import Function, Integer
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from client_core import BackoffPolicy, Strategy
 from tui.keys import FORM_KEYS
-from tui.model import JobSpec, SpawnRequest, parse_duration
+from tui.model import JobSpec, SpawnRequest
 from tui.policies import presets
+from tui.screens.form_fields import (
+    FieldError,
+    FieldValidator,
+    parse_count,
+    parse_durations,
+)
+from tui.settings import DEFAULT_MAX_DURATION_S
 
 MAX_SPAWN = 10_000
 DEFAULT_POLICY = "default"
-
-
-def _duration_ok(text: str) -> bool:
-    try:
-        parse_duration(text)
-    except ValueError:
-        return False
-    return True
+NOT_CONNECTED = "Not connected to a server yet: the form stays open; spawn again once it is."
 
 
 class SpawnScreen(ModalScreen[SpawnRequest | None]):
@@ -32,9 +38,17 @@ class SpawnScreen(ModalScreen[SpawnRequest | None]):
 
     BINDINGS = [key.binding() for key in FORM_KEYS]
 
-    def __init__(self, defaults: JobSpec) -> None:
+    def __init__(
+        self,
+        defaults: JobSpec,
+        *,
+        max_duration_s: float = DEFAULT_MAX_DURATION_S,
+        connected: Callable[[], bool] = lambda: True,
+    ) -> None:
         super().__init__()
         self.defaults = defaults
+        self.max_duration_s = max_duration_s  # the server's limit on duration_s
+        self._connected = connected  # asked on submit: can jobs be started now?
         # Backoff policies by option value; the strategy is chosen on its own.
         self.policies: dict[str, BackoffPolicy] = {DEFAULT_POLICY: defaults.policy}
         self.policies.update({preset.name: preset.policy for preset in presets()})
@@ -49,10 +63,9 @@ class SpawnScreen(ModalScreen[SpawnRequest | None]):
                 yield Input(
                     "1",
                     id="count",
-                    type="integer",
                     compact=True,
-                    tooltip=f"1 to {MAX_SPAWN}",
-                    validators=[Integer(minimum=1, maximum=MAX_SPAWN)],
+                    tooltip=f"1 to {MAX_SPAWN:,}",
+                    validators=[FieldValidator(self._count)],
                 )
                 yield Label("Duration (s)")
                 yield Input(
@@ -60,7 +73,8 @@ class SpawnScreen(ModalScreen[SpawnRequest | None]):
                     id="duration",
                     compact=True,
                     placeholder="blank = server default, 3 = fixed, 1-5 = range",
-                    validators=[Function(_duration_ok, "a number of seconds or a range like 1-5")],
+                    tooltip=f"seconds, at most {self.max_duration_s:g} (the server's limit)",
+                    validators=[FieldValidator(self._durations)],
                 )
                 yield Label("Outcome")
                 yield Select(
@@ -90,37 +104,54 @@ class SpawnScreen(ModalScreen[SpawnRequest | None]):
             with Horizontal(classes="form-buttons"):
                 yield Button("Spawn", variant="primary", id="submit", compact=True)
                 yield Button("Cancel", id="close", compact=True)
+        yield Footer()  # this form's keys (the table's keys, q among them, do not apply here)
 
     def on_mount(self) -> None:
-        self.query_one("#count", Input).focus()
+        self.screen.query_one("#count", Input).focus()
+
+    def _count(self, text: str) -> int:
+        return parse_count(text, "how many", MAX_SPAWN)
+
+    def _durations(self, text: str) -> tuple[float | None, float | None]:
+        return parse_durations(text, max_s=self.max_duration_s)
 
     def request(self) -> SpawnRequest:
-        """The form as a request; ValueError with a message for the first bad field."""
-        count_text = self.query_one("#count", Input).value.strip()
-        try:
-            count = int(count_text)
-        except ValueError:
-            raise ValueError(f"how many: a whole number from 1 to {MAX_SPAWN}") from None
-        if not 1 <= count <= MAX_SPAWN:
-            raise ValueError(f"how many: a whole number from 1 to {MAX_SPAWN}")
-        low, high = parse_duration(self.query_one("#duration", Input).value)
-        outcome = str(self.query_one("#outcome", Select).value)
+        """The form as a request; FieldError with one line for the first bad field."""
+        count = self._count(self.screen.query_one("#count", Input).value)
+        low, high = self._durations(self.screen.query_one("#duration", Input).value)
+        outcome = str(self.screen.query_one("#outcome", Select).value)
         return SpawnRequest(
             count=count,
             duration_min_s=low,
             duration_max_s=high,
             outcome=None if outcome == "random" else outcome,
-            strategy=Strategy(self.query_one("#strategy", Select).value),
-            policy=self.policies[str(self.query_one("#policy", Select).value)],
+            strategy=Strategy(str(self.screen.query_one("#strategy", Select).value)),
+            policy=self.policies[str(self.screen.query_one("#policy", Select).value)],
         )
+
+    @on(Input.Changed)
+    def _show_first_problem(self) -> None:
+        """As you type: the first bad field's message, or nothing."""
+        try:
+            self.request()
+        except FieldError as exc:
+            self._show_error(str(exc))
+        else:
+            self._show_error("")
+
+    def _show_error(self, message: str) -> None:
+        self.screen.query_one("#form-error", Static).update(Text(message))
 
     @on(Button.Pressed, "#submit")
     @on(Input.Submitted)
     def action_submit(self) -> None:
         try:
             request = self.request()
-        except ValueError as exc:
-            self.query_one("#form-error", Static).update(Text(str(exc)))
+        except FieldError as exc:
+            self._show_error(str(exc))
+            return
+        if not self._connected():
+            self._show_error(NOT_CONNECTED)
             return
         self.dismiss(request)
 

@@ -55,16 +55,19 @@ class ServerHealth:
 
 
 def counts_text(counts: Counter[JobState], starting: int, start_failures: int) -> Text:
-    text = Text()
-    for state in JobState:
-        text.append(f"{state} ", style="dim")
-        text.append(f"{counts.get(state, 0)}  ", style=STATE_STYLES[state])
+    parts: list[tuple[str, str, str]] = [
+        (str(state), str(counts.get(state, 0)), STATE_STYLES[state]) for state in JobState
+    ]
     if starting:
-        text.append("starting ", style="dim")
-        text.append(f"{starting}  ", style="cyan")
+        parts.append(("starting", str(starting), "cyan"))
     if start_failures:
-        text.append("not started ", style="dim")
-        text.append(f"{start_failures}", style="bold red")
+        parts.append(("not started", str(start_failures), "bold red"))
+    text = Text()
+    for index, (label, number, style) in enumerate(parts):
+        if index:
+            text.append("  ")
+        text.append(f"{label} ", style="dim")
+        text.append(number, style=style)
     return text
 
 
@@ -72,7 +75,8 @@ def view_text(state_filter: JobState | None, column: SortColumn, reverse: bool) 
     text = Text()
     text.append("filter ", style="dim")
     text.append(f"{state_filter or 'all'}", style="bold")
-    text.append("  sort ", style="dim")
+    # a visible separator: spaces alone vanish in some renderings of a screenshot
+    text.append(" · sort ", style="dim")
     text.append(f"{column}{' desc' if reverse else ''}", style="bold")
     return text
 
@@ -111,6 +115,8 @@ class SummaryBar(Vertical):
         status = health.describe()
         style = "green" if health.ok else ("bold red" if health.ok is False else "yellow")
         self._set("health", Text(f"server {status}", style))
+        if self._statics["health"].tooltip != status:  # cut short on narrow screens
+            self._statics["health"].tooltip = status
 
     def on_mount(self) -> None:
         self._statics = {static.id or "": static for static in self.query(Static)}
