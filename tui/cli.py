@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from client_core import ClientSettings, Jitter, Strategy
+from tui import web
 from tui.app import make_app
 from tui.settings import DashboardSettings
 
@@ -76,6 +77,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help='extra flags for the embedded server, e.g. "--delay 2 --error-rate 0.2"',
     )
     parser.add_argument("--theme", help="a built-in Textual theme, e.g. nord, gruvbox")
+    parser.add_argument("--web", action="store_true", help="serve the dashboard to a browser")
+    parser.add_argument("--port", type=int, default=web.DEFAULT_PORT, help="for --web")
+    parser.add_argument("--host", default=web.DEFAULT_HOST, help="for --web")
     return parser.parse_args(argv)
 
 
@@ -120,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
+    if args.web:
+        argv = sys.argv[1:] if argv is None else argv
+        return web.run(argv, settings, host=args.host, port=args.port)
     app = make_app(settings=settings)
     if args.theme:
         if args.theme not in app.available_themes:
