@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header
 from textual.worker import Worker, WorkerState
@@ -25,6 +26,7 @@ from textual.worker import Worker, WorkerState
 from client_core import BackoffPolicy, Outcome, Strategy, VideoSimClient
 from tui.embedded import EmbeddedServer, EmbeddedServerError, server_answers
 from tui.engine import ClientFactory, EngineNotReady, PollingEngine
+from tui.event_log import EventKind, EventLog
 from tui.keys import MAIN_KEYS
 from tui.messages import EngineReady, HealthChecked, PollEventsBatch, ServerFailed, ServerResolved
 from tui.model import (
@@ -38,6 +40,7 @@ from tui.model import (
 )
 from tui.screens.compare import CompareScreen
 from tui.screens.detail import DetailScreen
+from tui.screens.event_log import EventLogScreen
 from tui.screens.help import HelpScreen
 from tui.screens.policy_editor import PolicyEditorScreen
 from tui.screens.spawn import SpawnScreen
@@ -89,6 +92,7 @@ class VideoSimApp(App[None]):
         self.sort_column = SortColumn.ADDED
         self.sort_reverse = False
         self.health = ServerHealth()
+        self.event_log = EventLog()  # every toast and state change, for the L screen
         self.engine: PollingEngine | None = None
         self.connected = False  # the engine's client is open
         self.embedded: EmbeddedServer | None = None
@@ -157,6 +161,7 @@ class VideoSimApp(App[None]):
         self.health = ServerHealth(
             url=message.url or None, embedded_pid=message.embedded_pid, note=message.note
         )
+        self.event_log.add(EventKind.SERVER, message.note or f"using {self.health.where()}")
         self._show_health()
         if message.url and self.engine is None and self.settings.connect:
             self.engine = PollingEngine(
@@ -182,6 +187,7 @@ class VideoSimApp(App[None]):
         self.health = replace(
             self.health, ok=message.ok, latency_s=message.latency_s, error=message.error
         )
+        self.event_log.note_server(message.ok, self.health.where(), message.error)
         self._show_health()
 
     def on_poll_events_batch(self, message: PollEventsBatch) -> None:
@@ -196,11 +202,13 @@ class VideoSimApp(App[None]):
                     board.apply(key, event, at)
                 case JobStarted(key=key, job_id=job_id, spec=spec, at=at):
                     board.add(key, job_id, spec, at)
-                case StartFailed():
+                case StartFailed(error=error):
                     board.record_start_failure()
+                    self.event_log.add(EventKind.START, error, severity="error")
                 case WatchCrashed(key=key, error=error, at=at):
                     board.fail(key, Outcome.UNREACHABLE, error, at)
         self.starting = batch.starting
+        self.event_log.note_polls(i.event for i in batch.items if isinstance(i, WatchEvent))
         failures = [item for item in batch.items if isinstance(item, StartFailed)]
         if failures:
             self.notify(
@@ -263,6 +271,19 @@ class VideoSimApp(App[None]):
                 self.board.rate.series(now),
                 self.health,
             )
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast, from any screen, also goes to the event log (toasts vanish)."""
+        self.event_log.add(EventKind.TOAST, message, severity=severity, title=title)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def _show_health(self) -> None:
         self.sub_title = f"{self.health.where()} - {self.health.describe()}"
@@ -397,6 +418,9 @@ class VideoSimApp(App[None]):
 
     def action_compare(self) -> None:
         self.push_screen(CompareScreen())
+
+    def action_event_log(self) -> None:
+        self.push_screen(EventLogScreen(self.event_log))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

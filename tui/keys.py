@@ -40,6 +40,13 @@ MAIN_KEYS: tuple[KeyAction, ...] = (
     KeyAction("O", "reverse_sort", "Reverse", "Reverse the sort order", show=False),
     KeyAction("p", "edit_policy", "Policy", "Edit the default strategy and backoff policy"),
     KeyAction("m", "compare", "Compare", "Run one batch under several policies side by side"),
+    KeyAction(
+        "L",
+        "event_log",
+        "Log",
+        "Event log: toasts, start failures, server and circuit changes",
+        show=False,
+    ),
     KeyAction("question_mark,f1", "help", "Help", "Show every key and what it does"),
     KeyAction("q,ctrl+c", "quit", "Quit", "Quit (stops an embedded server)"),
 )
@@ -56,6 +63,10 @@ COMPARE_KEYS: tuple[KeyAction, ...] = (
     KeyAction("ctrl+r", "run", "Run", "Run the batch under every ticked policy"),
 )
 
+EVENT_LOG_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("escape,L", "back", "Back", "Back to the job table"),
+)
+
 FORM_KEYS: tuple[KeyAction, ...] = (
     KeyAction("escape", "close", "Close", "Close the form without saving"),
     KeyAction("ctrl+s", "submit", "Submit", "Spawn / save (same as the form's button)"),
@@ -65,5 +76,6 @@ KEY_GROUPS: tuple[tuple[str, tuple[KeyAction, ...]], ...] = (
     ("Job table", MAIN_KEYS),
     ("Job detail", DETAIL_KEYS),
     ("Compare", COMPARE_KEYS),
+    ("Event log", EVENT_LOG_KEYS),
     ("Spawn form and policy editor", FORM_KEYS),
 )
