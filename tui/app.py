@@ -14,6 +14,8 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
 from typing import TypeVar
 
 from textual import on, work
@@ -24,6 +26,7 @@ from textual.widgets import Button, DataTable, Footer, Header
 from textual.worker import Worker, WorkerState
 
 from client_core import BackoffPolicy, Outcome, Strategy, VideoSimClient
+from tui import export
 from tui.embedded import EmbeddedServer, EmbeddedServerError, server_answers
 from tui.engine import ClientFactory, EngineNotReady, PollingEngine
 from tui.event_log import EventKind, EventLog
@@ -421,6 +424,25 @@ class VideoSimApp(App[None]):
 
     def action_event_log(self) -> None:
         self.push_screen(EventLogScreen(self.event_log))
+
+    def action_export(self) -> None:
+        now = self.clock()
+        self.save_export(lambda where, when: export.write_board(self.board, now, where, when))
+
+    def export_job(self, key: str) -> None:
+        """The detail view's ``e``: one job's poll history."""
+        if (view := self.board.jobs.get(key)) is not None:
+            now = self.clock()
+            self.save_export(lambda where, when: export.write_job(view, now, where, when))
+
+    def save_export(self, write: Callable[[Path, datetime], list[Path]]) -> None:
+        """Write an export and name its files in a toast; a failed write is a toast too."""
+        try:
+            paths = write(Path(self.settings.export_dir), datetime.now())
+        except OSError as exc:
+            self.notify(f"Export failed: {exc}", severity="error", markup=False)
+            return
+        self.notify(" and ".join(map(str, paths)), title="Exported", markup=False)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -77,6 +77,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help='extra flags for the embedded server, e.g. "--delay 2 --error-rate 0.2"',
     )
     parser.add_argument("--theme", help="a built-in Textual theme, e.g. nord, gruvbox")
+    parser.add_argument("--export-dir", default=".", metavar="DIR", help="where e writes")
     parser.add_argument("--web", action="store_true", help="serve the dashboard to a browser")
     parser.add_argument("--port", type=int, default=web.DEFAULT_PORT, help="for --web")
     parser.add_argument("--host", default=web.DEFAULT_HOST, help="for --web")
@@ -114,6 +115,7 @@ def build_settings(args: argparse.Namespace) -> DashboardSettings:
         strategy=client.strategy,
         policy=policy,
         spawn_seed=client.seed,
+        export_dir=args.export_dir,
     )
 
 

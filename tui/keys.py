@@ -40,6 +40,7 @@ MAIN_KEYS: tuple[KeyAction, ...] = (
     KeyAction("O", "reverse_sort", "Reverse", "Reverse the sort order", show=False),
     KeyAction("p", "edit_policy", "Policy", "Edit the default strategy and backoff policy"),
     KeyAction("m", "compare", "Compare", "Run one batch under several policies side by side"),
+    KeyAction("e", "export", "Export", "Export the board to CSV and JSON files", show=False),
     KeyAction(
         "L",
         "event_log",
@@ -56,6 +57,9 @@ DETAIL_KEYS: tuple[KeyAction, ...] = (
     KeyAction("c", "cancel", "Cancel", "Cancel this job's watch"),
     KeyAction("r", "retry", "Retry", "Retry this job (a fresh job, or a new watch)"),
     KeyAction("g", "reload_record", "Reload", "Fetch the server's record again"),
+    KeyAction(
+        "e", "export", "Export", "Export this job's poll history to CSV and JSON", show=False
+    ),
 )
 
 COMPARE_KEYS: tuple[KeyAction, ...] = (

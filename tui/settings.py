@@ -30,3 +30,4 @@ class DashboardSettings:
     health_interval_s: float = 1.0
     history_length: int = 200  # poll records kept per job
     spawn_seed: int | None = None  # seeds duration ranges in the spawn form
+    export_dir: str = "."  # where `e` writes its CSV and JSON files

@@ -204,3 +204,6 @@ class DetailScreen(Screen[None]):
 
     def action_retry(self) -> None:
         self.dashboard.retry_job(self.key)
+
+    def action_export(self) -> None:
+        self.dashboard.export_job(self.key)
