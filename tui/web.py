@@ -26,8 +26,8 @@ DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8000
 TITLE = "videosim"
 
-# web-only flags -> how many values follow them; a tab's dashboard must not see them
-WEB_FLAGS = {"--web": 0, "--port": 1, "--host": 1}
+# flags web mode handles once -> how many values follow them; a tab must not see them
+WEB_FLAGS = {"--web": 0, "--port": 1, "--host": 1, "--reset": 0}
 
 
 class WebModeError(Exception):
