@@ -30,7 +30,8 @@ from playwright.sync_api import Page, WebSocket, sync_playwright
 
 from tests.support.live_server import LiveServer, free_port
 from tui.cli import main
-from tui.web import session_arguments, session_command
+from tui.settings import DashboardSettings
+from tui.web import session_arguments, session_command, shared_server
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 VIEWPORT = {"width": 1200, "height": 700}
@@ -192,3 +193,17 @@ def test_a_port_in_use_is_one_line_and_exit_code_2(capsys: pytest.CaptureFixture
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"videosim: cannot serve on 127.0.0.1:{port}")
     assert "\n" not in error
+
+
+def test_tabs_share_one_embedded_server_when_none_answers() -> None:
+    nothing_there = f"http://127.0.0.1:{free_port()}"
+    server = shared_server(DashboardSettings(default_url=nothing_there))
+    assert server is not None
+    try:
+        assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+        command = session_command(["--web"], server.url)
+        assert command.endswith(f"--server-url {server.url}")
+    finally:
+        server.stop()
+    assert shared_server(DashboardSettings(server_url="http://given:1")) is None
+    assert shared_server(DashboardSettings(default_url=nothing_there, embedded=False)) is None
