@@ -14,22 +14,18 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
-from datetime import datetime
-from pathlib import Path
 from typing import TypeVar
 
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
-from textual.notifications import SeverityLevel
+from textual.app import ComposeResult, SystemCommand
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header
 from textual.worker import Worker, WorkerState
 
 from client_core import BackoffPolicy, Outcome, Strategy, VideoSimClient
-from tui import export
 from tui.embedded import EmbeddedServer, EmbeddedServerError, server_answers
 from tui.engine import ClientFactory, EngineNotReady, PollingEngine
-from tui.event_log import EventKind, EventLog
+from tui.event_log import EventKind
 from tui.keys import MAIN_KEYS
 from tui.messages import EngineReady, HealthChecked, PollEventsBatch, ServerFailed, ServerResolved
 from tui.model import (
@@ -41,9 +37,9 @@ from tui.model import (
     SortColumn,
     SpawnRequest,
 )
+from tui.operator_tools import OperatorTools
 from tui.screens.compare import CompareScreen
 from tui.screens.detail import DetailScreen
-from tui.screens.event_log import EventLogScreen
 from tui.screens.help import HelpScreen
 from tui.screens.policy_editor import PolicyEditorScreen
 from tui.screens.spawn import SpawnScreen
@@ -71,7 +67,7 @@ def default_client_factory(settings: DashboardSettings) -> ClientFactory:
     return create
 
 
-class VideoSimApp(App[None]):
+class VideoSimApp(OperatorTools):
     """Spawn jobs, watch them poll, and see what polling costs."""
 
     CSS_PATH = "dashboard.tcss"
@@ -95,7 +91,6 @@ class VideoSimApp(App[None]):
         self.sort_column = SortColumn.ADDED
         self.sort_reverse = False
         self.health = ServerHealth()
-        self.event_log = EventLog()  # every toast and state change, for the L screen
         self.engine: PollingEngine | None = None
         self.connected = False  # the engine's client is open
         self.embedded: EmbeddedServer | None = None
@@ -275,19 +270,6 @@ class VideoSimApp(App[None]):
                 self.health,
             )
 
-    def notify(
-        self,
-        message: str,
-        *,
-        title: str = "",
-        severity: SeverityLevel = "information",
-        timeout: float | None = None,
-        markup: bool = True,
-    ) -> None:
-        """Every toast, from any screen, also goes to the event log (toasts vanish)."""
-        self.event_log.add(EventKind.TOAST, message, severity=severity, title=title)
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
-
     def _show_health(self) -> None:
         self.sub_title = f"{self.health.where()} - {self.health.describe()}"
 
@@ -421,28 +403,6 @@ class VideoSimApp(App[None]):
 
     def action_compare(self) -> None:
         self.push_screen(CompareScreen())
-
-    def action_event_log(self) -> None:
-        self.push_screen(EventLogScreen(self.event_log))
-
-    def action_export(self) -> None:
-        now = self.clock()
-        self.save_export(lambda where, when: export.write_board(self.board, now, where, when))
-
-    def export_job(self, key: str) -> None:
-        """The detail view's ``e``: one job's poll history."""
-        if (view := self.board.jobs.get(key)) is not None:
-            now = self.clock()
-            self.save_export(lambda where, when: export.write_job(view, now, where, when))
-
-    def save_export(self, write: Callable[[Path, datetime], list[Path]]) -> None:
-        """Write an export and name its files in a toast; a failed write is a toast too."""
-        try:
-            paths = write(Path(self.settings.export_dir), datetime.now())
-        except OSError as exc:
-            self.notify(f"Export failed: {exc}", severity="error", markup=False)
-            return
-        self.notify(" and ".join(map(str, paths)), title="Exported", markup=False)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
