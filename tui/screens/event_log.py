@@ -40,7 +40,9 @@ class EventLogScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Label("Event log: toasts, start failures, server and circuit changes")
+        yield Label(
+            "Event log: toasts, start failures, server and circuit changes", classes="pane-title"
+        )
         yield RichLog(id="event-log", max_lines=self.log_model.limit, wrap=True)
         yield Footer()
 
