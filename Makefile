@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run server client test lint format bench clean
+.PHONY: run server client test lint format bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
-test: lint           ## lint, architecture contracts, then the whole test suite
+browser:             ## the system Chromium the web-mode test drives (installed when missing)
+	bash .ci/install-browser
+
+test: lint browser   ## lint, architecture contracts, then the whole test suite
 	$(PY) -m pytest -q
 
 format: $(STAMP)

@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import ComposeResult, SystemCommand
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header
 from textual.worker import Worker, WorkerState
@@ -38,6 +38,7 @@ from tui.engine_protocol import (
     StartJobs,
     Watch,
 )
+from tui.event_log import EventKind
 from tui.heap import FREEZE_EVERY_S, freeze_survivors
 from tui.keys import MAIN_KEYS
 from tui.messages import PollEventsBatch, ServerFailed, ServerResolved
@@ -52,6 +53,7 @@ from tui.model import (
     SpawnRequest,
     merge_row,
 )
+from tui.operator_tools import OperatorTools
 from tui.screens.compare import CompareScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
@@ -81,7 +83,7 @@ def default_client_factory(settings: DashboardSettings) -> ClientFactory:
     return create
 
 
-class VideoSimApp(App[None]):
+class VideoSimApp(OperatorTools):
     """Spawn jobs, watch them poll, and see what polling costs."""
 
     CSS_PATH = "dashboard.tcss"
@@ -185,6 +187,7 @@ class VideoSimApp(App[None]):
         self.health = ServerHealth(
             url=message.url or None, embedded_pid=message.embedded_pid, note=message.note
         )
+        self.event_log.add(EventKind.SERVER, message.note or f"using {self.health.where()}")
         self._show_health()
         if message.url and self.engine is None and self.settings.connect:
             self.server_url = message.url
@@ -285,6 +288,7 @@ class VideoSimApp(App[None]):
         if delta.start_failures > board.start_failures:
             failed = [v for v in board if v.status == "not started"]
             reason = failed[-1].last_error if failed else "no reason given"
+            self.event_log.add(EventKind.START, reason or "no reason given", severity="error")
             self.notify(
                 f"{delta.start_failures - board.start_failures} job(s) did not start: {reason}",
                 title="Start failed",
@@ -297,6 +301,9 @@ class VideoSimApp(App[None]):
                 self.health, ok=health.ok, latency_s=health.latency_s, error=health.error
             )
             self.health_note = health.note
+            if health.ok is not None:
+                self.event_log.note_server(health.ok, self.health.where(), health.error)
+            self.event_log.note_circuit(health.circuit_open, health.error or "")
             self._show_health()
         if delta.history is not None and (view := board.jobs.get(delta.history.key)):
             if delta.history.reset:
@@ -460,6 +467,9 @@ class VideoSimApp(App[None]):
     def on_detail_screen_cancel_requested(self, message: DetailScreen.CancelRequested) -> None:
         if not self.cancel_job(message.key):
             self.notify("This watch has already ended", severity="warning")
+
+    def on_detail_screen_export_requested(self, message: DetailScreen.ExportRequested) -> None:
+        self.export_job(message.key)
 
     def on_detail_screen_retry_requested(self, message: DetailScreen.RetryRequested) -> None:
         """Retry from the detail view: jump to the new row when it exists already."""

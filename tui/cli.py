@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from client_core import ClientSettings, Jitter, Strategy
+from tui import remembered, web
 from tui.app import make_app
 from tui.settings import DEFAULT_MAX_DURATION_S, DashboardSettings
 
@@ -93,6 +94,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help='extra flags for the embedded server, e.g. "--delay 2 --error-rate 0.2"',
     )
     parser.add_argument("--theme", help="a built-in Textual theme, e.g. nord, gruvbox")
+    parser.add_argument("--export-dir", default=".", metavar="DIR", help="where e writes")
+    parser.add_argument("--reset", action="store_true", help="forget the remembered settings")
+    parser.add_argument("--web", action="store_true", help="serve the dashboard to a browser")
+    parser.add_argument("--port", type=int, default=web.DEFAULT_PORT, help="for --web")
+    parser.add_argument("--host", default=web.DEFAULT_HOST, help="for --web")
     return parser.parse_args(argv)
 
 
@@ -134,6 +140,8 @@ def build_settings(args: argparse.Namespace) -> DashboardSettings:
         policy=policy,
         spawn_seed=client.seed,
         max_duration_s=args.max_duration,
+        export_dir=args.export_dir,
+        given=frozenset(client.model_fields_set),
     )
 
 
@@ -157,6 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
+    if args.reset and (note := remembered.forget()):
+        print(f"{PROG}: {note}", file=sys.stderr)
+    if args.web:
+        argv = sys.argv[1:] if argv is None else argv
+        return web.run(argv, settings, host=args.host, port=args.port)
     app = make_app(settings=settings)
     if args.theme:
         if args.theme not in app.available_themes:
@@ -164,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{PROG}: unknown theme {args.theme!r} (one of: {names})", file=sys.stderr)
             return 2
         app.theme = args.theme
+    remembered.open_session(app, settings.given | ({"theme"} if args.theme else set()))
     # kill, or the terminal closing: quit through the normal exit path
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
@@ -174,4 +188,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     finally:
         app.stop_embedded()  # whatever happened above, no child server outlives us
+        if note := remembered.close_session(app):
+            print(f"{PROG}: {note}", file=sys.stderr)
     return app.return_code or 0

@@ -188,5 +188,7 @@ class Engine:
                 note = ORIGINAL_API
             elif getattr(check, "degraded", False):
                 note = "at its job cap: new starts wait"
-            self._health = Health(check.ok, check.latency_s, check.error, note)
+            self._health = Health(
+                check.ok, check.latency_s, check.error, note, self._client.circuit_open
+            )
             await asyncio.sleep(self._config.health_interval_s)

@@ -75,6 +75,7 @@ class Health(msgspec.Struct):
     latency_s: float | None = None
     error: str | None = None
     note: str = ""  # e.g. "original API, no health route"
+    circuit_open: bool = False  # the client's breaker holds every poll back
 
 
 class History(msgspec.Struct):

@@ -42,6 +42,14 @@ MAIN_KEYS: tuple[KeyAction, ...] = (
     KeyAction("O", "reverse_sort", "Reverse", "Reverse the sort order", show=False),
     KeyAction("p", "edit_policy", "Policy", "Edit the default strategy and backoff policy"),
     KeyAction("m", "compare", "Compare", "Run one batch under several policies side by side"),
+    KeyAction("e", "export", "Export", "Export the board to CSV and JSON files", show=False),
+    KeyAction(
+        "L",
+        "event_log",
+        "Log",
+        "Event log: toasts, start failures, server and circuit changes",
+        show=False,
+    ),
     KeyAction("question_mark,f1", "help", "Help", "Show every key and what it does"),
     KeyAction("q,ctrl+c", "quit", "Quit", "Quit from the job table (stops an embedded server)"),
 )
@@ -53,11 +61,18 @@ DETAIL_KEYS: tuple[KeyAction, ...] = (
         "r", "retry", "Retry", "Retry this job: a new watch opens here, a fresh job gets a toast"
     ),
     KeyAction("g", "reload_record", "Reload", "Fetch the server's record again"),
+    KeyAction(
+        "e", "export", "Export", "Export this job's poll history to CSV and JSON", show=False
+    ),
 )
 
 COMPARE_KEYS: tuple[KeyAction, ...] = (
     KeyAction("escape", "back", "Back", "Back to the job table"),
     KeyAction("ctrl+r", "run", "Run", "Run the batch under every ticked policy"),
+)
+
+EVENT_LOG_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("escape,L", "back", "Back", "Back to the job table"),
 )
 
 FORM_KEYS: tuple[KeyAction, ...] = (
@@ -69,5 +84,6 @@ KEY_GROUPS: tuple[tuple[str, tuple[KeyAction, ...]], ...] = (
     ("Job table", MAIN_KEYS),
     ("Job detail", DETAIL_KEYS),
     ("Compare", COMPARE_KEYS),
+    ("Event log", EVENT_LOG_KEYS),
     ("Spawn form and policy editor", FORM_KEYS),
 )

@@ -33,3 +33,5 @@ class DashboardSettings:
     history_length: int = 200  # poll records kept per job
     spawn_seed: int | None = None  # seeds duration ranges in the spawn form
     max_duration_s: float = DEFAULT_MAX_DURATION_S  # the server's cap on duration_s
+    export_dir: str = "."  # where `e` writes its CSV and JSON files
+    given: frozenset[str] = frozenset()  # set by a flag or the environment: beat remembered

@@ -8,6 +8,7 @@ from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 
 from client_core import BackoffPolicy, DelayReason, Jitter, Outcome, PollEvent, Strategy
@@ -18,6 +19,14 @@ from tui.settings import DashboardSettings
 
 # Polls every 0.05-0.2 s: jobs of 0.3 s finish in a couple of polls, tests stay short.
 FAST_POLICY = BackoffPolicy(initial_s=0.05, multiplier=1.5, max_delay_s=0.2, jitter=Jitter.NONE)
+
+
+@pytest.fixture(autouse=True)
+def own_config_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Remembered settings go to a fresh config directory, never the developer's."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
 
 
 def fast_settings(**changes: object) -> DashboardSettings:
@@ -189,6 +198,8 @@ def synthetic_batch(start: float = 990.0) -> PoolBatch:
 
 class FakeClient:
     """Stands in for VideoSimClient (through make_app's client_factory) with fixed answers."""
+
+    circuit_open = False
 
     def __init__(self, url: str) -> None:
         self.url = url

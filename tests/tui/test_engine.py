@@ -38,6 +38,8 @@ CONFIG = Configure(
 class SteppedClient:
     """Jobs start at once; each watch polls whenever the test releases ``step``."""
 
+    circuit_open = False
+
     def __init__(self, *, health_404: bool = False) -> None:
         self.step = asyncio.Event()
         self.health_404 = health_404

@@ -9,6 +9,7 @@ from tui.app import VideoSimApp
 from tui.keys import KEY_GROUPS, MAIN_KEYS
 from tui.screens.compare import CompareScreen
 from tui.screens.detail import DetailScreen
+from tui.screens.event_log import EventLogScreen
 from tui.screens.help import HelpScreen, display_keys
 from tui.screens.policy_editor import PolicyEditorScreen
 from tui.screens.spawn import SpawnScreen
@@ -37,6 +38,7 @@ def test_every_key_has_an_action_where_it_is_bound() -> None:
         "Job table": [VideoSimApp],
         "Job detail": [DetailScreen],
         "Compare": [CompareScreen],
+        "Event log": [EventLogScreen],
         "Spawn form and policy editor": [SpawnScreen, PolicyEditorScreen],
     }
     for group, keys in KEY_GROUPS:

@@ -138,6 +138,13 @@ class DetailScreen(Screen[None]):
             super().__init__()
             self.key = key
 
+    class ExportRequested(Message):
+        """The user asked to export this job's poll history to files."""
+
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
     def __init__(
         self,
         key: str,
@@ -228,6 +235,9 @@ class DetailScreen(Screen[None]):
 
     def action_retry(self) -> None:
         self.post_message(self.RetryRequested(self.key))
+
+    def action_export(self) -> None:
+        self.post_message(self.ExportRequested(self.key))
 
 
 async def _job_record(client: VideoSimClient, job_id: str) -> dict[str, Any]:

@@ -62,6 +62,10 @@ class HelpScreen(ModalScreen[None]):
                 "Mouse: click a row to select it, a header to sort by it; forms are clickable.",
                 classes="dim",
             )
+            yield Label(
+                "Theme, policy and sort are remembered between runs; videosim --reset forgets.",
+                classes="dim",
+            )
         yield Footer()
 
     def on_mount(self) -> None:
