@@ -14,8 +14,9 @@ Rules, in order:
    5xx, open circuit) do not spend it: an outage is retried until the
    deadline, not for a few attempts.
 3. The deadline, once passed, ends every watch, named by the last answer:
-   ``timed_out`` (pending), ``rejected`` (the server answered but refused or
-   garbled: 429, 5xx, malformed), ``unreachable`` (no answer at all).
+   ``timed_out`` (pending, or refused after the job was seen pending),
+   ``rejected`` (the server answered but refused or garbled: 429, 5xx,
+   malformed), ``unreachable`` (no answer at all).
 4. After a failure (transport error, 5xx, 429, open circuit) the backoff
    schedule applies, but never less than the server's ``Retry-After``.
 5. While pending, the strategy decides:
@@ -147,17 +148,19 @@ def plan_next_poll(
     circuit_open: bool = False,
     timing: PollTiming = DEFAULT_TIMING,
     checks: int | None = None,
+    seen_pending: bool = False,
 ) -> Plan:
     """Decide what follows poll number ``attempt`` (1-based).
 
     ``checks`` is how many polls so far spent the budget (see rule 2); it defaults
-    to ``attempt`` for callers that count every poll.
+    to ``attempt`` for callers that count every poll. ``seen_pending``: an earlier
+    answer of this watch said "pending" (rule 3).
     """
     final = _final_outcome(answer)
     if final is not None:
         return _stop(final, strategy)
 
-    given_up = _given_up_outcome(answer)
+    given_up = _given_up_outcome(answer, seen_pending)
     time_left = policy.time_left(elapsed_s)
     budget_spent = answer.is_check and policy.budget_spent(attempt if checks is None else checks)
     if budget_spent or (time_left is not None and time_left <= 0):
@@ -215,10 +218,12 @@ def _final_outcome(answer: PollAnswer) -> Outcome | None:
     return None
 
 
-def _given_up_outcome(answer: PollAnswer) -> Outcome:
+def _given_up_outcome(answer: PollAnswer, seen_pending: bool) -> Outcome:
     """How a watch that gives up ends, named by what the server said last."""
     match answer.kind:
         case AnswerKind.PENDING:
+            return Outcome.TIMED_OUT
+        case AnswerKind.RETRY if seen_pending:  # still pending, the last poll refused
             return Outcome.TIMED_OUT
         case AnswerKind.RETRY | AnswerKind.MALFORMED:
             return Outcome.REJECTED

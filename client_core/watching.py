@@ -52,6 +52,7 @@ async def watch_job(
     started = clock.now()
     attempt = 0
     checks = 0  # polls that spent the attempt budget (answered with a job state)
+    seen_pending = False  # an answer said "pending" before the current one
     previous_delay: float | None = None
     hold_s: float | None = None
     status = ""
@@ -82,6 +83,7 @@ async def watch_job(
                 answer,
                 attempt=attempt,
                 checks=checks,
+                seen_pending=seen_pending,
                 elapsed_s=answered_at - started,
                 policy=policy,
                 strategy=strategy,
@@ -93,6 +95,7 @@ async def watch_job(
                 timing=timing,
             )
             previous_delay = plan.scheduled_s
+            seen_pending = seen_pending or answer.kind is AnswerKind.PENDING
             if plan.hold_s is not None:
                 hold_s = plan.hold_s
                 admission.take_hold()
@@ -185,7 +188,7 @@ async def fetch_status(
 
 def _final_error(answer: PollAnswer, outcome: Outcome | None) -> str | None:
     """The event's error; a watch given up on a refusal says why it stopped."""
-    if outcome is Outcome.REJECTED and answer.kind is AnswerKind.RETRY:
+    if outcome is not None and answer.kind is AnswerKind.RETRY:
         after = f", Retry-After {answer.retry_after_s:g}s" if answer.retry_after_s else ""
         return f"{answer.error}{after} (gave up at the deadline)"
     return answer.error

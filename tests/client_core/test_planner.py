@@ -179,6 +179,9 @@ def test_the_budget_counts_checks_and_failures_are_retried_until_the_deadline() 
     assert plan(refused, attempt=3, elapsed_s=10, policy=late).outcome is Outcome.UNREACHABLE
     assert plan(unavailable, attempt=3, elapsed_s=10, policy=late).outcome is Outcome.REJECTED
     assert plan(malformed, attempt=1, elapsed_s=10, policy=late).outcome is Outcome.REJECTED
+    # A job seen pending, refused at the deadline, is still a pending job: timed out.
+    refused_late = plan(unavailable, attempt=3, elapsed_s=10, policy=late, seen_pending=True)
+    assert refused_late.outcome is Outcome.TIMED_OUT
 
 
 def test_deadline_shortens_the_last_wait_then_ends_the_watch() -> None:
