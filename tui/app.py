@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header
 from textual.worker import Worker, WorkerState
 
-from client_core import BackoffPolicy, Strategy, VideoSimClient
+from client_core import SPECIAL_JOB_ID, BackoffPolicy, Strategy, VideoSimClient
 from tui.embedded import EmbeddedServer, EmbeddedServerError, server_answers
 from tui.engine_link import ClientFactory, EngineLink, ProcessLink, ThreadLink
 from tui.engine_protocol import (
@@ -44,7 +44,6 @@ from tui.keys import MAIN_KEYS
 from tui.messages import PollEventsBatch, ServerFailed, ServerResolved
 from tui.model import (
     FILTER_CYCLE,
-    SPECIAL_JOB_ID,
     JobBoard,
     JobSpec,
     JobState,

@@ -21,7 +21,6 @@ import msgspec
 
 from client_core import BackoffPolicy, DelayReason, Outcome, PollEvent, Strategy
 
-SPECIAL_JOB_ID = "special-pending-job"
 HISTORY_LENGTH = 200
 
 

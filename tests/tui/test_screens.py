@@ -9,6 +9,7 @@ from textual.widgets import Button, DataTable, Footer, Input, SelectionList, Sta
 from textual.widgets._footer import FooterKey
 from textual_plotext import PlotextPlot
 
+from client_core import SPECIAL_JOB_ID
 from tests.tui.conftest import (
     JOB_DONE,
     FakeClient,
@@ -22,7 +23,7 @@ from tests.tui.conftest import (
 )
 from tests.tui.original_api import OriginalApiServer
 from tui.app import VideoSimApp, make_app
-from tui.model import SPECIAL_JOB_ID, SortColumn
+from tui.model import SortColumn
 from tui.screens.compare import CompareScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.policy_editor import PolicyEditorScreen
