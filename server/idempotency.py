@@ -62,12 +62,30 @@ class IdempotencyTable:
             )
         return remembered.jobs
 
-    def remember(self, scope: str, key: str, print_: bytes, jobs: tuple[Job, ...]) -> None:
+    def remember(
+        self,
+        scope: str,
+        key: str,
+        print_: bytes,
+        jobs: tuple[Job, ...],
+        expires_at: float | None = None,
+    ) -> None:
+        """Keep the answer until ``expires_at`` (default: ``keep_s`` from now; a store
+        that reloads its keys passes the time they were given)."""
         self._expire()
         while len(self._entries) >= self._max_keys:
             self._entries.popitem(last=False)  # the oldest goes first, as it would expire first
-        expires_at = self._clock.now() + self._keep_s
+        if expires_at is None:
+            expires_at = self._clock.now() + self._keep_s
         self._entries[(scope, key)] = _Remembered(print_, jobs, expires_at)
+
+    def entries(self) -> list[tuple[str, str, bytes, tuple[Job, ...], float]]:
+        """(scope, key, fingerprint, jobs, expires_at) of every live key, oldest first."""
+        self._expire()
+        return [
+            (scope, key, item.fingerprint, item.jobs, item.expires_at)
+            for (scope, key), item in self._entries.items()
+        ]
 
     def _expire(self) -> None:
         now = self._clock.now()
