@@ -78,11 +78,11 @@ if live + count > max_jobs then return {'full'} end
 local ids = {}
 for i = 0, count - 1 do
   local at = 8 + i * 6
-  local id, c, d, f, finishes, expires_ms =
+  local id, c, d, f, finishes, ttl_ms =
     ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4], ARGV[at + 5]
   local key = prefix .. 'job:' .. id
   redis.call('HSET', key, 'c', c, 'd', d, 'f', f, 'n', 0)
-  redis.call('PEXPIREAT', key, expires_ms)
+  redis.call('PEXPIRE', key, ttl_ms)
   local by_finish = ok
   if f == '1' then by_finish = err end
   redis.call('ZADD', by_finish, finishes, id)
@@ -220,14 +220,15 @@ class RedisJobStore(JobStore):
             _SWEEP_LIMIT,
         ]
         for job in jobs:
-            expires_ms = int((job.finishes_at + self._retention_s) * 1000)
+            # Relative, so a store on a test's fake clock still keeps its jobs.
+            ttl_ms = max(1, int((job.finishes_at + self._retention_s - now) * 1000))
             args += [
                 job.job_id,
                 repr(job.created_at),
                 repr(job.duration_s),
                 "1" if job.fails else "0",
                 repr(job.finishes_at),
-                expires_ms,
+                ttl_ms,
             ]
         idem_key = self._key("idem", claim.scope, claim.key) if claim else self._key("idem", "")
         keys = [
