@@ -4,7 +4,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run server client test lint format bench clean
+.PHONY: run server client test lint format bench clean redis-server
+
+# The Redis store's tests run a real redis-server (Debian's package); installed when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +29,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
-test: lint           ## lint, architecture contracts, then the whole test suite
+test: lint redis-server  ## lint, architecture contracts, then the whole test suite
 	$(PY) -m pytest -q
+
+redis-server:        ## install redis-server for the tests, only if it is missing
+	@command -v redis-server >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -65,7 +65,7 @@ from server.models import (
     StatusResponse,
 )
 from server.settings import ServerSettings
-from server.store import Job, JobLimitReached
+from server.store import Job, JobLimitReached, poll_retry_after
 
 # HTTP has no code for "the client hung up first"; nginx's 499 is the customary one.
 CLIENT_CLOSED_REQUEST = 499
@@ -395,6 +395,13 @@ async def status_endpoint(request: Request) -> Response:
     headers: dict[str, str] = {}
     if settings.long_poll_max_s > 0:
         headers["X-Long-Poll-Max"] = f"{settings.long_poll_max_s:g}"
+    if fault is None and hold_s == 0:  # the common poll: one store call, one round trip
+        now = clock.now()
+        job = await store.get_and_record_poll(request.path_params["job_id"], now, settings.hints)
+        if job is None:
+            return _json(404, {"detail": JOB_NOT_FOUND}, headers)
+        return _status_answer(job, now, settings.hints, headers)
+
     job = await store.get(request.path_params["job_id"])
     if fault is not None:
         if job is not None:
@@ -406,7 +413,7 @@ async def status_endpoint(request: Request) -> Response:
     if job is None:
         return _json(404, {"detail": JOB_NOT_FOUND}, headers)
 
-    if hold_s > 0 and not await _hold_until_settled(store, job, hold_s, request):
+    if not await _hold_until_settled(store, job, hold_s, request):
         # Nobody is listening any more: count the request, but nobody saw an answer.
         await store.record_status_request(
             job, at=clock.now(), code=CLIENT_CLOSED_REQUEST, retry_after_s=None, result=None
@@ -414,18 +421,25 @@ async def status_endpoint(request: Request) -> Response:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
 
     now = clock.now()
+    await store.record_status_request(
+        job,
+        at=now,
+        code=200,
+        retry_after_s=poll_retry_after(job, now, settings.hints),
+        result=job.result_at(now),
+    )
+    return _status_answer(job, now, settings.hints, headers)
+
+
+def _status_answer(job: Job, now: float, hints: bool, headers: dict[str, str]) -> Response:
+    """The 200 answer to GET /status at ``now``: the state, and hints while pending."""
     result = job.result_at(now)
     answer: dict[str, object] = {"job_id": job.job_id, "result": result}
-    retry_after_s: int | None = None
-    if result == "pending" and settings.hints and job.fails is not None:
-        eta_s = max(0.0, job.finishes_at - now)
-        answer["eta_s"] = round(eta_s, 3)
+    retry_after_s = poll_retry_after(job, now, hints)
+    if retry_after_s is not None:
+        answer["eta_s"] = round(max(0.0, job.finishes_at - now), 3)
         answer["progress"] = round(min(1.0, max(0.0, (now - job.created_at) / job.duration_s)), 4)
-        retry_after_s = int(retry_after_header(eta_s))
         headers["Retry-After"] = str(retry_after_s)
-    await store.record_status_request(
-        job, at=now, code=200, retry_after_s=retry_after_s, result=result
-    )
     return _json(200, answer, headers)
 
 

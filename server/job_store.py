@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from server.clock import Clock
 from server.long_poll import LongPolls
 from server.models import Result
-from server.store import SPECIAL_JOB_ID, Job, RequestedOutcome
+from server.store import SPECIAL_JOB_ID, Job, RequestedOutcome, poll_retry_after
 
 if TYPE_CHECKING:
     from server.settings import ServerSettings
@@ -114,6 +114,20 @@ class JobStore(ABC):
 
     @abstractmethod
     async def _get(self, job_id: str) -> Job | None: ...
+
+    async def get_and_record_poll(self, job_id: str, now: float, hints: bool) -> Job | None:
+        """The job, with the 200 answer GET /status gives it at ``now`` already counted
+        and logged: the hot path's one call (one round trip on Redis)."""
+        job = await self.get(job_id)
+        if job is not None:
+            await self.record_status_request(
+                job,
+                at=now,
+                code=200,
+                retry_after_s=poll_retry_after(job, now, hints),
+                result=job.result_at(now),
+            )
+        return job
 
     async def get_record(self, job_id: str) -> Job | None:
         """The job with its request log, for GET /jobs/{id}."""

@@ -47,7 +47,14 @@ from server.job_store import (
     StoreUnavailable,
 )
 from server.models import Result
-from server.store import DEFAULT_REQUEST_LOG_LENGTH, DEFAULT_RETENTION_S, Job, JobLimitReached
+from server.request_log import MAX_RETRY_AFTER_S
+from server.store import (
+    DEFAULT_REQUEST_LOG_LENGTH,
+    DEFAULT_RETENTION_S,
+    SPECIAL_JOB_ID,
+    Job,
+    JobLimitReached,
+)
 
 KEY_PREFIX = "videosim:"
 # Past this, a request answers 503 rather than wait for Redis.
@@ -109,6 +116,31 @@ end
 return 1
 """
 
+# GET /status's common case in one call: read the job and count and log the 200 answer
+# it gets at ARGV[1], with the Retry-After that answer carries (see poll_retry_after).
+_POLL = """
+local fields = redis.call('HMGET', KEYS[1], 'c', 'd', 'f', 'n', 's')
+if not fields[1] then return fields end
+local now = tonumber(ARGV[1])
+local finishes = tonumber(fields[1]) + tonumber(fields[2])
+local retry_after = 0
+if now >= finishes then
+  redis.call('HSETNX', KEYS[1], 's', ARGV[1])
+elseif ARGV[2] == '1' then
+  retry_after = math.min(math.max(1, math.ceil(finishes - now)), tonumber(ARGV[4]))
+end
+redis.call('HINCRBY', KEYS[1], 'n', 1)
+local length = tonumber(ARGV[3])
+if length > 0 then
+  local packed = 200
+  if retry_after > 0 then packed = packed + (retry_after + 1) * 1024 end
+  redis.call('RPUSH', KEYS[2], struct.pack('<dI4', now, packed))
+  redis.call('LTRIM', KEYS[2], -length, -1)
+  redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1]))
+end
+return fields
+"""
+
 _TAKE_TOKEN = """
 local rate, capacity, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local bucket = redis.call('HMGET', KEYS[1], 't', 'u')
@@ -159,6 +191,7 @@ class RedisJobStore(JobStore):
         self._create = self._redis.register_script(_CREATE)
         self._record = self._redis.register_script(_RECORD)
         self._take_token = self._redis.register_script(_TAKE_TOKEN)
+        self._poll = self._redis.register_script(_POLL)
         self._pipelined: GroupedCalls[_Command, Any] = GroupedCalls(self._run_pipeline)
         self.rate_limiter = _RedisTokenBuckets(self)
 
@@ -263,6 +296,14 @@ class RedisJobStore(JobStore):
         fields = await self._call(
             lambda pipe: pipe.hmget(self._key("job", job_id), "c", "d", "f", "n", "s")
         )
+        return self._job(job_id, fields)
+
+    async def get_and_record_poll(self, job_id: str, now: float, hints: bool) -> Job | None:
+        if job_id == SPECIAL_JOB_ID:
+            return await super().get_and_record_poll(job_id, now, hints)
+        keys = [self._key("job", job_id), self._key("log", job_id)]
+        args = [repr(now), "1" if hints else "0", self.request_log_length, MAX_RETRY_AFTER_S]
+        fields = await self._call(lambda pipe: _evalsha(pipe, self._poll, keys, args))
         return self._job(job_id, fields)
 
     async def get_record(self, job_id: str) -> Job | None:

@@ -83,6 +83,15 @@ class Job:
         return request_log.entries(self.log)
 
 
+def poll_retry_after(job: Job, now: float, hints: bool) -> int | None:
+    """The Retry-After of a 200 status answer: whole seconds until the job ends, at least
+    1 (as :func:`server.faults.retry_after_header`); None once it has ended, without
+    hints, and for the special job."""
+    if not hints or job.fails is None or job.result_at(now) != "pending":
+        return None
+    return max(1, math.ceil(job.finishes_at - now))
+
+
 class MemoryJobs:
     """Creates, finds, counts and expires jobs and records status requests, in this
     process's memory. The memory and SQLite stores keep their jobs here."""
