@@ -32,7 +32,7 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from server import request_log
 from server.clock import Clock
@@ -204,11 +204,18 @@ class RedisJobStore(JobStore):
         """Fail now, with one line, if Redis does not answer."""
         try:
             await self._redis.ping()
+            await self._load_scripts()
         except (RedisError, OSError) as error:
             raise StoreUnavailable(f"cannot reach Redis at {self.url}: {error}") from None
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+    async def _load_scripts(self) -> None:
+        """Pipelined scripts run by hash alone: a pipeline that carried the script would
+        ask SCRIPT EXISTS first, one more round trip per pipeline."""
+        for script in (self._record, self._poll, self._take_token):
+            await self._redis.script_load(script.script)
 
     async def _run_pipeline(self, commands: list[_Command]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -220,6 +227,9 @@ class RedisJobStore(JobStore):
         """One command, sent in the next shared pipeline."""
         try:
             result = await self._pipelined.call(command)
+            if isinstance(result, NoScriptError):  # Redis restarted: its script cache is empty
+                await self._load_scripts()
+                result = await self._pipelined.call(command)
         except (RedisError, OSError) as error:
             raise StoreUnavailable(f"Redis unavailable: {error}") from None
         if isinstance(result, ResponseError):
@@ -431,8 +441,7 @@ class _RedisTokenBuckets(RateLimiter):
 
 
 def _evalsha(pipe: Pipeline, script: AsyncScript, keys: list[str], args: list[Any]) -> None:
-    """Queue a script in a pipeline (the pipeline loads it first if Redis lacks it)."""
-    pipe.scripts.add(script)  # type: ignore[arg-type]  # the stubs name the sync Script
+    """Queue a script, by hash, in a pipeline (see :meth:`RedisJobStore._load_scripts`)."""
     pipe.evalsha(script.sha, len(keys), *keys, *args)
 
 

@@ -150,4 +150,7 @@ async def test_redis_down_is_503_with_retry_after_then_recovers(
     finally:
         redis_server.start()
     assert (await server.http.get("/healthz")).status_code == 200
-    assert (await server.http.post("/start")).status_code == 200
+    # A restarted Redis has lost its scripts (and, without persistence, its jobs).
+    job_id = (await server.start(duration_s=60))["job_id"]
+    assert (await server.http.get(f"/status/{job_id}")).json()["result"] == "pending"
+    assert (await server.http.get(f"/jobs/{job_id}")).json()["status_requests"] == 1
