@@ -523,9 +523,11 @@ async def get_faults(faults: FaultsDep) -> Faults:
 
 
 @jobs_router.put("/admin/faults", summary="Replace the injected faults")
-async def put_faults(new_faults: Faults, faults: FaultsDep) -> Faults:
-    """Fields left out go back to their defaults (off): PUT replaces, it does not merge."""
+async def put_faults(new_faults: Faults, faults: FaultsDep, store: StoreDep) -> Faults:
+    """Fields left out go back to their defaults (off): PUT replaces, it does not merge.
+    On a shared store every server process follows within FAULTS_FOLLOW_S."""
     faults.faults = new_faults
+    await store.publish_faults(new_faults)
     return faults.faults
 
 
@@ -686,9 +688,15 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.open()
+        following = None
+        if store.shared:  # the faults this process starts with are everybody's now
+            await store.publish_faults(faults.faults)
+            following = asyncio.create_task(_follow_published_faults(store, faults))
         try:
             yield
         finally:
+            if following is not None:
+                following.cancel()
             store.close()
             await store.aclose()
 
@@ -714,6 +722,22 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_middleware(RequestCountingMiddleware, metrics=state.metrics)
     return app
+
+
+# How soon a PUT /admin/faults on one server process reaches the others of a shared store.
+FAULTS_FOLLOW_S = 0.5
+
+
+async def _follow_published_faults(store: JobStore, faults: FaultInjector) -> None:
+    """Take up the faults another process published (PUT /admin/faults went to it)."""
+    while True:
+        await asyncio.sleep(FAULTS_FOLLOW_S)
+        try:
+            published = await store.published_faults()
+        except StoreUnavailable:
+            continue
+        if published is not None and published != faults.faults:
+            faults.faults = published
 
 
 def _publish_limits_in_schema(app: FastAPI, settings: ServerSettings) -> None:

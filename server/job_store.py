@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from server.clock import Clock
 from server.long_poll import LongPolls
-from server.models import Result
+from server.models import Faults, Result
 from server.store import SPECIAL_JOB_ID, Job, RequestedOutcome, poll_retry_after
 
 if TYPE_CHECKING:
@@ -82,6 +82,8 @@ class JobStore(ABC):
         self.special = Job(SPECIAL_JOB_ID, clock.now(), math.inf, None)
 
     rate_limiter: RateLimiter
+    # True when other processes serve the same jobs (they then share the faults too).
+    shared = False
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -157,6 +159,15 @@ class JobStore(ABC):
 
     async def is_full(self) -> bool:
         return await self.count() >= self.max_jobs
+
+    # --- faults shared between processes --------------------------------------------
+
+    async def publish_faults(self, faults: Faults) -> None:  # noqa: B027
+        """Make ``faults`` every process's faults (a store only this process uses: no-op)."""
+
+    async def published_faults(self) -> Faults | None:
+        """The faults last published by any process, None if none or not shared."""
+        return None
 
     # --- long-poll --------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ Keys (all under one prefix, ``videosim:`` by default):
   state and the job cap are a count over a score range, whatever the number of jobs;
 - ``created``: job ids by creation sequence (``seq``), for GET /jobs paging;
 - ``idem:<scope>:<key>``: an Idempotency-Key's fingerprint and job ids;
-- ``bucket:<rate>:<client>``: a rate-limit token bucket.
+- ``bucket:<rate>:<client>``: a rate-limit token bucket;
+- ``faults``: the injected faults (JSON) every process follows, set by PUT /admin/faults.
 
 A start (cap check, jobs, key) is one Lua script, so it is atomic across every worker;
 so is recording a status request (counter, set-once first-final-seen, log). Concurrent
@@ -46,7 +47,7 @@ from server.job_store import (
     StartedJobs,
     StoreUnavailable,
 )
-from server.models import Result
+from server.models import Faults, Result
 from server.request_log import MAX_RETRY_AFTER_S
 from server.store import (
     DEFAULT_REQUEST_LOG_LENGTH,
@@ -159,6 +160,8 @@ _Command = Callable[[Pipeline], Any]
 
 class RedisJobStore(JobStore):
     """Jobs in Redis at ``url``; every worker and host that names the same URL shares them."""
+
+    shared = True
 
     def __init__(
         self,
@@ -418,6 +421,14 @@ class RedisJobStore(JobStore):
         if len(finishes) < need:
             return self._retention_s
         return finishes[-1] + self._retention_s - now
+
+    async def publish_faults(self, faults: Faults) -> None:
+        document = faults.model_dump_json()
+        await self._direct(lambda: self._redis.set(self._key("faults"), document))
+
+    async def published_faults(self) -> Faults | None:
+        document = await self._direct(lambda: self._redis.get(self._key("faults")))
+        return None if document is None else Faults.model_validate_json(document)
 
     async def take_rate_token(self, client_id: str, rate: float) -> float:
         key = self._key("bucket", f"{rate:g}", client_id)

@@ -154,3 +154,25 @@ async def test_redis_down_is_503_with_retry_after_then_recovers(
     job_id = (await server.start(duration_s=60))["job_id"]
     assert (await server.http.get(f"/status/{job_id}")).json()["result"] == "pending"
     assert (await server.http.get(f"/jobs/{job_id}")).json()["status_requests"] == 1
+
+
+def test_two_servers_on_one_redis_share_faults_and_the_rate_limit(
+    redis_url: str, live_server_factory: Callable[..., LiveServer]
+) -> None:
+    first = live_server_factory("--store", redis_url, "--delay", "30")
+    second = live_server_factory("--store", redis_url, "--delay", "30")
+    with httpx.Client(timeout=10) as http:
+        job_id = http.post(f"{first.url}/start").json()["job_id"]
+        put = http.put(f"{first.url}/admin/faults", json={"rate_limit_rps": 2})
+        assert put.status_code == 200
+        deadline = time.monotonic() + 5
+        while http.get(f"{second.url}/admin/faults").json()["rate_limit_rps"] != 2:
+            assert time.monotonic() < deadline, "the second server never took up the faults"
+            time.sleep(0.1)
+        time.sleep(1.1)  # both buckets full again
+        codes = [
+            http.get(f"{server.url}/status/{job_id}").status_code
+            for server in (first, second, first, second)
+        ]
+        http.put(f"{second.url}/admin/faults", json={})
+    assert codes[:2] == [200, 200] and 429 in codes[2:]  # one bucket of 2, not two
