@@ -79,14 +79,6 @@ class IdempotencyTable:
             expires_at = self._clock.now() + self._keep_s
         self._entries[(scope, key)] = _Remembered(print_, jobs, expires_at)
 
-    def entries(self) -> list[tuple[str, str, bytes, tuple[Job, ...], float]]:
-        """(scope, key, fingerprint, jobs, expires_at) of every live key, oldest first."""
-        self._expire()
-        return [
-            (scope, key, item.fingerprint, item.jobs, item.expires_at)
-            for (scope, key), item in self._entries.items()
-        ]
-
     def _expire(self) -> None:
         now = self._clock.now()
         entries = self._entries

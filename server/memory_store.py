@@ -10,7 +10,13 @@ from server.faults import LocalTokenBuckets
 from server.idempotency import IdempotencyTable
 from server.job_store import IdempotencyClaim, JobSpec, JobStore, StartedJobs
 from server.models import Result
-from server.store import DEFAULT_REQUEST_LOG_LENGTH, DEFAULT_RETENTION_S, Job, MemoryJobs
+from server.store import (
+    DEFAULT_REQUEST_LOG_LENGTH,
+    DEFAULT_RETENTION_S,
+    Job,
+    MemoryJobs,
+    poll_retry_after,
+)
 
 
 class MemoryJobStore(JobStore):
@@ -66,12 +72,28 @@ class MemoryJobStore(JobStore):
     async def _get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)
 
+    async def get_and_record_poll(self, job_id: str, now: float, hints: bool) -> Job | None:
+        """The hot path without a coroutine per step."""
+        job = self.jobs.get(job_id)
+        if job is not None:
+            retry_after_s = poll_retry_after(job, now, hints)
+            result = job.result_at(now)
+            self.jobs.record_status_request(
+                job, at=now, code=200, retry_after_s=retry_after_s, result=result
+            )
+            self._counters_changed(job)
+        return job
+
     async def record_status_request(
         self, job: Job, *, at: float, code: int, retry_after_s: float | None, result: Result | None
     ) -> None:
         self.jobs.record_status_request(
             job, at=at, code=code, retry_after_s=retry_after_s, result=result
         )
+        self._counters_changed(job)
+
+    def _counters_changed(self, job: Job) -> None:
+        """A job's counters or log changed (the SQLite store writes them behind)."""
 
     async def page(self, offset: int, limit: int) -> list[Job]:
         return self.jobs.page(offset, limit)

@@ -29,7 +29,6 @@ from server.clock import Clock
 from server.grouped_calls import GroupedCalls
 from server.job_store import IdempotencyClaim, JobSpec, StartedJobs
 from server.memory_store import MemoryJobStore
-from server.models import Result
 from server.store import Job
 
 WRITE_BEHIND_S = 0.05  # status counters reach the file at most this late (plus one commit)
@@ -200,12 +199,7 @@ class SqliteJobStore(MemoryJobStore):
             for job in jobs
         ]
 
-    async def record_status_request(
-        self, job: Job, *, at: float, code: int, retry_after_s: float | None, result: Result | None
-    ) -> None:
-        await super().record_status_request(
-            job, at=at, code=code, retry_after_s=retry_after_s, result=result
-        )
+    def _counters_changed(self, job: Job) -> None:
         if job.fails is None:
             return  # the special job is not stored
         self._dirty[job.job_id] = job
