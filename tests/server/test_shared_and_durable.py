@@ -64,6 +64,24 @@ def test_no_answered_start_is_lost_to_kill_9_with_sqlite(tmp_path: Path) -> None
     assert total >= len(answered)  # plus any committed whose answer never arrived
 
 
+def test_sqlite_counters_reach_the_file_within_about_100_ms(tmp_path: Path) -> None:
+    server = LiveServer(args=["--store", f"sqlite:///{tmp_path / 'jobs.db'}", "--delay", "60"])
+    try:
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            job_id = http.post("/start").json()["job_id"]
+            for _ in range(3):
+                http.get(f"/status/{job_id}")
+        time.sleep(0.3)  # the documented bound is ~100 ms
+        server.kill()
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            record = http.get(f"/jobs/{job_id}").json()
+    finally:
+        server.stop()
+    assert record["status_requests"] == 3 and len(record["requests"]) == 3
+
+
 def test_two_servers_on_one_redis_show_one_job(
     redis_url: str, live_server_factory: Callable[..., LiveServer]
 ) -> None:
