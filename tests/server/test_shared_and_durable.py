@@ -144,6 +144,24 @@ def test_the_memory_store_refuses_workers_in_one_line(tmp_path: Path) -> None:
     ]
 
 
+def test_a_store_that_cannot_open_stops_start_up_in_one_line(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database, not JSON either")
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOSIM_")}
+    for store, message in [
+        (unreachable, f"cannot reach Redis at {unreachable}: "),
+        (f"sqlite:///{garbage}", f"cannot open store file {garbage}: file is not a database"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-m", "server", "--store", store, "--port", str(free_port())],
+            env=clean, capture_output=True, text=True, timeout=30, cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 2
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(f"videosim-server: {message}")
+
+
 async def test_redis_down_is_503_with_retry_after_then_recovers(
     open_server: OpenServer, redis_server: RedisServer, redis_url: str
 ) -> None:
