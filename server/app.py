@@ -8,6 +8,7 @@ string uvicorn's ``--reload`` needs: it reads the settings from the environment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -763,9 +764,14 @@ def _publish_limits_in_schema(app: FastAPI, settings: ServerSettings) -> None:
 def create_app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory`` (used by --reload and --workers): settings
     from env/.env. Also gives this process's connection guard its limits, which a worker
-    process does not inherit from the command that started it."""
+    process does not inherit from the command that started it, and releases held
+    long-polls as soon as a stop begins, as :func:`server.serving.serve` does."""
     from server.edge import EdgeLimits, guarded_protocol
+    from server.serving import release_on_exit_signals
 
     settings = ServerSettings()
     guarded_protocol(EdgeLimits.from_settings(settings))
-    return create_app(settings)
+    app = create_app(settings)
+    with contextlib.suppress(RuntimeError):  # no running loop: not under uvicorn
+        release_on_exit_signals(app.state.videosim.store.close)
+    return app

@@ -212,3 +212,38 @@ def test_two_servers_on_one_redis_share_faults_and_the_rate_limit(
         ]
         http.put(f"{second.url}/admin/faults", json={})
     assert codes[:2] == [200, 200] and 429 in codes[2:]  # one bucket of 2, not two
+
+
+def test_sigterm_with_workers_answers_held_long_polls_and_is_quiet(
+    redis_url: str, live_server_factory: Callable[..., LiveServer]
+) -> None:
+    """uvicorn builds the worker servers itself; held long-polls used to hold the stop for
+    the 2 s grace, then get a 500 and an ERROR with a traceback."""
+    server = live_server_factory("--store", redis_url, "--workers", "2")
+    job_id = httpx.post(f"{server.url}/start", json={"duration_s": 60}).json()["job_id"]
+    answers: list[httpx.Response | Exception] = []
+
+    def long_poll() -> None:
+        try:
+            answers.append(
+                httpx.get(f"{server.url}/status/{job_id}", params={"wait": 25}, timeout=30)
+            )
+        except httpx.HTTPError as error:
+            answers.append(error)
+
+    polls = [threading.Thread(target=long_poll) for _ in range(2)]
+    for poll in polls:
+        poll.start()
+    time.sleep(0.5)  # held: the job has 60 s to go
+    assert server.process is not None
+    stopped_at = time.monotonic()
+    server.process.terminate()
+    server.process.wait(timeout=10)
+    assert time.monotonic() - stopped_at < 1.5
+    for poll in polls:
+        poll.join(timeout=10)
+    assert [
+        isinstance(answer, httpx.Response) and answer.json()["result"] for answer in answers
+    ] == ["pending", "pending"]
+    log = server.stderr_text()
+    assert "ERROR" not in log and "Traceback" not in log, log
