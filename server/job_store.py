@@ -15,10 +15,11 @@ duration_s``): any process can answer a poll and hold a long-poll (see
 from __future__ import annotations
 
 import math
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from server.clock import Clock
 from server.long_poll import LongPolls
@@ -203,23 +204,33 @@ def store_kind(url: str) -> str:
     )
 
 
+class StoreOptions(TypedDict):
+    """What every store is built with, from the settings."""
+
+    rng: random.Random  # outcomes only; ids are always uuid4
+    default_duration_s: float
+    error_rate: float
+    max_jobs: int
+    retention_s: float
+    request_log_length: int
+    max_idempotency_keys: int
+
+
 def build_store(settings: ServerSettings, clock: Clock, *, seed: int | None) -> JobStore:
     """The store ``settings.store_url`` names, not yet opened."""
-    import random
-
     from server.memory_store import MemoryJobStore
 
     url = settings.store_url
     kind = store_kind(url)
-    options = {
-        "rng": random.Random(seed),
-        "default_duration_s": settings.delay,
-        "error_rate": settings.error_rate,
-        "max_jobs": settings.max_jobs,
-        "retention_s": settings.retention_s,
-        "request_log_length": settings.request_log_length,
-        "max_idempotency_keys": settings.max_idempotency_keys,
-    }
+    options = StoreOptions(
+        rng=random.Random(seed),
+        default_duration_s=settings.delay,
+        error_rate=settings.error_rate,
+        max_jobs=settings.max_jobs,
+        retention_s=settings.retention_s,
+        request_log_length=settings.request_log_length,
+        max_idempotency_keys=settings.max_idempotency_keys,
+    )
     if kind == "sqlite":
         from pathlib import Path
 
@@ -229,5 +240,5 @@ def build_store(settings: ServerSettings, clock: Clock, *, seed: int | None) -> 
     if kind == "redis":
         from server.redis_store import RedisJobStore
 
-        return RedisJobStore(url, clock, **options)  # type: ignore[arg-type]
-    return MemoryJobStore(clock, **options)  # type: ignore[arg-type]
+        return RedisJobStore(url, clock, **options)
+    return MemoryJobStore(clock, **options)

@@ -35,6 +35,7 @@ class MemoryJobStore(JobStore):
         max_idempotency_keys: int = 100_000,
     ) -> None:
         super().__init__(clock, max_jobs=max_jobs, request_log_length=request_log_length)
+        self.retention_s = retention_s
         self.jobs = MemoryJobs(
             clock,
             rng=rng,

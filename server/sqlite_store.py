@@ -22,12 +22,12 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from server import persistence
 from server.clock import Clock
 from server.grouped_calls import GroupedCalls
-from server.job_store import IdempotencyClaim, JobSpec, StartedJobs
+from server.job_store import IdempotencyClaim, JobSpec, StartedJobs, StoreOptions
 from server.memory_store import MemoryJobStore
 from server.store import Job
 
@@ -70,10 +70,9 @@ _Start = tuple[list[_JobRow], _KeyRow | None]
 class SqliteJobStore(MemoryJobStore):
     """A :class:`MemoryJobStore` that commits its starts to ``path`` before answering."""
 
-    def __init__(self, path: Path, clock: Clock, **options: Any) -> None:
+    def __init__(self, path: Path, clock: Clock, **options: Unpack[StoreOptions]) -> None:
         super().__init__(clock, **options)
         self.path = path
-        self._retention_s: float = options.get("retention_s", 3600.0)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._connection: sqlite3.Connection | None = None
         self._commits: GroupedCalls[_Start | None, None] = GroupedCalls(self._commit_group)
@@ -181,13 +180,13 @@ class SqliteJobStore(MemoryJobStore):
         key_row = None
         if claim is not None:
             job_ids = ",".join(job.job_id for job in started.jobs)
-            expires_at = self.clock.now() + self._retention_s
+            expires_at = self.clock.now() + self.retention_s
             key_row = (claim.scope, claim.key, claim.fingerprint, job_ids, expires_at)
         await self._commits.call((self._rows(started.jobs), key_row))
         return started
 
     def _rows(self, jobs: Sequence[Job]) -> list[_JobRow]:
-        retention = self._retention_s
+        retention = self.retention_s
         return [
             (
                 job.job_id,
