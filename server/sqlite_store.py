@@ -27,7 +27,13 @@ from typing import Any, Unpack
 from server import persistence
 from server.clock import Clock
 from server.grouped_calls import GroupedCalls
-from server.job_store import IdempotencyClaim, JobSpec, StartedJobs, StoreOptions
+from server.job_store import (
+    IdempotencyClaim,
+    JobSpec,
+    StartedJobs,
+    StoreOptions,
+    StoreUnavailable,
+)
 from server.memory_store import MemoryJobStore
 from server.store import Job
 
@@ -182,7 +188,10 @@ class SqliteJobStore(MemoryJobStore):
             job_ids = ",".join(job.job_id for job in started.jobs)
             expires_at = self.clock.now() + self.retention_s
             key_row = (claim.scope, claim.key, claim.fingerprint, job_ids, expires_at)
-        await self._commits.call((self._rows(started.jobs), key_row))
+        try:
+            await self._commits.call((self._rows(started.jobs), key_row))
+        except (OSError, sqlite3.Error) as error:  # disk full, file gone: not a 500
+            raise StoreUnavailable(f"cannot write store file {self.path}: {error}") from None
         return started
 
     def _rows(self, jobs: Sequence[Job]) -> list[_JobRow]:

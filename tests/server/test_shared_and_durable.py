@@ -115,7 +115,7 @@ def test_two_servers_on_one_redis_show_one_job(
     assert listings[0] == listings[1] and listings[0]["total"] == 1
 
 
-def test_workers_share_jobs_rate_limit_and_metrics(
+def test_workers_share_jobs_and_metrics(
     redis_url: str, live_server_factory: Callable[..., LiveServer]
 ) -> None:
     server = live_server_factory("--store", redis_url, "--workers", "2", "--delay", "30")
@@ -247,3 +247,14 @@ def test_sigterm_with_workers_answers_held_long_polls_and_is_quiet(
     ] == ["pending", "pending"]
     log = server.stderr_text()
     assert "ERROR" not in log and "Traceback" not in log, log
+
+
+async def test_a_start_sqlite_cannot_commit_is_503_not_500(
+    open_server: OpenServer, tmp_path: Path
+) -> None:
+    server = await open_server(store=f"sqlite:///{tmp_path / 'jobs.db'}")
+    await server.start()
+    connection = server.state.store._connection  # type: ignore[attr-defined]
+    connection.execute("PRAGMA query_only = ON")  # every write now fails, as on a full disk
+    answer = await server.http.post("/start")
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
