@@ -33,7 +33,7 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError
 
 from server import request_log
 from server.clock import Clock
@@ -235,17 +235,14 @@ class RedisJobStore(JobStore):
                 result = await self._pipelined.call(command)
         except (RedisError, OSError) as error:
             raise StoreUnavailable(f"Redis unavailable: {error}") from None
-        if isinstance(result, ResponseError):
-            raise result
-        if isinstance(result, RedisError):
+        if isinstance(result, RedisError):  # out of memory, read-only replica, busy...
             raise StoreUnavailable(f"Redis unavailable: {result}")
         return result
 
     async def _direct(self, call: Callable[[], Any]) -> Any:
+        """One call of its own (starts, listings: not the hot path)."""
         try:
             return await call()
-        except ResponseError:
-            raise
         except (RedisError, OSError) as error:
             raise StoreUnavailable(f"Redis unavailable: {error}") from None
 
