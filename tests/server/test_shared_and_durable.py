@@ -49,7 +49,7 @@ def test_no_answered_start_is_lost_to_kill_9_with_sqlite(tmp_path: Path) -> None
         killer.start()
         asyncio.run(_start_until_stopped(server.url, answered, stop))
         killer.join()
-        assert len(answered) > 50, "the load never got going"
+        assert len(answered) > 20, "the load never got going"
         server.start()
         with httpx.Client(base_url=server.url, timeout=10) as http:
             total = http.get("/jobs").json()["total"]
