@@ -11,6 +11,9 @@ FastAPI app (:mod:`bench.bare_app`) as the floor. Prints one JSON line per figur
   ``spread`` the lowest and highest of the rounds;
 - ``vs``: sqlite/memory and redis-2-workers/redis-1-worker, per round, median and spread
   (the targets: >= 0.5 and >= 1.5);
+- ``start``: POST /start answers per second on the memory and SQLite stores, alternating,
+  median of ``--rounds`` (SQLite commits every start before answering; the target is
+  within 2x of memory);
 - ``rss_per_job``: resident memory added per stored job (``--jobs`` made by POST
   /start/batch), in the server processes, and for Redis also in redis-server;
 - ``kill_9``: starts answered by a SQLite server that was then killed with SIGKILL in
@@ -125,6 +128,23 @@ def measure_status(
     return lines
 
 
+def measure_starts(
+    servers: dict[str, ServerProcess], rounds: int, seconds: float, connections: int, tool: str
+) -> list[dict[str, object]]:
+    runs: dict[str, list[float]] = {name: [] for name in ("memory", "sqlite")}
+    for _ in range(rounds):
+        for name in runs:
+            url = f"{servers[name].url}/start"
+            result = generate_load(tool, url, connections=connections, seconds=seconds,
+                                   method="POST")  # fmt: skip
+            runs[name].append(result.per_second)
+    ratios = [a / b for a, b in zip(runs["sqlite"], runs["memory"], strict=True)]
+    return [
+        {"figure": "start", "store": name, "per_s": round(statistics.median(values), 1)}
+        for name, values in runs.items()
+    ] + [{"figure": "vs", "what": "start sqlite/memory", "ratio": _round_ratio(ratios)}]
+
+
 def measure_rss(
     servers: dict[str, ServerProcess], redis_of: dict[str, RedisServer], jobs: int
 ) -> list[dict[str, object]]:
@@ -212,6 +232,7 @@ def main() -> None:
         bare = stack.enter_context(ServerProcess.app_factory("bench.bare_app:create_app"))
         redis_of = {"redis-1-worker": redis_one, "redis-2-workers": redis_two}
         lines = measure_status(servers, bare, args.rounds, args.seconds, args.connections, tool)
+        lines += measure_starts(servers, args.rounds, args.seconds, args.connections, tool)
         lines += measure_rss(servers, redis_of, args.jobs)
         for line in lines:
             print(json.dumps(line), flush=True)
