@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -258,3 +259,20 @@ async def test_a_start_sqlite_cannot_commit_is_503_not_500(
     connection.execute("PRAGMA query_only = ON")  # every write now fails, as on a full disk
     answer = await server.http.post("/start")
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+
+
+async def test_a_redis_that_stops_answering_is_503_within_about_a_second(
+    open_server: OpenServer, redis_server: RedisServer, redis_url: str
+) -> None:
+    server = await open_server(store=redis_url)
+    job_id = (await server.start(duration_s=60))["job_id"]
+    redis_server.process.send_signal(signal.SIGSTOP)  # alive, connected, silent
+    try:
+        started = time.monotonic()
+        answer = await server.http.get(f"/status/{job_id}")
+        waited = time.monotonic() - started
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+    assert waited < 3, f"held {waited:.1f} s"
+    assert (await server.http.get(f"/status/{job_id}")).json()["result"] == "pending"
