@@ -261,10 +261,10 @@ def memory_table(http: dict[str, Any], store: dict[str, Any]) -> Table:
             Column("bytes_per_job", "bytes/job", "{:,.0f}"),
             Column("per_second", "jobs/s", "{:,.0f}"),
         ],
-        caption="POST /start: the running server; JobStore.create: a fresh process, store only",
+        caption="POST /start: the running server; MemoryJobs.create: a fresh process, store only",
     )
     table.add(how="POST /start (server process)", **_pick(http))
-    table.add(how="JobStore.create (fresh process)", **_pick(store))
+    table.add(how="MemoryJobs.create (fresh process)", **_pick(store))
     return table
 
 

@@ -49,6 +49,8 @@ _VALUE_FLAGS: list[tuple[str, str, str]] = [
     ("--body-timeout", "body_timeout_s", "SECONDS"),
     ("--max-connections", "max_connections", "N"),
     ("--log-level", "log_level", "LEVEL"),
+    ("--store", "store", "URL"),
+    ("--workers", "workers", "N"),
     ("--state-file", "state_file", "PATH"),
 ]
 
@@ -110,17 +112,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings(argv)
     import uvicorn  # imported late: --help and bad flags answer without loading it
 
-    from server.app import create_app
     from server.edge import EdgeLimits, guarded_protocol
-    from server.persistence import StateFileError
     from server.serving import serve
 
-    try:
-        # Built before anything is printed, so a bad state file fails like a bad flag.
-        # Under --reload this app only checks the file; the reloaded process builds its own.
-        app = create_app(settings)
-    except StateFileError as error:
-        fail(str(error))
+    if settings.state_file is not None:
+        print(
+            f"{PROG}: --state-file is deprecated: it now means --store {settings.store_url}",
+            file=sys.stderr,
+        )
+    # Opened once before anything is printed, so an unreadable store file or an
+    # unreachable Redis fails like a bad flag (and an old JSON state file is migrated).
+    restored = _check_store(settings)
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -129,31 +131,74 @@ def main(argv: Sequence[str] | None = None) -> int:
         "timeout_graceful_shutdown": 2,
         "http": guarded_protocol(EdgeLimits.from_settings(settings)),
     }
-    restored = len(app.state.videosim.store)
     print(
         f"{PROG}: starting on http://{settings.host}:{settings.port} "
         f"({_summary(settings, restored)})"
     )
-    if settings.reload:
+    if settings.reload or settings.workers > 1:
         _export_to_environment(settings)
+        if settings.workers > 1:
+            _share_metrics_between_workers()
         uvicorn.run(
             "server.app:create_app_from_env",
             factory=True,
-            reload=True,
-            reload_dirs=[str(Path(__file__).parent)],
+            reload=settings.reload,
+            reload_dirs=[str(Path(__file__).parent)] if settings.reload else None,
+            workers=settings.workers if not settings.reload else None,
             **common,
         )
-    else:
-        if not serve(uvicorn.Config(app, **common), app.state.videosim.store.close):
-            return EXIT_STARTUP_FAILED
+        return 0
+    from server.app import create_app
+
+    app = create_app(settings)
+    if not serve(uvicorn.Config(app, **common), app.state.videosim.store.close):
+        return EXIT_STARTUP_FAILED
     return 0
+
+
+def _check_store(settings: ServerSettings) -> int:
+    """Open the store and close it again; returns its job count, exits 2 if it fails."""
+    import asyncio
+
+    from server.clock import SystemClock
+    from server.job_store import StoreUnavailable, build_store
+    from server.sqlite_store import StoreFileError
+
+    async def open_and_count() -> int:
+        store = build_store(settings, SystemClock(), seed=settings.seed)
+        try:
+            await store.open()
+            return await store.count()
+        finally:
+            await store.aclose()
+
+    try:
+        return asyncio.run(open_and_count())
+    except (StoreFileError, StoreUnavailable) as error:
+        fail(str(error))
+
+
+def _share_metrics_between_workers() -> None:
+    """prometheus-client's multiprocess mode: each worker writes its counters to files in
+    one fresh directory, and a scrape of any worker sums them."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from server.metrics import MULTIPROCESS_DIR_VARIABLE
+
+    directory = tempfile.mkdtemp(prefix="videosim-metrics-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = directory
 
 
 def _summary(settings: ServerSettings, restored: int) -> str:
     long_poll = f"up to {settings.long_poll_max_s:g} s" if settings.long_poll_max_s else "off"
     state = ""
-    if settings.state_file is not None:
-        state = f", state file {settings.state_file} ({restored} jobs restored)"
+    if settings.store_url != "memory":
+        state = f", store {settings.store_url} ({restored} jobs)"
+    if settings.workers > 1:
+        state += f", {settings.workers} workers"
     return (
         f"jobs {settings.delay:g} s, error rate {settings.error_rate:g}, "
         f"hints {'on' if settings.hints else 'off'}, long-poll {long_poll}"
@@ -164,7 +209,7 @@ def _summary(settings: ServerSettings, restored: int) -> str:
 
 def _export_to_environment(settings: ServerSettings) -> None:
     """--reload runs the app in a fresh process that can only see the environment."""
-    for field, value in settings.model_dump(exclude={"reload"}).items():
+    for field, value in settings.model_dump(exclude={"reload", "workers"}).items():
         name = f"VIDEOSIM_{field.upper()}"
         if value is None:
             os.environ.pop(name, None)
