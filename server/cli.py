@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pydantic import ValidationError
-
-from server.settings import ServerSettings, first_error_line
+import settings_cli
+from server.settings import ServerSettings
+from settings_cli import CommandLine, field_help
 
 PROG = "videosim-server"
-EXIT_USAGE = 2
+EXIT_USAGE = settings_cli.EXIT_USAGE
 EXIT_STARTUP_FAILED = 3  # uvicorn's code when the server could not start (port taken)
 
 # (flag, settings field, metavar or None for switches)
@@ -55,57 +55,43 @@ _VALUE_FLAGS: list[tuple[str, str, str]] = [
 ]
 
 
-class _OneLineErrorParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (no usage dump) and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        fail(message)
-
-
-def fail(message: str) -> NoReturn:
-    print(f"{PROG}: {message}", file=sys.stderr)
-    raise SystemExit(EXIT_USAGE)
-
-
-def _help_for(field: str) -> str:
-    info = ServerSettings.model_fields[field]
-    default = "none" if info.default is None else info.default
-    if isinstance(default, bool):
-        default = "on" if default else "off"
-    env = "VIDEOSIM_DELAY or DELAY" if field == "delay" else f"VIDEOSIM_{field.upper()}"
-    return f"{info.description} (default: {default}; env {env})"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineErrorParser(
-        prog=PROG,
+def build_command_line() -> CommandLine:
+    command_line = CommandLine(
+        PROG,
         description="Run the videosim simulation server. Settings come from defaults < .env "
         "< VIDEOSIM_* environment < these flags.",
-        argument_default=argparse.SUPPRESS,  # only flags actually given override the rest
     )
     for flag, field, metavar in _VALUE_FLAGS:
-        parser.add_argument(flag, dest=field, metavar=metavar, help=_help_for(field))
-    parser.add_argument(
-        "--hints", dest="hints", action=argparse.BooleanOptionalAction, help=_help_for("hints")
+        command_line.setting(flag, field=field, metavar=metavar, help=_help_for(field))
+    command_line.setting(
+        "--hints", field="hints", action=argparse.BooleanOptionalAction, help=_help_for("hints")
     )
-    parser.add_argument("--plain", dest="plain", action="store_true", help=_help_for("plain"))
-    parser.add_argument(
+    command_line.setting("--plain", field="plain", action="store_true", help=_help_for("plain"))
+    command_line.setting(
         "--reload",
-        dest="reload",
+        field="reload",
         action="store_true",
         help=_help_for("reload") + "; the restarted server reads its settings from the "
         "environment, which this command fills from its flags",
     )
-    return parser
+    return command_line
+
+
+def _help_for(field: str) -> str:
+    return field_help(
+        ServerSettings, field, "VIDEOSIM_DELAY or DELAY" if field == "delay" else None
+    )
+
+
+def fail(message: str) -> NoReturn:
+    settings_cli.fail(PROG, message)
 
 
 def load_settings(argv: Sequence[str] | None = None) -> ServerSettings:
     """Flags over environment over .env over defaults; exits 2 with one line if invalid."""
-    flags = vars(build_parser().parse_args(argv))
-    try:
-        return ServerSettings(**flags)
-    except ValidationError as error:
-        fail(first_error_line(error))
+    command_line = build_command_line()
+    given, _ = command_line.parse(argv)
+    return command_line.settings(ServerSettings, given)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.job_store import store_kind
@@ -211,24 +211,3 @@ class ServerSettings(BaseSettings):
             retry_after_s=self.fault_retry_after_s,
             rate_limit_rps=self.fault_rate_limit_rps,
         )
-
-
-def first_error_line(error: ValidationError) -> str:
-    """One human line for the first problem, named by field: 'delay: Input should be ...'."""
-    aliases = {
-        alias.lower(): name
-        for name, field in ServerSettings.model_fields.items()
-        for alias in _aliases_of(field.validation_alias)
-    }
-    first = error.errors()[0]
-    if not first["loc"]:  # a rule across fields: its message names them
-        return str(first["msg"]).removeprefix("Value error, ")
-    where = str(first["loc"][0])
-    field_name = aliases.get(where.lower(), where)
-    return f"invalid setting {field_name}: {first['msg']}"
-
-
-def _aliases_of(alias: object) -> list[str]:
-    if isinstance(alias, AliasChoices):
-        return [choice for choice in alias.choices if isinstance(choice, str)]
-    return [alias] if isinstance(alias, str) else []

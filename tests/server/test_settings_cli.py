@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server.cli import _VALUE_FLAGS, build_parser, load_settings
+from server.cli import _VALUE_FLAGS, build_command_line, load_settings
 from server.settings import ServerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,7 +182,7 @@ def test_flags_left_out_do_not_override_the_environment(
 
 
 def test_help_names_every_flag_with_its_default() -> None:
-    text = build_parser().format_help()
+    text = build_command_line().parser.format_help()
     for flag in [
         "--host", "--port", "--delay", "--error-rate", "--hints", "--no-hints",
         "--long-poll-max", "--plain", "--seed", "--reload", "--max-jobs", "--max-duration",
