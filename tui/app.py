@@ -294,6 +294,7 @@ class VideoSimApp(OperatorTools):
                 severity="error",
             )
         board.start_failures = delta.start_failures
+        board.rate_limited, board.unavailable = delta.rate_limited, delta.unavailable
         if delta.health is not None:
             health = delta.health
             self.health = replace(
@@ -366,7 +367,13 @@ class VideoSimApp(OperatorTools):
             )
             self._resort = False
             self.summary.show(
-                counts_text(self.board.counts(), self.starting, self.board.start_failures),
+                counts_text(
+                    self.board.counts(),
+                    self.starting,
+                    self.board.start_failures,
+                    rate_limited=self.board.rate_limited,
+                    unavailable=self.board.unavailable,
+                ),
                 view_text(self.state_filter, self.sort_column, self.sort_reverse),
                 self.board.rate.per_second(now),
                 self.board.rate.series(now),

@@ -336,3 +336,30 @@ async def test_compare_runs_one_batch_under_two_setups(live_server: LiveServer) 
         assert "requests per job" in takeaway
         await pilot.press("escape")
         assert not isinstance(app.screen, CompareScreen)
+
+
+async def put_faults(server: LiveServer, faults: dict[str, float]) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+        (await http.put("/admin/faults", json=faults)).raise_for_status()
+
+
+async def test_summary_counts_the_429_and_503_answers(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    server = live_server_factory("--delay", "0.5")
+    app = make_app(server_url=server.url, settings=fast_settings())
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot)
+        app.spawn(long_jobs(3))
+        await wait_until(
+            pilot, lambda: len(app.board) == 3 and all(v.attempt for v in app.board), "polls"
+        )
+        await put_faults(server, {"unavailable_rate": 1.0, "retry_after_s": 1})
+        await wait_until(pilot, lambda: app.board.unavailable >= 3, "503 answers")
+        counts = app.summary.query_one("#counts", Static)
+        await wait_until(pilot, lambda: "503 " in str(counts.render()), "the 503 count")
+        assert "429" not in str(counts.render())  # none of those yet
+        await put_faults(server, {"rate_limit_rps": 0.5})
+        await wait_until(pilot, lambda: "429 " in str(counts.render()), "the 429 count")
+        codes = {app.table.get_cell(v.key, SortColumn.HTTP).plain for v in app.board}
+        assert any(code.startswith(("429", "503")) for code in codes)  # the HTTP column too
