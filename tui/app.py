@@ -58,10 +58,12 @@ from tui.screens.compare import CompareScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
 from tui.screens.policy_editor import PolicyEditorScreen
+from tui.screens.sort_picker import SortChoice, SortPickerScreen
 from tui.screens.spawn import SpawnScreen
 from tui.settings import DashboardSettings
 from tui.watch_pool import Clock
 from tui.widgets.job_table import JobTable
+from tui.widgets.search_bar import SearchBar
 from tui.widgets.summary_bar import ServerHealth, SummaryBar, counts_text, view_text
 
 T = TypeVar("T")
@@ -107,6 +109,7 @@ class VideoSimApp(OperatorTools):
         self.state_filter: JobState | None = None
         self.sort_column = SortColumn.ADDED
         self.sort_reverse = False
+        self.search = ""  # lower case; the table shows rows with this text
         self.health = ServerHealth()
         self.health_note = ""  # e.g. "original API, no health route"
         self.engine: EngineLink | None = None
@@ -130,6 +133,7 @@ class VideoSimApp(OperatorTools):
         yield Header()
         yield SummaryBar(id="summary")
         yield JobTable(id="jobs")
+        yield SearchBar(placeholder="search: job id prefix or any text in the row", id="search")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -346,6 +350,20 @@ class VideoSimApp(OperatorTools):
         self._resort = True
         self.refresh_view()
 
+    @on(SearchBar.Changed, "#search")
+    def _search_typed(self, event: SearchBar.Changed) -> None:
+        """Live: every key typed narrows (or widens) the table at once."""
+        self.search = event.value.strip().lower()
+        self._resort = True
+        self.refresh_view()
+
+    @on(SearchBar.Closed, "#search")
+    def _search_closed(self, event: SearchBar.Closed) -> None:
+        search_bar = self.query_one(SearchBar)
+        if event.cleared or not self.search:
+            search_bar.remove_class("-shown")
+        self.table.focus()
+
     # -- the frame: model -> views ---------------------------------------------------------
 
     def refresh_view(self) -> None:
@@ -363,6 +381,7 @@ class VideoSimApp(OperatorTools):
                 state_filter=self.state_filter,
                 sort_column=self.sort_column,
                 reverse=self.sort_reverse,
+                search=self.search,
                 resort=self._resort,
             )
             self._resort = False
@@ -529,6 +548,20 @@ class VideoSimApp(OperatorTools):
         self.sort_column = columns[(columns.index(self.sort_column) + 1) % len(columns)]
         self._resort = True
         self.refresh_view()  # show it now, not at the next frame
+
+    def action_search(self) -> None:
+        search_bar = self.query_one(SearchBar)
+        search_bar.add_class("-shown")
+        search_bar.focus()
+
+    def action_pick_sort(self) -> None:
+        def sort_if_given(choice: SortChoice | None) -> None:
+            if choice is not None:
+                self.sort_column, self.sort_reverse = choice
+                self._resort = True
+                self.refresh_view()
+
+        self.push_screen(SortPickerScreen((self.sort_column, self.sort_reverse)), sort_if_given)
 
     def action_reverse_sort(self) -> None:
         self.sort_reverse = not self.sort_reverse

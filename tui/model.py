@@ -436,6 +436,17 @@ def matches(view: JobView, state: JobState | None) -> bool:
     return view.state is state
 
 
+def matches_text(view: JobView, needle: str) -> bool:
+    """Whether the search ``needle`` (lower case) is in the row: the job id (so a prefix
+    finds a job), the status, the outcome or the last error."""
+    if not needle:
+        return True
+    return any(
+        needle in text.lower()
+        for text in (view.key, view.status, view.outcome or "", view.last_error or "")
+    )
+
+
 NOT_STARTED = "not-started"  # row key prefix of a job whose POST /start failed for good
 
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from functools import lru_cache
+from typing import NamedTuple
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
-from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
@@ -26,7 +26,17 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from client_core import DelayReason, Outcome
-from tui.model import SPECIAL_JOB_ID, JobBoard, JobState, JobView, SortColumn, matches, sort_key
+from tui.keys import TABLE_KEYS
+from tui.model import (
+    SPECIAL_JOB_ID,
+    JobBoard,
+    JobState,
+    JobView,
+    SortColumn,
+    matches,
+    matches_text,
+    sort_key,
+)
 
 # (column key, label, width): fixed widths, so no update ever re-measures a column.
 COLUMNS: tuple[tuple[SortColumn, str, int], ...] = (
@@ -138,6 +148,15 @@ def fit(text: str, width: int, right: bool = False) -> str:
     return text.rjust(width) if right else text.ljust(width)
 
 
+class ViewSettings(NamedTuple):
+    """What the index shows: the status filter, the sort, and the search text."""
+
+    state_filter: JobState | None
+    sort_column: SortColumn
+    reverse: bool
+    search: str  # lower case; "" shows every row
+
+
 class JobTable(ScrollView, can_focus=True):
     """Rows are jobs, drawn from the board; the first line is the header."""
 
@@ -175,15 +194,7 @@ class JobTable(ScrollView, can_focus=True):
         text-style: italic;
     }
     """
-    BINDINGS = [
-        Binding("up", "cursor_up", "Up", show=False),
-        Binding("down", "cursor_down", "Down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-        Binding("home", "first", "First", show=False),
-        Binding("end", "last", "Last", show=False),
-        Binding("enter", "select", "Open", show=False),
-    ]
+    BINDINGS = [k.binding() for k in TABLE_KEYS]
 
     class Selected(Message):
         """Enter (or a click on the cursor's row) on a job."""
@@ -217,11 +228,7 @@ class JobTable(ScrollView, can_focus=True):
         self._position: dict[str, int] = {}
         self._cursor_key: str | None = None
         self._cursor_row = 0  # where the cursor was, for when its job leaves the index
-        self._view_settings: tuple[JobState | None, SortColumn, bool] = (
-            None,
-            SortColumn.ADDED,
-            False,
-        )
+        self._view_settings = ViewSettings(None, SortColumn.ADDED, False, "")
         self._built_at = float("-inf")
         self._stale = False  # the model changed in a way the index may not show yet
         self._lines: LRUCache[tuple[object, ...], Strip] = LRUCache(LINES_KEPT)
@@ -264,13 +271,16 @@ class JobTable(ScrollView, can_focus=True):
         state_filter: JobState | None,
         sort_column: SortColumn,
         reverse: bool,
+        search: str = "",
         resort: bool = False,
     ) -> None:
         """Bring the index up to date with the model's changes since the last frame and
-        repaint. ``resort``: the user changed the filter or sort (rebuild at once)."""
+        repaint. ``resort``: the user changed the filter, sort or search (rebuild at once)."""
         self.board, self.now = board, now
-        settings = (state_filter, sort_column, reverse)
-        plain_order = state_filter is None and sort_column is SortColumn.ADDED and not reverse
+        settings = ViewSettings(state_filter, sort_column, reverse, search)
+        plain_order = (
+            state_filter is None and sort_column is SortColumn.ADDED and not reverse and not search
+        )
         # A removal, or in a filtered or sorted view any change (it may move a row or take
         # it out of the filter), or a clock-driven sort, make the index stale.
         if removed or (not plain_order and (changed or sort_column.time_dependent)):
@@ -283,13 +293,17 @@ class JobTable(ScrollView, can_focus=True):
             self._append_new(changed)
         self.refresh()
 
-    def _rebuild(self, settings: tuple[JobState | None, SortColumn, bool]) -> None:
-        state_filter, sort_column, reverse = settings
+    def _rebuild(self, settings: ViewSettings) -> None:
+        state_filter, sort_column, reverse, search = settings
         jobs, now = self.board.jobs, self.now
-        if state_filter is None:
+        if state_filter is None and not search:
             order = list(jobs)
         else:
-            order = [key for key, view in jobs.items() if matches(view, state_filter)]
+            order = [
+                key
+                for key, view in jobs.items()
+                if matches(view, state_filter) and matches_text(view, search)
+            ]
         if sort_column is not SortColumn.ADDED:
             order.sort(key=lambda key: sort_key(jobs[key], sort_column, now), reverse=reverse)
         elif reverse:
@@ -438,8 +452,7 @@ class JobTable(ScrollView, can_focus=True):
         return Strip(segments).extend_cell_length(width, base)
 
     def _header(self, width: int) -> Strip:
-        state_filter, sort_column, reverse = self._view_settings
-        del state_filter
+        sort_column, reverse = self._view_settings.sort_column, self._view_settings.reverse
         line_key = ("header", sort_column, reverse, width)
         strip = self._lines.get(line_key)
         if strip is None:
@@ -455,9 +468,11 @@ class JobTable(ScrollView, can_focus=True):
         return strip
 
     def _hint(self, width: int) -> Strip:
-        state_filter = self._view_settings[0]
+        state_filter, search = self._view_settings.state_filter, self._view_settings.search
         if len(self.board) == 0:
             hint = "No jobs yet: press n to spawn some (s watches the special job)."
+        elif search:
+            hint = f"No job matches the search '{search}': press / then esc to clear it."
         else:
             hint = (
                 f"No job matches the filter '{state_filter}': "
