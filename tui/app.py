@@ -72,6 +72,7 @@ TABLE_ACTIONS = frozenset(k.action for k in MAIN_KEYS) - {"help"}
 RESTART_DELAY_S = 0.5  # after an engine crash
 MAX_CRASHES = 5  # engine crashes within CRASH_WINDOW_S before the dashboard stops restarting it
 CRASH_WINDOW_S = 60.0
+FAILED_STATES = frozenset({JobState.ERROR, JobState.FAILED})  # what "retry failed" retries
 
 
 class EngineNotReady(RuntimeError):
@@ -387,7 +388,9 @@ class VideoSimApp(OperatorTools):
             self._resort = False
             self.summary.show(
                 counts_text(self.board.counts(), self.starting, self.board.start_failures),
-                view_text(self.state_filter, self.sort_column, self.sort_reverse),
+                view_text(
+                    self.state_filter, self.sort_column, self.sort_reverse, len(self.table.selected)
+                ),
                 self.board.rate.per_second(now),
                 self.board.rate.series(now),
                 self.health,
@@ -446,6 +449,26 @@ class VideoSimApp(OperatorTools):
             self.starting += 1
             self.notify("Starting a new job with the same settings; it gets a row of its own")
         return None
+
+    def retry_jobs(self, keys: list[str], *, what: str) -> None:
+        """Retry many finished jobs at once: the special job is watched again on new rows,
+        the rest start afresh in one start command; one toast says how many."""
+        views = [self.board.jobs[key] for key in keys if key in self.board.jobs]
+        finished = [view for view in views if view.finished]
+        if not finished:
+            self.notify(f"No finished {what} job to retry", severity="warning")
+            return
+        if (engine := self._require_engine()) is None:
+            return
+        fresh = [view.spec for view in finished if view.spec.job_id is None]
+        for view in finished:
+            if view.spec.job_id is not None:
+                self.watch_existing(view.spec.job_id, view.spec)
+        if fresh:
+            engine.send(StartJobs(fresh))
+            self.starting += len(fresh)
+        self.refresh_view()
+        self.notify(f"Retrying {len(finished)} {what} job(s); new jobs get rows of their own")
 
     def set_defaults(self, strategy: Strategy, policy: BackoffPolicy) -> None:
         self.defaults = JobSpec(strategy=strategy, policy=policy)
@@ -518,7 +541,12 @@ class VideoSimApp(OperatorTools):
             self.open_detail(key)
 
     def action_cancel(self) -> None:
-        if (key := self.table.cursor_key) is not None and not self.cancel_job(key):
+        """The selected watches, or else the one under the cursor."""
+        if selected := self.table.selected_keys():
+            cancelled = self._cancel(*selected)
+            self.refresh_view()
+            self.notify(f"Cancelled {cancelled} of {len(selected)} selected watch(es)")
+        elif (key := self.table.cursor_key) is not None and not self.cancel_job(key):
             self.notify("That watch has already ended", severity="warning")
 
     def action_cancel_all(self) -> None:
@@ -527,8 +555,47 @@ class VideoSimApp(OperatorTools):
         self.notify(f"Cancelled {cancelled} watch(es)")
 
     def action_retry(self) -> None:
-        if (key := self.table.cursor_key) is not None:
+        """The selected finished jobs, or else the one under the cursor."""
+        if selected := self.table.selected_keys():
+            self.retry_jobs(selected, what="selected")
+        elif (key := self.table.cursor_key) is not None:
             self.retry_job(key)
+
+    def action_retry_failed(self) -> None:
+        failed = [view.key for view in self.board if view.state in FAILED_STATES]
+        self.retry_jobs(failed, what="failed")
+
+    def action_toggle_select(self) -> None:
+        self.table.toggle_selected()
+
+    def action_select_range(self) -> None:
+        self.table.select_range()
+
+    def action_select_all(self) -> None:
+        self.table.select_all_shown()
+
+    def action_clear_selection(self) -> None:
+        """esc on the table: the selection goes, and so does a search kept with enter."""
+        self.table.clear_selection()
+        if self.search:
+            search_bar = self.query_one(SearchBar)
+            search_bar.value = ""
+            search_bar.remove_class("-shown")
+            self.search, self._resort = "", True
+            self.refresh_view()
+
+    def action_copy_id(self) -> None:
+        """The selected rows' job ids, one a line, or else the one under the cursor."""
+        keys = self.table.selected_keys()
+        if not keys and self.table.cursor_key is not None:
+            keys = [self.table.cursor_key]
+        job_ids = [self.board.jobs[key].job_id for key in keys if self.board.jobs[key].job_id]
+        if not job_ids:
+            self.notify("No job id to copy", severity="warning")
+            return
+        self.copy_to_clipboard("\n".join(job_ids))
+        what = job_ids[0] if len(job_ids) == 1 else f"{len(job_ids)} job ids"
+        self.notify(f"Copied {what}", title="Clipboard", markup=False)
 
     def action_clear_finished(self) -> None:
         removed = self.board.clear_finished()

@@ -33,9 +33,45 @@ MAIN_KEYS: tuple[KeyAction, ...] = (
         "s", "spawn_special", "Special", "Watch special-pending-job (never finishes)", show=False
     ),
     KeyAction("enter", "open_detail", "Detail", "Open the job under the cursor", show=False),
-    KeyAction("c", "cancel", "Cancel", "Cancel the watch of the job under the cursor"),
+    KeyAction(
+        "space",
+        "toggle_select",
+        "Select",
+        "Select or unselect the row under the cursor",
+        show=False,
+    ),
+    KeyAction(
+        "V",
+        "select_range",
+        "Range",
+        "Select the rows from the last selected one to the cursor",
+        show=False,
+    ),
+    KeyAction(
+        "asterisk", "select_all", "All", "Select every shown row (again: unselect them)", show=False
+    ),
+    KeyAction(
+        "escape", "clear_selection", "Unselect", "Clear the selection (and the search)", show=False
+    ),
+    KeyAction("c", "cancel", "Cancel", "Cancel the selected watches, or the one under the cursor"),
     KeyAction("C", "cancel_all", "Cancel all", "Cancel every live watch", show=False),
-    KeyAction("r", "retry", "Retry", "Retry the finished job under the cursor"),
+    KeyAction(
+        "r", "retry", "Retry", "Retry the selected finished jobs, or the one under the cursor"
+    ),
+    KeyAction(
+        "R",
+        "retry_failed",
+        "Retry failed",
+        "Retry every job that ended in error or failed",
+        show=False,
+    ),
+    KeyAction(
+        "y",
+        "copy_id",
+        "Copy id",
+        "Copy the job id (of every selected row) to the clipboard",
+        show=False,
+    ),
     KeyAction("x", "clear_finished", "Clear", "Remove finished jobs from the table", show=False),
     KeyAction("f", "cycle_filter", "Filter", "Cycle the status filter"),
     KeyAction("slash", "search", "Search", "Search: a job id prefix or any text in the row"),

@@ -13,7 +13,7 @@ from tests.tui.conftest import (
     synthetic_batch,
 )
 from tui.app import VideoSimApp
-from tui.model import JobState, SortColumn
+from tui.model import SPECIAL_JOB_ID, JobState, SortColumn
 from tui.screens.sort_picker import SortPickerScreen
 from tui.widgets.job_table import JobTable
 
@@ -99,3 +99,84 @@ async def test_sort_picker_sets_the_sort_and_the_header_marks_it() -> None:
         assert statuses == sorted(statuses, reverse=True)
         await pilot.press("S", "escape")
         assert (app.sort_column, app.sort_reverse) == (SortColumn.STATUS, True)
+
+
+def record_commands(app: VideoSimApp) -> list[object]:
+    """What the app tells the engine, in order (the engine still gets every command)."""
+    engine = app.engine
+    assert engine is not None
+    sent: list[object] = []
+    send = engine.send
+
+    def send_and_record(command: object) -> None:
+        sent.append(command)
+        send(command)  # type: ignore[arg-type]
+
+    engine.send = send_and_record  # type: ignore[method-assign]
+    return sent
+
+
+async def test_space_v_and_star_select_rows_and_the_selection_survives_sort_and_search() -> None:
+    app = frozen_dashboard()
+    async with app.run_test(size=SIZE) as pilot:
+        table = await with_story(app, pilot)
+        keys = table.shown_keys()
+        await pilot.press("space")  # row 0
+        await pilot.press("j", "j", "j", "V")  # rows 0..3
+        assert table.selected_keys() == keys[:4]
+        await pilot.pause()
+        lines = screen_lines(table)
+        assert [line.startswith("●") for line in lines[1:6]] == [True] * 4 + [False]
+        assert "4 selected" in str(app.screen.query_one("#view").render())
+        await pilot.press("O")  # reversed: the same jobs stay selected
+        assert table.selected_keys() == keys[:4]
+        await pilot.press("space")  # the cursor's job (row 3) leaves the selection
+        assert table.selected_keys() == keys[:3]
+        await pilot.press("slash", *JOB_LOST[:6], "enter", "asterisk")
+        assert set(table.selected_keys()) == {*keys[:3], JOB_LOST}
+        await pilot.press("escape")  # clears the selection and the search
+        assert table.selected_keys() == [] and table.shown_keys() == keys[::-1]
+
+
+async def test_cancel_and_retry_act_on_the_selection_and_retry_failed_on_every_failure() -> None:
+    app = frozen_dashboard()
+    async with app.run_test(size=SIZE) as pilot:
+        table = await with_story(app, pilot)
+        sent = record_commands(app)
+        live = [key for key in table.shown_keys() if not app.board.jobs[key].finished]
+        assert len(live) >= 2
+        for key in live[:2]:
+            table.move_cursor(row=table.get_row_index(key))
+            await pilot.press("space")
+        await pilot.press("c")
+        assert all(app.board.jobs[key].outcome == "cancelled" for key in live[:2])
+        assert [type(command).__name__ for command in sent] == ["Cancel"]
+        assert sorted(sent[0].keys) == sorted(live[:2])  # type: ignore[attr-defined]
+        sent.clear()
+        await pilot.press("r")  # both are finished now: one start command for both
+        assert [type(command).__name__ for command in sent] == ["StartJobs"]
+        assert len(sent[0].specs) == 2  # type: ignore[attr-defined]
+        sent.clear()
+        await pilot.press("escape")
+        failed = [view for view in app.board if view.state in (JobState.ERROR, JobState.FAILED)]
+        assert {JOB_ERROR, JOB_LOST, SPECIAL_JOB_ID} <= {view.key for view in failed}
+        sent.clear()
+        await pilot.press("R")  # the special job is watched again, the others start afresh
+        names = [type(command).__name__ for command in sent]
+        assert names.count("StartJobs") == 1 and names.count("Watch") == 1
+        start = next(c for c in sent if type(c).__name__ == "StartJobs")
+        assert len(start.specs) == len(failed) - 1  # type: ignore[attr-defined]
+        toast = f"Retrying {len(failed)} failed"
+        assert any(toast in entry.message for entry in app.event_log)
+
+
+async def test_y_copies_the_job_id_with_a_toast() -> None:
+    app = frozen_dashboard()
+    async with app.run_test(size=SIZE) as pilot:
+        table = await with_story(app, pilot)
+        table.move_cursor(row=table.get_row_index(JOB_DONE))
+        await pilot.press("y")
+        assert app.clipboard == JOB_DONE
+        assert any(JOB_DONE in entry.message for entry in app.event_log)
+        await pilot.press("space", "j", "space", "y")
+        assert app.clipboard.splitlines() == [JOB_DONE, JOB_ERROR]

@@ -55,6 +55,7 @@ COLUMNS: tuple[tuple[SortColumn, str, int], ...] = (
 TABLE_WIDTH = sum(width + 1 for _, _, width in COLUMNS) + 1
 COLUMNS_KEYS = tuple(key for key, _, _ in COLUMNS)
 RIGHT_ALIGNED = frozenset({SortColumn.ATTEMPT, SortColumn.SKIPPED, SortColumn.REQUESTS})
+SELECTED_MARK = "●"  # in the gutter before a selected row's first cell
 LINES_KEPT = 2_000  # rendered lines cached (a screenful is ~50)
 REBUILD_EVERY_S = 0.5  # re-sort/re-filter on model changes at most this often (keys: at once)
 
@@ -165,6 +166,7 @@ class JobTable(ScrollView, can_focus=True):
         "job-table--cursor",
         "job-table--odd-row",
         "job-table--hint",
+        "job-table--selected",
     }
     DEFAULT_CSS = """
     JobTable {
@@ -188,6 +190,10 @@ class JobTable(ScrollView, can_focus=True):
     }
     JobTable > .job-table--odd-row {
         background: $surface-lighten-1;
+    }
+    JobTable > .job-table--selected {
+        background: $accent 35%;
+        color: $foreground;
     }
     JobTable > .job-table--hint {
         color: $text-muted;
@@ -228,6 +234,8 @@ class JobTable(ScrollView, can_focus=True):
         self._position: dict[str, int] = {}
         self._cursor_key: str | None = None
         self._cursor_row = 0  # where the cursor was, for when its job leaves the index
+        self.selected: set[str] = set()  # row keys, kept across filter, sort and search
+        self._anchor: str | None = None  # the last row toggled: where a range starts
         self._view_settings = ViewSettings(None, SortColumn.ADDED, False, "")
         self._built_at = float("-inf")
         self._stale = False  # the model changed in a way the index may not show yet
@@ -277,6 +285,8 @@ class JobTable(ScrollView, can_focus=True):
         """Bring the index up to date with the model's changes since the last frame and
         repaint. ``resort``: the user changed the filter, sort or search (rebuild at once)."""
         self.board, self.now = board, now
+        if removed and self.selected:
+            self.selected.difference_update(removed)
         settings = ViewSettings(state_filter, sort_column, reverse, search)
         plain_order = (
             state_filter is None and sort_column is SortColumn.ADDED and not reverse and not search
@@ -407,6 +417,51 @@ class JobTable(ScrollView, can_focus=True):
             else:
                 self.move_cursor(row=row)
 
+    # -- the selection: row keys, so it survives filter, sort and search --------------------
+
+    def toggle_selected(self) -> None:
+        """Select the row under the cursor, or unselect it; it becomes a range's start."""
+        key = self._cursor_key
+        if key is None:
+            return
+        if key in self.selected:
+            self.selected.discard(key)
+        else:
+            self.selected.add(key)
+        self._anchor = key
+        self.refresh()
+
+    def select_range(self) -> None:
+        """Select every shown row from the last toggled one to the cursor (both included)."""
+        if self._cursor_key is None:
+            return
+        start = self._position.get(self._anchor) if self._anchor is not None else None
+        end = self.cursor_row
+        if start is None:  # nothing toggled yet (or it left the view): from the cursor only
+            start = end
+        low, high = sorted((start, end))
+        self.selected.update(self.order[low : high + 1])
+        self._anchor = self._cursor_key
+        self.refresh()
+
+    def select_all_shown(self) -> None:
+        """Select every row the filter and search show; if they all are, unselect them."""
+        if self.selected.issuperset(self.order):
+            self.selected.difference_update(self.order)
+        else:
+            self.selected.update(self.order)
+        self.refresh()
+
+    def clear_selection(self) -> None:
+        self.selected.clear()
+        self._anchor = None
+        self.refresh()
+
+    def selected_keys(self) -> list[str]:
+        """The selected rows still on the board, in the board's order."""
+        jobs = self.board.jobs
+        return sorted((key for key in self.selected if key in jobs), key=lambda key: jobs[key].seq)
+
     # -- drawing ---------------------------------------------------------------------------
 
     def render_line(self, y: int) -> Strip:
@@ -430,18 +485,30 @@ class JobTable(ScrollView, can_focus=True):
         texts = tuple(cell_text(view, column, self.now) for column in COLUMNS_KEYS)
         styles = tuple(cell_style(view, column) for column in COLUMNS_KEYS)
         cursor = key == self._cursor_key
-        line_key = (texts, styles, cursor, row % 2, width, self.has_focus)
+        selected = key in self.selected
+        line_key = (texts, styles, cursor, selected, row % 2, width, self.has_focus)
         strip = self._lines.get(line_key)
         if strip is None:
-            strip = self._render_row(texts, styles, cursor, row % 2 == 1, width)
+            strip = self._render_row(texts, styles, cursor, selected, row % 2 == 1, width)
             self._lines[line_key] = strip
         return strip
 
     def _render_row(
-        self, texts: tuple[str, ...], styles: tuple[str, ...], cursor: bool, odd: bool, width: int
+        self,
+        texts: tuple[str, ...],
+        styles: tuple[str, ...],
+        cursor: bool,
+        selected: bool,
+        odd: bool,
+        width: int,
     ) -> Strip:
-        base = self._style("cursor" if cursor else ("odd-row" if odd else ""))
-        segments = [Segment(" ", base)]
+        if cursor:
+            base = self._style("cursor")
+        elif selected:
+            base = self._style("selected")
+        else:
+            base = self._style("odd-row" if odd else "")
+        segments = [Segment(SELECTED_MARK if selected else " ", base)]
         for (column, _, column_width), text, style in zip(COLUMNS, texts, styles, strict=True):
             cell = fit(text, column_width, column in RIGHT_ALIGNED)
             if cursor:
