@@ -21,7 +21,7 @@ from typing import TypeVar
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header
+from textual.widgets import Button, Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
 from client_core import BackoffPolicy, Strategy, VideoSimClient
@@ -126,6 +126,7 @@ class VideoSimApp(OperatorTools):
         self._followed: str | None = None
         self._rng = random.Random(settings.spawn_seed)
         self._resort = False
+        self._pause_text = ""
         self._finder: Worker[None] | None = None
 
     # -- layout and lifecycle ---------------------------------------------------------
@@ -133,6 +134,7 @@ class VideoSimApp(OperatorTools):
     def compose(self) -> ComposeResult:
         yield Header()
         yield SummaryBar(id="summary")
+        yield Static(id="pause-banner")
         yield JobTable(id="jobs")
         yield SearchBar(placeholder="search: job id prefix or any text in the row", id="search")
         yield Footer()
@@ -140,6 +142,7 @@ class VideoSimApp(OperatorTools):
     def on_mount(self) -> None:
         self.table = self.query_one(JobTable)
         self.summary = self.query_one(SummaryBar)
+        self.pause_banner = self.query_one("#pause-banner", Static)
         self.table.focus()
         self._show_health()
         self.set_interval(self.settings.frame_interval_s, self.refresh_view, name="frame")
@@ -386,6 +389,8 @@ class VideoSimApp(OperatorTools):
                 resort=self._resort,
             )
             self._resort = False
+            if self.table.paused:
+                self._show_pause_banner()
             self.summary.show(
                 counts_text(self.board.counts(), self.starting, self.board.start_failures),
                 view_text(
@@ -395,6 +400,16 @@ class VideoSimApp(OperatorTools):
                 self.board.rate.series(now),
                 self.health,
             )
+
+    def _show_pause_banner(self) -> None:
+        waiting = self.table.waiting
+        text = (
+            f"Paused: the table holds still while polling goes on; {waiting} "
+            f"row{'' if waiting == 1 else 's'} changed since. P catches up."
+        )
+        if self._pause_text != text:
+            self._pause_text = text
+            self.pause_banner.update(text)
 
     def _show_health(self) -> None:
         note = f" ({self.health_note})" if self.health_note and self.health.ok else ""
@@ -615,6 +630,19 @@ class VideoSimApp(OperatorTools):
         self.sort_column = columns[(columns.index(self.sort_column) + 1) % len(columns)]
         self._resort = True
         self.refresh_view()  # show it now, not at the next frame
+
+    def action_toggle_pause(self) -> None:
+        """Freeze the table for reading; the engine and the board carry on. Again: catch up."""
+        if self.table.paused:
+            self.table.resume()
+            self.pause_banner.remove_class("-shown")
+            self._resort = True
+        else:
+            self.table.pause()
+            self._pause_text = ""
+            self._show_pause_banner()
+            self.pause_banner.add_class("-shown")
+        self.refresh_view()
 
     def action_search(self) -> None:
         search_bar = self.query_one(SearchBar)

@@ -80,6 +80,13 @@ MAIN_KEYS: tuple[KeyAction, ...] = (
         "S", "pick_sort", "Sort by", "Pick the sort column and order from a list", show=False
     ),
     KeyAction("O", "reverse_sort", "Reverse", "Reverse the sort order", show=False),
+    KeyAction(
+        "P",
+        "toggle_pause",
+        "Pause",
+        "Pause the table for reading (polling goes on); again: catch up",
+        show=False,
+    ),
     KeyAction("p", "edit_policy", "Policy", "Edit the default strategy and backoff policy"),
     KeyAction(
         "m", "compare", "Compare", "Run one batch under several policies side by side", show=False

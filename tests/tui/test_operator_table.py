@@ -3,17 +3,20 @@ and columns that use the terminal's width."""
 
 from __future__ import annotations
 
+from client_core import Outcome
 from tests.tui.conftest import (
     JOB_DONE,
     JOB_ERROR,
+    JOB_HELD,
     JOB_LOST,
     JOB_WAITING,
     connected,
     frozen_dashboard,
+    poll,
     synthetic_batch,
 )
 from tui.app import VideoSimApp
-from tui.model import SPECIAL_JOB_ID, JobState, SortColumn
+from tui.model import SPECIAL_JOB_ID, JobSpec, JobStarted, JobState, PoolBatch, SortColumn
 from tui.screens.sort_picker import SortPickerScreen
 from tui.widgets.job_table import JobTable
 
@@ -180,3 +183,33 @@ async def test_y_copies_the_job_id_with_a_toast() -> None:
         assert any(JOB_DONE in entry.message for entry in app.event_log)
         await pilot.press("space", "j", "space", "y")
         assert app.clipboard.splitlines() == [JOB_DONE, JOB_ERROR]
+
+
+async def test_pause_freezes_the_table_while_the_board_keeps_updating_and_resume_catches_up() -> (
+    None
+):
+    app = frozen_dashboard()
+    async with app.run_test(size=SIZE) as pilot:
+        table = await with_story(app, pilot)
+        banner = app.screen.query_one("#pause-banner")
+        assert not banner.display
+        await pilot.press("P")
+        assert banner.display and "0 rows changed" in str(banner.render())
+        app.board.apply(JOB_WAITING, poll(JOB_WAITING, 3, "pending", http_status=503), 1000.0)
+        app.board.apply(JOB_WAITING, poll(JOB_WAITING, 4, "pending", http_status=429), 1000.1)
+        app.board.apply(JOB_HELD, poll(JOB_HELD, 2, "completed", outcome=Outcome.COMPLETED), 1000)
+        app.ingest(PoolBatch([JobStarted("new-job", "new-job", JobSpec(), 1000.0)]))
+        await pilot.pause(0.2)  # a few frames
+        assert app.board.jobs[JOB_WAITING].attempt == 4  # the board moved on
+        assert table.get_cell(JOB_WAITING, SortColumn.ATTEMPT).plain == "2"  # the table did not
+        assert table.get_cell(JOB_HELD, SortColumn.OUTCOME).plain == ""
+        assert "new-job" not in table.shown_keys()
+        assert "3 rows changed since" in str(banner.render())
+        await pilot.press("o")  # sorting while paused sorts what is shown
+        assert "new-job" not in table.shown_keys()
+        await pilot.press("P")
+        await pilot.pause()
+        assert not banner.display
+        assert table.get_cell(JOB_WAITING, SortColumn.ATTEMPT).plain == "4"
+        assert table.get_cell(JOB_HELD, SortColumn.OUTCOME).plain == "completed"
+        assert "new-job" in table.shown_keys()

@@ -11,7 +11,8 @@ on its job when rows move.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import copy
+from collections.abc import Collection, Mapping
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -239,6 +240,8 @@ class JobTable(ScrollView, can_focus=True):
         self._view_settings = ViewSettings(None, SortColumn.ADDED, False, "")
         self._built_at = float("-inf")
         self._stale = False  # the model changed in a way the index may not show yet
+        self._frozen: dict[str, JobView] | None = None  # paused: the rows as they were
+        self._waiting: set[str] = set()  # paused: rows that changed since
         self._lines: LRUCache[tuple[object, ...], Strip] = LRUCache(LINES_KEPT)
         self._styles: dict[str, Style] = {}
 
@@ -264,9 +267,14 @@ class JobTable(ScrollView, can_focus=True):
     def get_row_index(self, key: str) -> int:
         return self._position[key]
 
+    @property
+    def jobs(self) -> Mapping[str, JobView]:
+        """The rows as drawn: the board's, or while paused the copies taken at the pause."""
+        return self.board.jobs if self._frozen is None else self._frozen
+
     def get_cell(self, key: str, column: str) -> Text:
         """One cell as it shows (for tests and the command palette)."""
-        view = self.board.jobs[key]
+        view = self.jobs[key]
         return Text(cell_text(view, column, self.now), style=cell_style(view, column))
 
     def sync(
@@ -284,10 +292,18 @@ class JobTable(ScrollView, can_focus=True):
     ) -> None:
         """Bring the index up to date with the model's changes since the last frame and
         repaint. ``resort``: the user changed the filter, sort or search (rebuild at once)."""
-        self.board, self.now = board, now
+        self.board = board
         if removed and self.selected:
             self.selected.difference_update(removed)
         settings = ViewSettings(state_filter, sort_column, reverse, search)
+        if self._frozen is not None:  # paused: count what waits; redo the index only if asked
+            self._waiting.update(changed)
+            self._waiting.update(removed)
+            if resort or settings != self._view_settings:
+                self._rebuild(settings)
+                self.refresh()
+            return
+        self.now = now
         plain_order = (
             state_filter is None and sort_column is SortColumn.ADDED and not reverse and not search
         )
@@ -305,7 +321,7 @@ class JobTable(ScrollView, can_focus=True):
 
     def _rebuild(self, settings: ViewSettings) -> None:
         state_filter, sort_column, reverse, search = settings
-        jobs, now = self.board.jobs, self.now
+        jobs, now = self.jobs, self.now
         if state_filter is None and not search:
             order = list(jobs)
         else:
@@ -417,6 +433,29 @@ class JobTable(ScrollView, can_focus=True):
             else:
                 self.move_cursor(row=row)
 
+    # -- pause: the rows stay as they were while the board moves on -------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._frozen is not None
+
+    @property
+    def waiting(self) -> int:
+        """Rows that changed (or went) since the pause: what resuming will show."""
+        return len(self._waiting)
+
+    def pause(self) -> None:
+        """Freeze the rows for reading: one shallow copy of each row now (a key press, not
+        a frame), the engine's updates still reach the board."""
+        self._frozen = {key: copy.copy(view) for key, view in self.board.jobs.items()}
+        self._waiting = set()
+
+    def resume(self) -> None:
+        """Back to the live board; the next frame rebuilds the index with what changed."""
+        self._frozen, self._waiting = None, set()
+        self._stale = True
+        self._built_at = float("-inf")
+
     # -- the selection: row keys, so it survives filter, sort and search --------------------
 
     def toggle_selected(self) -> None:
@@ -479,7 +518,7 @@ class JobTable(ScrollView, can_focus=True):
         if row >= len(self.order):
             return Strip.blank(width, self.rich_style)
         key = self.order[row]
-        view = self.board.jobs.get(key)
+        view = self.jobs.get(key)
         if view is None:  # removed since the index was built: drawn blank until the next frame
             return Strip.blank(width, self.rich_style)
         texts = tuple(cell_text(view, column, self.now) for column in COLUMNS_KEYS)
@@ -536,7 +575,7 @@ class JobTable(ScrollView, can_focus=True):
 
     def _hint(self, width: int) -> Strip:
         state_filter, search = self._view_settings.state_filter, self._view_settings.search
-        if len(self.board) == 0:
+        if len(self.jobs) == 0:
             hint = "No jobs yet: press n to spawn some (s watches the special job)."
         elif search:
             hint = f"No job matches the search '{search}': press / then esc to clear it."
