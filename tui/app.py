@@ -54,6 +54,7 @@ from tui.model import (
     merge_row,
 )
 from tui.operator_tools import OperatorTools
+from tui.screens.column_chooser import ColumnChooserScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
@@ -62,7 +63,7 @@ from tui.screens.sort_picker import SortChoice, SortPickerScreen
 from tui.screens.spawn import SpawnScreen
 from tui.settings import DashboardSettings
 from tui.watch_pool import Clock
-from tui.widgets.job_table import JobTable
+from tui.widgets.job_table import CHOOSABLE_COLUMNS, COLUMN_LABELS, JobTable
 from tui.widgets.search_bar import SearchBar
 from tui.widgets.summary_bar import ServerHealth, SummaryBar, counts_text, view_text
 
@@ -111,6 +112,7 @@ class VideoSimApp(OperatorTools):
         self.sort_column = SortColumn.ADDED
         self.sort_reverse = False
         self.search = ""  # lower case; the table shows rows with this text
+        self.columns: tuple[SortColumn, ...] = CHOOSABLE_COLUMNS  # the column chooser's
         self.health = ServerHealth()
         self.health_note = ""  # e.g. "original API, no health route"
         self.engine: EngineLink | None = None
@@ -143,6 +145,7 @@ class VideoSimApp(OperatorTools):
         self.table = self.query_one(JobTable)
         self.summary = self.query_one(SummaryBar)
         self.pause_banner = self.query_one("#pause-banner", Static)
+        self.table.show_columns(self.columns)
         self.table.focus()
         self._show_health()
         self.set_interval(self.settings.frame_interval_s, self.refresh_view, name="frame")
@@ -643,6 +646,14 @@ class VideoSimApp(OperatorTools):
             self._show_pause_banner()
             self.pause_banner.add_class("-shown")
         self.refresh_view()
+
+    def action_choose_columns(self) -> None:
+        def show_if_given(columns: tuple[SortColumn, ...] | None) -> None:
+            if columns is not None:
+                self.columns = columns
+                self.table.show_columns(columns)
+
+        self.push_screen(ColumnChooserScreen(COLUMN_LABELS, self.columns), show_if_given)
 
     def action_search(self) -> None:
         search_bar = self.query_one(SearchBar)

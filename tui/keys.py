@@ -87,6 +87,7 @@ MAIN_KEYS: tuple[KeyAction, ...] = (
         "Pause the table for reading (polling goes on); again: catch up",
         show=False,
     ),
+    KeyAction("t", "choose_columns", "Columns", "Choose the table's columns", show=False),
     KeyAction("p", "edit_policy", "Policy", "Edit the default strategy and backoff policy"),
     KeyAction(
         "m", "compare", "Compare", "Run one batch under several policies side by side", show=False
@@ -123,6 +124,11 @@ PICKER_KEYS: tuple[KeyAction, ...] = (
     KeyAction("escape", "close", "Close", "Close without changing anything"),
 )
 
+COLUMN_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("escape", "close", "Close", "Close without changing anything"),
+    KeyAction("ctrl+s", "submit", "Show", "Show the ticked columns (same as the Show button)"),
+)
+
 DETAIL_KEYS: tuple[KeyAction, ...] = (
     KeyAction("escape", "back", "Back", "Back to the job table"),
     KeyAction("c", "cancel", "Cancel", "Cancel this job's watch"),
@@ -153,7 +159,8 @@ KEY_GROUPS: tuple[tuple[str, tuple[KeyAction, ...]], ...] = (
     ("Job table", MAIN_KEYS),
     ("Moving in the table", TABLE_KEYS),
     ("Search box", SEARCH_KEYS),
-    ("Sort picker and column chooser", PICKER_KEYS),
+    ("Sort picker", PICKER_KEYS),
+    ("Column chooser", COLUMN_KEYS),
     ("Job detail", DETAIL_KEYS),
     ("Compare", COMPARE_KEYS),
     ("Event log", EVENT_LOG_KEYS),

@@ -7,6 +7,7 @@ from pathlib import Path
 from tests.tui.conftest import frozen_dashboard
 from tui.app import VideoSimApp
 from tui.keys import KEY_GROUPS, MAIN_KEYS
+from tui.screens.column_chooser import ColumnChooserScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.event_log import EventLogScreen
@@ -45,7 +46,8 @@ def test_every_key_has_an_action_where_it_is_bound() -> None:
         "Spawn form and policy editor": [SpawnScreen, PolicyEditorScreen],
         "Moving in the table": [JobTable],
         "Search box": [SearchBar],
-        "Sort picker and column chooser": [SortPickerScreen],
+        "Sort picker": [SortPickerScreen],
+        "Column chooser": [ColumnChooserScreen],
     }
     for group, keys in KEY_GROUPS:
         for owner in owners[group]:

@@ -3,6 +3,8 @@ and columns that use the terminal's width."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from client_core import Outcome
 from tests.tui.conftest import (
     JOB_DONE,
@@ -15,10 +17,23 @@ from tests.tui.conftest import (
     poll,
     synthetic_batch,
 )
+from tui import remembered
 from tui.app import VideoSimApp
-from tui.model import SPECIAL_JOB_ID, JobSpec, JobStarted, JobState, PoolBatch, SortColumn
+from tui.model import (
+    ROW_FIELDS,
+    SPECIAL_JOB_ID,
+    JobBoard,
+    JobSpec,
+    JobStarted,
+    JobState,
+    PoolBatch,
+    SortColumn,
+    merge_row,
+    row_fields,
+)
+from tui.screens.column_chooser import ColumnChooserScreen
 from tui.screens.sort_picker import SortPickerScreen
-from tui.widgets.job_table import JobTable
+from tui.widgets.job_table import JobTable, line_width
 
 SIZE = (110, 30)
 
@@ -213,3 +228,62 @@ async def test_pause_freezes_the_table_while_the_board_keeps_updating_and_resume
         assert table.get_cell(JOB_WAITING, SortColumn.ATTEMPT).plain == "4"
         assert table.get_cell(JOB_HELD, SortColumn.OUTCOME).plain == "completed"
         assert "new-job" in table.shown_keys()
+
+
+async def test_a_wide_terminal_gets_whole_ids_a_progress_bar_and_the_last_error() -> None:
+    app = frozen_dashboard()
+    async with app.run_test(size=(220, 60)) as pilot:
+        table = await with_story(app, pilot)
+        await pilot.pause()
+        width = table.scrollable_content_region.width
+        assert line_width(table.column_layout()) == width  # every cell of the line is used
+        header = screen_lines(table)[0]
+        assert "Progress" in header and "Last error" in header
+        lines = screen_lines(table)
+        assert any(JOB_WAITING in line for line in lines)  # the whole uuid
+        assert table.get_cell(JOB_WAITING, SortColumn.PROGRESS).plain == "██░░░  40%"
+        assert table.get_cell(JOB_DONE, SortColumn.PROGRESS).plain == "█████ 100%"
+        lost = lines[1 + table.get_row_index(JOB_LOST)]
+        assert "connection refused [errno 111]" in lost
+    narrow = frozen_dashboard()
+    async with narrow.run_test(size=(110, 30)) as pilot:
+        table = await with_story(narrow, pilot)
+        shown = [key for key, _, _ in table.column_layout()]
+        assert SortColumn.PROGRESS not in shown and SortColumn.OUTCOME in shown
+        assert line_width(table.column_layout()) <= table.scrollable_content_region.width
+
+
+def test_the_progress_hint_travels_in_the_engines_row_delta() -> None:
+    engine_side, dashboard_side = JobBoard(), JobBoard()
+    engine_side.add(JOB_WAITING, JOB_WAITING, JobSpec(), 1000.0)
+    engine_side.apply(JOB_WAITING, poll(JOB_WAITING, 1, "pending", progress=0.25), 1000.5)
+    assert "progress" in ROW_FIELDS
+    merge_row(dashboard_side, JOB_WAITING, row_fields(engine_side.jobs[JOB_WAITING]), 1000.5)
+    assert dashboard_side.jobs[JOB_WAITING].progress == 0.25
+    engine_side.apply(JOB_WAITING, poll(JOB_WAITING, 2, "pending"), 1001.0)  # no hint
+    assert engine_side.jobs[JOB_WAITING].progress == 0.25  # the last hint stays
+
+
+async def test_the_column_chooser_hides_columns_and_the_choice_is_remembered(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "dashboard.json"
+    app = frozen_dashboard()
+    async with app.run_test(size=SIZE) as pilot:
+        table = await with_story(app, pilot)
+        await pilot.press("t")
+        assert isinstance(app.screen, ColumnChooserScreen)
+        await pilot.press("down", "down", "down", "down", "space", "ctrl+s")  # Skipped
+        assert not isinstance(app.screen, ColumnChooserScreen)
+        assert SortColumn.SKIPPED not in app.columns
+        await pilot.pause()
+        assert "Skipped" not in screen_lines(table)[0]
+        assert remembered.close_session(app, path) is None
+    again = frozen_dashboard()
+    remembered.open_session(again, given=set(), path=path)
+    async with again.run_test(size=SIZE) as pilot:
+        table = await with_story(again, pilot)
+        await pilot.pause()
+        assert SortColumn.SKIPPED not in again.columns
+        assert "Skipped" not in screen_lines(table)[0]
+        assert "Attempt" in screen_lines(table)[0]

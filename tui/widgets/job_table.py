@@ -36,25 +36,83 @@ from tui.model import (
     SortColumn,
     matches,
     matches_text,
+    progress_of,
     sort_key,
 )
 
-# (column key, label, width): fixed widths, so no update ever re-measures a column.
-COLUMNS: tuple[tuple[SortColumn, str, int], ...] = (
-    (SortColumn.JOB, "Job", 10),
-    (SortColumn.STATUS, "Status", 11),
-    (SortColumn.HTTP, "HTTP", 9),
-    (SortColumn.ATTEMPT, "Attempt", 9),
-    (SortColumn.SKIPPED, "Skipped", 9),
-    (SortColumn.NEXT, "Next", 7),
-    (SortColumn.STRATEGY, "Strategy", 11),
-    (SortColumn.ELAPSED, "Elapsed", 9),
-    (SortColumn.REQUESTS, "Requests", 10),
-    (SortColumn.OUTCOME, "Outcome", 11),
+
+class ColumnSpec(NamedTuple):
+    """A column: its key (also the sort key), label, and width. ``widest``: the column
+    grows into spare room up to that many cells. ``when_room``: shown only when the
+    terminal has room for it beside the others."""
+
+    key: SortColumn
+    label: str
+    width: int
+    widest: int | None = None
+    when_room: bool = False
+
+
+# Widths are fixed for a given terminal width, so no update ever re-measures a column.
+COLUMN_SPECS: tuple[ColumnSpec, ...] = (
+    ColumnSpec(SortColumn.JOB, "Job", 10, widest=38),  # a whole uuid and "#n" given room
+    ColumnSpec(SortColumn.STATUS, "Status", 11),
+    ColumnSpec(SortColumn.HTTP, "HTTP", 9),
+    ColumnSpec(SortColumn.ATTEMPT, "Attempt", 9),
+    ColumnSpec(SortColumn.SKIPPED, "Skipped", 9),
+    ColumnSpec(SortColumn.NEXT, "Next", 7),
+    ColumnSpec(SortColumn.PROGRESS, "Progress", 10, when_room=True),
+    ColumnSpec(SortColumn.STRATEGY, "Strategy", 10),
+    ColumnSpec(SortColumn.ELAPSED, "Elapsed", 9),
+    ColumnSpec(SortColumn.REQUESTS, "Requests", 10),
+    ColumnSpec(SortColumn.OUTCOME, "Outcome", 11),
+    # the last error takes whatever room is left at the end of the line
+    ColumnSpec(SortColumn.ERROR, "Last error", 16, widest=10_000, when_room=True),
 )
-# one space before each column, one after the last (the label's sort mark fits the width)
-TABLE_WIDTH = sum(width + 1 for _, _, width in COLUMNS) + 1
-COLUMNS_KEYS = tuple(key for key, _, _ in COLUMNS)
+CHOOSABLE_COLUMNS: tuple[SortColumn, ...] = tuple(spec.key for spec in COLUMN_SPECS)
+COLUMN_LABELS = {spec.key: spec.label for spec in COLUMN_SPECS}
+Layout = tuple[tuple[SortColumn, str, int], ...]  # (key, label, width) of each column shown
+
+
+def layout_for(width: int, columns: Collection[SortColumn]) -> Layout:
+    """The chosen columns' widths for a table ``width`` cells wide: the columns that are
+    always shown at their widths; then, while there is room, the columns shown when there
+    is room (in order); then the growing columns (the job id, the last error) take the
+    rest, in order."""
+    chosen = [spec for spec in COLUMN_SPECS if spec.key in columns]
+    shown = {spec.key for spec in chosen if not spec.when_room}
+    spare = width - sum(spec.width + 1 for spec in chosen if spec.key in shown) - 1
+    for spec in chosen:
+        if spec.when_room and spare >= spec.width + 1:
+            shown.add(spec.key)
+            spare -= spec.width + 1
+    layout: list[tuple[SortColumn, str, int]] = []
+    for spec in chosen:
+        if spec.key not in shown:
+            continue
+        grow = max(0, min(spare, (spec.widest or spec.width) - spec.width))
+        spare -= grow
+        layout.append((spec.key, spec.label, spec.width + grow))
+    return tuple(layout)
+
+
+def line_width(layout: Layout) -> int:
+    """Cells a line of this layout takes: a space before each column, one after the last."""
+    return sum(width + 1 for _, _, width in layout) + 1
+
+
+PROGRESS_BAR_CELLS = 5
+
+
+def progress_text(progress: float | None) -> str:
+    """``███░░  62%``: a bar and the percentage, from the server's progress hint."""
+    if progress is None:
+        return ""
+    filled = round(max(0.0, min(1.0, progress)) * PROGRESS_BAR_CELLS)
+    bar = "█" * filled + "░" * (PROGRESS_BAR_CELLS - filled)
+    return f"{bar}{progress * 100:4.0f}%"
+
+
 RIGHT_ALIGNED = frozenset({SortColumn.ATTEMPT, SortColumn.SKIPPED, SortColumn.REQUESTS})
 SELECTED_MARK = "●"  # in the gutter before a selected row's first cell
 LINES_KEPT = 2_000  # rendered lines cached (a screenful is ~50)
@@ -72,21 +130,37 @@ OUTCOME_STYLES = {
 }
 
 
-def short_id(view: JobView) -> str:
-    """First 8 characters of a uuid; ``special`` for the special job; ``#n`` for re-watches."""
+def id_prefix(job_id: str, room: int) -> str:
+    """The uuid's first groups that fit in ``room`` cells (the first group at least), so a
+    cut never falls inside a group: ``3f2a9c1e``, ``3f2a9c1e-5b7d``, ... the whole id."""
+    groups = job_id.split("-")
+    shown = groups[0][:8]
+    for group in groups[1:]:
+        longer = f"{shown}-{group}"
+        if len(longer) > room:
+            break
+        shown = longer
+    return shown
+
+
+def short_id(view: JobView, width: int = 10) -> str:
+    """As much of the uuid as ``width`` allows (8 characters at least); ``special`` for the
+    special job; ``#n`` for re-watches."""
+    _, hash_mark, number = view.key.partition("#")
     if not view.job_id:
         base = "-"  # never started
+    elif view.job_id == SPECIAL_JOB_ID:
+        base = "special"
     else:
-        base = "special" if view.job_id == SPECIAL_JOB_ID else view.job_id[:8]
-    _, hash_mark, number = view.key.partition("#")
+        base = id_prefix(view.job_id, width - (len(number) + 1 if hash_mark else 0))
     return f"{base}#{number}" if hash_mark else base
 
 
-def cell_text(view: JobView, column: str, now: float) -> str:
-    """The plain text of one cell."""
+def cell_text(view: JobView, column: str, now: float, width: int = 10) -> str:
+    """The plain text of one cell (``width``: the job column's, for how much id fits)."""
     match column:
         case SortColumn.JOB:
-            return short_id(view)
+            return short_id(view, width)
         case SortColumn.STATUS:
             if view.status:
                 return view.status
@@ -120,6 +194,10 @@ def cell_text(view: JobView, column: str, now: float) -> str:
             if view.outcome is not None:
                 return str(view.outcome)
             return "retrying" if view.last_error else ""
+        case SortColumn.PROGRESS:
+            return progress_text(progress_of(view))
+        case SortColumn.ERROR:
+            return view.last_error or ""
     raise KeyError(column)
 
 
@@ -135,6 +213,10 @@ def cell_style(view: JobView, column: str) -> str:
         return OUTCOME_STYLES.get(view.outcome, "magenta") if view.outcome else "magenta"
     if column == SortColumn.JOB:
         return "bold"
+    if column == SortColumn.PROGRESS:
+        return "green" if view.outcome is Outcome.COMPLETED else "cyan"
+    if column == SortColumn.ERROR:
+        return "red"
     return ""
 
 
@@ -235,6 +317,8 @@ class JobTable(ScrollView, can_focus=True):
         self._position: dict[str, int] = {}
         self._cursor_key: str | None = None
         self._cursor_row = 0  # where the cursor was, for when its job leaves the index
+        self.columns: tuple[SortColumn, ...] = CHOOSABLE_COLUMNS  # the user's choice
+        self._layout: tuple[int, tuple[SortColumn, ...], Layout] | None = None
         self.selected: set[str] = set()  # row keys, kept across filter, sort and search
         self._anchor: str | None = None  # the last row toggled: where a range starts
         self._view_settings = ViewSettings(None, SortColumn.ADDED, False, "")
@@ -365,7 +449,27 @@ class JobTable(ScrollView, can_focus=True):
         self._keep_cursor_in_view()
 
     def _set_virtual_size(self) -> None:
-        self.virtual_size = Size(TABLE_WIDTH, len(self.order) + 1)  # + the header line
+        width = line_width(self.column_layout())
+        self.virtual_size = Size(width, len(self.order) + 1)  # + the header line
+
+    # -- the columns -----------------------------------------------------------------------
+
+    def show_columns(self, columns: Collection[SortColumn]) -> None:
+        """The column chooser's choice (in the table's own column order)."""
+        self.columns = tuple(key for key in CHOOSABLE_COLUMNS if key in columns)
+        self._set_virtual_size()
+        self.refresh()
+
+    def column_layout(self) -> Layout:
+        """The columns shown and their widths for the table's width (cached per width)."""
+        width = self.scrollable_content_region.width
+        cached = self._layout
+        if cached is None or cached[:2] != (width, self.columns):
+            cached = self._layout = (width, self.columns, layout_for(width, self.columns))
+        return cached[2]
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._set_virtual_size()
 
     # -- the cursor ------------------------------------------------------------------------
 
@@ -420,7 +524,7 @@ class JobTable(ScrollView, can_focus=True):
             return
         if offset.y == 0:
             x = offset.x + int(self.scroll_x)
-            for column, _, width in COLUMNS:
+            for column, _, width in self.column_layout():
                 if x <= width:
                     self.post_message(self.HeaderSelected(self, column))
                     return
@@ -507,7 +611,9 @@ class JobTable(ScrollView, can_focus=True):
         """Line ``y`` of the view, cut to the horizontal scroll position."""
         width = self.scrollable_content_region.width
         left = int(self.scroll_x)
-        return self._full_line(y, max(width, TABLE_WIDTH)).crop(left, left + width)
+        return self._full_line(y, max(width, line_width(self.column_layout()))).crop(
+            left, left + width
+        )
 
     def _full_line(self, y: int, width: int) -> Strip:
         if y == 0:
@@ -521,19 +627,21 @@ class JobTable(ScrollView, can_focus=True):
         view = self.jobs.get(key)
         if view is None:  # removed since the index was built: drawn blank until the next frame
             return Strip.blank(width, self.rich_style)
-        texts = tuple(cell_text(view, column, self.now) for column in COLUMNS_KEYS)
-        styles = tuple(cell_style(view, column) for column in COLUMNS_KEYS)
+        layout = self.column_layout()
+        texts = tuple(cell_text(view, column, self.now, size) for column, _, size in layout)
+        styles = tuple(cell_style(view, column) for column, _, _ in layout)
         cursor = key == self._cursor_key
         selected = key in self.selected
-        line_key = (texts, styles, cursor, selected, row % 2, width, self.has_focus)
+        line_key = (texts, styles, cursor, selected, row % 2, width, self.has_focus, layout)
         strip = self._lines.get(line_key)
         if strip is None:
-            strip = self._render_row(texts, styles, cursor, selected, row % 2 == 1, width)
+            strip = self._render_row(layout, texts, styles, cursor, selected, row % 2 == 1, width)
             self._lines[line_key] = strip
         return strip
 
     def _render_row(
         self,
+        layout: Layout,
         texts: tuple[str, ...],
         styles: tuple[str, ...],
         cursor: bool,
@@ -548,7 +656,7 @@ class JobTable(ScrollView, can_focus=True):
         else:
             base = self._style("odd-row" if odd else "")
         segments = [Segment(SELECTED_MARK if selected else " ", base)]
-        for (column, _, column_width), text, style in zip(COLUMNS, texts, styles, strict=True):
+        for (column, _, column_width), text, style in zip(layout, texts, styles, strict=True):
             cell = fit(text, column_width, column in RIGHT_ALIGNED)
             if cursor:
                 segments.append(Segment(cell, parse_style(style) + base))
@@ -559,12 +667,13 @@ class JobTable(ScrollView, can_focus=True):
 
     def _header(self, width: int) -> Strip:
         sort_column, reverse = self._view_settings.sort_column, self._view_settings.reverse
-        line_key = ("header", sort_column, reverse, width)
+        layout = self.column_layout()
+        line_key = ("header", sort_column, reverse, width, layout)
         strip = self._lines.get(line_key)
         if strip is None:
             base = self._style("header")
             segments = [Segment(" ", base)]
-            for column, label, column_width in COLUMNS:
+            for column, label, column_width in layout:
                 if column is sort_column:
                     label += " ▼" if reverse else " ▲"
                 segments.append(Segment(fit(label, column_width), base))
