@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run server client test lint format bench clean browser
+.PHONY: run server client test lint format bench clean browser screenshot
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: lint browser   ## lint, architecture contracts, then the whole test suite
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+screenshot: $(STAMP) ## retake the main-screen snapshot and copy it to the README's picture
+	$(PY) -m pytest -q tests/tui/test_snapshots.py -k "test_main_screen and not sizes" --snapshot-update
+	cp tests/tui/__snapshots__/test_snapshots/test_main_screen.svg docs/dashboard.svg
 
 bench: $(STAMP)      ## benchmarks: prints tables, writes bench/results/*.json
 	$(PY) -m bench $(ARGS)
