@@ -242,10 +242,12 @@ async def test_cursor_stays_on_its_job_while_rows_resort(live_server: LiveServer
         followed = table.cursor_key
         assert followed is not None
         orders = set()
-        for _ in range(15):
+        for _ in range(40):  # until the rows have moved (sooner or later on a busy machine)
             await pilot.pause(0.1)
             orders.add(tuple(table.shown_keys()))
             assert table.cursor_key == followed
+            if len(orders) > 2:
+                break
         assert len(orders) > 1  # the rows did move under the cursor
         await pilot.press("O")
         await pilot.pause(0.1)

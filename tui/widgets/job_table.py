@@ -108,9 +108,10 @@ def progress_text(progress: float | None) -> str:
     """``███░░  62%``: a bar and the percentage, from the server's progress hint."""
     if progress is None:
         return ""
-    filled = round(max(0.0, min(1.0, progress)) * PROGRESS_BAR_CELLS)
+    share = max(0.0, min(1.0, progress))
+    filled = round(share * PROGRESS_BAR_CELLS)
     bar = "█" * filled + "░" * (PROGRESS_BAR_CELLS - filled)
-    return f"{bar}{progress * 100:4.0f}%"
+    return f"{bar}{share * 100:4.0f}%"
 
 
 RIGHT_ALIGNED = frozenset({SortColumn.ATTEMPT, SortColumn.SKIPPED, SortColumn.REQUESTS})
