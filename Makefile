@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run server client test lint format bench clean browser redis-server
+.PHONY: run server client test lint format bench clean browser redis-server screenshot
 
 # The Redis store's tests run a real redis-server (Debian's package); installed when missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -44,6 +44,10 @@ redis-server:        ## install redis-server for the tests, only if it is missin
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+screenshot: $(STAMP) ## retake the main-screen snapshot and copy it to the README's picture
+	$(PY) -m pytest -q tests/tui/test_snapshots.py -k "test_main_screen and not sizes" --snapshot-update
+	cp tests/tui/__snapshots__/test_snapshots/test_main_screen.svg docs/dashboard.svg
 
 bench: $(STAMP)      ## benchmarks: prints tables, writes bench/results/*.json
 	$(PY) -m bench $(ARGS)

@@ -21,7 +21,7 @@ from typing import TypeVar
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header
+from textual.widgets import Button, Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
 from client_core import SPECIAL_JOB_ID, BackoffPolicy, Strategy, VideoSimClient
@@ -53,14 +53,17 @@ from tui.model import (
     merge_row,
 )
 from tui.operator_tools import OperatorTools
+from tui.screens.column_chooser import ColumnChooserScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
 from tui.screens.policy_editor import PolicyEditorScreen
+from tui.screens.sort_picker import SortChoice, SortPickerScreen
 from tui.screens.spawn import SpawnScreen
 from tui.settings import DashboardSettings
 from tui.watch_pool import Clock
-from tui.widgets.job_table import JobTable
+from tui.widgets.job_table import CHOOSABLE_COLUMNS, COLUMN_LABELS, JobTable
+from tui.widgets.search_bar import SearchBar
 from tui.widgets.summary_bar import ServerHealth, SummaryBar, counts_text, view_text
 
 T = TypeVar("T")
@@ -69,6 +72,7 @@ TABLE_ACTIONS = frozenset(k.action for k in MAIN_KEYS) - {"help"}
 RESTART_DELAY_S = 0.5  # after an engine crash
 MAX_CRASHES = 5  # engine crashes within CRASH_WINDOW_S before the dashboard stops restarting it
 CRASH_WINDOW_S = 60.0
+FAILED_STATES = frozenset({JobState.ERROR, JobState.FAILED})  # what "retry failed" retries
 
 
 class EngineNotReady(RuntimeError):
@@ -106,6 +110,8 @@ class VideoSimApp(OperatorTools):
         self.state_filter: JobState | None = None
         self.sort_column = SortColumn.ADDED
         self.sort_reverse = False
+        self.search = ""  # lower case; the table shows rows with this text
+        self.columns: tuple[SortColumn, ...] = CHOOSABLE_COLUMNS  # the column chooser's
         self.health = ServerHealth()
         self.health_note = ""  # e.g. "original API, no health route"
         self.engine: EngineLink | None = None
@@ -121,6 +127,7 @@ class VideoSimApp(OperatorTools):
         self._followed: str | None = None
         self._rng = random.Random(settings.spawn_seed)
         self._resort = False
+        self._pause_text = ""
         self._finder: Worker[None] | None = None
 
     # -- layout and lifecycle ---------------------------------------------------------
@@ -128,12 +135,16 @@ class VideoSimApp(OperatorTools):
     def compose(self) -> ComposeResult:
         yield Header()
         yield SummaryBar(id="summary")
+        yield Static(id="pause-banner")
         yield JobTable(id="jobs")
+        yield SearchBar(placeholder="search: job id prefix or any text in the row", id="search")
         yield Footer()
 
     def on_mount(self) -> None:
         self.table = self.query_one(JobTable)
         self.summary = self.query_one(SummaryBar)
+        self.pause_banner = self.query_one("#pause-banner", Static)
+        self.table.show_columns(self.columns)
         self.table.focus()
         self._show_health()
         self.set_interval(self.settings.frame_interval_s, self.refresh_view, name="frame")
@@ -346,6 +357,20 @@ class VideoSimApp(OperatorTools):
         self._resort = True
         self.refresh_view()
 
+    @on(SearchBar.Changed, "#search")
+    def _search_typed(self, event: SearchBar.Changed) -> None:
+        """Live: every key typed narrows (or widens) the table at once."""
+        self.search = event.value.strip().lower()
+        self._resort = True
+        self.refresh_view()
+
+    @on(SearchBar.Closed, "#search")
+    def _search_closed(self, event: SearchBar.Closed) -> None:
+        search_bar = self.query_one(SearchBar)
+        if event.cleared or not self.search:
+            search_bar.remove_class("-shown")
+        self.table.focus()
+
     # -- the frame: model -> views ---------------------------------------------------------
 
     def refresh_view(self) -> None:
@@ -363,9 +388,12 @@ class VideoSimApp(OperatorTools):
                 state_filter=self.state_filter,
                 sort_column=self.sort_column,
                 reverse=self.sort_reverse,
+                search=self.search,
                 resort=self._resort,
             )
             self._resort = False
+            if self.table.paused:
+                self._show_pause_banner()
             self.summary.show(
                 counts_text(
                     self.board.counts(),
@@ -374,11 +402,23 @@ class VideoSimApp(OperatorTools):
                     rate_limited=self.board.rate_limited,
                     unavailable=self.board.unavailable,
                 ),
-                view_text(self.state_filter, self.sort_column, self.sort_reverse),
+                view_text(
+                    self.state_filter, self.sort_column, self.sort_reverse, len(self.table.selected)
+                ),
                 self.board.rate.per_second(now),
                 self.board.rate.series(now),
                 self.health,
             )
+
+    def _show_pause_banner(self) -> None:
+        waiting = self.table.waiting
+        text = (
+            f"Paused: the table holds still while polling goes on; {waiting} "
+            f"row{'' if waiting == 1 else 's'} changed since. P catches up."
+        )
+        if self._pause_text != text:
+            self._pause_text = text
+            self.pause_banner.update(text)
 
     def _show_health(self) -> None:
         note = f" ({self.health_note})" if self.health_note and self.health.ok else ""
@@ -433,6 +473,26 @@ class VideoSimApp(OperatorTools):
             self.starting += 1
             self.notify("Starting a new job with the same settings; it gets a row of its own")
         return None
+
+    def retry_jobs(self, keys: list[str], *, what: str) -> None:
+        """Retry many finished jobs at once: the special job is watched again on new rows,
+        the rest start afresh in one start command; one toast says how many."""
+        views = [self.board.jobs[key] for key in keys if key in self.board.jobs]
+        finished = [view for view in views if view.finished]
+        if not finished:
+            self.notify(f"No finished {what} job to retry", severity="warning")
+            return
+        if (engine := self._require_engine()) is None:
+            return
+        fresh = [view.spec for view in finished if view.spec.job_id is None]
+        for view in finished:
+            if view.spec.job_id is not None:
+                self.watch_existing(view.spec.job_id, view.spec)
+        if fresh:
+            engine.send(StartJobs(fresh))
+            self.starting += len(fresh)
+        self.refresh_view()
+        self.notify(f"Retrying {len(finished)} {what} job(s); new jobs get rows of their own")
 
     def set_defaults(self, strategy: Strategy, policy: BackoffPolicy) -> None:
         self.defaults = JobSpec(strategy=strategy, policy=policy)
@@ -505,7 +565,12 @@ class VideoSimApp(OperatorTools):
             self.open_detail(key)
 
     def action_cancel(self) -> None:
-        if (key := self.table.cursor_key) is not None and not self.cancel_job(key):
+        """The selected watches, or else the one under the cursor."""
+        if selected := self.table.selected_keys():
+            cancelled = self._cancel(*selected)
+            self.refresh_view()
+            self.notify(f"Cancelled {cancelled} of {len(selected)} selected watch(es)")
+        elif (key := self.table.cursor_key) is not None and not self.cancel_job(key):
             self.notify("That watch has already ended", severity="warning")
 
     def action_cancel_all(self) -> None:
@@ -514,8 +579,47 @@ class VideoSimApp(OperatorTools):
         self.notify(f"Cancelled {cancelled} watch(es)")
 
     def action_retry(self) -> None:
-        if (key := self.table.cursor_key) is not None:
+        """The selected finished jobs, or else the one under the cursor."""
+        if selected := self.table.selected_keys():
+            self.retry_jobs(selected, what="selected")
+        elif (key := self.table.cursor_key) is not None:
             self.retry_job(key)
+
+    def action_retry_failed(self) -> None:
+        failed = [view.key for view in self.board if view.state in FAILED_STATES]
+        self.retry_jobs(failed, what="failed")
+
+    def action_toggle_select(self) -> None:
+        self.table.toggle_selected()
+
+    def action_select_range(self) -> None:
+        self.table.select_range()
+
+    def action_select_all(self) -> None:
+        self.table.select_all_shown()
+
+    def action_clear_selection(self) -> None:
+        """esc on the table: the selection goes, and so does a search kept with enter."""
+        self.table.clear_selection()
+        if self.search:
+            search_bar = self.query_one(SearchBar)
+            search_bar.value = ""
+            search_bar.remove_class("-shown")
+            self.search, self._resort = "", True
+            self.refresh_view()
+
+    def action_copy_id(self) -> None:
+        """The selected rows' job ids, one a line, or else the one under the cursor."""
+        keys = self.table.selected_keys()
+        if not keys and self.table.cursor_key is not None:
+            keys = [self.table.cursor_key]
+        job_ids = [self.board.jobs[key].job_id for key in keys if self.board.jobs[key].job_id]
+        if not job_ids:
+            self.notify("No job id to copy", severity="warning")
+            return
+        self.copy_to_clipboard("\n".join(job_ids))
+        what = job_ids[0] if len(job_ids) == 1 else f"{len(job_ids)} job ids"
+        self.notify(f"Copied {what}", title="Clipboard", markup=False)
 
     def action_clear_finished(self) -> None:
         removed = self.board.clear_finished()
@@ -535,6 +639,41 @@ class VideoSimApp(OperatorTools):
         self.sort_column = columns[(columns.index(self.sort_column) + 1) % len(columns)]
         self._resort = True
         self.refresh_view()  # show it now, not at the next frame
+
+    def action_toggle_pause(self) -> None:
+        """Freeze the table for reading; the engine and the board carry on. Again: catch up."""
+        if self.table.paused:
+            self.table.resume()
+            self.pause_banner.remove_class("-shown")
+            self._resort = True
+        else:
+            self.table.pause()
+            self._pause_text = ""
+            self._show_pause_banner()
+            self.pause_banner.add_class("-shown")
+        self.refresh_view()
+
+    def action_choose_columns(self) -> None:
+        def show_if_given(columns: tuple[SortColumn, ...] | None) -> None:
+            if columns is not None:
+                self.columns = columns
+                self.table.show_columns(columns)
+
+        self.push_screen(ColumnChooserScreen(COLUMN_LABELS, self.columns), show_if_given)
+
+    def action_search(self) -> None:
+        search_bar = self.query_one(SearchBar)
+        search_bar.add_class("-shown")
+        search_bar.focus()
+
+    def action_pick_sort(self) -> None:
+        def sort_if_given(choice: SortChoice | None) -> None:
+            if choice is not None:
+                self.sort_column, self.sort_reverse = choice
+                self._resort = True
+                self.refresh_view()
+
+        self.push_screen(SortPickerScreen((self.sort_column, self.sort_reverse)), sort_if_given)
 
     def action_reverse_sort(self) -> None:
         self.sort_reverse = not self.sort_reverse

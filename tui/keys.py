@@ -33,15 +33,65 @@ MAIN_KEYS: tuple[KeyAction, ...] = (
         "s", "spawn_special", "Special", "Watch special-pending-job (never finishes)", show=False
     ),
     KeyAction("enter", "open_detail", "Detail", "Open the job under the cursor", show=False),
-    KeyAction("c", "cancel", "Cancel", "Cancel the watch of the job under the cursor"),
+    KeyAction(
+        "space",
+        "toggle_select",
+        "Select",
+        "Select or unselect the row under the cursor",
+        show=False,
+    ),
+    KeyAction(
+        "V",
+        "select_range",
+        "Range",
+        "Select the rows from the last selected one to the cursor",
+        show=False,
+    ),
+    KeyAction(
+        "asterisk", "select_all", "All", "Select every shown row (again: unselect them)", show=False
+    ),
+    KeyAction(
+        "escape", "clear_selection", "Unselect", "Clear the selection (and the search)", show=False
+    ),
+    KeyAction("c", "cancel", "Cancel", "Cancel the selected watches, or the one under the cursor"),
     KeyAction("C", "cancel_all", "Cancel all", "Cancel every live watch", show=False),
-    KeyAction("r", "retry", "Retry", "Retry the finished job under the cursor"),
+    KeyAction(
+        "r", "retry", "Retry", "Retry the selected finished jobs, or the one under the cursor"
+    ),
+    KeyAction(
+        "R",
+        "retry_failed",
+        "Retry failed",
+        "Retry every job that ended in error or failed",
+        show=False,
+    ),
+    KeyAction(
+        "y",
+        "copy_id",
+        "Copy id",
+        "Copy the job id (of every selected row) to the clipboard",
+        show=False,
+    ),
     KeyAction("x", "clear_finished", "Clear", "Remove finished jobs from the table", show=False),
     KeyAction("f", "cycle_filter", "Filter", "Cycle the status filter"),
+    KeyAction("slash", "search", "Search", "Search: a job id prefix or any text in the row"),
     KeyAction("o", "cycle_sort", "Sort", "Cycle the sort column (or click a header)"),
+    KeyAction(
+        "S", "pick_sort", "Sort by", "Pick the sort column and order from a list", show=False
+    ),
     KeyAction("O", "reverse_sort", "Reverse", "Reverse the sort order", show=False),
+    KeyAction(
+        "P",
+        "toggle_pause",
+        "Pause",
+        "Pause the table for reading (polling goes on); again: catch up",
+        show=False,
+    ),
+    KeyAction("t", "choose_columns", "Columns", "Choose the table's columns", show=False),
     KeyAction("p", "edit_policy", "Policy", "Edit the default strategy and backoff policy"),
-    KeyAction("m", "compare", "Compare", "Run one batch under several policies side by side"),
+    KeyAction(
+        "m", "compare", "Compare", "Run one batch under several policies side by side", show=False
+    ),
     KeyAction("e", "export", "Export", "Export the board to CSV and JSON files", show=False),
     KeyAction(
         "L",
@@ -52,6 +102,31 @@ MAIN_KEYS: tuple[KeyAction, ...] = (
     ),
     KeyAction("question_mark,f1", "help", "Help", "Show every key and what it does"),
     KeyAction("q,ctrl+c", "quit", "Quit", "Quit from the job table (stops an embedded server)"),
+)
+
+# the table's own keys (it has the focus on the main screen): vi keys beside the arrows
+TABLE_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("up,k", "cursor_up", "Up", "Cursor up", show=False),
+    KeyAction("down,j", "cursor_down", "Down", "Cursor down", show=False),
+    KeyAction("pageup", "page_up", "Page up", "A page up", show=False),
+    KeyAction("pagedown", "page_down", "Page down", "A page down", show=False),
+    KeyAction("home,g", "first", "First", "First row", show=False),
+    KeyAction("end,G", "last", "Last", "Last row", show=False),
+    KeyAction("enter", "select", "Open", "Open the job under the cursor", show=False),
+)
+
+SEARCH_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("escape", "clear", "Clear", "Clear the search and go back to the table"),
+    KeyAction("enter", "done", "Done", "Keep the search and go back to the table"),
+)
+
+PICKER_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("escape", "close", "Close", "Close without changing anything"),
+)
+
+COLUMN_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("escape", "close", "Close", "Close without changing anything"),
+    KeyAction("ctrl+s", "submit", "Show", "Show the ticked columns (same as the Show button)"),
 )
 
 DETAIL_KEYS: tuple[KeyAction, ...] = (
@@ -82,6 +157,10 @@ FORM_KEYS: tuple[KeyAction, ...] = (
 
 KEY_GROUPS: tuple[tuple[str, tuple[KeyAction, ...]], ...] = (
     ("Job table", MAIN_KEYS),
+    ("Moving in the table", TABLE_KEYS),
+    ("Search box", SEARCH_KEYS),
+    ("Sort picker", PICKER_KEYS),
+    ("Column chooser", COLUMN_KEYS),
     ("Job detail", DETAIL_KEYS),
     ("Compare", COMPARE_KEYS),
     ("Event log", EVENT_LOG_KEYS),

@@ -95,6 +95,7 @@ class JobView:
     outcome: Outcome | None = None
     ended_at: float | None = None
     last_error: str | None = None
+    progress: float | None = None  # the server's hint, 0..1, from the last poll that had one
     history: deque[PollRecord] = field(default_factory=lambda: deque(maxlen=HISTORY_LENGTH))
     history_count: int = 0  # records ever appended (the deque keeps only the newest)
 
@@ -134,6 +135,8 @@ class SortColumn(StrEnum):
     ELAPSED = "elapsed"
     REQUESTS = "requests"
     OUTCOME = "outcome"
+    PROGRESS = "progress"
+    ERROR = "error"  # the last error's text
 
     @property
     def time_dependent(self) -> bool:
@@ -171,7 +174,19 @@ def sort_key(view: JobView, column: SortColumn, now: float) -> tuple[Any, int]:
             value = view.requests
         case SortColumn.OUTCOME:
             value = str(view.outcome or "")
+        case SortColumn.PROGRESS:
+            value = progress_of(view)
+            value = -1.0 if value is None else value
+        case SortColumn.ERROR:
+            value = view.last_error or ""
     return value, view.seq
+
+
+def progress_of(view: JobView) -> float | None:
+    """How far the job is, 0..1: the server's hint, 1 once completed, None when unknown."""
+    if view.outcome is Outcome.COMPLETED:
+        return 1.0
+    return view.progress
 
 
 class RequestRate:
@@ -278,6 +293,8 @@ class JobBoard:
         view.reason = event.reason
         view.last_error = event.error
         view.next_delay_s = event.next_delay_s
+        if event.progress is not None:
+            view.progress = event.progress
         view.next_poll_at = None if event.next_delay_s is None else now + event.next_delay_s
         view.history.append(
             PollRecord(
@@ -439,6 +456,17 @@ def matches(view: JobView, state: JobState | None) -> bool:
     return view.state is state
 
 
+def matches_text(view: JobView, needle: str) -> bool:
+    """Whether the search ``needle`` (lower case) is in the row: the job id (so a prefix
+    finds a job), the status, the outcome or the last error."""
+    if not needle:
+        return True
+    return any(
+        needle in text.lower()
+        for text in (view.key, view.status, view.outcome or "", view.last_error or "")
+    )
+
+
 NOT_STARTED = "not-started"  # row key prefix of a job whose POST /start failed for good
 
 
@@ -510,6 +538,7 @@ ROW_FIELDS = (
     "outcome",
     "ended_at",
     "last_error",
+    "progress",
 )
 _ENUM_FIELDS: dict[str, type[StrEnum]] = {
     "strategy": Strategy,

@@ -1,7 +1,7 @@
-"""Settings remembered between runs: theme, strategy, policy and sort.
+"""Settings remembered between runs: theme, strategy, policy, sort and columns.
 
 An operator who picked a theme, tuned a policy and sorted by elapsed time wants the same
-dashboard tomorrow. On exit the CLI saves those four choices as JSON in the user's config
+dashboard tomorrow. On exit the CLI saves those choices as JSON in the user's config
 directory (platformdirs: ``~/.config/videosim/dashboard.json`` on Linux, which
 ``XDG_CONFIG_HOME`` moves); on start it restores them, except where a flag or the
 environment says otherwise (what the user typed today wins over what was remembered).
@@ -60,6 +60,7 @@ class Remembered:
     policy: BackoffPolicy | None = None
     sort_column: SortColumn | None = None
     sort_reverse: bool = False
+    columns: tuple[SortColumn, ...] | None = None  # the column chooser's, in table order
 
 
 _ADAPTER = TypeAdapter(Remembered)
@@ -134,6 +135,8 @@ def restore(app: VideoSimApp, remembered: Remembered, given: Set[str]) -> str | 
     if remembered.sort_column is not None:
         app.sort_column = remembered.sort_column
         app.sort_reverse = remembered.sort_reverse
+    if remembered.columns:
+        app.columns = remembered.columns
     if remembered.theme is not None and "theme" not in given:
         if remembered.theme not in app.available_themes:
             return f"ignored the remembered theme {remembered.theme!r}: no such theme"
@@ -149,4 +152,5 @@ def snapshot(app: VideoSimApp) -> Remembered:
         policy=app.defaults.policy,
         sort_column=app.sort_column,
         sort_reverse=app.sort_reverse,
+        columns=app.columns,
     )

@@ -90,6 +90,7 @@ def poll(
     http_status: int | None = 200,
     error: str | None = None,
     eta_s: float | None = None,
+    progress: float | None = None,
 ) -> PollEvent:
     return PollEvent(
         job_id=job_id,
@@ -103,6 +104,7 @@ def poll(
         http_status=http_status,
         error=error,
         eta_s=eta_s,
+        progress=progress,
     )
 
 
@@ -154,7 +156,9 @@ def synthetic_batch(start: float = 990.0) -> PoolBatch:
             start + 2.2,
         ),
         WatchEvent(JOB_WAITING, poll(JOB_WAITING, 1, "pending", delay=2.0), start + 1.1),
-        WatchEvent(JOB_WAITING, poll(JOB_WAITING, 2, "pending", delay=6.5), start + 3.1),
+        WatchEvent(
+            JOB_WAITING, poll(JOB_WAITING, 2, "pending", delay=6.5, progress=0.4), start + 3.1
+        ),
         WatchEvent(
             JOB_HELD,
             poll(

@@ -109,7 +109,8 @@ async def test_enter_and_a_header_click_reach_the_app() -> None:
         app.ingest(synthetic_batch())
         app.refresh_view()
         await pilot.pause()
-        await pilot.click(JobTable, offset=(13, 0))  # the Status label
+        job_width = app.table.column_layout()[0][2]
+        await pilot.click(JobTable, offset=(job_width + 3, 0))  # the Status label
         assert app.sort_column is SortColumn.STATUS
         await pilot.press("enter")
         await pilot.pause()

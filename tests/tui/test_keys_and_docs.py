@@ -7,12 +7,16 @@ from pathlib import Path
 from tests.tui.conftest import frozen_dashboard
 from tui.app import VideoSimApp
 from tui.keys import KEY_GROUPS, MAIN_KEYS
+from tui.screens.column_chooser import ColumnChooserScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.event_log import EventLogScreen
 from tui.screens.help import HelpScreen, display_keys
 from tui.screens.policy_editor import PolicyEditorScreen
+from tui.screens.sort_picker import SortPickerScreen
 from tui.screens.spawn import SpawnScreen
+from tui.widgets.job_table import JobTable
+from tui.widgets.search_bar import SearchBar
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "tui.md"
 
@@ -40,6 +44,10 @@ def test_every_key_has_an_action_where_it_is_bound() -> None:
         "Compare": [CompareScreen],
         "Event log": [EventLogScreen],
         "Spawn form and policy editor": [SpawnScreen, PolicyEditorScreen],
+        "Moving in the table": [JobTable],
+        "Search box": [SearchBar],
+        "Sort picker": [SortPickerScreen],
+        "Column chooser": [ColumnChooserScreen],
     }
     for group, keys in KEY_GROUPS:
         for owner in owners[group]:

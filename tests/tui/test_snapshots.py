@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +36,20 @@ def test_main_screen(snap_compare: Any) -> None:
     assert snap_compare(frozen_dashboard(), terminal_size=SIZE, run_before=with_jobs)
 
 
+ROOT = Path(__file__).resolve().parents[2]
+MAIN_SCREEN_SNAPSHOT = ROOT / "tests/tui/__snapshots__/test_snapshots/test_main_screen.svg"
+README_PICTURE = ROOT / "docs/dashboard.svg"
+
+
+def test_the_readme_picture_is_the_main_screen_snapshot() -> None:
+    """The README's picture is test_main_screen's SVG, which that test checks against the
+    live dashboard: so the picture cannot drift from what the dashboard shows."""
+    assert README_PICTURE.read_text() == MAIN_SCREEN_SNAPSHOT.read_text(), (
+        "docs/dashboard.svg is not the main screen's snapshot; after an intended change run "
+        "`make screenshot` (pytest --snapshot-update, then the copy)"
+    )
+
+
 def test_spawn_form(snap_compare: Any) -> None:
     assert snap_compare(frozen_dashboard(), terminal_size=SIZE, run_before=with_jobs, press=["n"])
 
@@ -44,7 +59,9 @@ def test_policy_editor_with_a_bad_value(snap_compare: Any) -> None:
         await with_jobs(pilot)
         await pilot.press("p")
         await pilot.click("#multiplier")
-        pilot.app.screen.query_one("#multiplier").value = "0.5"  # type: ignore[attr-defined]
+        field = pilot.app.screen.query_one("#multiplier")
+        field.cursor_blink = False  # type: ignore[attr-defined]  # no picture mid-blink
+        field.value = "0.5"  # type: ignore[attr-defined]
         await pilot.pause()
 
     assert snap_compare(frozen_dashboard(), terminal_size=(110, 34), run_before=bad_multiplier)

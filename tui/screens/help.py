@@ -59,11 +59,11 @@ class HelpScreen(ModalScreen[None]):
             yield Label("Keys", classes="form-title")
             yield Static(keys_table())
             yield Static(
-                "Mouse: click a row to select it, a header to sort by it; forms are clickable.",
+                "Mouse: click a row to move the cursor there, a header to sort by it; forms too.",
                 classes="dim",
             )
             yield Label(
-                "Theme, policy and sort are remembered between runs; videosim --reset forgets.",
+                "Theme, policy, sort and columns are remembered; videosim --reset forgets.",
                 classes="dim",
             )
         yield Footer()

@@ -11,14 +11,15 @@ on its job when rows move.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import copy
+from collections.abc import Collection, Mapping
 from functools import lru_cache
+from typing import NamedTuple
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
-from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
@@ -26,25 +27,94 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from client_core import SPECIAL_JOB_ID, DelayReason, Outcome
-from tui.model import JobBoard, JobState, JobView, SortColumn, matches, sort_key
-
-# (column key, label, width): fixed widths, so no update ever re-measures a column.
-COLUMNS: tuple[tuple[SortColumn, str, int], ...] = (
-    (SortColumn.JOB, "Job", 10),
-    (SortColumn.STATUS, "Status", 11),
-    (SortColumn.HTTP, "HTTP", 9),
-    (SortColumn.ATTEMPT, "Attempt", 9),
-    (SortColumn.SKIPPED, "Skipped", 9),
-    (SortColumn.NEXT, "Next", 7),
-    (SortColumn.STRATEGY, "Strategy", 11),
-    (SortColumn.ELAPSED, "Elapsed", 9),
-    (SortColumn.REQUESTS, "Requests", 10),
-    (SortColumn.OUTCOME, "Outcome", 11),
+from tui.keys import TABLE_KEYS
+from tui.model import (
+    JobBoard,
+    JobState,
+    JobView,
+    SortColumn,
+    matches,
+    matches_text,
+    progress_of,
+    sort_key,
 )
-# one space before each column, one after the last (the label's sort mark fits the width)
-TABLE_WIDTH = sum(width + 1 for _, _, width in COLUMNS) + 1
-COLUMNS_KEYS = tuple(key for key, _, _ in COLUMNS)
+
+
+class ColumnSpec(NamedTuple):
+    """A column: its key (also the sort key), label, and width. ``widest``: the column
+    grows into spare room up to that many cells. ``when_room``: shown only when the
+    terminal has room for it beside the others."""
+
+    key: SortColumn
+    label: str
+    width: int
+    widest: int | None = None
+    when_room: bool = False
+
+
+# Widths are fixed for a given terminal width, so no update ever re-measures a column.
+COLUMN_SPECS: tuple[ColumnSpec, ...] = (
+    ColumnSpec(SortColumn.JOB, "Job", 10, widest=38),  # a whole uuid and "#n" given room
+    ColumnSpec(SortColumn.STATUS, "Status", 11),
+    ColumnSpec(SortColumn.HTTP, "HTTP", 9),
+    ColumnSpec(SortColumn.ATTEMPT, "Attempt", 9),
+    ColumnSpec(SortColumn.SKIPPED, "Skipped", 9),
+    ColumnSpec(SortColumn.NEXT, "Next", 7),
+    ColumnSpec(SortColumn.PROGRESS, "Progress", 10, when_room=True),
+    ColumnSpec(SortColumn.STRATEGY, "Strategy", 10),
+    ColumnSpec(SortColumn.ELAPSED, "Elapsed", 9),
+    ColumnSpec(SortColumn.REQUESTS, "Requests", 10),
+    ColumnSpec(SortColumn.OUTCOME, "Outcome", 11),
+    # the last error takes whatever room is left at the end of the line
+    ColumnSpec(SortColumn.ERROR, "Last error", 16, widest=10_000, when_room=True),
+)
+CHOOSABLE_COLUMNS: tuple[SortColumn, ...] = tuple(spec.key for spec in COLUMN_SPECS)
+COLUMN_LABELS = {spec.key: spec.label for spec in COLUMN_SPECS}
+Layout = tuple[tuple[SortColumn, str, int], ...]  # (key, label, width) of each column shown
+
+
+def layout_for(width: int, columns: Collection[SortColumn]) -> Layout:
+    """The chosen columns' widths for a table ``width`` cells wide: the columns that are
+    always shown at their widths; then, while there is room, the columns shown when there
+    is room (in order); then the growing columns (the job id, the last error) take the
+    rest, in order."""
+    chosen = [spec for spec in COLUMN_SPECS if spec.key in columns]
+    shown = {spec.key for spec in chosen if not spec.when_room}
+    spare = width - sum(spec.width + 1 for spec in chosen if spec.key in shown) - 1
+    for spec in chosen:
+        if spec.when_room and spare >= spec.width + 1:
+            shown.add(spec.key)
+            spare -= spec.width + 1
+    layout: list[tuple[SortColumn, str, int]] = []
+    for spec in chosen:
+        if spec.key not in shown:
+            continue
+        grow = max(0, min(spare, (spec.widest or spec.width) - spec.width))
+        spare -= grow
+        layout.append((spec.key, spec.label, spec.width + grow))
+    return tuple(layout)
+
+
+def line_width(layout: Layout) -> int:
+    """Cells a line of this layout takes: a space before each column, one after the last."""
+    return sum(width + 1 for _, _, width in layout) + 1
+
+
+PROGRESS_BAR_CELLS = 5
+
+
+def progress_text(progress: float | None) -> str:
+    """``███░░  62%``: a bar and the percentage, from the server's progress hint."""
+    if progress is None:
+        return ""
+    share = max(0.0, min(1.0, progress))
+    filled = round(share * PROGRESS_BAR_CELLS)
+    bar = "█" * filled + "░" * (PROGRESS_BAR_CELLS - filled)
+    return f"{bar}{share * 100:4.0f}%"
+
+
 RIGHT_ALIGNED = frozenset({SortColumn.ATTEMPT, SortColumn.SKIPPED, SortColumn.REQUESTS})
+SELECTED_MARK = "●"  # in the gutter before a selected row's first cell
 LINES_KEPT = 2_000  # rendered lines cached (a screenful is ~50)
 REBUILD_EVERY_S = 0.5  # re-sort/re-filter on model changes at most this often (keys: at once)
 
@@ -60,21 +130,37 @@ OUTCOME_STYLES = {
 }
 
 
-def short_id(view: JobView) -> str:
-    """First 8 characters of a uuid; ``special`` for the special job; ``#n`` for re-watches."""
+def id_prefix(job_id: str, room: int) -> str:
+    """The uuid's first groups that fit in ``room`` cells (the first group at least), so a
+    cut never falls inside a group: ``3f2a9c1e``, ``3f2a9c1e-5b7d``, ... the whole id."""
+    groups = job_id.split("-")
+    shown = groups[0][:8]
+    for group in groups[1:]:
+        longer = f"{shown}-{group}"
+        if len(longer) > room:
+            break
+        shown = longer
+    return shown
+
+
+def short_id(view: JobView, width: int = 10) -> str:
+    """As much of the uuid as ``width`` allows (8 characters at least); ``special`` for the
+    special job; ``#n`` for re-watches."""
+    _, hash_mark, number = view.key.partition("#")
     if not view.job_id:
         base = "-"  # never started
+    elif view.job_id == SPECIAL_JOB_ID:
+        base = "special"
     else:
-        base = "special" if view.job_id == SPECIAL_JOB_ID else view.job_id[:8]
-    _, hash_mark, number = view.key.partition("#")
+        base = id_prefix(view.job_id, width - (len(number) + 1 if hash_mark else 0))
     return f"{base}#{number}" if hash_mark else base
 
 
-def cell_text(view: JobView, column: str, now: float) -> str:
-    """The plain text of one cell."""
+def cell_text(view: JobView, column: str, now: float, width: int = 10) -> str:
+    """The plain text of one cell (``width``: the job column's, for how much id fits)."""
     match column:
         case SortColumn.JOB:
-            return short_id(view)
+            return short_id(view, width)
         case SortColumn.STATUS:
             if view.status:
                 return view.status
@@ -108,6 +194,10 @@ def cell_text(view: JobView, column: str, now: float) -> str:
             if view.outcome is not None:
                 return str(view.outcome)
             return "retrying" if view.last_error else ""
+        case SortColumn.PROGRESS:
+            return progress_text(progress_of(view))
+        case SortColumn.ERROR:
+            return view.last_error or ""
     raise KeyError(column)
 
 
@@ -123,6 +213,10 @@ def cell_style(view: JobView, column: str) -> str:
         return OUTCOME_STYLES.get(view.outcome, "magenta") if view.outcome else "magenta"
     if column == SortColumn.JOB:
         return "bold"
+    if column == SortColumn.PROGRESS:
+        return "green" if view.outcome is Outcome.COMPLETED else "cyan"
+    if column == SortColumn.ERROR:
+        return "red"
     return ""
 
 
@@ -138,6 +232,15 @@ def fit(text: str, width: int, right: bool = False) -> str:
     return text.rjust(width) if right else text.ljust(width)
 
 
+class ViewSettings(NamedTuple):
+    """What the index shows: the status filter, the sort, and the search text."""
+
+    state_filter: JobState | None
+    sort_column: SortColumn
+    reverse: bool
+    search: str  # lower case; "" shows every row
+
+
 class JobTable(ScrollView, can_focus=True):
     """Rows are jobs, drawn from the board; the first line is the header."""
 
@@ -146,6 +249,7 @@ class JobTable(ScrollView, can_focus=True):
         "job-table--cursor",
         "job-table--odd-row",
         "job-table--hint",
+        "job-table--selected",
     }
     DEFAULT_CSS = """
     JobTable {
@@ -170,20 +274,16 @@ class JobTable(ScrollView, can_focus=True):
     JobTable > .job-table--odd-row {
         background: $surface-lighten-1;
     }
+    JobTable > .job-table--selected {
+        background: $accent 35%;
+        color: $foreground;
+    }
     JobTable > .job-table--hint {
         color: $text-muted;
         text-style: italic;
     }
     """
-    BINDINGS = [
-        Binding("up", "cursor_up", "Up", show=False),
-        Binding("down", "cursor_down", "Down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-        Binding("home", "first", "First", show=False),
-        Binding("end", "last", "Last", show=False),
-        Binding("enter", "select", "Open", show=False),
-    ]
+    BINDINGS = [k.binding() for k in TABLE_KEYS]
 
     class Selected(Message):
         """Enter (or a click on the cursor's row) on a job."""
@@ -217,13 +317,15 @@ class JobTable(ScrollView, can_focus=True):
         self._position: dict[str, int] = {}
         self._cursor_key: str | None = None
         self._cursor_row = 0  # where the cursor was, for when its job leaves the index
-        self._view_settings: tuple[JobState | None, SortColumn, bool] = (
-            None,
-            SortColumn.ADDED,
-            False,
-        )
+        self.columns: tuple[SortColumn, ...] = CHOOSABLE_COLUMNS  # the user's choice
+        self._layout: tuple[int, tuple[SortColumn, ...], Layout] | None = None
+        self.selected: set[str] = set()  # row keys, kept across filter, sort and search
+        self._anchor: str | None = None  # the last row toggled: where a range starts
+        self._view_settings = ViewSettings(None, SortColumn.ADDED, False, "")
         self._built_at = float("-inf")
         self._stale = False  # the model changed in a way the index may not show yet
+        self._frozen: dict[str, JobView] | None = None  # paused: the rows as they were
+        self._waiting: set[str] = set()  # paused: rows that changed since
         self._lines: LRUCache[tuple[object, ...], Strip] = LRUCache(LINES_KEPT)
         self._styles: dict[str, Style] = {}
 
@@ -249,9 +351,14 @@ class JobTable(ScrollView, can_focus=True):
     def get_row_index(self, key: str) -> int:
         return self._position[key]
 
+    @property
+    def jobs(self) -> Mapping[str, JobView]:
+        """The rows as drawn: the board's, or while paused the copies taken at the pause."""
+        return self.board.jobs if self._frozen is None else self._frozen
+
     def get_cell(self, key: str, column: str) -> Text:
         """One cell as it shows (for tests and the command palette)."""
-        view = self.board.jobs[key]
+        view = self.jobs[key]
         return Text(cell_text(view, column, self.now), style=cell_style(view, column))
 
     def sync(
@@ -264,13 +371,26 @@ class JobTable(ScrollView, can_focus=True):
         state_filter: JobState | None,
         sort_column: SortColumn,
         reverse: bool,
+        search: str = "",
         resort: bool = False,
     ) -> None:
         """Bring the index up to date with the model's changes since the last frame and
-        repaint. ``resort``: the user changed the filter or sort (rebuild at once)."""
-        self.board, self.now = board, now
-        settings = (state_filter, sort_column, reverse)
-        plain_order = state_filter is None and sort_column is SortColumn.ADDED and not reverse
+        repaint. ``resort``: the user changed the filter, sort or search (rebuild at once)."""
+        self.board = board
+        if removed and self.selected:
+            self.selected.difference_update(removed)
+        settings = ViewSettings(state_filter, sort_column, reverse, search)
+        if self._frozen is not None:  # paused: count what waits; redo the index only if asked
+            self._waiting.update(changed)
+            self._waiting.update(removed)
+            if resort or settings != self._view_settings:
+                self._rebuild(settings)
+                self.refresh()
+            return
+        self.now = now
+        plain_order = (
+            state_filter is None and sort_column is SortColumn.ADDED and not reverse and not search
+        )
         # A removal, or in a filtered or sorted view any change (it may move a row or take
         # it out of the filter), or a clock-driven sort, make the index stale.
         if removed or (not plain_order and (changed or sort_column.time_dependent)):
@@ -283,13 +403,17 @@ class JobTable(ScrollView, can_focus=True):
             self._append_new(changed)
         self.refresh()
 
-    def _rebuild(self, settings: tuple[JobState | None, SortColumn, bool]) -> None:
-        state_filter, sort_column, reverse = settings
-        jobs, now = self.board.jobs, self.now
-        if state_filter is None:
+    def _rebuild(self, settings: ViewSettings) -> None:
+        state_filter, sort_column, reverse, search = settings
+        jobs, now = self.jobs, self.now
+        if state_filter is None and not search:
             order = list(jobs)
         else:
-            order = [key for key, view in jobs.items() if matches(view, state_filter)]
+            order = [
+                key
+                for key, view in jobs.items()
+                if matches(view, state_filter) and matches_text(view, search)
+            ]
         if sort_column is not SortColumn.ADDED:
             order.sort(key=lambda key: sort_key(jobs[key], sort_column, now), reverse=reverse)
         elif reverse:
@@ -325,7 +449,27 @@ class JobTable(ScrollView, can_focus=True):
         self._keep_cursor_in_view()
 
     def _set_virtual_size(self) -> None:
-        self.virtual_size = Size(TABLE_WIDTH, len(self.order) + 1)  # + the header line
+        width = line_width(self.column_layout())
+        self.virtual_size = Size(width, len(self.order) + 1)  # + the header line
+
+    # -- the columns -----------------------------------------------------------------------
+
+    def show_columns(self, columns: Collection[SortColumn]) -> None:
+        """The column chooser's choice (in the table's own column order)."""
+        self.columns = tuple(key for key in CHOOSABLE_COLUMNS if key in columns)
+        self._set_virtual_size()
+        self.refresh()
+
+    def column_layout(self) -> Layout:
+        """The columns shown and their widths for the table's width (cached per width)."""
+        width = self.scrollable_content_region.width
+        cached = self._layout
+        if cached is None or cached[:2] != (width, self.columns):
+            cached = self._layout = (width, self.columns, layout_for(width, self.columns))
+        return cached[2]
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._set_virtual_size()
 
     # -- the cursor ------------------------------------------------------------------------
 
@@ -380,7 +524,7 @@ class JobTable(ScrollView, can_focus=True):
             return
         if offset.y == 0:
             x = offset.x + int(self.scroll_x)
-            for column, _, width in COLUMNS:
+            for column, _, width in self.column_layout():
                 if x <= width:
                     self.post_message(self.HeaderSelected(self, column))
                     return
@@ -393,13 +537,83 @@ class JobTable(ScrollView, can_focus=True):
             else:
                 self.move_cursor(row=row)
 
+    # -- pause: the rows stay as they were while the board moves on -------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._frozen is not None
+
+    @property
+    def waiting(self) -> int:
+        """Rows that changed (or went) since the pause: what resuming will show."""
+        return len(self._waiting)
+
+    def pause(self) -> None:
+        """Freeze the rows for reading: one shallow copy of each row now (a key press, not
+        a frame), the engine's updates still reach the board."""
+        self._frozen = {key: copy.copy(view) for key, view in self.board.jobs.items()}
+        self._waiting = set()
+
+    def resume(self) -> None:
+        """Back to the live board; the next frame rebuilds the index with what changed."""
+        self._frozen, self._waiting = None, set()
+        self._stale = True
+        self._built_at = float("-inf")
+
+    # -- the selection: row keys, so it survives filter, sort and search --------------------
+
+    def toggle_selected(self) -> None:
+        """Select the row under the cursor, or unselect it; it becomes a range's start."""
+        key = self._cursor_key
+        if key is None:
+            return
+        if key in self.selected:
+            self.selected.discard(key)
+        else:
+            self.selected.add(key)
+        self._anchor = key
+        self.refresh()
+
+    def select_range(self) -> None:
+        """Select every shown row from the last toggled one to the cursor (both included)."""
+        if self._cursor_key is None:
+            return
+        start = self._position.get(self._anchor) if self._anchor is not None else None
+        end = self.cursor_row
+        if start is None:  # nothing toggled yet (or it left the view): from the cursor only
+            start = end
+        low, high = sorted((start, end))
+        self.selected.update(self.order[low : high + 1])
+        self._anchor = self._cursor_key
+        self.refresh()
+
+    def select_all_shown(self) -> None:
+        """Select every row the filter and search show; if they all are, unselect them."""
+        if self.selected.issuperset(self.order):
+            self.selected.difference_update(self.order)
+        else:
+            self.selected.update(self.order)
+        self.refresh()
+
+    def clear_selection(self) -> None:
+        self.selected.clear()
+        self._anchor = None
+        self.refresh()
+
+    def selected_keys(self) -> list[str]:
+        """The selected rows still on the board, in the board's order."""
+        jobs = self.board.jobs
+        return sorted((key for key in self.selected if key in jobs), key=lambda key: jobs[key].seq)
+
     # -- drawing ---------------------------------------------------------------------------
 
     def render_line(self, y: int) -> Strip:
         """Line ``y`` of the view, cut to the horizontal scroll position."""
         width = self.scrollable_content_region.width
         left = int(self.scroll_x)
-        return self._full_line(y, max(width, TABLE_WIDTH)).crop(left, left + width)
+        return self._full_line(y, max(width, line_width(self.column_layout()))).crop(
+            left, left + width
+        )
 
     def _full_line(self, y: int, width: int) -> Strip:
         if y == 0:
@@ -410,25 +624,39 @@ class JobTable(ScrollView, can_focus=True):
         if row >= len(self.order):
             return Strip.blank(width, self.rich_style)
         key = self.order[row]
-        view = self.board.jobs.get(key)
+        view = self.jobs.get(key)
         if view is None:  # removed since the index was built: drawn blank until the next frame
             return Strip.blank(width, self.rich_style)
-        texts = tuple(cell_text(view, column, self.now) for column in COLUMNS_KEYS)
-        styles = tuple(cell_style(view, column) for column in COLUMNS_KEYS)
+        layout = self.column_layout()
+        texts = tuple(cell_text(view, column, self.now, size) for column, _, size in layout)
+        styles = tuple(cell_style(view, column) for column, _, _ in layout)
         cursor = key == self._cursor_key
-        line_key = (texts, styles, cursor, row % 2, width, self.has_focus)
+        selected = key in self.selected
+        line_key = (texts, styles, cursor, selected, row % 2, width, self.has_focus, layout)
         strip = self._lines.get(line_key)
         if strip is None:
-            strip = self._render_row(texts, styles, cursor, row % 2 == 1, width)
+            strip = self._render_row(layout, texts, styles, cursor, selected, row % 2 == 1, width)
             self._lines[line_key] = strip
         return strip
 
     def _render_row(
-        self, texts: tuple[str, ...], styles: tuple[str, ...], cursor: bool, odd: bool, width: int
+        self,
+        layout: Layout,
+        texts: tuple[str, ...],
+        styles: tuple[str, ...],
+        cursor: bool,
+        selected: bool,
+        odd: bool,
+        width: int,
     ) -> Strip:
-        base = self._style("cursor" if cursor else ("odd-row" if odd else ""))
-        segments = [Segment(" ", base)]
-        for (column, _, column_width), text, style in zip(COLUMNS, texts, styles, strict=True):
+        if cursor:
+            base = self._style("cursor")
+        elif selected:
+            base = self._style("selected")
+        else:
+            base = self._style("odd-row" if odd else "")
+        segments = [Segment(SELECTED_MARK if selected else " ", base)]
+        for (column, _, column_width), text, style in zip(layout, texts, styles, strict=True):
             cell = fit(text, column_width, column in RIGHT_ALIGNED)
             if cursor:
                 segments.append(Segment(cell, parse_style(style) + base))
@@ -438,14 +666,14 @@ class JobTable(ScrollView, can_focus=True):
         return Strip(segments).extend_cell_length(width, base)
 
     def _header(self, width: int) -> Strip:
-        state_filter, sort_column, reverse = self._view_settings
-        del state_filter
-        line_key = ("header", sort_column, reverse, width)
+        sort_column, reverse = self._view_settings.sort_column, self._view_settings.reverse
+        layout = self.column_layout()
+        line_key = ("header", sort_column, reverse, width, layout)
         strip = self._lines.get(line_key)
         if strip is None:
             base = self._style("header")
             segments = [Segment(" ", base)]
-            for column, label, column_width in COLUMNS:
+            for column, label, column_width in layout:
                 if column is sort_column:
                     label += " ▼" if reverse else " ▲"
                 segments.append(Segment(fit(label, column_width), base))
@@ -455,9 +683,11 @@ class JobTable(ScrollView, can_focus=True):
         return strip
 
     def _hint(self, width: int) -> Strip:
-        state_filter = self._view_settings[0]
-        if len(self.board) == 0:
+        state_filter, search = self._view_settings.state_filter, self._view_settings.search
+        if len(self.jobs) == 0:
             hint = "No jobs yet: press n to spawn some (s watches the special job)."
+        elif search:
+            hint = f"No job matches the search '{search}': press / then esc to clear it."
         else:
             hint = (
                 f"No job matches the filter '{state_filter}': "

@@ -84,8 +84,13 @@ def counts_text(
     return text
 
 
-def view_text(state_filter: JobState | None, column: SortColumn, reverse: bool) -> Text:
+def view_text(
+    state_filter: JobState | None, column: SortColumn, reverse: bool, selected: int = 0
+) -> Text:
     text = Text()
+    if selected:
+        text.append(f"{selected} selected", style="bold")
+        text.append(" · ", style="dim")
     text.append("filter ", style="dim")
     text.append(f"{state_filter or 'all'}", style="bold")
     # a visible separator: spaces alone vanish in some renderings of a screenshot
