@@ -34,7 +34,7 @@ import psutil
 
 from bench.report import Column, SectionResult, Table, percentile, ratio
 from bench.server_process import ROOT, ServerProcess, child_environment
-from client_core import ClientError, Outcome, VideoSimClient
+from client_core import Outcome, VideoSimClient, VideoSimError
 
 ERROR_SHARE = 0.2
 
@@ -67,7 +67,7 @@ async def start_and_watch_all(
             fate = "error" if fails else "completed"
             try:
                 job_id = await client.start(round(duration_s, 3), fate)
-            except ClientError as error:
+            except VideoSimError as error:
                 return "", f"start failed: {error}"
             result = await client.wait(job_id)
             ok = result.outcome in (Outcome.COMPLETED, Outcome.ERROR)

@@ -47,6 +47,7 @@ from tui.model import (
     JobBoard,
     JobSpec,
     JobState,
+    Now,
     PoolBatch,
     SortColumn,
     SpawnRequest,
@@ -61,7 +62,6 @@ from tui.screens.policy_editor import PolicyEditorScreen
 from tui.screens.sort_picker import SortChoice, SortPickerScreen
 from tui.screens.spawn import SpawnScreen
 from tui.settings import DashboardSettings
-from tui.watch_pool import Clock
 from tui.widgets.job_table import CHOOSABLE_COLUMNS, COLUMN_LABELS, JobTable
 from tui.widgets.search_bar import SearchBar
 from tui.widgets.summary_bar import ServerHealth, SummaryBar, counts_text, view_text
@@ -99,7 +99,7 @@ class VideoSimApp(OperatorTools):
         *,
         client_factory: ClientFactory,
         settings: DashboardSettings,
-        clock: Clock = time.monotonic,
+        clock: Now = time.monotonic,
         engine_in_thread: bool = False,
     ) -> None:
         super().__init__()
@@ -713,7 +713,7 @@ def make_app(
     client_factory: ClientFactory | None = None,
     server_url: str | None = None,
     settings: DashboardSettings | None = None,
-    clock: Clock = time.monotonic,
+    clock: Now = time.monotonic,
 ) -> VideoSimApp:
     """The one way to build the dashboard (the CLI and the tests both use it)."""
     settings = settings or DashboardSettings()

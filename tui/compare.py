@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from client_core import ClientError, PollEvent, VideoSimClient
+from client_core import PollEvent, VideoSimClient, VideoSimError
+from tui.model import Now
 from tui.policies import PolicyPreset
 
 
@@ -89,7 +90,6 @@ class PolicyRun:
 
 
 ProgressCallback = Callable[[int], None]
-Clock = Callable[[], float]
 
 
 @dataclass(slots=True)
@@ -116,7 +116,7 @@ async def run_preset(
     preset: PolicyPreset,
     batch: Sequence[BatchJob],
     on_watch_done: ProgressCallback,
-    clock: Clock = time.monotonic,
+    clock: Now = time.monotonic,
 ) -> PolicyRun:
     """Start the batch, watch every job with ``preset``, then read the server's records.
 
@@ -176,7 +176,7 @@ async def read_records(
         return []
     try:
         first = await client.job_record(job_ids[0])
-    except ClientError as exc:
+    except VideoSimError as exc:
         if getattr(exc, "http_status", None) in NO_RECORDS_STATUSES:
             return None
         raise
@@ -190,7 +190,7 @@ async def run_comparison(
     presets: Sequence[PolicyPreset],
     batch: Sequence[BatchJob],
     on_watch_done: ProgressCallback,
-    clock: Clock = time.monotonic,
+    clock: Now = time.monotonic,
 ) -> list[PolicyRun]:
     """Every preset on its own copy of ``batch``, all at the same time; the first failure
     cancels the other set-ups and is raised (see :func:`first_error`)."""

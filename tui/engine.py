@@ -35,8 +35,8 @@ from tui.engine_protocol import (
     Watch,
 )
 from tui.heap import FREEZE_EVERY_S, freeze_survivors
-from tui.model import JobBoard, PoolBatch, row_fields
-from tui.watch_pool import Clock, WatchPool
+from tui.model import JobBoard, Now, PoolBatch, row_fields
+from tui.watch_pool import WatchPool
 
 ORIGINAL_API = "original API, no health route"
 # Rows per delta: 10,000 new jobs arrive in a few deltas, each a short pause for the UI.
@@ -52,7 +52,7 @@ class Engine:
         config: Configure,
         send: Callable[[EngineMessage], None],
         *,
-        clock: Clock = time.monotonic,
+        clock: Now = time.monotonic,
     ) -> None:
         self._client = client
         self._config = config

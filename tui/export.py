@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tui.model import JobBoard, JobView, PollRecord
+from tui.model import JobBoard, PollRecord, WatchedJob
 
 Row = dict[str, Any]
 
@@ -53,7 +53,7 @@ HISTORY_COLUMNS = (
 )
 
 
-def job_row(view: JobView, now: float) -> Row:
+def job_row(view: WatchedJob, now: float) -> Row:
     """One job as the table knows it, plus what was asked for (enough to start it again)."""
     return {
         "key": view.key,
@@ -132,7 +132,7 @@ def write_board(board: JobBoard, now: float, directory: Path, when: datetime) ->
     )
 
 
-def write_job(view: JobView, now: float, directory: Path, when: datetime) -> list[Path]:
+def write_job(view: WatchedJob, now: float, directory: Path, when: datetime) -> list[Path]:
     """One job's poll history (CSV), and the job with its history (JSON)."""
     history = [history_row(record) for record in view.history]
     document = {

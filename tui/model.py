@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeAlias
@@ -20,6 +20,10 @@ from typing import Any, TypeAlias
 import msgspec
 
 from client_core import BackoffPolicy, DelayReason, Outcome, PollEvent, Strategy
+
+# The dashboard's idea of "now": time.monotonic, or a test's fake. (client_core's Clock
+# also sleeps; the dashboard only reads the time.)
+Now: TypeAlias = Callable[[], float]
 
 HISTORY_LENGTH = 200
 
@@ -75,7 +79,7 @@ class PollRecord:
 
 
 @dataclass(slots=True)
-class JobView:
+class WatchedJob:
     """Everything the dashboard knows about one watched job."""
 
     key: str  # unique row key: the job id, or job id + "#n" when the same job is watched again
@@ -147,7 +151,7 @@ class SortColumn(StrEnum):
 _NEVER = float("inf")
 
 
-def sort_key(view: JobView, column: SortColumn, now: float) -> tuple[Any, int]:
+def sort_key(view: WatchedJob, column: SortColumn, now: float) -> tuple[Any, int]:
     """Key for ordering rows by ``column``; ties keep insertion order, so sorting is stable."""
     value: Any
     match column:
@@ -182,7 +186,7 @@ def sort_key(view: JobView, column: SortColumn, now: float) -> tuple[Any, int]:
     return value, view.seq
 
 
-def progress_of(view: JobView) -> float | None:
+def progress_of(view: WatchedJob) -> float | None:
     """How far the job is, 0..1: the server's hint, 1 once completed, None when unknown."""
     if view.outcome is Outcome.COMPLETED:
         return 1.0
@@ -218,7 +222,7 @@ class JobBoard:
 
     def __init__(self, history_length: int = HISTORY_LENGTH) -> None:
         self.history_length = history_length
-        self.jobs: dict[str, JobView] = {}
+        self.jobs: dict[str, WatchedJob] = {}
         self.rate = RequestRate()
         self.start_failures = 0  # POST /start requests that failed for good
         self.rate_limited = 0  # status answers 429 (Retry-After): the server throttles us
@@ -235,10 +239,10 @@ class JobBoard:
     def __contains__(self, key: object) -> bool:
         return key in self.jobs
 
-    def __getitem__(self, key: str) -> JobView:
+    def __getitem__(self, key: str) -> WatchedJob:
         return self.jobs[key]
 
-    def __iter__(self) -> Iterator[JobView]:
+    def __iter__(self) -> Iterator[WatchedJob]:
         return iter(self.jobs.values())
 
     def unique_key(self, job_id: str) -> str:
@@ -252,12 +256,12 @@ class JobBoard:
 
     def add(
         self, key: str, job_id: str, spec: JobSpec, now: float, *, started_by_us: bool = True
-    ) -> JobView:
+    ) -> WatchedJob:
         """Put a job on the board under a fresh ``key`` (see :meth:`unique_key`); its watch
         begins now. ``started_by_us`` counts the POST /start among the job's requests."""
         if key in self.jobs:
             raise ValueError(f"job {key!r} is already on the board")
-        view = JobView(
+        view = WatchedJob(
             key=key,
             job_id=job_id,
             spec=spec,
@@ -392,7 +396,7 @@ class JobBoard:
         self._dirty, self._removed = {}, set()
         return dirty, removed
 
-    def _finish(self, view: JobView, outcome: Outcome, now: float) -> None:
+    def _finish(self, view: WatchedJob, outcome: Outcome, now: float) -> None:
         view.outcome = outcome
         view.ended_at = now
         view.next_delay_s = None
@@ -445,7 +449,7 @@ def parse_duration(text: str) -> tuple[float | None, float | None]:
     return low, high
 
 
-def matches(view: JobView, state: JobState | None) -> bool:
+def matches(view: WatchedJob, state: JobState | None) -> bool:
     """Whether the status filter ``state`` shows this row. ``pending`` shows what the
     Status column says is pending, so a cancelled watch of a pending job shows under both
     ``pending`` and ``cancelled``."""
@@ -456,7 +460,7 @@ def matches(view: JobView, state: JobState | None) -> bool:
     return view.state is state
 
 
-def matches_text(view: JobView, needle: str) -> bool:
+def matches_text(view: WatchedJob, needle: str) -> bool:
     """Whether the search ``needle`` (lower case) is in the row: the job id (so a prefix
     finds a job), the status, the outcome or the last error."""
     if not needle:
@@ -521,7 +525,7 @@ class PoolBatch:
 
 # -- one row on the wire: the engine process sends a row's changed fields ----------------------
 
-#: The JobView fields a delta carries (the history travels apart, for one followed job).
+#: The WatchedJob fields a delta carries (the history travels apart, for one followed job).
 ROW_FIELDS = (
     "job_id",
     "spec",
@@ -547,7 +551,7 @@ _ENUM_FIELDS: dict[str, type[StrEnum]] = {
 }
 
 
-def row_fields(view: JobView) -> dict[str, Any]:
+def row_fields(view: WatchedJob) -> dict[str, Any]:
     """A row as plain values (enums as their strings, the spec as a JobSpec)."""
     return {name: getattr(view, name) for name in ROW_FIELDS}
 

@@ -17,17 +17,16 @@ from textual.notifications import SeverityLevel
 
 from tui import export
 from tui.event_log import EventKind, EventLog
-from tui.model import JobBoard
+from tui.model import JobBoard, Now
 from tui.screens.event_log import EventLogScreen
 from tui.settings import DashboardSettings
-from tui.watch_pool import Clock
 
 
 class OperatorTools(App[None]):
     # set by VideoSimApp; declared here for the tools that read them
     board: JobBoard
     settings: DashboardSettings
-    clock: Clock
+    clock: Now
 
     def __init__(self) -> None:
         super().__init__()

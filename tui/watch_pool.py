@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
-from typing import TypeAlias
 
 from client_core import BackoffPolicy, StartSpec, VideoSimClient, VideoSimError
 from tui.model import (
     JobSpec,
     JobStarted,
+    Now,
     PoolBatch,
     PoolItem,
     StartFailed,
@@ -30,11 +30,9 @@ from tui.model import (
     WatchEvent,
 )
 
-Clock: TypeAlias = Callable[[], float]
 START_CHUNK = 1000  # specs handed to start_many at once (the server's batch cap by default)
 
 __all__ = [
-    "Clock",
     "JobStarted",
     "PoolBatch",
     "StartFailed",
@@ -59,7 +57,7 @@ class WatchPool:
         self,
         client: VideoSimClient,
         *,
-        clock: Clock,
+        clock: Now,
         start_concurrency: int = 16,
         batch_interval_s: float = 0.1,
         start_deadline_s: float = 60.0,
@@ -144,7 +142,7 @@ class WatchPool:
             )
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # ClientError, or anything the client did not expect
+        except Exception as exc:  # VideoSimError, or anything the client did not expect
             self._start_failed(spec, exc)
         else:
             self._started(job_id, spec)

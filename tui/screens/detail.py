@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from client_core import VideoSimClient
 from tui.keys import DETAIL_KEYS
-from tui.model import JobBoard, JobView, PollRecord
+from tui.model import JobBoard, Now, PollRecord, WatchedJob
 from tui.widgets.job_table import OUTCOME_STYLES, STATUS_STYLES
 
 #: Runs ``request(client)`` where the client lives (the app's polling engine); ``quick``
@@ -72,7 +72,7 @@ def history_row(record: PollRecord) -> tuple[Text, ...]:
     )
 
 
-def summary_text(view: JobView, now: float) -> Text:
+def summary_text(view: WatchedJob, now: float) -> Text:
     text = Text()
     text.append(view.job_id, style="bold")
     text.append(f"  ({view.key})\n" if view.key != view.job_id else "\n", style="dim")
@@ -156,7 +156,7 @@ class DetailScreen(Screen[None]):
         key: str,
         *,
         board: JobBoard,
-        clock: Callable[[], float],
+        clock: Now,
         call_client: RecordCall,
     ) -> None:
         super().__init__()
@@ -191,7 +191,7 @@ class DetailScreen(Screen[None]):
         self.action_reload_record()
 
     @property
-    def view(self) -> JobView | None:
+    def view(self) -> WatchedJob | None:
         return self._board.jobs.get(self.key)
 
     def refresh_view(self) -> None:
@@ -233,7 +233,7 @@ class DetailScreen(Screen[None]):
     async def _load_record(self, job_id: str) -> None:
         try:
             record = await self._call_client(lambda client: _job_record(client, job_id), quick=True)
-        except Exception as exc:  # not connected, ClientError, server gone: show it, never crash
+        except Exception as exc:  # not connected, VideoSimError, server gone: show it, never crash
             self.post_message(RecordLoaded(None, str(exc) or repr(exc)))
         else:
             self.post_message(RecordLoaded(record))

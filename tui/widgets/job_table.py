@@ -31,8 +31,8 @@ from tui.keys import TABLE_KEYS
 from tui.model import (
     JobBoard,
     JobState,
-    JobView,
     SortColumn,
+    WatchedJob,
     matches,
     matches_text,
     progress_of,
@@ -143,7 +143,7 @@ def id_prefix(job_id: str, room: int) -> str:
     return shown
 
 
-def short_id(view: JobView, width: int = 10) -> str:
+def short_id(view: WatchedJob, width: int = 10) -> str:
     """As much of the uuid as ``width`` allows (8 characters at least); ``special`` for the
     special job; ``#n`` for re-watches."""
     _, hash_mark, number = view.key.partition("#")
@@ -156,7 +156,7 @@ def short_id(view: JobView, width: int = 10) -> str:
     return f"{base}#{number}" if hash_mark else base
 
 
-def cell_text(view: JobView, column: str, now: float, width: int = 10) -> str:
+def cell_text(view: WatchedJob, column: str, now: float, width: int = 10) -> str:
     """The plain text of one cell (``width``: the job column's, for how much id fits)."""
     match column:
         case SortColumn.JOB:
@@ -201,7 +201,7 @@ def cell_text(view: JobView, column: str, now: float, width: int = 10) -> str:
     raise KeyError(column)
 
 
-def cell_style(view: JobView, column: str) -> str:
+def cell_style(view: WatchedJob, column: str) -> str:
     if column == SortColumn.STATUS:
         return STATUS_STYLES.get(view.status, "magenta")
     if column == SortColumn.HTTP:
@@ -324,7 +324,7 @@ class JobTable(ScrollView, can_focus=True):
         self._view_settings = ViewSettings(None, SortColumn.ADDED, False, "")
         self._built_at = float("-inf")
         self._stale = False  # the model changed in a way the index may not show yet
-        self._frozen: dict[str, JobView] | None = None  # paused: the rows as they were
+        self._frozen: dict[str, WatchedJob] | None = None  # paused: the rows as they were
         self._waiting: set[str] = set()  # paused: rows that changed since
         self._lines: LRUCache[tuple[object, ...], Strip] = LRUCache(LINES_KEPT)
         self._styles: dict[str, Style] = {}
@@ -352,7 +352,7 @@ class JobTable(ScrollView, can_focus=True):
         return self._position[key]
 
     @property
-    def jobs(self) -> Mapping[str, JobView]:
+    def jobs(self) -> Mapping[str, WatchedJob]:
         """The rows as drawn: the board's, or while paused the copies taken at the pause."""
         return self.board.jobs if self._frozen is None else self._frozen
 
