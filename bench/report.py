@@ -171,7 +171,8 @@ def ranged_figures(result: SectionResult) -> list[str]:
             for column in table.columns:
                 rounds = row.get(column.key + ROUNDS_SUFFIX)
                 if rounds and is_range(rounds):
-                    found.append(f"{label}: {column.header}")
+                    where = table.title.split(":")[0].split(",")[0]
+                    found.append(f"{where} / {label} / {column.header}")
     return found
 
 
