@@ -129,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = write_json(result, args.results, quick=args.quick)
         console.print(f"[dim]wrote {path}[/dim]\n")
         markdown.append(as_markdown(result))
+        if result.failures:
+            failed.append(name)
     total_s = time.monotonic() - began
     # The machine is shared: the load at the end says whether others ran during the run.
     load_at_end = machine()["load_average"]

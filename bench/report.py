@@ -120,6 +120,9 @@ class SectionResult:
     notes: list[str] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)  # raw data behind the tables
+    # The section's own checks that did not hold (e.g. a live board that is not polling):
+    # the tables are still printed and saved, then the run exits 1.
+    failures: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
 
 
@@ -137,6 +140,8 @@ def render(console: Console, result: SectionResult) -> None:
         console.print(rich_table)
     for note in result.notes:
         console.print(f"[dim]- {note}[/dim]")
+    for failure in result.failures:
+        console.print(f"[red]- check failed: {failure}[/red]")
     ranges = ranged_figures(result)
     if ranges:
         console.print(f"[yellow]- shown as a range (spread > 25 %): {'; '.join(ranges)}[/yellow]")
@@ -156,6 +161,7 @@ def as_markdown(result: SectionResult) -> str:
             lines += ["", table.caption]
         lines.append("")
     lines += [f"- {note}" for note in result.notes]
+    lines += [f"- **check failed**: {failure}" for failure in result.failures]
     ranges = ranged_figures(result)
     if ranges:
         lines += ["", "Shown as a range (moved > 25 % between rounds): " + "; ".join(ranges)]
@@ -190,6 +196,7 @@ def write_json(result: SectionResult, directory: Path, quick: bool) -> Path:
         "parameters": result.parameters,
         "tables": [table.as_json() for table in result.tables],
         "notes": result.notes,
+        "failures": result.failures,
         "details": result.details,
     }
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")

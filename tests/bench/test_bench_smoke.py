@@ -6,13 +6,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from bench.__main__ import main
 from bench.load_generator import parse_wrk
 from bench.poll_efficiency import POLICIES, WORKLOADS, scaled_timing
-from bench.report import Column, over_rounds, percentile
+from bench.report import Column, SectionResult, Table, over_rounds, percentile
 from client_core import PollTiming
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,3 +100,21 @@ def test_quick_client_section_runs_and_writes_json(tmp_path: Path) -> None:
     assert all(row["failures"] == 0 for row in rows)
     assert all(len(row["cpu_ms_rounds"]) == 2 for row in rows)  # every round kept
     assert report["quick"] is True
+
+
+def test_a_failed_check_prints_the_tables_then_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def run(quick: bool) -> SectionResult:
+        table = Table("live board", [Column("achieved", "achieved req/s", "{:.0f}")])
+        table.add(achieved=12.0)
+        return SectionResult("tui", "Dashboard", tables=[table], failures=["12 of 200 req/s"])
+
+    monkeypatch.setattr(
+        "bench.__main__.importlib.import_module", lambda name: SimpleNamespace(run=run)
+    )
+    summary = tmp_path / "summary.md"
+    assert main(["tui", "--results", str(tmp_path), "--markdown", str(summary)]) == 1
+    assert "check failed: 12 of 200 req/s" in capsys.readouterr().out
+    assert "| 12 |" in summary.read_text()
+    assert json.loads((tmp_path / "tui.json").read_text())["failures"] == ["12 of 200 req/s"]
