@@ -106,7 +106,8 @@ def run(quick: bool = False) -> SectionResult:
     raise_open_file_limit(sizes.held + 2048)  # the server children inherit it
     served = []
     for _ in range(sizes.rounds):
-        with ServerProcess.videosim("--delay", str(LONG_JOB_S), "--seed", "1") as server:
+        server = ServerProcess.videosim("--delay", str(LONG_JOB_S), "--seed", "1")
+        with server:
             served.append(
                 {"post_start": memory_after_starts(server, sizes, tool),
                  "long_poll": long_poll_cost(server, sizes)}
@@ -299,7 +300,7 @@ def server_memory_table(rounds: list[dict[str, Any]], sizes: ServerSizes) -> Tab
 
     def per_request(row: dict[str, Any], state: str, count_key: str) -> float:
         extra_mib = row[state]["rss_mib"] - row["idle"]["rss_mib"]
-        return extra_mib * 1024 / max(row[state][count_key], 1)
+        return float(extra_mib * 1024 / max(row[state][count_key], 1))
 
     figures = (
         ("POST /start: bytes per job", [r["bytes_per_job"] for r in starts]),
