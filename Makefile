@@ -4,7 +4,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run server client test lint format bench clean browser
+.PHONY: run server client test lint format bench clean browser redis-server
+
+# The Redis store's tests run a real redis-server (Debian's package); installed when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +28,18 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 browser:             ## the system Chromium the web-mode test drives (installed when missing)
 	bash .ci/install-browser
 
-test: lint browser   ## lint, architecture contracts, then the whole test suite
+test: lint browser redis-server  ## lint, types, architecture contracts, then the whole test suite
 	$(PY) -m pytest -q
+
+redis-server:        ## install redis-server for the tests, only if it is missing
+	@command -v redis-server >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -21,10 +21,12 @@ from typing import NoReturn
 
 from rich.console import Console
 
+import settings_cli
 from bench.report import RESULTS_DIR, SectionResult, as_markdown, machine, render, write_json
+from settings_cli import OneLineErrorParser
 
 PROG = "python -m bench"
-EXIT_USAGE = 2
+EXIT_USAGE = settings_cli.EXIT_USAGE
 
 # section name -> (module with run(quick) -> SectionResult, what it answers)
 SECTIONS: dict[str, tuple[str, str]] = {
@@ -42,20 +44,12 @@ SECTIONS: dict[str, tuple[str, str]] = {
 DEFAULT_SECTIONS = ("poll", "server", "client", "tui", "tui-terminal")
 
 
-class _OneLineErrorParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        fail(message)
-
-
 def fail(message: str) -> NoReturn:
-    print(f"{PROG}: {message}", file=sys.stderr)
-    raise SystemExit(EXIT_USAGE)
+    settings_cli.fail(PROG, message)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineErrorParser(
+    parser = OneLineErrorParser(
         prog=PROG,
         description="videosim benchmarks: print tables, write bench/results/<section>.json.",
         epilog="sections: "

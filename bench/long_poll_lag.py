@@ -1,7 +1,7 @@
 """How late a held long-poll wakes after its job finishes: ``python -m bench.long_poll_lag``.
 
 The store alone on the real clock, in one event loop: ``--jobs`` jobs with durations
-spread over 0.5-2.5 s, one waiter each (``JobStore.wait_until_settled``, what
+spread over 0.5-2.5 s, one waiter each (``LongPolls.wait_until_settled``, what
 GET /status?wait does). Lag = wall time when the waiter is woken - the job's finish time.
 ``--floor-ms`` sets the shortest re-arm of a timer that fired before the wall clock said
 the job was done (the store's default unless given). Prints one JSON line.
@@ -16,21 +16,23 @@ import random
 import statistics
 import time
 
-from server import store as store_module
+from server import long_poll as long_poll_module
 from server.clock import SystemClock
-from server.store import Job, JobStore
+from server.long_poll import LongPolls
+from server.store import Job, MemoryJobs
 
 
 async def measure(jobs: int) -> dict[str, float]:
-    store = JobStore(
+    store = MemoryJobs(
         SystemClock(), rng=random.Random(1), default_duration_s=1.0, error_rate=0.5,
         max_jobs=jobs,
     )  # fmt: skip
+    long_polls = LongPolls(SystemClock())
     spread = random.Random(2)
     lags: list[float] = []
 
     async def wait(job: Job) -> None:
-        await store.wait_until_settled(job, 30)
+        await long_polls.wait_until_settled(job, 30)
         lags.append(time.time() - job.finishes_at)
 
     created = [store.create(spread.uniform(0.5, 2.5)) for _ in range(jobs)]
@@ -38,7 +40,7 @@ async def measure(jobs: int) -> dict[str, float]:
     lags.sort()
     return {
         "jobs": jobs,
-        "floor_ms": store_module._RECHECK_FLOOR_S * 1000,
+        "floor_ms": long_poll_module._RECHECK_FLOOR_S * 1000,
         "lag_p50_ms": statistics.median(lags) * 1000,
         "lag_p90_ms": lags[int(0.9 * (len(lags) - 1))] * 1000,
         "lag_p99_ms": lags[int(0.99 * (len(lags) - 1))] * 1000,
@@ -55,7 +57,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.floor_ms is not None:
-        store_module._RECHECK_FLOOR_S = args.floor_ms / 1000
+        long_poll_module._RECHECK_FLOOR_S = args.floor_ms / 1000
     if args.loop == "uvloop":
         import uvloop
 

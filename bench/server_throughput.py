@@ -269,7 +269,7 @@ def store_memory_table(rounds: list[dict[str, Any]], sizes: ServerSizes) -> Tabl
             Column("bytes_per_job", "bytes/job (median)", "{:,.0f}"),
             spread_column("bytes_per_job"),
         ],
-        caption="JobStore.create then record_status_request as GET /status does; "
+        caption="MemoryJobs.create then record_status_request as GET /status does; "
         f"the request log keeps the last {DEFAULT_REQUEST_LOG_LENGTH} requests",
     )
     rows = (
@@ -347,7 +347,7 @@ def long_poll_lag_table(rounds: list[dict[str, Any]], sizes: ServerSizes) -> Tab
             Column("ms", "ms (median)", "{:.2f}"),
             spread_column("ms"),
         ],
-        caption="lag = when JobStore.wait_until_settled returns - the job's finish time, "
+        caption="lag = when LongPolls.wait_until_settled returns - the job's finish time, "
         f"real clock, uvloop; re-arm floor {rounds[0]['floor_ms']:g} ms",
     )
     for key in ("lag_p50_ms", "lag_p90_ms", "lag_p99_ms", "lag_max_ms"):

@@ -44,7 +44,7 @@ class ClientStats:
     transport_failures: int = 0
     in_flight: int = 0
     peak_in_flight: int = 0
-    long_polls_held: int = 0  # long-poll requests sent (each may be held by the server)
+    long_polls_sent: int = 0  # long-poll requests sent (each may be held by the server)
 
 
 class Channel:

@@ -36,11 +36,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-from pydantic import ValidationError
 from rich.console import Console, JustifyMethod
 from rich.live import Live
 from rich.table import Table
 
+import settings_cli
 from client_core.client import VideoSimClient
 from client_core.errors import ServerUnreachable
 from client_core.events import Outcome, PollEvent, Strategy
@@ -49,6 +49,7 @@ from client_core.policy import BackoffPolicy, Jitter
 from client_core.protocol import SPECIAL_JOB_ID
 from client_core.settings import ClientSettings
 from client_core.starts import DEFAULT_START_DEADLINE_S, StartResult, StartSpec
+from settings_cli import CommandLine
 
 PROG = "videosim-client"
 SPECIAL_ATTEMPTS_WITHOUT_BUDGET = 5  # the special job never ends: it always gets a budget
@@ -65,31 +66,9 @@ SUMMARY_OTHER_COLUMNS_WIDTH = 50  # outcome, attempts, requests, time, borders
 
 EXIT_OK = 0
 EXIT_JOB_FAILED = 1
-EXIT_USAGE = 2
+EXIT_USAGE = settings_cli.EXIT_USAGE
 EXIT_UNREACHABLE = 3
 EXIT_INTERRUPTED = 130
-
-# Flag destination -> ClientSettings field. Only flags actually given are passed,
-# so anything not on the command line still comes from the environment or .env.
-SETTINGS_FLAGS = {
-    "server_url": "server_url",
-    "api_key": "api_key",
-    "client_id": "client_id",
-    "strategy": "strategy",
-    "preset": "preset",
-    "initial": "initial_s",
-    "multiplier": "multiplier",
-    "max_delay": "max_delay_s",
-    "jitter": "jitter",
-    "jitter_ratio": "jitter_ratio",
-    "retries": "max_attempts",
-    "deadline": "deadline_s",
-    "seed": "seed",
-    "max_in_flight": "max_in_flight",
-    "max_rps": "max_rps",
-    "max_server_pause": "max_server_pause_s",
-    "read_timeout": "read_timeout_s",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +133,10 @@ class JobRow:
         return self.outcome in (Outcome.COMPLETED, Outcome.ERROR)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
+def build_command_line() -> CommandLine:
+    """The runner's flags: polling settings (``ClientSettings`` fields) and its own."""
+    cli = CommandLine(
+        PROG,
         description=(
             "Start videosim jobs and watch them to the end, politely. Settings come from "
             "defaults < .env < VIDEOSIM_* environment (RETRIES and BACKOFF_FACTOR too) < flags."
@@ -164,76 +144,79 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 a job ended badly, 2 bad input, 3 server unreachable, "
         "130 interrupted",
     )
-    where = parser.add_argument_group("server")
-    where.add_argument("--server-url", metavar="URL", help="default http://127.0.0.1:7999")
-    where.add_argument("--api-key", metavar="KEY", help="sent as X-Api-Key")
-    where.add_argument("--client-id", metavar="ID", help="sent as X-Client-Id")
+    where = cli.group("server")
+    cli.setting("--server-url", field="server_url", group=where, metavar="URL",
+                help="default http://127.0.0.1:7999")  # fmt: skip
+    cli.setting("--api-key", field="api_key", group=where, metavar="KEY", help="sent as X-Api-Key")
+    cli.setting("--client-id", field="client_id", group=where, metavar="ID",
+                help="sent as X-Client-Id")  # fmt: skip
 
-    jobs = parser.add_argument_group("jobs")
-    jobs.add_argument("--jobs", type=_non_negative_int, default=3, metavar="N",
-                      help="jobs to start (default 3)")  # fmt: skip
-    jobs.add_argument("--duration", type=_positive_float, metavar="SECONDS",
-                      help="duration_s for each job (default: the server's delay)")  # fmt: skip
-    jobs.add_argument("--outcome", choices=["completed", "error", "random"],
-                      help="fated outcome (default: the server's random draw)")  # fmt: skip
-    jobs.add_argument("--start-rate", type=_non_negative_float, default=DEFAULT_START_RATE,
-                      metavar="JOBS_PER_S",
-                      help="pace starts (default 1000/s, by 100; 0 = all at once)")  # fmt: skip
-    jobs.add_argument("--no-special", dest="special", action="store_false",
-                      help=f"do not watch {SPECIAL_JOB_ID}")  # fmt: skip
+    jobs = cli.group("jobs")
+    cli.option("--jobs", group=jobs, type=_non_negative_int, default=3, metavar="N",
+               help="jobs to start (default 3)")  # fmt: skip
+    cli.option("--duration", group=jobs, type=_positive_float, metavar="SECONDS",
+               help="duration_s for each job (default: the server's delay)")  # fmt: skip
+    cli.option("--outcome", group=jobs, choices=["completed", "error", "random"],
+               help="fated outcome (default: the server's random draw)")  # fmt: skip
+    cli.option("--start-rate", group=jobs, type=_non_negative_float, default=DEFAULT_START_RATE,
+               metavar="JOBS_PER_S",
+               help="pace starts (default 1000/s, by 100; 0 = all at once)")  # fmt: skip
+    cli.option("--no-special", group=jobs, dest="special", action="store_false",
+               help=f"do not watch {SPECIAL_JOB_ID}")  # fmt: skip
 
-    polling = parser.add_argument_group("polling")
-    polling.add_argument("--strategy", choices=[s.value for s in Strategy],
-                         help="how to time polls (default auto)")  # fmt: skip
-    polling.add_argument("--preset", choices=["original", "default", "fixed"],
-                         help="policy preset (default original: 1-2-4-8-16 s)")  # fmt: skip
-    polling.add_argument("--initial", type=_positive_float, metavar="SECONDS",
-                         help="first delay (for 'original': BACKOFF_FACTOR)")  # fmt: skip
-    polling.add_argument("--multiplier", type=float, metavar="X", help="growth per attempt")
-    polling.add_argument("--max-delay", type=_positive_float, metavar="SECONDS",
-                         help="cap on any single delay")  # fmt: skip
-    polling.add_argument("--jitter", choices=[j.value for j in Jitter], help="jitter kind")
-    polling.add_argument("--jitter-ratio", type=float, metavar="R",
-                         help="+/- share for proportional jitter, 0..1")  # fmt: skip
-    polling.add_argument("--retries", "--max-attempts", dest="retries", type=int, metavar="N",
-                         help="attempt budget: status checks per job (RETRIES)")  # fmt: skip
-    polling.add_argument("--deadline", type=_positive_float, metavar="SECONDS",
-                         help="give up on a job (and on its start) after this long")  # fmt: skip
-    polling.add_argument("--max-server-pause", type=_positive_float, metavar="SECONDS",
-                         help="cap on a Retry-After or hold (default 60)")  # fmt: skip
-    polling.add_argument("--read-timeout", type=_positive_float, metavar="SECONDS",
-                         help="no answer after this long is a failure (default 5)")  # fmt: skip
-    polling.add_argument("--seed", type=int, help="seed for the jitter")
-    polling.add_argument("--max-in-flight", type=int, metavar="N",
-                         help="cap on concurrent requests (default 64)")  # fmt: skip
-    polling.add_argument("--max-rps", type=_positive_float, metavar="RPS",
-                         help="cap on requests per second (default: none)")  # fmt: skip
+    polling = cli.group("polling")
+    cli.setting("--strategy", field="strategy", group=polling, choices=[s.value for s in Strategy],
+                help="how to time polls (default auto)")  # fmt: skip
+    cli.setting("--preset", field="preset", group=polling, choices=["original", "default", "fixed"],
+                help="policy preset (default original: 1-2-4-8-16 s)")  # fmt: skip
+    cli.setting("--initial", field="initial_s", group=polling, type=_positive_float,
+                metavar="SECONDS", help="first delay (for 'original': BACKOFF_FACTOR)")  # fmt: skip
+    cli.setting("--multiplier", field="multiplier", group=polling, type=float, metavar="X",
+                help="growth per attempt")  # fmt: skip
+    cli.setting("--max-delay", field="max_delay_s", group=polling, type=_positive_float,
+                metavar="SECONDS", help="cap on any single delay")  # fmt: skip
+    cli.setting("--jitter", field="jitter", group=polling, choices=[j.value for j in Jitter],
+                help="jitter kind")  # fmt: skip
+    cli.setting("--jitter-ratio", field="jitter_ratio", group=polling, type=float, metavar="R",
+                help="+/- share for proportional jitter, 0..1")  # fmt: skip
+    cli.setting("--retries", "--max-attempts", field="max_attempts", group=polling, type=int,
+                metavar="N", help="attempt budget: status checks per job (RETRIES)")  # fmt: skip
+    cli.setting("--deadline", field="deadline_s", group=polling, type=_positive_float,
+                metavar="SECONDS",
+                help="give up on a job (and on its start) after this long")  # fmt: skip
+    cli.setting("--max-server-pause", field="max_server_pause_s", group=polling,
+                type=_positive_float, metavar="SECONDS",
+                help="cap on a Retry-After or hold (default 60)")  # fmt: skip
+    cli.setting("--read-timeout", field="read_timeout_s", group=polling, type=_positive_float,
+                metavar="SECONDS",
+                help="no answer after this long is a failure (default 5)")  # fmt: skip
+    cli.setting("--seed", field="seed", group=polling, type=int, help="seed for the jitter")
+    cli.setting("--max-in-flight", field="max_in_flight", group=polling, type=int, metavar="N",
+                help="cap on concurrent requests (default 64)")  # fmt: skip
+    cli.setting("--max-rps", field="max_rps", group=polling, type=_positive_float,
+                metavar="RPS", help="cap on requests per second (default: none)")  # fmt: skip
 
-    output = parser.add_argument_group("output")
-    output.add_argument("--json", dest="json_lines", action="store_true",
-                        help="one JSON line per poll event, then one summary line")  # fmt: skip
-    output.add_argument("--quiet", action="store_true",
-                        help="no live table or event lines: only the summary")  # fmt: skip
-    return parser
+    output = cli.group("output")
+    cli.option("--json", group=output, dest="json_lines", action="store_true",
+               help="one JSON line per poll event, then one summary line")  # fmt: skip
+    cli.option("--quiet", group=output, action="store_true",
+               help="no live table or event lines: only the summary")  # fmt: skip
+    return cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    flags = {
-        field: getattr(args, dest)
-        for dest, field in SETTINGS_FLAGS.items()
-        if getattr(args, dest) is not None
-    }
+    cli = build_command_line()
     try:
-        settings = ClientSettings(**flags)
-        policy = settings.policy(default_preset="original")
-        client = VideoSimClient(settings.server_url, **settings.client_options())  # type: ignore[arg-type]
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        return _fail(f"invalid setting {_setting_name(error['loc'])}: {error['msg']}", EXIT_USAGE)
-    except ValueError as exc:
-        return _fail(f"invalid setting: {exc}", EXIT_USAGE)
+        given, args = cli.parse(argv)
+        settings = cli.settings(ClientSettings, given)
+        try:
+            policy = settings.policy(default_preset="original")
+            client = VideoSimClient(settings.server_url, **settings.client_options())  # type: ignore[arg-type]
+        except ValueError as exc:
+            cli.fail(f"invalid setting: {exc}")
+    except SystemExit as stop:  # --help, or bad input already reported in one line
+        return int(stop.code or 0)
 
     options = RunOptions(
         jobs=args.jobs,
@@ -492,16 +475,6 @@ def _summary_table(
             f"{sum(r.elapsed_s for r in group) / count:.2f}s",
         )
     return table
-
-
-def _setting_name(location: tuple[int | str, ...]) -> str:
-    """The field a validation error is about, even when it came in by an alias."""
-    name = str(location[0]) if location else "value"
-    for field, info in ClientSettings.model_fields.items():
-        aliases = getattr(info.validation_alias, "choices", ())
-        if name == field or name in aliases:
-            return field
-    return name
 
 
 def _job_width(console_width: int, others: int) -> int:

@@ -173,7 +173,7 @@ async def fetch_status(
         hold_s = max(0.0, hold_s)
         params = {"wait": f"{hold_s:.3f}"}
         read_timeout += hold_s
-        channel.stats.long_polls_held += 1
+        channel.stats.long_polls_sent += 1
     timeout_s = None if read_timeout == channel.read_timeout_s else read_timeout
     response = await channel.send(
         "GET", path, lane=lane, params=params, timeout_s=timeout_s, gated=gated

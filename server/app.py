@@ -8,6 +8,7 @@ string uvicorn's ``--reload`` needs: it reads the settings from the environment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -40,7 +41,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.clock import Clock, SystemClock
 from server.faults import FaultInjector, Rejection, retry_after_header
-from server.idempotency import IdempotencyConflict, IdempotencyTable, fingerprint
+from server.idempotency import IdempotencyConflict, fingerprint
+from server.job_store import (
+    IdempotencyClaim,
+    JobStore,
+    StartedJobs,
+    StoreUnavailable,
+    build_store,
+)
 from server.metrics import CONTENT_TYPE, RequestCountingMiddleware, ServerMetrics
 from server.models import (
     ErrorMessage,
@@ -57,9 +65,8 @@ from server.models import (
     StatusRequestRecord,
     StatusResponse,
 )
-from server.persistence import StateFileError, load_jobs, save_jobs
 from server.settings import ServerSettings
-from server.store import Job, JobLimitReached, JobStore
+from server.store import Job, JobLimitReached, poll_retry_after
 
 # HTTP has no code for "the client hung up first"; nginx's 499 is the customary one.
 CLIENT_CLOSED_REQUEST = 499
@@ -76,7 +83,6 @@ class ServerState:
     clock: Clock
     store: JobStore
     faults: FaultInjector
-    idempotency: IdempotencyTable
     metrics: ServerMetrics
     started_at: float
 
@@ -88,19 +94,23 @@ class ServerState:
 
 
 async def get_state(request: Request) -> ServerState:
-    return request.app.state.videosim
+    state: ServerState = request.app.state.videosim
+    return state
 
 
 async def get_store(request: Request) -> JobStore:
-    return request.app.state.videosim.store
+    store: JobStore = request.app.state.videosim.store
+    return store
 
 
 async def get_clock(request: Request) -> Clock:
-    return request.app.state.videosim.clock
+    clock: Clock = request.app.state.videosim.clock
+    return clock
 
 
 async def get_fault_injector(request: Request) -> FaultInjector:
-    return request.app.state.videosim.faults
+    faults: FaultInjector = request.app.state.videosim.faults
+    return faults
 
 
 StateDep = Annotated[ServerState, Depends(get_state)]
@@ -140,7 +150,7 @@ async def injected_fault(request: Request) -> Rejection | None:
     """Apply the injected latency, then say whether the faults turn this request away."""
     faults: FaultInjector = request.app.state.videosim.faults
     await faults.add_latency()
-    return faults.check(caller_identity(request))
+    return await faults.check(caller_identity(request))
 
 
 InjectedFault = Annotated[Rejection | None, Depends(injected_fault)]
@@ -217,7 +227,7 @@ def _check_durations(bodies: Sequence[StartRequest], settings: ServerSettings, b
             raise _over_the_maximum(loc, body.duration_s, settings.max_duration_s)
 
 
-def _create_once(
+async def _create_once(
     state: ServerState,
     request: Request,
     response: Response,
@@ -225,31 +235,30 @@ def _create_once(
     route: str,
     bodies: Sequence[StartRequest],
 ) -> Sequence[Job]:
-    """Create the jobs, unless this key already did: then answer what it answered then."""
-    if key is None:
-        return _create(state.store, bodies)
-    scope = caller_identity(request)
-    canonical = "[" + ",".join(body.model_dump_json() for body in bodies) + "]"
-    print_ = fingerprint(route, canonical)
-    # No await from the lookup to the remember: two retries racing each other cannot
-    # both miss the table and both create jobs.
+    """Create the jobs, unless this key already did: then answer what it answered then.
+
+    The store checks the key and creates the jobs in one atomic step, so two retries
+    racing each other (even on two workers) cannot both create jobs."""
+    claim = None
+    if key is not None:
+        canonical = "[" + ",".join(body.model_dump_json() for body in bodies) + "]"
+        claim = IdempotencyClaim(caller_identity(request), key, fingerprint(route, canonical))
     try:
-        earlier = state.idempotency.lookup(scope, key, print_)
+        started = await _create(state.store, bodies, claim)
     except IdempotencyConflict as error:
         raise HTTPException(409, str(error)) from error
-    if earlier is not None:
+    if started.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-        return earlier
-    jobs = tuple(_create(state.store, bodies))
-    state.idempotency.remember(scope, key, print_, jobs)
-    return jobs
+    return started.jobs
 
 
-def _create(store: JobStore, bodies: Sequence[StartRequest]) -> list[Job]:
+async def _create(
+    store: JobStore, bodies: Sequence[StartRequest], claim: IdempotencyClaim | None = None
+) -> StartedJobs:
     try:
-        return store.create_many([(body.duration_s, body.outcome) for body in bodies])
+        return await store.create_many([(body.duration_s, body.outcome) for body in bodies], claim)
     except JobLimitReached as error:
-        retry_after = retry_after_header(store.seconds_until_room(len(bodies)))
+        retry_after = retry_after_header(await store.seconds_until_room(len(bodies)))
         raise HTTPException(503, str(error), headers={"Retry-After": retry_after}) from error
 
 
@@ -271,7 +280,7 @@ async def start_job(
     _check_durations([body], state.settings, batch=False)
     if fault is not None:
         raise _rejected(fault)
-    jobs = _create_once(state, request, response, idempotency_key, "/start", [body])
+    jobs = await _create_once(state, request, response, idempotency_key, "/start", [body])
     return _started(jobs[0])
 
 
@@ -302,7 +311,7 @@ async def start_batch(
     _check_durations(body.jobs, settings, batch=True)
     if fault is not None:
         raise _rejected(fault)
-    jobs = _create_once(state, request, response, idempotency_key, "/start/batch", body.jobs)
+    jobs = await _create_once(state, request, response, idempotency_key, "/start/batch", body.jobs)
     return StartBatchResponse(jobs=[_started(job) for job in jobs])
 
 
@@ -316,7 +325,7 @@ async def start_job_plain(state: StateDep, fault: InjectedFault) -> JSONResponse
     """The original's answer, byte for byte: ``{"job_id": "..."}`` and nothing else."""
     if fault is not None:
         raise _rejected(fault)
-    job = _create(state.store, [StartRequest()])[0]
+    job = (await _create(state.store, [StartRequest()])).jobs[0]
     return JSONResponse({"job_id": job.job_id})
 
 
@@ -387,10 +396,17 @@ async def status_endpoint(request: Request) -> Response:
     headers: dict[str, str] = {}
     if settings.long_poll_max_s > 0:
         headers["X-Long-Poll-Max"] = f"{settings.long_poll_max_s:g}"
-    job = store.get(request.path_params["job_id"])
+    if fault is None and hold_s == 0:  # the common poll: one store call, one round trip
+        now = clock.now()
+        job = await store.get_and_record_poll(request.path_params["job_id"], now, settings.hints)
+        if job is None:
+            return _json(404, {"detail": JOB_NOT_FOUND}, headers)
+        return _status_answer(job, now, settings.hints, headers)
+
+    job = await store.get(request.path_params["job_id"])
     if fault is not None:
         if job is not None:
-            store.record_status_request(
+            await store.record_status_request(
                 job, at=clock.now(), code=fault.code, retry_after_s=fault.retry_after_s, result=None
             )
         headers["Retry-After"] = retry_after_header(fault.retry_after_s)
@@ -398,24 +414,33 @@ async def status_endpoint(request: Request) -> Response:
     if job is None:
         return _json(404, {"detail": JOB_NOT_FOUND}, headers)
 
-    if hold_s > 0 and not await _hold_until_settled(store, job, hold_s, request):
+    if not await _hold_until_settled(store, job, hold_s, request):
         # Nobody is listening any more: count the request, but nobody saw an answer.
-        store.record_status_request(
+        await store.record_status_request(
             job, at=clock.now(), code=CLIENT_CLOSED_REQUEST, retry_after_s=None, result=None
         )
         return Response(status_code=CLIENT_CLOSED_REQUEST)
 
     now = clock.now()
+    await store.record_status_request(
+        job,
+        at=now,
+        code=200,
+        retry_after_s=poll_retry_after(job, now, settings.hints),
+        result=job.result_at(now),
+    )
+    return _status_answer(job, now, settings.hints, headers)
+
+
+def _status_answer(job: Job, now: float, hints: bool, headers: dict[str, str]) -> Response:
+    """The 200 answer to GET /status at ``now``: the state, and hints while pending."""
     result = job.result_at(now)
     answer: dict[str, object] = {"job_id": job.job_id, "result": result}
-    retry_after_s: int | None = None
-    if result == "pending" and settings.hints and job.fails is not None:
-        eta_s = max(0.0, job.finishes_at - now)
-        answer["eta_s"] = round(eta_s, 3)
+    retry_after_s = poll_retry_after(job, now, hints)
+    if retry_after_s is not None:
+        answer["eta_s"] = round(max(0.0, job.finishes_at - now), 3)
         answer["progress"] = round(min(1.0, max(0.0, (now - job.created_at) / job.duration_s)), 4)
-        retry_after_s = int(retry_after_header(eta_s))
         headers["Retry-After"] = str(retry_after_s)
-    store.record_status_request(job, at=now, code=200, retry_after_s=retry_after_s, result=result)
     return _json(200, answer, headers)
 
 
@@ -460,7 +485,7 @@ def _summary_fields(job: Job, now: float) -> dict[str, Any]:
 @jobs_router.get("/jobs/{job_id}", responses=_NOT_FOUND, summary="The server's record of a job")
 async def job_record(job_id: str, store: StoreDep, clock: ClockDep) -> JobRecord:
     """Counts and timings measured by the server, and the last status requests."""
-    job = store.get(job_id)
+    job = await store.get_record(job_id)
     if job is None:
         raise HTTPException(404, JOB_NOT_FOUND)
     requests = [
@@ -478,8 +503,9 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JobsPage:
     now = clock.now()
-    jobs = [JobSummary(**_summary_fields(job, now)) for job in store.page(offset, limit)]
-    return JobsPage(total=len(store), offset=offset, limit=limit, jobs=jobs)
+    page = await store.page(offset, limit)
+    jobs = [JobSummary(**_summary_fields(job, now)) for job in page]
+    return JobsPage(total=await store.count(), offset=offset, limit=limit, jobs=jobs)
 
 
 @jobs_router.get(
@@ -489,7 +515,7 @@ async def list_jobs(
     summary="Prometheus metrics",
 )
 async def metrics(state: StateDep) -> Response:
-    return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+    return Response(await state.metrics.render(), media_type=CONTENT_TYPE)
 
 
 @jobs_router.get("/admin/faults", summary="Current injected faults")
@@ -498,17 +524,20 @@ async def get_faults(faults: FaultsDep) -> Faults:
 
 
 @jobs_router.put("/admin/faults", summary="Replace the injected faults")
-async def put_faults(new_faults: Faults, faults: FaultsDep) -> Faults:
-    """Fields left out go back to their defaults (off): PUT replaces, it does not merge."""
+async def put_faults(new_faults: Faults, faults: FaultsDep, store: StoreDep) -> Faults:
+    """Fields left out go back to their defaults (off): PUT replaces, it does not merge.
+    On a shared store every server process follows within FAULTS_FOLLOW_S."""
     faults.faults = new_faults
+    await store.publish_faults(new_faults)
     return faults.faults
 
 
 @health_router.get("/healthz", summary="Liveness; never needs the API key, never faulted")
 async def healthz(state: StateDep) -> Health:
+    jobs = await state.store.count()
     return Health(
-        status="degraded" if state.store.is_full() else "ok",
-        jobs=len(state.store),
+        status="degraded" if jobs >= state.store.max_jobs else "ok",
+        jobs=jobs,
         uptime_s=round(state.clock.now() - state.started_at, 3),
         hints=state.settings.hints,
         long_poll_max_s=state.settings.long_poll_max_s,
@@ -542,6 +571,20 @@ def _named_error(item: dict[str, Any]) -> dict[str, Any]:
         "loc": list(loc),
         "msg": f"{'.'.join(where) or 'request'}: {message}",
     }
+
+
+# How long a client is asked to wait when the store (Redis) does not answer.
+STORE_RETRY_AFTER_S = 1
+
+
+async def _store_unavailable(request: Request, error: Exception) -> JSONResponse:
+    """Redis is down or too slow: 503 with Retry-After, as for any passing outage."""
+    logger.warning("%s", error)
+    return JSONResponse(
+        {"detail": "Job store unavailable; retry shortly"},
+        status_code=503,
+        headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+    )
 
 
 # FastAPI answers a body it cannot even decode (not UTF-8) with this 400; every other
@@ -626,47 +669,37 @@ class _VideoSimApp(FastAPI):
 def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
     """Build an app with its own store, RNGs and metrics registry.
 
-    With a state file set, the jobs saved there are loaded now (a bad file raises
-    :class:`~server.persistence.StateFileError`) and saved again when the app shuts down.
+    The store opens when the app starts (its lifespan) and writes what it still holds
+    and disconnects when the app stops.
     """
     clock = clock or SystemClock()
     seed = settings.seed
-    job_rng = random.Random(seed)
     fault_rng = random.Random(None if seed is None else f"{seed}:faults")
-    store = JobStore(
-        clock,
-        rng=job_rng,
-        default_duration_s=settings.delay,
-        error_rate=settings.error_rate,
-        max_jobs=settings.max_jobs,
-        retention_s=settings.retention_s,
-        request_log_length=settings.request_log_length,
-    )
-    faults = FaultInjector(settings.initial_faults(), clock, fault_rng)
+    store = build_store(settings, clock, seed=seed)
+    faults = FaultInjector(settings.initial_faults(), clock, fault_rng, store.rate_limiter)
     state = ServerState(
         settings=settings,
         clock=clock,
         store=store,
         faults=faults,
-        idempotency=IdempotencyTable(
-            clock, keep_s=settings.retention_s, max_keys=settings.max_idempotency_keys
-        ),
         metrics=ServerMetrics(store, faults),
         started_at=clock.now(),
     )
 
-    if settings.state_file is not None:
-        load_jobs(store, settings.state_file)  # StateFileError stops start-up
-
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        store.close()
-        if settings.state_file is not None:
-            try:
-                save_jobs(store, settings.state_file, clock.now())
-            except StateFileError as error:
-                logger.error("%s", error)  # shutting down: say it, do not raise
+        await store.open()
+        following = None
+        if store.shared:  # the faults this process starts with are everybody's now
+            await store.publish_faults(faults.faults)
+            following = asyncio.create_task(_follow_published_faults(store, faults))
+        try:
+            yield
+        finally:
+            if following is not None:
+                following.cancel()
+            store.close()
+            await store.aclose()
 
     app = _VideoSimApp(
         title="videosim server",
@@ -687,8 +720,25 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
     app.router.routes.insert(0, STATUS_ROUTE)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_middleware(RequestCountingMiddleware, metrics=state.metrics)
     return app
+
+
+# How soon a PUT /admin/faults on one server process reaches the others of a shared store.
+FAULTS_FOLLOW_S = 0.5
+
+
+async def _follow_published_faults(store: JobStore, faults: FaultInjector) -> None:
+    """Take up the faults another process published (PUT /admin/faults went to it)."""
+    while True:
+        await asyncio.sleep(FAULTS_FOLLOW_S)
+        try:
+            published = await store.published_faults()
+        except StoreUnavailable:
+            continue
+        if published is not None and published != faults.faults:
+            faults.faults = published
 
 
 def _publish_limits_in_schema(app: FastAPI, settings: ServerSettings) -> None:
@@ -712,5 +762,16 @@ def _publish_limits_in_schema(app: FastAPI, settings: ServerSettings) -> None:
 
 
 def create_app_from_env() -> FastAPI:
-    """App factory for ``uvicorn --factory`` (used by --reload): settings from env/.env."""
-    return create_app(ServerSettings())
+    """App factory for ``uvicorn --factory`` (used by --reload and --workers): settings
+    from env/.env. Also gives this process's connection guard its limits, which a worker
+    process does not inherit from the command that started it, and releases held
+    long-polls as soon as a stop begins, as :func:`server.serving.serve` does."""
+    from server.edge import EdgeLimits, guarded_protocol
+    from server.serving import release_on_exit_signals
+
+    settings = ServerSettings()
+    guarded_protocol(EdgeLimits.from_settings(settings))
+    app = create_app(settings)
+    with contextlib.suppress(RuntimeError):  # no running loop: not under uvicorn
+        release_on_exit_signals(app.state.videosim.store.close)
+    return app

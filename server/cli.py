@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pydantic import ValidationError
-
-from server.settings import ServerSettings, first_error_line
+import settings_cli
+from server.settings import ServerSettings
+from settings_cli import CommandLine, field_help
 
 PROG = "videosim-server"
-EXIT_USAGE = 2
+EXIT_USAGE = settings_cli.EXIT_USAGE
 EXIT_STARTUP_FAILED = 3  # uvicorn's code when the server could not start (port taken)
 
 # (flag, settings field, metavar or None for switches)
@@ -49,78 +49,66 @@ _VALUE_FLAGS: list[tuple[str, str, str]] = [
     ("--body-timeout", "body_timeout_s", "SECONDS"),
     ("--max-connections", "max_connections", "N"),
     ("--log-level", "log_level", "LEVEL"),
+    ("--store", "store", "URL"),
+    ("--workers", "workers", "N"),
     ("--state-file", "state_file", "PATH"),
 ]
 
 
-class _OneLineErrorParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (no usage dump) and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        fail(message)
-
-
-def fail(message: str) -> NoReturn:
-    print(f"{PROG}: {message}", file=sys.stderr)
-    raise SystemExit(EXIT_USAGE)
-
-
-def _help_for(field: str) -> str:
-    info = ServerSettings.model_fields[field]
-    default = "none" if info.default is None else info.default
-    if isinstance(default, bool):
-        default = "on" if default else "off"
-    env = "VIDEOSIM_DELAY or DELAY" if field == "delay" else f"VIDEOSIM_{field.upper()}"
-    return f"{info.description} (default: {default}; env {env})"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineErrorParser(
-        prog=PROG,
+def build_command_line() -> CommandLine:
+    command_line = CommandLine(
+        PROG,
         description="Run the videosim simulation server. Settings come from defaults < .env "
         "< VIDEOSIM_* environment < these flags.",
-        argument_default=argparse.SUPPRESS,  # only flags actually given override the rest
     )
     for flag, field, metavar in _VALUE_FLAGS:
-        parser.add_argument(flag, dest=field, metavar=metavar, help=_help_for(field))
-    parser.add_argument(
-        "--hints", dest="hints", action=argparse.BooleanOptionalAction, help=_help_for("hints")
+        command_line.setting(flag, field=field, metavar=metavar, help=_help_for(field))
+    command_line.setting(
+        "--hints", field="hints", action=argparse.BooleanOptionalAction, help=_help_for("hints")
     )
-    parser.add_argument("--plain", dest="plain", action="store_true", help=_help_for("plain"))
-    parser.add_argument(
+    command_line.setting("--plain", field="plain", action="store_true", help=_help_for("plain"))
+    command_line.setting(
         "--reload",
-        dest="reload",
+        field="reload",
         action="store_true",
         help=_help_for("reload") + "; the restarted server reads its settings from the "
         "environment, which this command fills from its flags",
     )
-    return parser
+    return command_line
+
+
+def _help_for(field: str) -> str:
+    return field_help(
+        ServerSettings, field, "VIDEOSIM_DELAY or DELAY" if field == "delay" else None
+    )
+
+
+def fail(message: str) -> NoReturn:
+    settings_cli.fail(PROG, message)
 
 
 def load_settings(argv: Sequence[str] | None = None) -> ServerSettings:
     """Flags over environment over .env over defaults; exits 2 with one line if invalid."""
-    flags = vars(build_parser().parse_args(argv))
-    try:
-        return ServerSettings(**flags)
-    except ValidationError as error:
-        fail(first_error_line(error))
+    command_line = build_command_line()
+    given, _ = command_line.parse(argv)
+    return command_line.settings(ServerSettings, given)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings(argv)
     import uvicorn  # imported late: --help and bad flags answer without loading it
 
-    from server.app import create_app
     from server.edge import EdgeLimits, guarded_protocol
-    from server.persistence import StateFileError
     from server.serving import serve
 
-    try:
-        # Built before anything is printed, so a bad state file fails like a bad flag.
-        # Under --reload this app only checks the file; the reloaded process builds its own.
-        app = create_app(settings)
-    except StateFileError as error:
-        fail(str(error))
+    if settings.state_file is not None:
+        print(
+            f"{PROG}: --state-file is deprecated: it now means --store {settings.store_url}",
+            file=sys.stderr,
+        )
+    # Opened once before anything is printed, so an unreadable store file or an
+    # unreachable Redis fails like a bad flag (and an old JSON state file is migrated).
+    restored = _check_store(settings)
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -129,31 +117,74 @@ def main(argv: Sequence[str] | None = None) -> int:
         "timeout_graceful_shutdown": 2,
         "http": guarded_protocol(EdgeLimits.from_settings(settings)),
     }
-    restored = len(app.state.videosim.store)
     print(
         f"{PROG}: starting on http://{settings.host}:{settings.port} "
         f"({_summary(settings, restored)})"
     )
-    if settings.reload:
+    if settings.reload or settings.workers > 1:
         _export_to_environment(settings)
+        if settings.workers > 1:
+            _share_metrics_between_workers()
         uvicorn.run(
             "server.app:create_app_from_env",
             factory=True,
-            reload=True,
-            reload_dirs=[str(Path(__file__).parent)],
+            reload=settings.reload,
+            reload_dirs=[str(Path(__file__).parent)] if settings.reload else None,
+            workers=settings.workers if not settings.reload else None,
             **common,
         )
-    else:
-        if not serve(uvicorn.Config(app, **common), app.state.videosim.store.close):
-            return EXIT_STARTUP_FAILED
+        return 0
+    from server.app import create_app
+
+    app = create_app(settings)
+    if not serve(uvicorn.Config(app, **common), app.state.videosim.store.close):
+        return EXIT_STARTUP_FAILED
     return 0
+
+
+def _check_store(settings: ServerSettings) -> int:
+    """Open the store and close it again; returns its job count, exits 2 if it fails."""
+    import asyncio
+
+    from server.clock import SystemClock
+    from server.job_store import StoreUnavailable, build_store
+    from server.sqlite_store import StoreFileError
+
+    async def open_and_count() -> int:
+        store = build_store(settings, SystemClock(), seed=settings.seed)
+        try:
+            await store.open()
+            return await store.count()
+        finally:
+            await store.aclose()
+
+    try:
+        return asyncio.run(open_and_count())
+    except (StoreFileError, StoreUnavailable) as error:
+        fail(str(error))
+
+
+def _share_metrics_between_workers() -> None:
+    """prometheus-client's multiprocess mode: each worker writes its counters to files in
+    one fresh directory, and a scrape of any worker sums them."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from server.metrics import MULTIPROCESS_DIR_VARIABLE
+
+    directory = tempfile.mkdtemp(prefix="videosim-metrics-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = directory
 
 
 def _summary(settings: ServerSettings, restored: int) -> str:
     long_poll = f"up to {settings.long_poll_max_s:g} s" if settings.long_poll_max_s else "off"
     state = ""
-    if settings.state_file is not None:
-        state = f", state file {settings.state_file} ({restored} jobs restored)"
+    if settings.store_url != "memory":
+        state = f", store {settings.store_url} ({restored} jobs)"
+    if settings.workers > 1:
+        state += f", {settings.workers} workers"
     return (
         f"jobs {settings.delay:g} s, error rate {settings.error_rate:g}, "
         f"hints {'on' if settings.hints else 'off'}, long-poll {long_poll}"
@@ -164,7 +195,7 @@ def _summary(settings: ServerSettings, restored: int) -> str:
 
 def _export_to_environment(settings: ServerSettings) -> None:
     """--reload runs the app in a fresh process that can only see the environment."""
-    for field, value in settings.model_dump(exclude={"reload"}).items():
+    for field, value in settings.model_dump(exclude={"reload", "workers"}).items():
         name = f"VIDEOSIM_{field.upper()}"
         if value is None:
             os.environ.pop(name, None)

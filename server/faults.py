@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from server.clock import Clock
+from server.job_store import RateLimiter
 from server.models import Faults
 
 # At most this many clients have a bucket; a new one pushes out the least recently seen,
@@ -45,53 +46,17 @@ class _TokenBucket:
         self.updated_at = now
 
 
-class FaultInjector:
-    """Holds the current :class:`Faults` and decides, per request, whether to misbehave."""
+class LocalTokenBuckets(RateLimiter):
+    """The buckets in this process's memory, for the memory and SQLite stores."""
 
-    def __init__(self, faults: Faults, clock: Clock, rng: random.Random) -> None:
+    def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._rng = rng
         self._buckets: OrderedDict[str, _TokenBucket] = OrderedDict()
-        self.faults = faults
-        self.injected: dict[str, int] = {"latency": 0, "unavailable": 0, "rate_limited": 0}
 
-    @property
-    def faults(self) -> Faults:
-        return self._faults
-
-    @faults.setter
-    def faults(self, faults: Faults) -> None:
-        """Replace the faults; a new rate limit starts every client with a full bucket."""
-        self._faults = faults
+    def reset(self) -> None:
         self._buckets.clear()
 
-    async def add_latency(self) -> None:
-        faults = self._faults
-        if faults.latency_ms <= 0 and faults.latency_jitter_ms <= 0:
-            return
-        extra_ms = self._rng.uniform(0, faults.latency_jitter_ms) if faults.latency_jitter_ms else 0
-        self.injected["latency"] += 1
-        await asyncio.sleep((faults.latency_ms + extra_ms) / 1000)
-
-    def check(self, client_id: str) -> Rejection | None:
-        """The rate limit first (it is deterministic), then the random 503."""
-        faults = self._faults
-        if faults.rate_limit_rps > 0:
-            wait_s = self._take_token(client_id, faults.rate_limit_rps)
-            if wait_s > 0:
-                self.injected["rate_limited"] += 1
-                return Rejection(
-                    429,
-                    f"Rate limit exceeded: {faults.rate_limit_rps:g} requests/s",
-                    int(retry_after_header(wait_s)),
-                )
-        if faults.unavailable_rate > 0 and self._rng.random() < faults.unavailable_rate:
-            self.injected["unavailable"] += 1
-            return Rejection(503, "Service unavailable (injected fault)", int(faults.retry_after_s))
-        return None
-
-    def _take_token(self, client_id: str, rate: float) -> float:
-        """Spend one token; returns 0 on success, else the seconds until one is there."""
+    async def take_token(self, client_id: str, rate: float) -> float:
         now = self._clock.now()
         capacity = max(1.0, rate)
         buckets = self._buckets
@@ -108,3 +73,59 @@ class FaultInjector:
             bucket.tokens -= 1
             return 0.0
         return (1 - bucket.tokens) / rate
+
+
+class FaultInjector:
+    """Holds the current :class:`Faults` and decides, per request, whether to misbehave.
+
+    The rate limit's buckets live where ``rate_limiter`` keeps them: in this process, or
+    in Redis, so that several workers share one allowance per client.
+    """
+
+    def __init__(
+        self,
+        faults: Faults,
+        clock: Clock,
+        rng: random.Random,
+        rate_limiter: RateLimiter | None = None,
+    ) -> None:
+        self._clock = clock
+        self._rng = rng
+        self._rate_limiter = rate_limiter or LocalTokenBuckets(clock)
+        self.faults = faults
+        self.injected: dict[str, int] = {"latency": 0, "unavailable": 0, "rate_limited": 0}
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        """Replace the faults; a new rate limit starts every client with a full bucket."""
+        self._faults = faults
+        self._rate_limiter.reset()
+
+    async def add_latency(self) -> None:
+        faults = self._faults
+        if faults.latency_ms <= 0 and faults.latency_jitter_ms <= 0:
+            return
+        extra_ms = self._rng.uniform(0, faults.latency_jitter_ms) if faults.latency_jitter_ms else 0
+        self.injected["latency"] += 1
+        await asyncio.sleep((faults.latency_ms + extra_ms) / 1000)
+
+    async def check(self, client_id: str) -> Rejection | None:
+        """The rate limit first (it is deterministic), then the random 503."""
+        faults = self._faults
+        if faults.rate_limit_rps > 0:
+            wait_s = await self._rate_limiter.take_token(client_id, faults.rate_limit_rps)
+            if wait_s > 0:
+                self.injected["rate_limited"] += 1
+                return Rejection(
+                    429,
+                    f"Rate limit exceeded: {faults.rate_limit_rps:g} requests/s",
+                    int(retry_after_header(wait_s)),
+                )
+        if faults.unavailable_rate > 0 and self._rng.random() < faults.unavailable_rate:
+            self.injected["unavailable"] += 1
+            return Rejection(503, "Service unavailable (injected fault)", int(faults.retry_after_s))
+        return None

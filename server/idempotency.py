@@ -62,11 +62,21 @@ class IdempotencyTable:
             )
         return remembered.jobs
 
-    def remember(self, scope: str, key: str, print_: bytes, jobs: tuple[Job, ...]) -> None:
+    def remember(
+        self,
+        scope: str,
+        key: str,
+        print_: bytes,
+        jobs: tuple[Job, ...],
+        expires_at: float | None = None,
+    ) -> None:
+        """Keep the answer until ``expires_at`` (default: ``keep_s`` from now; a store
+        that reloads its keys passes the time they were given)."""
         self._expire()
         while len(self._entries) >= self._max_keys:
             self._entries.popitem(last=False)  # the oldest goes first, as it would expire first
-        expires_at = self._clock.now() + self._keep_s
+        if expires_at is None:
+            expires_at = self._clock.now() + self._keep_s
         self._entries[(scope, key)] = _Remembered(print_, jobs, expires_at)
 
     def _expire(self) -> None:

@@ -2,22 +2,30 @@
 
 Request counts are kept as they happen; jobs by state and held long-polls are read from
 the store at scrape time, so they cost nothing between scrapes.
+
+Under ``--workers N`` the command line sets ``PROMETHEUS_MULTIPROC_DIR`` before the
+workers start, and prometheus-client's multiprocess mode sums the request counters of
+every worker: whichever worker answers a scrape reports them all. Jobs by state come from
+the shared store; held long-polls and injected faults are the answering worker's own.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.faults import FaultInjector
-from server.store import JobStore
+from server.job_store import JobStore
+from server.models import Result
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNMATCHED_ROUTE = "<unmatched>"
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class _StoreCollector(Collector):
@@ -26,10 +34,11 @@ class _StoreCollector(Collector):
     def __init__(self, store: JobStore, faults: FaultInjector) -> None:
         self._store = store
         self._faults = faults
+        self.counts_by_state: dict[Result, int] = {}  # read from the store just before a scrape
 
     def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("videosim_jobs", "Stored jobs by state", labels=["state"])
-        for state, count in self._store.counts_by_state().items():
+        for state, count in self.counts_by_state.items():
             jobs.add_metric([state], count)
         yield jobs
         yield GaugeMetricFamily(
@@ -56,10 +65,21 @@ class ServerMetrics:
             ["method", "route", "code"],
             registry=self.registry,
         )
-        self.registry.register(_StoreCollector(store, faults))
+        self._store = store
+        self._store_collector = _StoreCollector(store, faults)
+        self.registry.register(self._store_collector)
+        self._scraped = self.registry
+        shared_dir = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+        if shared_dir:  # several workers: request counts from all of them
+            self._scraped = CollectorRegistry()
+            multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+                self._scraped, path=shared_dir
+            )
+            self._scraped.register(self._store_collector)
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    async def render(self) -> bytes:
+        self._store_collector.counts_by_state = await self._store.counts_by_state()
+        return generate_latest(self._scraped)
 
 
 class RequestCountingMiddleware:

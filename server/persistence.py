@@ -1,10 +1,10 @@
-"""The state file: jobs saved when the server stops and loaded when it starts again.
+"""The old JSON-lines state file, read once to migrate it into a SQLite store.
 
-Jobs live in memory, so without this a restarted server (say, to change its fault
-settings) has forgotten every job, and each client still watching one is told 404. With
-``--state-file PATH`` the server writes its jobs to PATH on a graceful shutdown and reads
-them back at start-up. A job's state stays a function of the clock, so a job that
-finished while the server was down shows its outcome as soon as the server is back.
+Before stores existed, ``--state-file PATH`` saved the jobs to PATH on a graceful
+shutdown only, so a crash lost them all. The flag now names a SQLite store file
+(:mod:`server.sqlite_store`); a JSON-lines file found at that path is read with this
+module, renamed to ``PATH.json-migrated`` and replaced by the SQLite file, once.
+``save_jobs`` writes the old format, for tests and for going back to an older server.
 
 The file is JSON lines, so ``head`` and ``jq`` can read it: a header, then one job per
 line in creation order (``requests`` is the job's bounded history of status requests, each
@@ -32,7 +32,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server import request_log
-from server.store import DEFAULT_REQUEST_LOG_LENGTH, Job, JobStore, StatusRequest
+from server.request_log import StatusRequest
+from server.store import DEFAULT_REQUEST_LOG_LENGTH, Job, MemoryJobs
 
 FORMAT = "videosim-jobs"
 VERSION = 1
@@ -77,11 +78,24 @@ class _SavedJob(BaseModel):
         return job
 
 
-def load_jobs(store: JobStore, path: Path) -> int:
+def load_jobs(store: MemoryJobs, path: Path) -> int:
     """Fill the empty ``store`` with the jobs saved in ``path``; returns how many.
 
-    A missing or empty file means a fresh start. The directory must exist and be
-    writable, so a file that could never be saved is reported now, not at shutdown.
+    A missing or empty file means a fresh start.
+    """
+    jobs = read_jobs(path, store.request_log_length)
+    try:
+        store.restore(jobs)
+    except ValueError as error:
+        raise StateFileError(f"invalid state file {path}: {error}") from None
+    return len(jobs)
+
+
+def read_jobs(path: Path, log_length: int) -> list[Job]:
+    """The jobs saved in ``path`` in creation order; none if it is missing or empty.
+
+    The directory must exist and be writable, so a file that could never be replaced is
+    reported now, not later.
     """
     directory = path.parent
     if not directory.is_dir():
@@ -90,20 +104,15 @@ def load_jobs(store: JobStore, path: Path) -> int:
         raise StateFileError(f"invalid state file {path}: directory {directory} is not writable")
     try:
         with path.open(encoding="utf-8") as lines:
-            jobs = list(_read_jobs(lines, path, store.request_log_length))
+            return list(_read_jobs(lines, path, log_length))
     except FileNotFoundError:
-        return 0
+        return []
     except OSError as error:
         raise StateFileError(f"cannot read state file {path}: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
         raise StateFileError(
             f"invalid state file {path}: not UTF-8 text ({error.reason})"
         ) from None
-    try:
-        store.restore(jobs)
-    except ValueError as error:
-        raise StateFileError(f"invalid state file {path}: {error}") from None
-    return len(jobs)
 
 
 def _read_jobs(lines: Iterator[str], path: Path, log_length: int) -> Iterator[Job]:
@@ -139,7 +148,7 @@ def _first_problem(error: ValidationError) -> str:
     return f"{where}: {message}" if where else message
 
 
-def save_jobs(store: JobStore, path: Path, saved_at: float) -> int:
+def save_jobs(store: MemoryJobs, path: Path, saved_at: float) -> int:
     """Write every job of ``store`` to ``path`` atomically; returns how many."""
     header = {"format": FORMAT, "version": VERSION, "saved_at": saved_at, "jobs": len(store)}
     # Same directory, so the rename cannot cross file systems; the pid keeps two servers

@@ -28,6 +28,21 @@ class StatusRequest(NamedTuple):
     retry_after_s: float | None
 
 
+def pack(request: StatusRequest) -> bytes:
+    """One entry as 12 bytes, the form the Redis store keeps in a list."""
+    retry = request.retry_after_s
+    packed = (request.code & _CODE_MASK) | (
+        0 if retry is None else (min(round(retry), MAX_RETRY_AFTER_S) + 1) << _CODE_BITS
+    )
+    return _ENTRY.pack(request.at, packed)
+
+
+def unpack(entry: bytes) -> StatusRequest:
+    at, packed = _ENTRY.unpack(entry)
+    retry = packed >> _CODE_BITS
+    return StatusRequest(at, packed & _CODE_MASK, None if retry == 0 else retry - 1)
+
+
 def append(log: bytearray | None, length: int, request: StatusRequest) -> bytearray | None:
     """Add ``request`` to ``log`` (allocated on first use); returns the log to keep."""
     if length <= 0:

@@ -10,9 +10,12 @@ at that moment, and the server stops at once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import signal
 import socket
 from collections.abc import Callable
+from types import FrameType
 
 import uvicorn
 
@@ -35,3 +38,25 @@ def serve(config: uvicorn.Config, release: Callable[[], None]) -> bool:
     with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C forces the quit
         server.run()
     return server.started
+
+
+def release_on_exit_signals(release: Callable[[], None]) -> None:
+    """The same early release where uvicorn builds the server itself (``--workers``,
+    ``--reload``): its SIGINT/SIGTERM handlers are wrapped so that ``release`` runs on the
+    event loop as the shutdown begins. Call from the app factory, which uvicorn runs on
+    the loop after installing its handlers."""
+    loop = asyncio.get_running_loop()
+    for exit_signal in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(exit_signal)
+        if not callable(previous):
+            continue
+
+        def on_exit(
+            signum: int,
+            frame: FrameType | None,
+            previous: Callable[[int, FrameType | None], object] = previous,
+        ) -> None:
+            loop.call_soon_threadsafe(release)
+            previous(signum, frame)
+
+        signal.signal(exit_signal, on_exit)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.job_store import store_kind
 from server.models import Faults
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
@@ -139,8 +140,18 @@ class ServerSettings(BaseSettings):
         "(default: the open-file limit less 64, at most 10000)",
     )
     log_level: LogLevel = Field("warning", description="uvicorn log level")
+    store: str = Field(
+        "memory",
+        description="where jobs live: memory, sqlite:///path/jobs.db (durable) or "
+        "redis://host:port/db (shared by several workers and hosts)",
+    )
+    workers: int = Field(
+        1, ge=1, le=64, description="server processes on this port; more than 1 needs redis"
+    )
     state_file: Path | None = Field(
-        None, description="load jobs from this file at start-up and save them there on shutdown"
+        None,
+        description="deprecated: the same as --store sqlite:///PATH; an old JSON state file "
+        "there is migrated once",
     )
 
     @field_validator("api_key")
@@ -155,6 +166,12 @@ class ServerSettings(BaseSettings):
         """``--state-file ""`` means no state file, not the current directory."""
         return None if value == "" else value
 
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        store_kind(value)  # raises StoreUrlError, a ValueError, for an unknown one
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower_log_level(cls, value: object) -> object:
@@ -167,6 +184,24 @@ class ServerSettings(BaseSettings):
             self.long_poll_max_s = 0.0
         return self
 
+    @model_validator(mode="after")
+    def _one_store(self) -> Self:
+        if self.state_file is not None and self.store != "memory":
+            raise ValueError("give --store or the deprecated --state-file, not both")
+        if self.workers > 1 and store_kind(self.store_url) != "redis":
+            raise ValueError(
+                f"--workers {self.workers} needs a shared store (--store redis://host:port/db); "
+                f"{self.store_url} lives in one process"
+            )
+        return self
+
+    @property
+    def store_url(self) -> str:
+        """The store to use: ``store``, or the SQLite file ``--state-file`` stands for."""
+        if self.state_file is not None:
+            return f"sqlite:///{self.state_file}"
+        return self.store
+
     def initial_faults(self) -> Faults:
         """The fault settings the server starts with (PUT /admin/faults changes them)."""
         return Faults(
@@ -176,22 +211,3 @@ class ServerSettings(BaseSettings):
             retry_after_s=self.fault_retry_after_s,
             rate_limit_rps=self.fault_rate_limit_rps,
         )
-
-
-def first_error_line(error: ValidationError) -> str:
-    """One human line for the first problem, named by field: 'delay: Input should be ...'."""
-    aliases = {
-        alias.lower(): name
-        for name, field in ServerSettings.model_fields.items()
-        for alias in _aliases_of(field.validation_alias)
-    }
-    first = error.errors()[0]
-    where = str(first["loc"][0]) if first["loc"] else "settings"
-    field_name = aliases.get(where.lower(), where)
-    return f"invalid setting {field_name}: {first['msg']}"
-
-
-def _aliases_of(alias: object) -> list[str]:
-    if isinstance(alias, AliasChoices):
-        return [choice for choice in alias.choices if isinstance(choice, str)]
-    return [alias] if isinstance(alias, str) else []

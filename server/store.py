@@ -1,8 +1,8 @@
 """All jobs, kept as small records whose state is computed from the clock.
 
 A job is pending while ``now < created_at + duration_s`` and then shows its fated outcome;
-no thread, task or timer exists per job. Timers exist only for jobs somebody is
-long-polling: one ``loop.call_later`` per waited job, however many requests wait on it.
+no thread, task or timer exists per job (long-polls have their own timers, see
+:mod:`server.long_poll`).
 
 A finished job is kept ``retention_s`` seconds, then it expires with its request log, so
 memory is bounded by the rate of starts, not by the uptime. Jobs are also kept sorted by
@@ -11,7 +11,6 @@ finish time (the expiry order), so expiring the oldest is a slice off the front.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import math
 import random
@@ -30,12 +29,6 @@ from server.request_log import StatusRequest
 SPECIAL_JOB_ID = "special-pending-job"
 DEFAULT_REQUEST_LOG_LENGTH = 200
 DEFAULT_RETENTION_S = 3600.0
-# A timer that fires a hair early re-checks after at least this long, so a disagreement
-# between the loop's clock and the job's can never become a busy loop. uvloop keeps
-# timers in whole milliseconds and fires up to 1 ms early: a 5 ms floor made that a 5 ms
-# late answer (lag p90 5.3 ms), a 0.5 ms floor a spin of ~25 timer calls per job; one
-# millisecond is uvloop's own step (python -m bench.long_poll_lag: p90 1.2 ms).
-_RECHECK_FLOOR_S = 0.001
 # Expired jobs are dropped in slices (a memmove of the sorted arrays): at least this many
 # at once, or whatever expired once this many seconds have passed since the last sweep.
 _SWEEP_BATCH = 256
@@ -90,19 +83,18 @@ class Job:
         return request_log.entries(self.log)
 
 
-class _Waiters:
-    """The requests long-polling one job: a shared event and the one timer that sets it."""
-
-    __slots__ = ("event", "held", "timer")
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-        self.held = 0
-        self.timer: asyncio.TimerHandle | None = None
+def poll_retry_after(job: Job, now: float, hints: bool) -> int | None:
+    """The Retry-After of a 200 status answer: whole seconds until the job ends, at least
+    1 (as :func:`server.faults.retry_after_header`); None once it has ended, without
+    hints, and for the special job."""
+    if not hints or job.fails is None or job.result_at(now) != "pending":
+        return None
+    return max(1, math.ceil(job.finishes_at - now))
 
 
-class JobStore:
-    """Creates, finds, counts and expires jobs; records status requests; parks long-polls."""
+class MemoryJobs:
+    """Creates, finds, counts and expires jobs and records status requests, in this
+    process's memory. The memory and SQLite stores keep their jobs here."""
 
     def __init__(
         self,
@@ -128,9 +120,6 @@ class JobStore:
         self._finishes: dict[bool, array[float]] = {False: array("d"), True: array("d")}
         self._by_finish: dict[bool, list[Job]] = {False: [], True: []}
         self._last_sweep = clock.now()
-        self._waiters: dict[str, _Waiters] = {}
-        self._held = 0
-        self._closing = False
         self.special = Job(SPECIAL_JOB_ID, clock.now(), math.inf, None)
 
     # --- jobs -----------------------------------------------------------------------
@@ -294,88 +283,3 @@ class JobStore:
         )
         if job.first_final_seen_at is None and result is not None and result != "pending":
             job.first_final_seen_at = at
-
-    # --- long-poll ------------------------------------------------------------------
-
-    @property
-    def held_requests(self) -> int:
-        """Status requests parked in :meth:`wait_until_settled` right now."""
-        return self._held
-
-    @property
-    def waited_jobs(self) -> int:
-        """Jobs that have a timer running because somebody long-polls them."""
-        return len(self._waiters)
-
-    async def wait_until_settled(self, job: Job, timeout_s: float) -> None:
-        """Return when ``job`` leaves pending or after ``timeout_s`` seconds, whichever first."""
-        if timeout_s <= 0 or self._closing or job.result_at(self._clock.now()) != "pending":
-            return
-        waiters = self._waiters.get(job.job_id)
-        if waiters is None:
-            waiters = self._waiters[job.job_id] = _Waiters()
-            self._arm(job, waiters)
-        waiters.held += 1
-        self._held += 1
-        try:
-            async with asyncio.timeout(timeout_s):
-                await waiters.event.wait()
-        except TimeoutError:
-            pass
-        finally:
-            waiters.held -= 1
-            self._held -= 1
-            if waiters.held == 0 and not waiters.event.is_set():
-                self._forget(job.job_id)
-
-    def notify_due(self) -> int:
-        """Wake the waiters of every job that has finished; returns how many jobs woke.
-
-        The timers do this on their own with the system clock; tests that move a
-        :class:`~server.clock.FakeClock` call it right after ``advance()``.
-        """
-        now = self._clock.now()
-        due = [job_id for job_id in self._waiters if self._finishes_at(job_id) <= now]
-        for job_id in due:
-            self._wake(job_id)
-        return len(due)
-
-    def close(self) -> None:
-        """Release every held request (they answer with the state at that moment) and
-        hold no new ones: the server is stopping."""
-        self._closing = True
-        for job_id in list(self._waiters):
-            self._wake(job_id)
-
-    def _arm(self, job: Job, waiters: _Waiters) -> None:
-        remaining = job.finishes_at - self._clock.now()
-        if math.isfinite(remaining):
-            loop = asyncio.get_running_loop()
-            delay = max(remaining, _RECHECK_FLOOR_S)
-            waiters.timer = loop.call_later(delay, self._on_timer, job.job_id)
-
-    def _on_timer(self, job_id: str) -> None:
-        waiters = self._waiters.get(job_id)
-        if waiters is None:
-            return
-        if self._finishes_at(job_id) <= self._clock.now():
-            self._wake(job_id)
-        else:
-            job = self.get(job_id)
-            if job is not None:
-                self._arm(job, waiters)
-
-    def _finishes_at(self, job_id: str) -> float:
-        job = self.get(job_id)
-        return math.inf if job is None else job.finishes_at
-
-    def _wake(self, job_id: str) -> None:
-        waiters = self._waiters.pop(job_id)
-        if waiters.timer is not None:
-            waiters.timer.cancel()
-        waiters.event.set()
-
-    def _forget(self, job_id: str) -> None:
-        waiters = self._waiters.pop(job_id, None)
-        if waiters is not None and waiters.timer is not None:
-            waiters.timer.cancel()

@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header
 from textual.worker import Worker, WorkerState
 
-from client_core import BackoffPolicy, Strategy, VideoSimClient
+from client_core import SPECIAL_JOB_ID, BackoffPolicy, Strategy, VideoSimClient
 from tui.embedded import EmbeddedServer, EmbeddedServerError, server_answers
 from tui.engine_link import ClientFactory, EngineLink, ProcessLink, ThreadLink
 from tui.engine_protocol import (
@@ -44,7 +44,6 @@ from tui.keys import MAIN_KEYS
 from tui.messages import PollEventsBatch, ServerFailed, ServerResolved
 from tui.model import (
     FILTER_CYCLE,
-    SPECIAL_JOB_ID,
     JobBoard,
     JobSpec,
     JobState,
@@ -295,6 +294,7 @@ class VideoSimApp(OperatorTools):
                 severity="error",
             )
         board.start_failures = delta.start_failures
+        board.rate_limited, board.unavailable = delta.rate_limited, delta.unavailable
         if delta.health is not None:
             health = delta.health
             self.health = replace(
@@ -367,7 +367,13 @@ class VideoSimApp(OperatorTools):
             )
             self._resort = False
             self.summary.show(
-                counts_text(self.board.counts(), self.starting, self.board.start_failures),
+                counts_text(
+                    self.board.counts(),
+                    self.starting,
+                    self.board.start_failures,
+                    rate_limited=self.board.rate_limited,
+                    unavailable=self.board.unavailable,
+                ),
                 view_text(self.state_filter, self.sort_column, self.sort_reverse),
                 self.board.rate.per_second(now),
                 self.board.rate.series(now),

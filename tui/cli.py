@@ -19,102 +19,76 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from client_core import ClientSettings, Jitter, Strategy
+from settings_cli import CommandLine, UsageError, first_error_line
 from tui import remembered, web
 from tui.app import make_app
 from tui.settings import DEFAULT_MAX_DURATION_S, DashboardSettings
 
 PROG = "videosim"
 
-# flag -> ClientSettings field, for the flags that pass straight through
-SETTING_FLAGS = {
-    "server_url": "server_url",
-    "api_key": "api_key",
-    "strategy": "strategy",
-    "preset": "preset",
-    "initial": "initial_s",
-    "multiplier": "multiplier",
-    "max_delay": "max_delay_s",
-    "jitter": "jitter",
-    "jitter_ratio": "jitter_ratio",
-    "max_attempts": "max_attempts",
-    "deadline": "deadline_s",
-    "seed": "seed",
-}
 
-
-class SettingsError(Exception):
+class SettingsError(UsageError):
     """A bad flag or environment value; the message is the whole line shown to the user."""
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
+def build_command_line() -> CommandLine:
+    """The dashboard's flags: polling settings (``ClientSettings`` fields) and its own."""
+    cli = CommandLine(
+        PROG,
         description="Live dashboard: spawn videosim jobs, watch them poll, compare policies.",
     )
-    parser.add_argument("--server-url", help="connect to this server only (no embedded server)")
-    parser.add_argument("--api-key", help="sent as X-Api-Key")
-    parser.add_argument("--strategy", choices=[s.value for s in Strategy], help="for new jobs")
-    parser.add_argument(
-        "--preset",
-        choices=["default", "original", "fixed"],
-        help="starting backoff policy for new jobs; the flags below override its parameters",
-    )
-    parser.add_argument("--initial", type=float, metavar="S", help="first delay (s)")
-    parser.add_argument("--multiplier", type=float, help="growth per poll (>= 1)")
-    parser.add_argument("--max-delay", type=float, metavar="S", help="longest delay (s)")
-    parser.add_argument("--jitter", choices=[j.value for j in Jitter])
-    parser.add_argument("--jitter-ratio", type=float, metavar="R", help="for proportional, 0-1")
-    parser.add_argument(
-        "--max-attempts",
-        "--retries",
-        dest="max_attempts",
-        type=int,
-        metavar="N",
-        help="status requests per job before giving up (RETRIES); both names work",
-    )
-    parser.add_argument("--deadline", type=float, metavar="S", help="seconds before giving up")
-    parser.add_argument("--seed", type=int, help="fixes jitter and spawned duration ranges")
-    parser.add_argument(
-        "--max-duration",
-        type=float,
-        default=DEFAULT_MAX_DURATION_S,
-        metavar="S",
-        help="the server's cap on job durations (its --max-duration); the spawn form "
-        "refuses longer ones (default %(default)g)",
-    )
-    parser.add_argument(
-        "--no-embedded",
-        action="store_true",
-        help="never start a server; without --server-url use the default URL",
-    )
-    parser.add_argument(
-        "--embedded-args",
-        default="",
-        metavar="ARGS",
-        help='extra flags for the embedded server, e.g. "--delay 2 --error-rate 0.2"',
-    )
-    parser.add_argument("--theme", help="a built-in Textual theme, e.g. nord, gruvbox")
-    parser.add_argument("--export-dir", default=".", metavar="DIR", help="where e writes")
-    parser.add_argument("--reset", action="store_true", help="forget the remembered settings")
-    parser.add_argument("--web", action="store_true", help="serve the dashboard to a browser")
-    parser.add_argument("--port", type=int, default=web.DEFAULT_PORT, help="for --web")
-    parser.add_argument("--host", default=web.DEFAULT_HOST, help="for --web")
-    return parser.parse_args(argv)
+    cli.setting("--server-url", field="server_url",
+                help="connect to this server only (no embedded server)")  # fmt: skip
+    cli.setting("--api-key", field="api_key", help="sent as X-Api-Key")
+    cli.setting("--strategy", field="strategy", choices=[s.value for s in Strategy],
+                help="for new jobs")  # fmt: skip
+    cli.setting("--preset", field="preset", choices=["default", "original", "fixed"],
+                help="starting backoff policy for new jobs; the flags below override its "
+                "parameters")  # fmt: skip
+    cli.setting("--initial", field="initial_s", type=float, metavar="S", help="first delay (s)")
+    cli.setting("--multiplier", field="multiplier", type=float, help="growth per poll (>= 1)")
+    cli.setting("--max-delay", field="max_delay_s", type=float, metavar="S",
+                help="longest delay (s)")  # fmt: skip
+    cli.setting("--jitter", field="jitter", choices=[j.value for j in Jitter])
+    cli.setting("--jitter-ratio", field="jitter_ratio", type=float, metavar="R",
+                help="for proportional, 0-1")  # fmt: skip
+    cli.setting("--max-attempts", "--retries", field="max_attempts", type=int, metavar="N",
+                help="status requests per job before giving up (RETRIES); both names "
+                "work")  # fmt: skip
+    cli.setting("--deadline", field="deadline_s", type=float, metavar="S",
+                help="seconds before giving up")  # fmt: skip
+    cli.setting("--seed", field="seed", type=int,
+                help="fixes jitter and spawned duration ranges")  # fmt: skip
+    cli.option("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="S",
+               help="the server's cap on job durations (its --max-duration); the spawn form "
+               "refuses longer ones (default %(default)g)")  # fmt: skip
+    cli.option("--no-embedded", action="store_true",
+               help="never start a server; without --server-url use the default URL")  # fmt: skip
+    cli.option("--embedded-args", default="", metavar="ARGS",
+               help="extra flags for the embedded server, e.g. "
+               '"--delay 2 --error-rate 0.2"')  # fmt: skip
+    cli.option("--theme", help="a built-in Textual theme, e.g. nord, gruvbox")
+    cli.option("--export-dir", default=".", metavar="DIR", help="where e writes")
+    cli.option("--reset", action="store_true", help="forget the remembered settings")
+    cli.option("--web", action="store_true", help="serve the dashboard to a browser")
+    cli.option("--port", type=int, default=web.DEFAULT_PORT, help="for --web")
+    cli.option("--host", default=web.DEFAULT_HOST, help="for --web")
+    return cli
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The flags; the settings among them are kept, by field, in ``given_settings``."""
+    given, args = build_command_line().parse(argv)
+    args.given_settings = given
+    return args
 
 
 def build_settings(args: argparse.Namespace) -> DashboardSettings:
     """Flags over environment over defaults; SettingsError names the bad value."""
-    given = {
-        field: getattr(args, flag)
-        for flag, field in SETTING_FLAGS.items()
-        if getattr(args, flag) is not None
-    }
     try:
-        client = ClientSettings(**given)
+        client = ClientSettings(**args.given_settings)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(part) for part in error["loc"]) or "value"
-        raise SettingsError(f"invalid setting {field}: {error['msg']}") from None
+        raise SettingsError(first_error_line(exc, ClientSettings)) from None
     try:
         policy = client.policy()
     except ValueError as exc:

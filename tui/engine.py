@@ -68,7 +68,7 @@ class Engine:
         )
         self._sent: dict[str, dict[str, Any]] = {}  # row key -> fields as last sent
         self._starting = 0
-        self._sent_counters = (0, 0)  # (starting, start failures) as last sent
+        self._sent_counters = (0, 0, 0, 0)  # starting, start failures, 429s, 503s, as last sent
         self._health: Health | None = None
         self._health_sent: Health | None = None
         self._follow: str | None = None
@@ -154,7 +154,8 @@ class Engine:
                     continue
                 rows[key] = diff
             self._sent[key] = fields
-        counters = (self._starting, self.board.start_failures)
+        board = self.board
+        counters = (self._starting, board.start_failures, board.rate_limited, board.unavailable)
         health = self._health if self._health != self._health_sent else None
         history = self._new_history()
         if not rows and counters == self._sent_counters and health is None and history is None:
@@ -164,6 +165,8 @@ class Engine:
             rows=rows,
             starting=counters[0],
             start_failures=counters[1],
+            rate_limited=counters[2],
+            unavailable=counters[3],
             health=health,
             history=history,
         )

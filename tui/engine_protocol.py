@@ -96,6 +96,8 @@ class Delta(msgspec.Struct, tag=True, omit_defaults=True):
     rows: dict[str, dict[str, Any]] = {}
     starting: int = 0
     start_failures: int = 0
+    rate_limited: int = 0  # 429 answers so far
+    unavailable: int = 0  # 503 answers so far
     health: Health | None = None
     history: History | None = None
 

@@ -21,7 +21,6 @@ import msgspec
 
 from client_core import BackoffPolicy, DelayReason, Outcome, PollEvent, Strategy
 
-SPECIAL_JOB_ID = "special-pending-job"
 HISTORY_LENGTH = 200
 
 
@@ -207,6 +206,8 @@ class JobBoard:
         self.jobs: dict[str, JobView] = {}
         self.rate = RequestRate()
         self.start_failures = 0  # POST /start requests that failed for good
+        self.rate_limited = 0  # status answers 429 (Retry-After): the server throttles us
+        self.unavailable = 0  # status answers 503 (Retry-After): the server is overloaded
         # Keys changed since the view last looked, in the order they first changed (a dict
         # as an ordered set), so new rows are added in the order the jobs started.
         self._dirty: dict[str, None] = {}
@@ -270,6 +271,8 @@ class JobBoard:
         view.skipped += int(not event.sent)
         view.requests += int(event.sent)
         view.http_status = event.http_status
+        self.rate_limited += event.http_status == 429
+        self.unavailable += event.http_status == 503
         view.status = event.status
         view.strategy = event.strategy
         view.reason = event.reason

@@ -8,9 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from client_core import BackoffPolicy, Strategy
+from client_core import DEFAULT_SERVER_URL, BackoffPolicy, Strategy
 
-DEFAULT_SERVER_URL = "http://127.0.0.1:7999"
 DEFAULT_MAX_DURATION_S = 3600.0  # the videosim server's default --max-duration
 
 

@@ -94,7 +94,7 @@ async def test_cancel_event_stops_a_live_watch_during_a_held_request(
         )
         await asyncio.wait_for(first_answer.wait(), timeout=10)
         await asyncio.sleep(0.1)  # the second request is now held (for up to 30 s)
-        held = client.stats.long_polls_held
+        held = client.stats.long_polls_sent
         cancel.set()
         result = await asyncio.wait_for(watch, timeout=10)  # well before the hold would end
     assert held == 1

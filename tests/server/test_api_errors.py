@@ -54,7 +54,7 @@ async def test_bad_start_bodies_are_422_naming_the_field(
     error = response.json()["detail"][0]
     assert error["type"] == kind
     assert error["msg"].startswith(f"{field}: ")
-    assert len(server.state.store) == 0
+    assert await server.state.store.count() == 0
 
 
 async def test_body_without_json_content_type_is_422(server: Server) -> None:
@@ -87,7 +87,7 @@ async def test_body_over_the_size_cap_is_413(server_factory: ServerFactory) -> N
     response = await server.http.post("/start", json=padded)
     assert response.status_code == 413
     assert response.json() == {"detail": "Request body larger than 64 bytes"}
-    assert len(server.state.store) == 0
+    assert await server.state.store.count() == 0
 
 
 async def test_streamed_body_over_the_size_cap_is_413(server_factory: ServerFactory) -> None:
@@ -103,7 +103,7 @@ async def test_streamed_body_over_the_size_cap_is_413(server_factory: ServerFact
     )
     assert "Content-Length" not in response.request.headers
     assert response.status_code == 413
-    assert len(server.state.store) == 0
+    assert await server.state.store.count() == 0
 
 
 async def test_body_at_the_size_cap_is_fine(server_factory: ServerFactory) -> None:

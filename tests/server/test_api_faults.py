@@ -83,7 +83,7 @@ async def test_unavailable_fault_answers_503_with_retry_after(server: Server) ->
     assert record["status_requests"] == 1
     assert record["requests"][0]["code"] == 503
     assert record["requests"][0]["retry_after_s"] == 3
-    assert len(server.state.store) == 1
+    assert await server.state.store.count() == 1
 
 
 async def test_unavailable_share_is_roughly_the_rate_and_seeded(

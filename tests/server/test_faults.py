@@ -11,6 +11,11 @@ from server.faults import MAX_TRACKED_CLIENTS, FaultInjector, retry_after_header
 from server.models import Faults
 
 
+def buckets_of(injector: FaultInjector) -> dict[str, object]:
+    """The memory token buckets the injector keeps by default."""
+    return injector._rate_limiter._buckets  # type: ignore[attr-defined, no-any-return]
+
+
 @pytest.mark.parametrize(
     ("seconds", "header"),
     [(0.0, "1"), (0.001, "1"), (1.0, "1"), (1.01, "2"), (9.5, "10"), (-3.0, "1")],
@@ -19,68 +24,68 @@ def test_retry_after_is_whole_seconds_at_least_one(seconds: float, header: str) 
     assert retry_after_header(seconds) == header
 
 
-def test_token_bucket_allows_bursts_of_one_second_then_refills() -> None:
+async def test_token_bucket_allows_bursts_of_one_second_then_refills() -> None:
     clock = FakeClock()
     injector = FaultInjector(Faults(rate_limit_rps=5), clock, random.Random(1))
-    assert [injector.check("a") for _ in range(5)] == [None] * 5
-    rejected = injector.check("a")
+    assert [await injector.check("a") for _ in range(5)] == [None] * 5
+    rejected = await injector.check("a")
     assert rejected is not None
     assert (rejected.code, rejected.retry_after_s) == (429, 1)
     clock.advance(0.2)  # one token at 5/s
-    assert injector.check("a") is None
-    assert injector.check("a") is not None
+    assert await injector.check("a") is None
+    assert await injector.check("a") is not None
 
 
-def test_the_client_table_is_bounded_least_recently_seen_first() -> None:
+async def test_the_client_table_is_bounded_least_recently_seen_first() -> None:
     clock = FakeClock()
     injector = FaultInjector(Faults(rate_limit_rps=1), clock, random.Random(1))
-    assert injector.check("regular") is None
+    assert await injector.check("regular") is None
     for client in range(MAX_TRACKED_CLIENTS - 1):
-        injector.check(f"client-{client}")
-    assert injector.check("regular") is not None  # seen recently: still tracked, empty
-    injector.check("newcomer")  # pushes out client-0, the least recently seen
-    assert len(injector._buckets) == MAX_TRACKED_CLIENTS
-    assert "client-0" not in injector._buckets
-    assert injector.check("regular") is not None
+        await injector.check(f"client-{client}")
+    assert await injector.check("regular") is not None  # seen recently: still tracked, empty
+    await injector.check("newcomer")  # pushes out client-0, the least recently seen
+    assert len(buckets_of(injector)) == MAX_TRACKED_CLIENTS
+    assert "client-0" not in buckets_of(injector)
+    assert await injector.check("regular") is not None
 
 
-def test_rotating_clients_cost_constant_time_per_request() -> None:
+async def test_rotating_clients_cost_constant_time_per_request() -> None:
     """A full table once meant rebuilding it on every new client (-92 % throughput)."""
     import time
 
     injector = FaultInjector(Faults(rate_limit_rps=0.001), FakeClock(), random.Random(1))
 
-    def per_request_s(count: int, offset: int) -> float:
+    async def per_request_s(count: int, offset: int) -> float:
         started = time.perf_counter()
         for client in range(offset, offset + count):
-            injector.check(f"c-{client}")
+            await injector.check(f"c-{client}")
         return (time.perf_counter() - started) / count
 
-    below_bound = per_request_s(5_000, 0)
-    at_bound = per_request_s(20_000, 5_000)  # every one of these evicts another
-    assert len(injector._buckets) == MAX_TRACKED_CLIENTS
+    below_bound = await per_request_s(5_000, 0)
+    at_bound = await per_request_s(20_000, 5_000)  # every one of these evicts another
+    assert len(buckets_of(injector)) == MAX_TRACKED_CLIENTS
     assert at_bound < below_bound * 5 + 20e-6
 
 
-def test_new_faults_refill_every_bucket() -> None:
+async def test_new_faults_refill_every_bucket() -> None:
     injector = FaultInjector(Faults(rate_limit_rps=1), FakeClock(), random.Random(1))
-    assert injector.check("a") is None
-    assert injector.check("a") is not None
+    assert await injector.check("a") is None
+    assert await injector.check("a") is not None
     injector.faults = Faults(rate_limit_rps=1)
-    assert injector.check("a") is None
+    assert await injector.check("a") is None
 
 
-def test_unavailable_draws_repeat_with_the_seed() -> None:
-    def draws(seed: int) -> list[bool]:
+async def test_unavailable_draws_repeat_with_the_seed() -> None:
+    async def draws(seed: int) -> list[bool]:
         injector = FaultInjector(Faults(unavailable_rate=0.5), FakeClock(), random.Random(seed))
-        return [injector.check("a") is None for _ in range(50)]
+        return [await injector.check("a") is None for _ in range(50)]
 
-    assert draws(1) == draws(1)
-    assert draws(1) != draws(2)
+    assert await draws(1) == await draws(1)
+    assert await draws(1) != await draws(2)
 
 
-def test_injected_faults_are_counted() -> None:
+async def test_injected_faults_are_counted() -> None:
     injector = FaultInjector(Faults(unavailable_rate=1.0), FakeClock(), random.Random(1))
-    rejected = injector.check("a")
+    rejected = await injector.check("a")
     assert rejected is not None and rejected.code == 503
     assert injector.injected["unavailable"] == 1

@@ -1,37 +1,33 @@
-"""The state file: jobs survive a restart, and a bad file stops start-up cleanly.
+"""Durable jobs: the SQLite store keeps them across a restart, and --state-file, now an
+alias of it, migrates an old JSON-lines state file once.
 
-In-process tests run the app's lifespan by hand (its exit saves the file) and build a
-second app on the same fake clock (its construction loads the file). The last test
-stops and restarts a real server process with SIGTERM, as a user would.
+In-process tests run each app's lifespan (the store opens and closes) and build a second
+app on the same fake clock over the same file. The last test stops and restarts a real
+server process with SIGTERM, as a user would.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import random
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from server.clock import FakeClock
 from server.persistence import StateFileError, load_jobs, save_jobs
 from server.settings import ServerSettings
-from server.store import JobStore
-from tests.server.conftest import Server, ServerFactory
+from server.store import MemoryJobs
+from tests.server.conftest import Server
 from tests.support.live_server import LiveServer, free_port
 
-
-async def shut_down(app: FastAPI) -> None:
-    """Run the app's lifespan to its end, as uvicorn does on SIGTERM."""
-    async with app.router.lifespan_context(app):
-        pass
+OpenServer = Callable[..., Awaitable[Server]]
 
 
 async def records(server: Server) -> dict[str, dict[str, Any]]:
@@ -43,12 +39,18 @@ async def records(server: Server) -> dict[str, dict[str, Any]]:
     }
 
 
-def states(server: Server) -> dict[str, int]:
-    return dict(server.state.store.counts_by_state())
+async def states(server: Server) -> dict[str, int]:
+    return dict(await server.state.store.counts_by_state())
 
 
-def empty_store(max_jobs: int = 100, seed: int | None = None) -> JobStore:
-    return JobStore(
+async def shut_down(server: Server) -> None:
+    """What uvicorn does on SIGTERM: release long-polls, write what is pending, close."""
+    server.state.store.close()
+    await server.state.store.aclose()
+
+
+def empty_store(max_jobs: int = 100, seed: int | None = None) -> MemoryJobs:
+    return MemoryJobs(
         FakeClock(),
         rng=random.Random(seed),
         default_duration_s=1,
@@ -75,12 +77,14 @@ def saved_job(**overrides: Any) -> dict[str, Any]:
     return {**job, **overrides}
 
 
+@pytest.mark.parametrize("flag", ["store", "state_file"])
 async def test_jobs_records_and_counts_survive_a_restart(
-    server_factory: ServerFactory, tmp_path: Path
+    open_server: OpenServer, tmp_path: Path, flag: str
 ) -> None:
     clock = FakeClock()
-    state_file = tmp_path / "jobs.jsonl"
-    before = server_factory(clock, seed=7, state_file=state_file)
+    path = tmp_path / "jobs.db"
+    where = {"store": f"sqlite:///{path}"} if flag == "store" else {"state_file": path}
+    before = await open_server(clock, seed=7, **where)
     quick = (await before.start(duration_s=1, outcome="completed"))["job_id"]
     failing = (await before.start(duration_s=3, outcome="error"))["job_id"]
     long = (await before.start(duration_s=100))["job_id"]
@@ -89,13 +93,12 @@ async def test_jobs_records_and_counts_survive_a_restart(
     await before.http.get(f"/status/{quick}")  # final: sets first_final_seen_at
     for _ in range(3):
         await before.http.get(f"/status/{failing}")
-    assert not state_file.exists()
-    await shut_down(before.app)
-    seen_before, counted_before = await records(before), states(before)
+    seen_before, counted_before = await records(before), await states(before)
+    await shut_down(before)
 
-    after = server_factory(clock, seed=7, state_file=state_file)
+    after = await open_server(clock, seed=7, **where)
     assert await records(after) == seen_before
-    assert states(after) == counted_before == {"pending": 2, "completed": 1, "error": 0}
+    assert await states(after) == counted_before == {"pending": 2, "completed": 1, "error": 0}
     assert seen_before[quick]["first_final_seen_at"] == clock.now()
     assert len(seen_before[failing]["requests"]) == 3
     assert [job["job_id"] for job in seen_before.values()] == [quick, failing, long]
@@ -104,22 +107,22 @@ async def test_jobs_records_and_counts_survive_a_restart(
     for job_id in (failing, long):
         answer = (await after.http.get(f"/status/{job_id}")).json()
         assert answer["result"] == seen_before[job_id]["outcome"]
-    assert states(after)["pending"] == 0
-    assert sum(states(after).values()) == 3
+    assert (await states(after))["pending"] == 0
+    assert sum((await states(after)).values()) == 3
 
 
 async def test_a_seeded_server_hands_out_new_ids_after_a_restart(
-    server_factory: ServerFactory, tmp_path: Path
+    open_server: OpenServer, tmp_path: Path
 ) -> None:
-    state_file = tmp_path / "jobs.jsonl"
-    first = server_factory(seed=7, state_file=state_file)
+    store = f"sqlite:///{tmp_path / 'jobs.db'}"
+    first = await open_server(seed=7, store=store)
     old_ids = [(await first.start())["job_id"] for _ in range(5)]
-    await shut_down(first.app)
+    await shut_down(first)
     # Ids never come from the seed, so the same seed cannot hand out an old id again.
-    fresh = server_factory(seed=7)
+    fresh = await open_server(seed=7)
     assert (await fresh.start())["job_id"] not in old_ids
 
-    restarted = server_factory(seed=7, state_file=state_file)
+    restarted = await open_server(seed=7, store=store)
     new_ids = [(await restarted.start())["job_id"] for _ in range(5)]
     assert len(set(old_ids + new_ids)) == 10
     listing = (await restarted.http.get("/jobs")).json()
@@ -127,19 +130,37 @@ async def test_a_seeded_server_hands_out_new_ids_after_a_restart(
     assert [job["job_id"] for job in listing["jobs"]] == old_ids + new_ids
 
 
+async def test_an_old_json_state_file_is_migrated_once(
+    open_server: OpenServer, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    state_file = tmp_path / "jobs.jsonl"
+    requests = [[clock.now() + 0.5, 200, 2.0], [clock.now() + 1, 200, 1.0]]
+    saved = saved_job(created_at=clock.now(), status_requests=2, requests=requests)
+    state_file.write_text(state_lines(saved))
+    server = await open_server(clock, state_file=state_file)
+    record = (await server.http.get("/jobs/a")).json()
+    assert record["status_requests"] == 2 and len(record["requests"]) == 2
+    await server.start()
+    await shut_down(server)
+    backup = tmp_path / "jobs.jsonl.json-migrated"
+    assert json.loads(backup.read_text().splitlines()[1])["job_id"] == "a"
+    assert state_file.read_bytes().startswith(b"SQLite format 3")
+
+    again = await open_server(clock, state_file=state_file)  # no second migration
+    assert (await again.http.get("/jobs")).json()["total"] == 2
+    assert backup.exists()
+
+
 async def test_a_missing_or_empty_file_is_a_fresh_start(
-    server_factory: ServerFactory, tmp_path: Path
+    open_server: OpenServer, tmp_path: Path
 ) -> None:
     state_file = tmp_path / "jobs.jsonl"
-    assert len(server_factory(state_file=state_file).state.store) == 0
-    state_file.write_text("")
-    server = server_factory(state_file=state_file)
-    assert len(server.state.store) == 0
-    await server.start()
-    await shut_down(server.app)
-    header, job = state_file.read_text().splitlines()
-    assert json.loads(header)["jobs"] == 1 and json.loads(job)["status_requests"] == 0
-    assert os.listdir(tmp_path) == ["jobs.jsonl"]  # the temporary file was renamed away
+    assert await (await open_server(state_file=state_file)).state.store.count() == 0
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    server = await open_server(state_file=empty)
+    assert await server.state.store.count() == 0
 
 
 @pytest.mark.parametrize(
@@ -194,20 +215,6 @@ def test_history_stays_bounded_when_loaded(tmp_path: Path) -> None:
     assert job.requests()[0].at == many[50][0]
 
 
-async def test_a_failed_save_is_reported_not_raised(
-    server_factory: ServerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    directory = tmp_path / "gone"
-    directory.mkdir()
-    server = server_factory(state_file=directory / "jobs.jsonl")
-    directory.rmdir()
-    with caplog.at_level(logging.ERROR):
-        await shut_down(server.app)
-    assert "cannot save state file" in caplog.text
-    with pytest.raises(StateFileError, match="cannot save state file"):
-        save_jobs(server.state.store, directory / "jobs.jsonl", 0.0)
-
-
 def test_state_file_setting_from_the_environment(
     clean_cwd: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -228,23 +235,34 @@ def test_a_corrupt_file_stops_start_up_with_exit_2(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
+        f"videosim-server: --state-file is deprecated: it now means --store sqlite:///{state_file}",
         f"videosim-server: invalid state file {state_file}: line 2: not valid JSON "
-        "(EOF while parsing an object)"
+        "(EOF while parsing an object)",
     ]
     assert result.stdout == ""
+    assert state_file.read_text().endswith("{")  # left as it was, not migrated
+
+
+def test_save_jobs_writes_the_old_format_loadable_again(tmp_path: Path) -> None:
+    store = empty_store()
+    store.create_many([(2.0, "completed")])
+    path = tmp_path / "jobs.jsonl"
+    assert save_jobs(store, path, 0.0) == 1
+    assert load_jobs(empty_store(), path) == 1
+    with pytest.raises(StateFileError, match="cannot save state file"):
+        save_jobs(store, tmp_path / "gone" / "jobs.jsonl", 0.0)
 
 
 def test_a_real_server_keeps_its_jobs_across_sigterm(tmp_path: Path) -> None:
-    state_file = tmp_path / "jobs.jsonl"
-    server = LiveServer(args=["--state-file", str(state_file), "--delay", "1"])
+    state_file = tmp_path / "jobs.db"
+    server = LiveServer(args=["--store", f"sqlite:///{state_file}", "--delay", "1"])
     try:
         server.start()
         with httpx.Client(base_url=server.url, timeout=10) as http:
             job_id = http.post("/start").json()["job_id"]
             assert http.get(f"/status/{job_id}").json()["result"] == "pending"
             before = http.get(f"/jobs/{job_id}").json()
-        server.stop()  # SIGTERM: uvicorn runs the lifespan's exit, which saves
-        assert job_id in state_file.read_text()
+        server.stop()  # SIGTERM: the store writes its last counters and closes
         server.start()
         with httpx.Client(base_url=server.url, timeout=10) as http:
             answer = http.get(f"/status/{job_id}")

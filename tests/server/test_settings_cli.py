@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server.cli import _VALUE_FLAGS, build_parser, load_settings
+from server.cli import _VALUE_FLAGS, build_command_line, load_settings
 from server.settings import ServerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,7 +121,8 @@ def test_every_flag_reaches_its_setting(clean_cwd: Path) -> None:
             "--fault-retry-after=4",
             "--fault-rate-limit=8",
             "--log-level=debug",
-            "--state-file=jobs.jsonl",
+            "--store=redis://cache:6380/2",
+            "--workers=3",
         ]
     )
     assert settings.model_dump() == {
@@ -153,7 +154,9 @@ def test_every_flag_reaches_its_setting(clean_cwd: Path) -> None:
         "fault_retry_after_s": 4,
         "fault_rate_limit_rps": 8.0,
         "log_level": "debug",
-        "state_file": Path("jobs.jsonl"),
+        "store": "redis://cache:6380/2",
+        "workers": 3,
+        "state_file": None,
     }
 
 
@@ -179,7 +182,7 @@ def test_flags_left_out_do_not_override_the_environment(
 
 
 def test_help_names_every_flag_with_its_default() -> None:
-    text = build_parser().format_help()
+    text = build_command_line().parser.format_help()
     for flag in [
         "--host", "--port", "--delay", "--error-rate", "--hints", "--no-hints",
         "--long-poll-max", "--plain", "--seed", "--reload", "--max-jobs", "--max-duration",
@@ -261,3 +264,30 @@ def test_no_numeric_setting_takes_inf_or_nan(
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"videosim-server: invalid setting {field}: ")
+
+
+def test_the_deprecated_state_file_names_a_sqlite_store(clean_cwd: Path) -> None:
+    settings = load_settings(["--state-file=jobs.jsonl"])
+    assert settings.store_url == "sqlite:///jobs.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--workers=2"], "--workers 2 needs a shared store (--store redis://host:port/db); "
+         "memory lives in one process"),
+        (["--workers=2", "--store=sqlite:///x.db"], "--workers 2 needs a shared store"),
+        (["--store=postgres://db"], "invalid setting store: Value error, 'postgres://db' is not "
+         "a store: use memory, sqlite:///path/jobs.db or redis://host:port/db"),
+        (["--store=sqlite:///a.db", "--state-file=b.db"],
+         "give --store or the deprecated --state-file, not both"),
+    ],
+)  # fmt: skip
+def test_store_and_workers_are_refused_in_one_line(
+    clean_cwd: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        load_settings(flags)
+    assert exited.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"videosim-server: {message}")

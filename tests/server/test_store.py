@@ -9,10 +9,11 @@ import time
 import pytest
 
 from server.clock import FakeClock, SystemClock
-from server.store import DEFAULT_REQUEST_LOG_LENGTH, Job, JobLimitReached, JobStore
+from server.long_poll import LongPolls
+from server.store import DEFAULT_REQUEST_LOG_LENGTH, Job, JobLimitReached, MemoryJobs
 
 
-def make_store(clock: FakeClock | SystemClock, **overrides: object) -> JobStore:
+def make_store(clock: FakeClock | SystemClock, **overrides: object) -> MemoryJobs:
     options: dict[str, object] = {
         "rng": random.Random(1),
         "default_duration_s": 5.0,
@@ -20,7 +21,7 @@ def make_store(clock: FakeClock | SystemClock, **overrides: object) -> JobStore:
         "max_jobs": 1000,
     }
     options.update(overrides)
-    return JobStore(clock, **options)  # type: ignore[arg-type]
+    return MemoryJobs(clock, **options)  # type: ignore[arg-type]
 
 
 def test_state_is_a_function_of_the_clock() -> None:
@@ -89,65 +90,6 @@ def test_jobs_are_small() -> None:
     assert Job.__slots__
 
 
-async def test_one_timer_per_waited_job_and_notify_due_wakes_them() -> None:
-    clock = FakeClock()
-    store = make_store(clock)
-    jobs = [store.create(5.0) for _ in range(3)]
-    waits = [
-        asyncio.create_task(store.wait_until_settled(job, 60)) for job in jobs for _ in range(100)
-    ]
-    await asyncio.sleep(0)
-    assert store.held_requests == 300
-    assert store.waited_jobs == 3
-
-    clock.advance(4.9)
-    assert store.notify_due() == 0
-    clock.advance(0.1)
-    assert store.notify_due() == 3
-    await asyncio.wait_for(asyncio.gather(*waits), timeout=10)
-    assert store.held_requests == 0
-    assert store.waited_jobs == 0
-
-
-async def test_a_real_timer_wakes_waiters_at_the_finish_time() -> None:
-    store = make_store(SystemClock())
-    job = store.create(0.2)
-    started = time.monotonic()
-    await asyncio.wait_for(store.wait_until_settled(job, 30), timeout=15)
-    assert job.result_at(time.time()) != "pending"
-    assert time.monotonic() - started < 10  # woken by the timer, not the 30 s timeout
-    assert store.waited_jobs == 0
-
-
-async def test_timeout_and_cancellation_release_the_timer() -> None:
-    clock = FakeClock()
-    store = make_store(clock)
-    job = store.create(100.0)
-    await store.wait_until_settled(job, 0.01)
-    assert job.result_at(clock.now()) == "pending"
-    assert (store.held_requests, store.waited_jobs) == (0, 0)
-
-    waiting = asyncio.create_task(store.wait_until_settled(job, 60))
-    await asyncio.sleep(0)
-    assert store.waited_jobs == 1
-    waiting.cancel()
-    await asyncio.gather(waiting, return_exceptions=True)
-    assert (store.held_requests, store.waited_jobs) == (0, 0)
-
-
-async def test_close_releases_every_waiter() -> None:
-    store = make_store(FakeClock())
-    waits = [
-        asyncio.create_task(store.wait_until_settled(store.create(50.0), 60)) for _ in range(5)
-    ]
-    waits.append(asyncio.create_task(store.wait_until_settled(store.special, 60)))
-    await asyncio.sleep(0)
-    assert store.held_requests == 6
-    store.close()
-    await asyncio.wait_for(asyncio.gather(*waits), timeout=10)
-    assert store.held_requests == 0
-
-
 def test_a_million_jobs_fit_in_memory_budget() -> None:
     """Per-job cost measured on 20,000 jobs; a million must stay well under 1 GB."""
     import tracemalloc
@@ -199,19 +141,83 @@ def test_the_request_log_ring_keeps_the_newest_in_order() -> None:
     assert request_log.entries(rebuilt) == request_log.entries(log)[1:]
 
 
+async def test_one_timer_per_waited_job_and_notify_due_wakes_them() -> None:
+    clock = FakeClock()
+    store = make_store(clock)
+    polls = LongPolls(clock)
+    jobs = [store.create(5.0) for _ in range(3)]
+    waits = [
+        asyncio.create_task(polls.wait_until_settled(job, 60)) for job in jobs for _ in range(100)
+    ]
+    await asyncio.sleep(0)
+    assert polls.held_requests == 300
+    assert polls.waited_jobs == 3
+
+    clock.advance(4.9)
+    assert polls.notify_due() == 0
+    clock.advance(0.1)
+    assert polls.notify_due() == 3
+    await asyncio.wait_for(asyncio.gather(*waits), timeout=10)
+    assert polls.held_requests == 0
+    assert polls.waited_jobs == 0
+
+
+async def test_a_real_timer_wakes_waiters_at_the_finish_time() -> None:
+    store = make_store(SystemClock())
+    polls = LongPolls(SystemClock())
+    job = store.create(0.2)
+    started = time.monotonic()
+    await asyncio.wait_for(polls.wait_until_settled(job, 30), timeout=15)
+    assert job.result_at(time.time()) != "pending"
+    assert time.monotonic() - started < 10  # woken by the timer, not the 30 s timeout
+    assert polls.waited_jobs == 0
+
+
+async def test_timeout_and_cancellation_release_the_timer() -> None:
+    clock = FakeClock()
+    store = make_store(clock)
+    polls = LongPolls(clock)
+    job = store.create(100.0)
+    await polls.wait_until_settled(job, 0.01)
+    assert job.result_at(clock.now()) == "pending"
+    assert (polls.held_requests, polls.waited_jobs) == (0, 0)
+
+    waiting = asyncio.create_task(polls.wait_until_settled(job, 60))
+    await asyncio.sleep(0)
+    assert polls.waited_jobs == 1
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    assert (polls.held_requests, polls.waited_jobs) == (0, 0)
+
+
+async def test_close_releases_every_waiter() -> None:
+    store = make_store(FakeClock())
+    polls = LongPolls(FakeClock())
+    waits = [
+        asyncio.create_task(polls.wait_until_settled(store.create(50.0), 60)) for _ in range(5)
+    ]
+    waits.append(asyncio.create_task(polls.wait_until_settled(store.special, 60)))
+    await asyncio.sleep(0)
+    assert polls.held_requests == 6
+    polls.close()
+    await asyncio.wait_for(asyncio.gather(*waits), timeout=10)
+    assert polls.held_requests == 0
+
+
 async def test_a_timer_that_fires_early_rechecks_within_a_millisecond() -> None:
     """The loop's timers and the job clock disagree a little (uvloop keeps whole ms): a
     timer that fired early was re-armed on a 5 ms floor and answered up to 5 ms late."""
     clock = FakeClock()
     store = make_store(clock)
+    polls = LongPolls(clock)
     job = store.create(1.0)
-    waiting = asyncio.create_task(store.wait_until_settled(job, 60))
+    waiting = asyncio.create_task(polls.wait_until_settled(job, 60))
     await asyncio.sleep(0)
     clock.advance(0.9999)  # the timer fires; the job clock says 0.1 ms to go
-    store._on_timer(job.job_id)
-    timer = store._waiters[job.job_id].timer
+    polls._on_timer(job.job_id)
+    timer = polls._waiters[job.job_id].timer
     assert timer is not None
     assert timer.when() - asyncio.get_running_loop().time() <= 0.0011
     clock.advance(0.0001)
-    store.notify_due()
+    polls.notify_due()
     await asyncio.wait_for(waiting, timeout=5)

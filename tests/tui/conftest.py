@@ -11,10 +11,18 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from client_core import BackoffPolicy, DelayReason, Jitter, Outcome, PollEvent, Strategy
+from client_core import (
+    SPECIAL_JOB_ID,
+    BackoffPolicy,
+    DelayReason,
+    Jitter,
+    Outcome,
+    PollEvent,
+    Strategy,
+)
 from tui.app import VideoSimApp, make_app
 from tui.compare import PolicyRun
-from tui.model import SPECIAL_JOB_ID, JobSpec, JobStarted, PoolBatch, WatchEvent
+from tui.model import JobSpec, JobStarted, PoolBatch, WatchEvent
 from tui.settings import DashboardSettings
 
 # Polls every 0.05-0.2 s: jobs of 0.3 s finish in a couple of polls, tests stay short.

@@ -9,6 +9,7 @@ from textual.widgets import Button, DataTable, Footer, Input, SelectionList, Sta
 from textual.widgets._footer import FooterKey
 from textual_plotext import PlotextPlot
 
+from client_core import SPECIAL_JOB_ID, DelayReason, Strategy
 from tests.tui.conftest import (
     JOB_DONE,
     FakeClient,
@@ -22,7 +23,7 @@ from tests.tui.conftest import (
 )
 from tests.tui.original_api import OriginalApiServer
 from tui.app import VideoSimApp, make_app
-from tui.model import SPECIAL_JOB_ID, SortColumn
+from tui.model import PollRecord, SortColumn
 from tui.screens.compare import CompareScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.policy_editor import PolicyEditorScreen
@@ -371,3 +372,34 @@ async def test_chart_lines_differ_in_marker_and_colour() -> None:
 
 def test_filter_and_sort_read_apart_in_any_rendering() -> None:
     assert view_text(None, SortColumn.ADDED, False).plain == "filter all · sort added"
+
+
+async def test_the_detail_view_shows_a_long_reason_whole_at_80x24() -> None:
+    app = frozen_dashboard()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await with_jobs(pilot)
+        view = app.board.jobs[JOB_DONE]
+        reason = "HTTP 503: the server is at its job cap; new starts wait until jobs expire"
+        view.history.append(
+            PollRecord(
+                at_s=1.0,
+                attempt=view.attempt + 1,
+                http_status=503,
+                status="",
+                next_delay_s=1.0,
+                reason=DelayReason.RETRY_AFTER,
+                strategy=Strategy.BACKOFF,
+                error=reason,
+                eta_s=None,
+            )
+        )
+        view.history_count += 1
+        app.open_detail(JOB_DONE)
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DetailScreen)
+        history = screen.query_one("#history", DataTable)
+        history.move_cursor(row=history.row_count - 1)
+        await pilot.pause()
+        shown = str(screen.query_one("#poll-reason", Static).render())
+        assert reason in " ".join(shown.split())  # whole, however it wraps

@@ -48,13 +48,19 @@ class RecordLoaded(Message):
         self.error = error
 
 
-def history_row(record: PollRecord) -> tuple[Text, ...]:
-    """One poll as table cells; server text stays plain Text."""
+def why_text(record: PollRecord) -> str:
+    """Why the next poll came when it did, with the server's words when it had any."""
     why = str(record.reason)
     if record.eta_s is not None:
         why += f" (eta {record.eta_s:.2f}s)"
     if record.error:
         why += f": {record.error}"
+    return why
+
+
+def history_row(record: PollRecord) -> tuple[Text, ...]:
+    """One poll as table cells; server text stays plain Text."""
+    why = why_text(record)
     delay = "-" if record.next_delay_s is None else f"{record.next_delay_s:.2f}s"
     return (
         Text(f"+{record.at_s:.2f}s"),
@@ -159,6 +165,7 @@ class DetailScreen(Screen[None]):
         self._clock = clock
         self._call_client = call_client
         self._last_record: PollRecord | None = None  # newest history row shown
+        self._shown: list[PollRecord] = []  # the history table's rows, in order
         self._record_final = False  # the record was fetched after the job ended
 
     def compose(self) -> ComposeResult:
@@ -168,6 +175,9 @@ class DetailScreen(Screen[None]):
             with VerticalScroll(id="history-pane"):
                 yield Label("Poll history (client side)", classes="pane-title")
                 yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
+                # The Why cell is cut where the pane is narrow: the highlighted poll's
+                # reason is shown here whole, wrapped.
+                yield Static(id="poll-reason")
             with VerticalScroll(id="record-pane"):
                 yield Label("Server record (GET /jobs/{id})", classes="pane-title")
                 yield Static("loading...", id="record")
@@ -200,11 +210,19 @@ class DetailScreen(Screen[None]):
             history = self.screen.query_one("#history", DataTable)
             for record in reversed(new_records):
                 history.add_row(*history_row(record))
+                self._shown.append(record)
             self._last_record = new_records[0]
             history.move_cursor(row=history.row_count - 1)
         if view.finished and not self._record_final:
             self._record_final = True
             self.action_reload_record()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "history" and 0 <= event.cursor_row < len(self._shown):
+            record = self._shown[event.cursor_row]
+            reason = Text(f"poll {record.attempt}: ", style="dim")
+            reason.append(why_text(record))
+            self.screen.query_one("#poll-reason", Static).update(reason)
 
     def action_reload_record(self) -> None:
         view = self.view

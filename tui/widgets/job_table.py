@@ -25,8 +25,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from client_core import DelayReason, Outcome
-from tui.model import SPECIAL_JOB_ID, JobBoard, JobState, JobView, SortColumn, matches, sort_key
+from client_core import SPECIAL_JOB_ID, DelayReason, Outcome
+from tui.model import JobBoard, JobState, JobView, SortColumn, matches, sort_key
 
 # (column key, label, width): fixed widths, so no update ever re-measures a column.
 COLUMNS: tuple[tuple[SortColumn, str, int], ...] = (

@@ -54,7 +54,16 @@ class ServerHealth:
         return f"server {self.url}"
 
 
-def counts_text(counts: Counter[JobState], starting: int, start_failures: int) -> Text:
+def counts_text(
+    counts: Counter[JobState],
+    starting: int,
+    start_failures: int,
+    *,
+    rate_limited: int = 0,
+    unavailable: int = 0,
+) -> Text:
+    """Jobs by state; then, when there are any, starts in flight, failed starts, and the
+    status answers that were 429 (rate limited) or 503 (unavailable)."""
     parts: list[tuple[str, str, str]] = [
         (str(state), str(counts.get(state, 0)), STATE_STYLES[state]) for state in JobState
     ]
@@ -62,6 +71,10 @@ def counts_text(counts: Counter[JobState], starting: int, start_failures: int) -
         parts.append(("starting", str(starting), "cyan"))
     if start_failures:
         parts.append(("not started", str(start_failures), "bold red"))
+    if rate_limited:
+        parts.append(("429", str(rate_limited), "yellow"))
+    if unavailable:
+        parts.append(("503", str(unavailable), "yellow"))
     text = Text()
     for index, (label, number, style) in enumerate(parts):
         if index:

@@ -1,0 +1,244 @@
+"""The one interface every job store offers, and the setting that picks one.
+
+``--store`` / ``VIDEOSIM_STORE`` is a URL:
+
+- ``memory`` (default): jobs in this process's memory, the fastest; gone when it stops.
+- ``sqlite:///path/jobs.db``: the same memory tables, plus a SQLite file (WAL) that every
+  answered start is committed to first, so jobs survive ``kill -9``. One process only.
+- ``redis://host:port/db``: jobs in Redis, shared by every worker and host that names it.
+
+Whatever the store, a job's state is a function of the clock (``created_at +
+duration_s``): any process can answer a poll and hold a long-poll (see
+:mod:`server.long_poll`), and only counters and logs are ever written after a start.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
+
+from server.clock import Clock
+from server.long_poll import LongPolls
+from server.models import Faults, Result
+from server.store import SPECIAL_JOB_ID, Job, RequestedOutcome, poll_retry_after
+
+if TYPE_CHECKING:
+    from server.settings import ServerSettings
+
+JobSpec = tuple[float | None, RequestedOutcome]
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached right now (Redis is down); the server answers 503."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """A start that carries an Idempotency-Key: whose key, and what the request was."""
+
+    scope: str
+    key: str
+    fingerprint: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StartedJobs:
+    """The jobs a start answers with; ``replayed`` when an earlier start with the same key
+    made them."""
+
+    jobs: tuple[Job, ...]
+    replayed: bool = False
+
+
+class RateLimiter(ABC):
+    """Token buckets per client for the rate-limit fault."""
+
+    @abstractmethod
+    async def take_token(self, client_id: str, rate: float) -> float:
+        """Spend one of ``client_id``'s tokens: 0.0 if there was one, else the seconds
+        until there is."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Start every client again with a full bucket (the rate limit was changed)."""
+
+
+class JobStore(ABC):
+    """Creates, finds, counts and expires jobs, records status requests, holds long-polls.
+
+    Backends differ only in where the jobs live; the routes see this interface alone.
+    Every method that may reach another process raises :class:`StoreUnavailable` when it
+    cannot, never hangs longer than about a second.
+    """
+
+    def __init__(self, clock: Clock, *, max_jobs: int, request_log_length: int) -> None:
+        self.clock = clock
+        self.max_jobs = max_jobs
+        self.request_log_length = request_log_length
+        self.long_polls = LongPolls(clock)
+        self.special = Job(SPECIAL_JOB_ID, clock.now(), math.inf, None)
+
+    rate_limiter: RateLimiter
+    # True when other processes serve the same jobs (they then share the faults too).
+    shared = False
+
+    # --- life cycle -------------------------------------------------------------------
+
+    async def open(self) -> None:  # noqa: B027  (most stores have nothing to open)
+        """Connect and load; called once before the first request."""
+
+    async def aclose(self) -> None:  # noqa: B027
+        """Write what is still pending and disconnect; called once after the last request."""
+
+    def close(self) -> None:
+        """Release every held long-poll and hold no new ones: the server is stopping."""
+        self.long_polls.close()
+
+    # --- jobs -------------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_many(
+        self, specs: Sequence[JobSpec], claim: IdempotencyClaim | None = None
+    ) -> StartedJobs:
+        """All of ``specs`` as new jobs, or none: raises
+        :class:`~server.store.JobLimitReached` if they do not all fit. With a ``claim``
+        whose key was seen before, the jobs made then (or
+        :class:`~server.idempotency.IdempotencyConflict` if the body differed)."""
+
+    async def get(self, job_id: str) -> Job | None:
+        """The job, without its request log (the hot path); None if unknown or expired."""
+        if job_id == SPECIAL_JOB_ID:
+            return self.special
+        return await self._get(job_id)
+
+    @abstractmethod
+    async def _get(self, job_id: str) -> Job | None: ...
+
+    async def get_and_record_poll(self, job_id: str, now: float, hints: bool) -> Job | None:
+        """The job, with the 200 answer GET /status gives it at ``now`` already counted
+        and logged: the hot path's one call (one round trip on Redis)."""
+        job = await self.get(job_id)
+        if job is not None:
+            await self.record_status_request(
+                job,
+                at=now,
+                code=200,
+                retry_after_s=poll_retry_after(job, now, hints),
+                result=job.result_at(now),
+            )
+        return job
+
+    async def get_record(self, job_id: str) -> Job | None:
+        """The job with its request log, for GET /jobs/{id}."""
+        return await self.get(job_id)
+
+    @abstractmethod
+    async def record_status_request(
+        self, job: Job, *, at: float, code: int, retry_after_s: float | None, result: Result | None
+    ) -> None:
+        """Count one GET /status answer and log it; ``result`` is None when it was a
+        fault. The first answer that showed a final state is remembered, once."""
+
+    @abstractmethod
+    async def page(self, offset: int, limit: int) -> list[Job]:
+        """Live jobs in creation order."""
+
+    @abstractmethod
+    async def count(self) -> int:
+        """Live (not expired) created jobs; the special job is not one."""
+
+    @abstractmethod
+    async def counts_by_state(self) -> dict[Result, int]: ...
+
+    @abstractmethod
+    async def seconds_until_room(self, count: int) -> float:
+        """How long until ``count`` more jobs fit, as far as expiry alone frees room."""
+
+    async def is_full(self) -> bool:
+        return await self.count() >= self.max_jobs
+
+    # --- faults shared between processes --------------------------------------------
+
+    async def publish_faults(self, faults: Faults) -> None:  # noqa: B027
+        """Make ``faults`` every process's faults (a store only this process uses: no-op)."""
+
+    async def published_faults(self) -> Faults | None:
+        """The faults last published by any process, None if none or not shared."""
+        return None
+
+    # --- long-poll --------------------------------------------------------------------
+
+    async def wait_until_settled(self, job: Job, timeout_s: float) -> None:
+        await self.long_polls.wait_until_settled(job, timeout_s)
+
+    def notify_due(self) -> int:
+        return self.long_polls.notify_due()
+
+    @property
+    def held_requests(self) -> int:
+        return self.long_polls.held_requests
+
+    @property
+    def waited_jobs(self) -> int:
+        return self.long_polls.waited_jobs
+
+
+class StoreUrlError(ValueError):
+    """The store URL names no store this server has."""
+
+
+def store_kind(url: str) -> str:
+    """``memory``, ``sqlite`` or ``redis``; raises :class:`StoreUrlError` for anything else."""
+    if url == "memory":
+        return "memory"
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        return "sqlite"
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return "redis"
+    raise StoreUrlError(
+        f"{url!r} is not a store: use memory, sqlite:///path/jobs.db or redis://host:port/db"
+    )
+
+
+class StoreOptions(TypedDict):
+    """What every store is built with, from the settings."""
+
+    rng: random.Random  # outcomes only; ids are always uuid4
+    default_duration_s: float
+    error_rate: float
+    max_jobs: int
+    retention_s: float
+    request_log_length: int
+    max_idempotency_keys: int
+
+
+def build_store(settings: ServerSettings, clock: Clock, *, seed: int | None) -> JobStore:
+    """The store ``settings.store_url`` names, not yet opened."""
+    from server.memory_store import MemoryJobStore
+
+    url = settings.store_url
+    kind = store_kind(url)
+    options = StoreOptions(
+        rng=random.Random(seed),
+        default_duration_s=settings.delay,
+        error_rate=settings.error_rate,
+        max_jobs=settings.max_jobs,
+        retention_s=settings.retention_s,
+        request_log_length=settings.request_log_length,
+        max_idempotency_keys=settings.max_idempotency_keys,
+    )
+    if kind == "sqlite":
+        from pathlib import Path
+
+        from server.sqlite_store import SqliteJobStore
+
+        return SqliteJobStore(Path(url.removeprefix("sqlite:///")), clock, **options)
+    if kind == "redis":
+        from server.redis_store import RedisJobStore
+
+        return RedisJobStore(url, clock, **options)
+    return MemoryJobStore(clock, **options)

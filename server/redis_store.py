@@ -1,0 +1,457 @@
+"""The shared store: jobs in Redis, so several workers and hosts serve the same jobs.
+
+Keys (all under one prefix, ``videosim:`` by default):
+
+- ``job:<id>``: a hash (``c`` created_at, ``d`` duration_s, ``f`` 1 if it fails, ``n``
+  status requests, ``s`` first-final-seen), expiring ``retention_s`` after the job ends;
+- ``log:<id>``: its last status requests, a list of 12-byte entries (see
+  :mod:`server.request_log`), trimmed to ``request_log_length``, expiring with the job;
+- ``finishes:ok`` / ``finishes:err``: sorted sets of job ids by finish time, so jobs by
+  state and the job cap are a count over a score range, whatever the number of jobs;
+- ``created``: job ids by creation sequence (``seq``), for GET /jobs paging;
+- ``idem:<scope>:<key>``: an Idempotency-Key's fingerprint and job ids;
+- ``bucket:<rate>:<client>``: a rate-limit token bucket;
+- ``faults``: the injected faults (JSON) every process follows, set by PUT /admin/faults.
+
+A start (cap check, jobs, key) is one Lua script, so it is atomic across every worker;
+so is recording a status request (counter, set-once first-final-seen, log). Concurrent
+requests share round trips: calls that queue while one pipeline runs go in the next one.
+Any connection problem is raised as :class:`StoreUnavailable` within about a second.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from itertools import islice
+from typing import Any
+
+import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, RedisError
+
+from server import request_log
+from server.clock import Clock
+from server.grouped_calls import GroupedCalls
+from server.idempotency import IdempotencyConflict
+from server.job_store import (
+    IdempotencyClaim,
+    JobSpec,
+    JobStore,
+    RateLimiter,
+    StartedJobs,
+    StoreUnavailable,
+)
+from server.models import Faults, Result
+from server.request_log import MAX_RETRY_AFTER_S
+from server.store import (
+    DEFAULT_REQUEST_LOG_LENGTH,
+    DEFAULT_RETENTION_S,
+    SPECIAL_JOB_ID,
+    Job,
+    JobLimitReached,
+)
+
+KEY_PREFIX = "videosim:"
+# Past this, a request answers 503 rather than wait for Redis.
+TIMEOUT_S = 1.0
+_SWEEP_LIMIT = 1000  # expired ids dropped from the sorted sets per start, at most
+
+_CREATE = """
+local ok, err, created, seq, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local prefix, cutoff, max_jobs = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local fingerprint, key_ttl_ms, count = ARGV[4], ARGV[5], tonumber(ARGV[6])
+if fingerprint ~= '' then
+  local earlier = redis.call('GET', idem)
+  if earlier then
+    if string.sub(earlier, 1, #fingerprint) ~= fingerprint then return {'conflict'} end
+    return {'replay', string.sub(earlier, #fingerprint + 2)}
+  end
+end
+for _, zset in ipairs({ok, err}) do
+  local gone = redis.call('ZRANGEBYSCORE', zset, '-inf', cutoff, 'LIMIT', 0, ARGV[7])
+  if #gone > 0 then
+    redis.call('ZREM', zset, unpack(gone))
+    redis.call('ZREM', created, unpack(gone))
+  end
+end
+local live = redis.call('ZCOUNT', ok, '(' .. cutoff, '+inf')
+  + redis.call('ZCOUNT', err, '(' .. cutoff, '+inf')
+if live + count > max_jobs then return {'full'} end
+local ids = {}
+for i = 0, count - 1 do
+  local at = 8 + i * 6
+  local id, c, d, f, finishes, ttl_ms =
+    ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4], ARGV[at + 5]
+  local key = prefix .. 'job:' .. id
+  redis.call('HSET', key, 'c', c, 'd', d, 'f', f, 'n', 0)
+  redis.call('PEXPIRE', key, ttl_ms)
+  local by_finish = ok
+  if f == '1' then by_finish = err end
+  redis.call('ZADD', by_finish, finishes, id)
+  redis.call('ZADD', created, redis.call('INCR', seq), id)
+  ids[#ids + 1] = id
+end
+local joined = table.concat(ids, ',')
+if fingerprint ~= '' then
+  redis.call('SET', idem, fingerprint .. '|' .. joined, 'PX', key_ttl_ms)
+end
+return {'created', joined}
+"""
+
+_RECORD = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'n', 1)
+if ARGV[1] ~= '' then redis.call('HSETNX', KEYS[1], 's', ARGV[1]) end
+local length = tonumber(ARGV[3])
+if length > 0 then
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('LTRIM', KEYS[2], -length, -1)
+  redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1]))
+end
+return 1
+"""
+
+# GET /status's common case in one call: read the job and count and log the 200 answer
+# it gets at ARGV[1], with the Retry-After that answer carries (see poll_retry_after).
+_POLL = """
+local fields = redis.call('HMGET', KEYS[1], 'c', 'd', 'f', 'n', 's')
+if not fields[1] then return fields end
+local now = tonumber(ARGV[1])
+local finishes = tonumber(fields[1]) + tonumber(fields[2])
+local retry_after = 0
+if now >= finishes then
+  redis.call('HSETNX', KEYS[1], 's', ARGV[1])
+elseif ARGV[2] == '1' then
+  retry_after = math.min(math.max(1, math.ceil(finishes - now)), tonumber(ARGV[4]))
+end
+redis.call('HINCRBY', KEYS[1], 'n', 1)
+local length = tonumber(ARGV[3])
+if length > 0 then
+  local packed = 200
+  if retry_after > 0 then packed = packed + (retry_after + 1) * 1024 end
+  redis.call('RPUSH', KEYS[2], struct.pack('<dI4', now, packed))
+  redis.call('LTRIM', KEYS[2], -length, -1)
+  redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1]))
+end
+return fields
+"""
+
+_TAKE_TOKEN = """
+local rate, capacity, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local bucket = redis.call('HMGET', KEYS[1], 't', 'u')
+local tokens = tonumber(bucket[1]) or capacity
+local updated = tonumber(bucket[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - updated) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'u', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
+return tostring(wait)
+"""
+
+_Command = Callable[[Pipeline], Any]
+
+
+class RedisJobStore(JobStore):
+    """Jobs in Redis at ``url``; every worker and host that names the same URL shares them."""
+
+    shared = True
+
+    def __init__(
+        self,
+        url: str,
+        clock: Clock,
+        *,
+        rng: random.Random,
+        default_duration_s: float,
+        error_rate: float,
+        max_jobs: int,
+        retention_s: float = DEFAULT_RETENTION_S,
+        request_log_length: int = DEFAULT_REQUEST_LOG_LENGTH,
+        max_idempotency_keys: int = 100_000,  # Redis expires keys itself; no cap needed
+        key_prefix: str = KEY_PREFIX,
+    ) -> None:
+        super().__init__(clock, max_jobs=max_jobs, request_log_length=request_log_length)
+        self.url = url
+        self._rng = rng
+        self._default_duration_s = float(default_duration_s)
+        self._error_rate = error_rate
+        self._retention_s = retention_s
+        self._prefix = key_prefix
+        self._redis = redis.Redis.from_url(
+            url,
+            socket_timeout=TIMEOUT_S,
+            socket_connect_timeout=TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        self._create = self._redis.register_script(_CREATE)
+        self._record = self._redis.register_script(_RECORD)
+        self._take_token = self._redis.register_script(_TAKE_TOKEN)
+        self._poll = self._redis.register_script(_POLL)
+        self._pipelined: GroupedCalls[_Command, Any] = GroupedCalls(self._run_pipeline)
+        self.rate_limiter = _RedisTokenBuckets(self)
+
+    def _key(self, *parts: str) -> str:
+        return self._prefix + ":".join(parts)
+
+    # --- life cycle -------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Fail now, with one line, if Redis does not answer."""
+        try:
+            await self._redis.ping()
+            await self._load_scripts()
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"cannot reach Redis at {self.url}: {error}") from None
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+    async def _load_scripts(self) -> None:
+        """Pipelined scripts run by hash alone: a pipeline that carried the script would
+        ask SCRIPT EXISTS first, one more round trip per pipeline."""
+        for script in (self._record, self._poll, self._take_token):
+            await self._redis.script_load(script.script)
+
+    async def _run_pipeline(self, commands: list[_Command]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for add_command in commands:
+                add_command(pipe)
+            return list(await pipe.execute(raise_on_error=False))
+
+    async def _call(self, command: _Command) -> Any:
+        """One command, sent in the next shared pipeline."""
+        try:
+            result = await self._pipelined.call(command)
+            if isinstance(result, NoScriptError):  # Redis restarted: its script cache is empty
+                await self._load_scripts()
+                result = await self._pipelined.call(command)
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"Redis unavailable: {error}") from None
+        if isinstance(result, RedisError):  # out of memory, read-only replica, busy...
+            raise StoreUnavailable(f"Redis unavailable: {result}")
+        return result
+
+    async def _direct(self, call: Callable[[], Any]) -> Any:
+        """One call of its own (starts, listings: not the hot path)."""
+        try:
+            return await call()
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"Redis unavailable: {error}") from None
+
+    # --- jobs -------------------------------------------------------------------------
+
+    async def create_many(
+        self, specs: Sequence[JobSpec], claim: IdempotencyClaim | None = None
+    ) -> StartedJobs:
+        now = self.clock.now()
+        jobs = [self._new_job(now, duration_s, outcome) for duration_s, outcome in specs]
+        args: list[Any] = [
+            self._prefix,
+            repr(now - self._retention_s),
+            self.max_jobs,
+            claim.fingerprint.hex() if claim else "",
+            int(self._retention_s * 1000),
+            len(jobs),
+            _SWEEP_LIMIT,
+        ]
+        for job in jobs:
+            # Relative, so a store on a test's fake clock still keeps its jobs.
+            ttl_ms = max(1, int((job.finishes_at + self._retention_s - now) * 1000))
+            args += [
+                job.job_id,
+                repr(job.created_at),
+                repr(job.duration_s),
+                "1" if job.fails else "0",
+                repr(job.finishes_at),
+                ttl_ms,
+            ]
+        idem_key = self._key("idem", claim.scope, claim.key) if claim else self._key("idem", "")
+        keys = [
+            self._key("finishes", "ok"),
+            self._key("finishes", "err"),
+            self._key("created"),
+            self._key("seq"),
+            idem_key,
+        ]
+        answer = await self._direct(lambda: self._create(keys=keys, args=args))
+        kind = _text(answer[0])
+        if kind == "full":
+            raise JobLimitReached(f"Job limit reached: {self.max_jobs} jobs")
+        if kind == "conflict":
+            raise IdempotencyConflict(
+                "Idempotency-Key was already used with a different request; "
+                "send a new key for a new start"
+            )
+        if kind == "replay":
+            earlier = await self._load(_text(answer[1]).split(","))
+            return StartedJobs(tuple(job for job in earlier if job is not None), replayed=True)
+        return StartedJobs(tuple(jobs))
+
+    def _new_job(self, now: float, duration_s: float | None, outcome: str) -> Job:
+        self._rng.getrandbits(128)  # as the memory store does, so a seed means the same
+        coin = self._rng.random()
+        fails = coin < self._error_rate if outcome == "random" else outcome == "error"
+        duration = self._default_duration_s if duration_s is None else float(duration_s)
+        return Job(str(uuid.uuid4()), now, duration, fails)
+
+    async def _get(self, job_id: str) -> Job | None:
+        fields = await self._call(
+            lambda pipe: pipe.hmget(self._key("job", job_id), "c", "d", "f", "n", "s")
+        )
+        return self._job(job_id, fields)
+
+    async def get_and_record_poll(self, job_id: str, now: float, hints: bool) -> Job | None:
+        if job_id == SPECIAL_JOB_ID:
+            return await super().get_and_record_poll(job_id, now, hints)
+        keys = [self._key("job", job_id), self._key("log", job_id)]
+        args = [repr(now), "1" if hints else "0", self.request_log_length, MAX_RETRY_AFTER_S]
+        fields = await self._call(lambda pipe: _evalsha(pipe, self._poll, keys, args))
+        return self._job(job_id, fields)
+
+    async def get_record(self, job_id: str) -> Job | None:
+        job = await self.get(job_id)
+        if job is None or job.fails is None:
+            return job
+        entries = await self._call(lambda pipe: pipe.lrange(self._key("log", job_id), 0, -1))
+        requests = [request_log.unpack(entry) for entry in entries]
+        job.log = request_log.build(requests, self.request_log_length)
+        return job
+
+    async def _load(self, job_ids: list[str]) -> list[Job | None]:
+        if not job_ids:
+            return []
+
+        def read_all(pipe: Pipeline) -> None:
+            for job_id in job_ids:
+                pipe.hmget(self._key("job", job_id), "c", "d", "f", "n", "s")
+
+        async def run() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                read_all(pipe)
+                return list(await pipe.execute())
+
+        rows = await self._direct(run)
+        return [self._job(job_id, fields) for job_id, fields in zip(job_ids, rows, strict=True)]
+
+    def _job(self, job_id: str, fields: list[bytes | None]) -> Job | None:
+        created_at, duration_s, fails, count, first_final = fields
+        if created_at is None or duration_s is None:
+            return None
+        job = Job(job_id, float(created_at), float(duration_s), fails == b"1")
+        if job.finishes_at <= self.clock.now() - self._retention_s:
+            return None
+        job.status_requests = int(count or 0)
+        job.first_final_seen_at = None if first_final is None else float(first_final)
+        return job
+
+    async def record_status_request(
+        self, job: Job, *, at: float, code: int, retry_after_s: float | None, result: Result | None
+    ) -> None:
+        if job.fails is None:  # the special job lives in each process, not in Redis
+            job.status_requests += 1
+            return
+        final = result is not None and result != "pending"
+        entry = request_log.pack(request_log.StatusRequest(at, code, retry_after_s))
+        keys = [self._key("job", job.job_id), self._key("log", job.job_id)]
+        args = [repr(at) if final else "", entry, self.request_log_length]
+        await self._call(lambda pipe: _evalsha(pipe, self._record, keys, args))
+
+    async def page(self, offset: int, limit: int) -> list[Job]:
+        job_ids = await self._direct(
+            lambda: self._redis.zrange(self._key("created"), offset, offset + limit - 1)
+        )
+        found = await self._load([_text(job_id) for job_id in job_ids])
+        return [job for job in found if job is not None]
+
+    async def count(self) -> int:
+        cutoff = f"({self.clock.now() - self._retention_s!r}"
+
+        async def run() -> int:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zcount(self._key("finishes", "ok"), cutoff, "+inf")
+                pipe.zcount(self._key("finishes", "err"), cutoff, "+inf")
+                return sum(await pipe.execute())
+
+        return int(await self._direct(run))
+
+    async def counts_by_state(self) -> dict[Result, int]:
+        now = self.clock.now()
+        cutoff = f"({now - self._retention_s!r}"
+
+        async def run() -> list[int]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for fate in ("ok", "err"):
+                    pipe.zcount(self._key("finishes", fate), cutoff, "+inf")
+                    pipe.zcount(self._key("finishes", fate), cutoff, repr(now))
+                return list(await pipe.execute())
+
+        ok_live, completed, err_live, error = await self._direct(run)
+        pending = ok_live - completed + err_live - error
+        return {"pending": pending, "completed": completed, "error": error}
+
+    async def seconds_until_room(self, count: int) -> float:
+        now = self.clock.now()
+        need = await self.count() + count - self.max_jobs
+        if need <= 0:
+            return 0.0
+        cutoff = f"({now - self._retention_s!r}"
+
+        async def run() -> list[list[tuple[bytes, float]]]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for fate in ("ok", "err"):
+                    pipe.zrangebyscore(
+                        self._key("finishes", fate), cutoff, "+inf", 0, need, withscores=True
+                    )
+                return list(await pipe.execute())
+
+        by_fate = await self._direct(run)
+        merged = heapq.merge(*([score for _, score in rows] for rows in by_fate))
+        finishes: list[float] = list(islice(merged, need))
+        if len(finishes) < need:
+            return self._retention_s
+        return finishes[-1] + self._retention_s - now
+
+    async def publish_faults(self, faults: Faults) -> None:
+        document = faults.model_dump_json()
+        await self._direct(lambda: self._redis.set(self._key("faults"), document))
+
+    async def published_faults(self) -> Faults | None:
+        document = await self._direct(lambda: self._redis.get(self._key("faults")))
+        return None if document is None else Faults.model_validate_json(document)
+
+    async def take_rate_token(self, client_id: str, rate: float) -> float:
+        key = self._key("bucket", f"{rate:g}", client_id)
+        args = [rate, max(1.0, rate), repr(self.clock.now())]
+        wait = await self._call(lambda pipe: _evalsha(pipe, self._take_token, [key], args))
+        return float(_text(wait))
+
+
+class _RedisTokenBuckets(RateLimiter):
+    """One bucket per client and rate, shared by every worker: a changed rate starts
+    fresh buckets (the old ones expire on their own)."""
+
+    def __init__(self, store: RedisJobStore) -> None:
+        self._store = store
+
+    async def take_token(self, client_id: str, rate: float) -> float:
+        return await self._store.take_rate_token(client_id, rate)
+
+    def reset(self) -> None:
+        pass
+
+
+def _evalsha(pipe: Pipeline, script: AsyncScript, keys: list[str], args: list[Any]) -> None:
+    """Queue a script, by hash, in a pipeline (see :meth:`RedisJobStore._load_scripts`)."""
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

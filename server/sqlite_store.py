@@ -1,0 +1,290 @@
+"""The durable store: jobs in memory for speed, and in a SQLite file so they survive a crash.
+
+Reads never touch the file: the jobs are loaded into a :class:`MemoryJobStore` at
+start-up and served from there. Writes go to the file in two ways:
+
+- a start (its jobs and its Idempotency-Key) is committed before it is answered, so an
+  answered start survives ``kill -9``, an OOM kill or a power cut (WAL, synchronous=FULL).
+  Starts that arrive while a commit runs share the next one (group commit), so the fsync
+  is paid once per group, not once per start;
+- status counters, first-final-seen and the request log are written behind, at most
+  :data:`WRITE_BEHIND_S` later, so a crash may lose the last ~100 ms of them.
+
+SQLite and its fsync run on one thread of their own, never on the event loop. One server
+process per file: several processes would each serve their own copy of the jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Unpack
+
+from server import persistence
+from server.clock import Clock
+from server.grouped_calls import GroupedCalls
+from server.job_store import (
+    IdempotencyClaim,
+    JobSpec,
+    StartedJobs,
+    StoreOptions,
+    StoreUnavailable,
+)
+from server.memory_store import MemoryJobStore
+from server.store import Job
+
+WRITE_BEHIND_S = 0.05  # status counters reach the file at most this late (plus one commit)
+EXPIRE_EVERY_S = 1.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    duration_s REAL NOT NULL,
+    fails INTEGER NOT NULL,
+    status_requests INTEGER NOT NULL DEFAULT 0,
+    first_final_seen_at REAL,
+    log BLOB,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    job_ids TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+"""
+
+
+class StoreFileError(Exception):
+    """The SQLite file cannot be opened or read; the message is one line."""
+
+
+_JobRow = tuple[str, float, float, int, float]
+_KeyRow = tuple[str, str, bytes, str, float]
+_Start = tuple[list[_JobRow], _KeyRow | None]
+
+
+class SqliteJobStore(MemoryJobStore):
+    """A :class:`MemoryJobStore` that commits its starts to ``path`` before answering."""
+
+    def __init__(self, path: Path, clock: Clock, **options: Unpack[StoreOptions]) -> None:
+        super().__init__(clock, **options)
+        self.path = path
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._connection: sqlite3.Connection | None = None
+        self._commits: GroupedCalls[_Start | None, None] = GroupedCalls(self._commit_group)
+        self._dirty: dict[str, Job] = {}
+        self._write_behind: asyncio.TimerHandle | None = None
+        self._last_expiry = 0.0
+        self._closed = False
+
+    # --- life cycle -------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open (or create) the file and load its live jobs and keys into memory.
+
+        A JSON-lines file from ``--state-file`` (before stores existed) is migrated once:
+        its jobs are read, the file is renamed to ``<name>.json-migrated``, and a SQLite
+        file takes its place.
+        """
+        loop = asyncio.get_running_loop()
+        jobs, keys = await loop.run_in_executor(self._thread, self._open_and_load)
+        try:
+            self.jobs.restore(jobs)
+        except ValueError as error:
+            raise StoreFileError(f"invalid store file {self.path}: {error}") from None
+        by_id = {job.job_id: job for job in jobs}
+        for scope, key, print_, job_ids, expires_at in keys:
+            found = tuple(by_id[job_id] for job_id in job_ids.split(",") if job_id in by_id)
+            self.idempotency.remember(scope, key, print_, found, expires_at)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._write_behind is not None:
+            self._write_behind.cancel()
+        with contextlib.suppress(sqlite3.Error):
+            await self._commits.call(None)  # the last counters
+        if self._connection is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._connection.close)
+            self._connection = None
+        self._thread.shutdown(wait=False)
+
+    def _open_and_load(self) -> tuple[list[Job], list[tuple[str, str, bytes, str, float]]]:
+        migrated = self._migrate_json_file()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as error:
+            raise StoreFileError(f"cannot open store file {self.path}: {error}") from None
+        self._connection = connection
+        if migrated:  # jobs with their history: the rows, then their counters
+            self._write_all([(self._rows(migrated), None)], _counters(migrated), None)
+        now = self.clock.now()
+        rows = connection.execute(
+            "SELECT job_id, created_at, duration_s, fails, status_requests,"
+            " first_final_seen_at, log FROM jobs WHERE expires_at > ? ORDER BY seq",
+            (now,),
+        ).fetchall()
+        jobs = []
+        for job_id, created_at, duration_s, fails, count, first_final, log in rows:
+            job = Job(job_id, created_at, duration_s, bool(fails))
+            job.status_requests = count
+            job.first_final_seen_at = first_final
+            job.log = bytearray(log) if log else None
+            jobs.append(job)
+        keys = connection.execute(
+            "SELECT scope, key, fingerprint, job_ids, expires_at FROM idempotency_keys"
+            " WHERE expires_at > ? ORDER BY expires_at",
+            (now,),
+        ).fetchall()
+        return jobs, keys
+
+    def _migrate_json_file(self) -> list[Job]:
+        """The jobs of an old JSON-lines state file at ``path`` (renamed away), or none."""
+        try:
+            with self.path.open("rb") as file:
+                first = file.read(1)
+        except FileNotFoundError:
+            return []
+        except OSError as error:
+            raise StoreFileError(f"cannot read store file {self.path}: {error}") from None
+        if first not in (b"{", b""):
+            return []  # a SQLite file
+        from server.persistence import StateFileError
+
+        try:
+            jobs = persistence.read_jobs(self.path, self.request_log_length)
+        except StateFileError as error:
+            raise StoreFileError(str(error)) from None
+        self.path.rename(self.path.with_name(self.path.name + ".json-migrated"))
+        return jobs
+
+    # --- writes -------------------------------------------------------------------------
+
+    async def create_many(
+        self, specs: Sequence[JobSpec], claim: IdempotencyClaim | None = None
+    ) -> StartedJobs:
+        started = self.create_many_now(specs, claim)
+        if started.replayed:
+            # The first answer may still be committing: answer the replay only once it is.
+            await self._commits.drain()
+            return started
+        key_row = None
+        if claim is not None:
+            job_ids = ",".join(job.job_id for job in started.jobs)
+            expires_at = self.clock.now() + self.retention_s
+            key_row = (claim.scope, claim.key, claim.fingerprint, job_ids, expires_at)
+        try:
+            await self._commits.call((self._rows(started.jobs), key_row))
+        except (OSError, sqlite3.Error) as error:  # disk full, file gone: not a 500
+            raise StoreUnavailable(f"cannot write store file {self.path}: {error}") from None
+        return started
+
+    def _rows(self, jobs: Sequence[Job]) -> list[_JobRow]:
+        retention = self.retention_s
+        return [
+            (
+                job.job_id,
+                job.created_at,
+                job.duration_s,
+                int(bool(job.fails)),
+                job.finishes_at + retention,
+            )
+            for job in jobs
+        ]
+
+    def _counters_changed(self, job: Job) -> None:
+        if job.fails is None:
+            return  # the special job is not stored
+        self._dirty[job.job_id] = job
+        if self._write_behind is None and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._write_behind = loop.call_later(WRITE_BEHIND_S, self._flush_behind)
+
+    def _flush_behind(self) -> None:
+        self._write_behind = None
+        task = asyncio.ensure_future(self._commits.call(None))
+        task.add_done_callback(_log_failure)
+
+    async def _commit_group(self, starts: list[_Start | None]) -> list[None]:
+        """One transaction for every start of the group and every job polled since."""
+        dirty = _counters(self._dirty.values())
+        self._dirty.clear()
+        now = self.clock.now()
+        expire = now - self._last_expiry >= EXPIRE_EVERY_S
+        if expire:
+            self._last_expiry = now
+        loop = asyncio.get_running_loop()
+        real = [start for start in starts if start is not None]
+        await loop.run_in_executor(
+            self._thread, self._write_all, real, dirty, now if expire else None
+        )
+        return [None] * len(starts)
+
+    def _write_all(
+        self, starts: list[_Start], dirty: list[tuple[Any, ...]], expire_before: float | None
+    ) -> None:
+        connection = self._connection
+        if connection is None:
+            raise sqlite3.ProgrammingError("the store file is closed")
+        connection.execute("BEGIN")
+        try:
+            for rows, key_row in starts:
+                connection.executemany(
+                    "INSERT INTO jobs (job_id, created_at, duration_s, fails, expires_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+                if key_row is not None:
+                    connection.execute(
+                        "INSERT OR REPLACE INTO idempotency_keys VALUES (?, ?, ?, ?, ?)", key_row
+                    )
+            if dirty:
+                connection.executemany(
+                    "UPDATE jobs SET status_requests = ?, first_final_seen_at = ?, log = ?"
+                    " WHERE job_id = ?",
+                    dirty,
+                )
+            if expire_before is not None:
+                connection.execute("DELETE FROM jobs WHERE expires_at <= ?", (expire_before,))
+                connection.execute(
+                    "DELETE FROM idempotency_keys WHERE expires_at <= ?", (expire_before,)
+                )
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+
+def _counters(jobs: Iterable[Job]) -> list[tuple[Any, ...]]:
+    """UPDATE parameters for the counters, first-final-seen and log of ``jobs``."""
+    return [
+        (
+            job.status_requests,
+            job.first_final_seen_at,
+            bytes(job.log) if job.log else None,
+            job.job_id,
+        )
+        for job in jobs
+    ]
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        import logging
+
+        logging.getLogger(__name__).error("writing status counters failed: %s", task.exception())
