@@ -47,7 +47,9 @@ class Column:
             return value
         rounds = row.get(self.key + ROUNDS_SUFFIX)
         if rounds and is_range(rounds):
-            return f"{self.fmt.format(min(rounds))} - {self.fmt.format(max(rounds))}"
+            low, high = self.fmt.format(min(rounds)), self.fmt.format(max(rounds))
+            if low != high:  # tiny figures can move a lot and still print the same
+                return f"{low} - {high}"
         return self.fmt.format(value)
 
 

@@ -63,6 +63,8 @@ def test_a_figure_that_moves_more_than_a_quarter_prints_as_a_range() -> None:
     assert moving["ms"] == 12.0
     assert column.cell(moving) == "10.0 - 14.0"
     assert over_rounds("ms", [None, None]) == {"ms": None}
+    tiny = over_rounds("ms", [0.01, 0.04, 0.02])  # moved 150 %, but prints as 0.0 either way
+    assert column.cell(tiny) == "0.0"
 
 
 def test_every_policy_sees_the_same_seeded_jobs() -> None:
