@@ -1,7 +1,10 @@
 """``python -m bench [section ...] [--quick]``: run benchmark sections, print, save JSON.
 
 Sections run in the order given (default: all of poll, server, client, tui, tui-terminal);
-each prints its tables and writes ``bench/results/<section>.json``. ``profile`` (GET /status
+each prints its tables and writes ``bench/results/<section>.json``; ``--markdown FILE``
+writes every table of the run as Markdown, which is what README.md and
+docs/performance.md quote. Figures measured in rounds print as their median and spread,
+or as a range when they moved more than 25 % (bench/report.py). ``profile`` (GET /status
 under pyinstrument) and ``strategies`` (real-time jobs per strategy) run only when named.
 """
 
@@ -120,10 +123,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = write_json(result, args.results, quick=args.quick)
         console.print(f"[dim]wrote {path}[/dim]\n")
         markdown.append(as_markdown(result))
+        if result.failures:
+            failed.append(name)
     total_s = time.monotonic() - began
-    console.print(f"total {total_s:.1f} s")
+    # The machine is shared: the load at the end says whether others ran during the run.
+    load_at_end = machine()["load_average"]
+    console.print(f"total {total_s:.1f} s; load average at end {load_at_end}")
     if args.markdown is not None:
-        markdown.append(f"Total time: {total_s:.0f} s.")
+        markdown.append(f"Total time: {total_s:.0f} s; load average at end {load_at_end}.")
         args.markdown.write_text("\n\n".join(markdown) + "\n")
         console.print(f"[dim]wrote {args.markdown}[/dim]")
     if failed:

@@ -1,139 +1,149 @@
-"""Client scale: one VideoSimClient process starting and watching thousands of jobs at once.
+"""Client: CPU per request and detection lag for one process running 10,000 jobs of 20 s.
 
-The parent starts the real server; a child process (``python -m bench.client_scale
-URL --jobs N``) does nothing but start N jobs (durations 2-5 s, seeded, 20 % errors) and
-watch all of them concurrently to the end with the default policy and strategy (auto),
-then prints one JSON line. Its CPU time is read by the child itself with psutil around
-exactly that work, so interpreter start-up and imports are not counted.
+The parent starts a fresh real server for each run; a child process (``python -m
+bench.client_scale URL --jobs N --duration S --transport lean|httpx``) runs the headless
+runner (:func:`client_core.runner.run`, what ``videosim-client`` does) on N jobs of S
+seconds: starts in chunks, paced, each job watched as soon as its chunk is answered,
+default policy and the auto strategy. It reads its own CPU time with psutil around
+exactly that work (interpreter start-up and imports are not counted) and prints one
+JSON line.
 
-Two sizes run side by side (a few hundred jobs, then ten thousand), so the figure that
-matters is a ratio: does the CPU cost per request stay flat as N grows? The server's own
-records (``GET /jobs``) give requests per job and detection lag as the server saw them.
-
-Every job is started and watched at once, as ``asyncio.gather`` over N jobs would do.
-The client admits requests first come, first served (``max_in_flight``), so with
-thousands of jobs the first status polls wait behind the remaining starts; once the
-client is CPU-bound, detection lag measures its request throughput, not its policy.
+Two transports are compared in the same run, alternately, for ``rounds`` rounds: the
+client's default (:class:`client_core.lean_transport.LeanTransport`, h11 on asyncio
+streams) and httpx's own (``httpx.AsyncHTTPTransport``, httpcore over anyio) with the
+limits the client gives a caller's transport. Requests per job and detection lag come from
+the server's records of the jobs (``GET /jobs``), not from the client.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
-import random
 import subprocess
 import sys
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
 import psutil
 
-from bench.report import Column, SectionResult, Table, percentile, ratio
+from bench.report import Column, SectionResult, Table, over_rounds, percentile, ratio, spread_column
 from bench.server_process import ROOT, ServerProcess, child_environment
-from client_core import Outcome, VideoSimClient, VideoSimError
+from client_core import BackoffPolicy, Strategy, VideoSimClient
+from client_core.channel import KEEPALIVE, SPARE_CONNECTIONS
+from client_core.runner import RunOptions
+from client_core.runner import run as run_jobs
 
-ERROR_SHARE = 0.2
+LEAN = "lean (default)"
+HTTPX = "httpx default"
+TRANSPORTS = {"lean": LEAN, "httpx": HTTPX}
+MAX_IN_FLIGHT = 64  # VideoSimClient's default
 
 
 @dataclass(frozen=True, slots=True)
 class ScaleSizes:
-    jobs: tuple[int, ...]  # one child run per size, smallest first
-    durations_s: tuple[float, float]  # job durations drawn uniformly from this range
-    time_cap_s: float  # per run
+    jobs: int
+    duration_s: float  # every job's duration
+    rounds: int  # alternating lean, httpx rounds
+    time_cap_s: float  # per child run
 
 
-FULL = ScaleSizes(jobs=(300, 10_000), durations_s=(2.0, 5.0), time_cap_s=150.0)
-QUICK = ScaleSizes(jobs=(30, 300), durations_s=(0.5, 1.0), time_cap_s=60.0)
+FULL = ScaleSizes(jobs=10_000, duration_s=20.0, rounds=3, time_cap_s=150.0)
+QUICK = ScaleSizes(jobs=300, duration_s=1.0, rounds=2, time_cap_s=60.0)
 
 
-# --- the child: one client, N jobs ----------------------------------------------------------
+# --- the child: the runner on N jobs ------------------------------------------------------------
 
 
-async def start_and_watch_all(
-    base_url: str, jobs: int, durations_s: tuple[float, float], seed: int
+def httpx_transport() -> httpx.AsyncBaseTransport:
+    """httpx's transport with the pool the client would give it (bench: the "B" side)."""
+    connections = MAX_IN_FLIGHT + SPARE_CONNECTIONS
+    return httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(
+            max_connections=connections,
+            max_keepalive_connections=min(KEEPALIVE, connections),
+            keepalive_expiry=30.0,
+        )
+    )
+
+
+async def run_the_runner(
+    base_url: str, jobs: int, duration_s: float, transport: str
 ) -> dict[str, Any]:
-    rng = random.Random(seed)
-    plan = [(rng.uniform(*durations_s), rng.random() < ERROR_SHARE) for _ in range(jobs)]
+    client = VideoSimClient(
+        base_url,
+        max_in_flight=MAX_IN_FLIGHT,
+        transport=httpx_transport() if transport == "httpx" else None,
+    )
+    options = RunOptions(jobs=jobs, duration_s=duration_s, special=False, quiet=True)
     me = psutil.Process()
     cpu_before = me.cpu_times()
     began = time.perf_counter()
-    async with VideoSimClient(base_url) as client:
-
-        async def one(duration_s: float, fails: bool) -> tuple[str, str]:
-            fate = "error" if fails else "completed"
-            try:
-                job_id = await client.start(round(duration_s, 3), fate)
-            except VideoSimError as error:
-                return "", f"start failed: {error}"
-            result = await client.wait(job_id)
-            ok = result.outcome in (Outcome.COMPLETED, Outcome.ERROR)
-            return job_id, "ok" if ok and result.outcome.value == fate else str(result.outcome)
-
-        finished = await asyncio.gather(*(one(duration, fails) for duration, fails in plan))
-        stats = asdict(client.stats)
+    exit_code = await run_jobs(client, BackoffPolicy(), Strategy.AUTO, options, out=io.StringIO())
     wall = time.perf_counter() - began
     cpu_after = me.cpu_times()
     cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
-    problems = Counter(verdict for _, verdict in finished if verdict != "ok")
     return {
         "jobs": jobs,
+        "transport": transport,
+        "exit_code": exit_code,
         "wall_s": wall,
         "cpu_s": cpu,
-        "failures": sum(problems.values()),
-        "failure_kinds": dict(problems),
-        "client_stats": stats,
+        "client_stats": asdict(client.stats),
         "peak_rss_mib": me.memory_info().rss / 2**20,
-        "job_ids": [job_id for job_id, _ in finished if job_id],
     }
 
 
 def child_main() -> None:
-    parser = argparse.ArgumentParser(description="start and watch N jobs; print JSON")
+    parser = argparse.ArgumentParser(description="run the runner on N jobs; print JSON")
     parser.add_argument("url")
     parser.add_argument("--jobs", type=int, required=True)
-    parser.add_argument("--durations", type=float, nargs=2, default=(2.0, 5.0))
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--transport", choices=sorted(TRANSPORTS), default="lean")
     args = parser.parse_args()
-    measured = asyncio.run(start_and_watch_all(args.url, args.jobs, args.durations, args.seed))
+    measured = asyncio.run(run_the_runner(args.url, args.jobs, args.duration, args.transport))
     print(json.dumps(measured))
 
 
 # --- the parent ---------------------------------------------------------------------------------
 
 
-def run_child(base_url: str, jobs: int, sizes: ScaleSizes) -> dict[str, Any]:
-    command = [sys.executable, "-m", "bench.client_scale", base_url, "--jobs", str(jobs)]
-    command += ["--durations", *(str(seconds) for seconds in sizes.durations_s)]
-    output = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=sizes.time_cap_s,
-        cwd=ROOT,
-        env=child_environment(),
-    ).stdout
-    measured: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+def one_run(transport: str, sizes: ScaleSizes) -> dict[str, Any]:
+    """A fresh server, the child on it, then the server's view of every job it ran."""
+    with ServerProcess.videosim("--seed", "1") as server:
+        command = [sys.executable, "-m", "bench.client_scale", server.url]
+        command += ["--jobs", str(sizes.jobs), "--duration", str(sizes.duration_s)]
+        output = subprocess.run(
+            [*command, "--transport", transport],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=sizes.time_cap_s,
+            cwd=ROOT,
+            env=child_environment(),
+        ).stdout
+        measured: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+        measured["server"] = server_view(server.url)
+    sent = measured["client_stats"]["requests_sent"]
+    measured["cpu_ms_per_request"] = 1000 * measured["cpu_s"] / max(sent, 1)
     return measured
 
 
-def server_view(base_url: str, job_ids: list[str]) -> dict[str, Any]:
-    """Requests per job and detection lag from the server's records of these jobs."""
-    wanted = set(job_ids)
-    records = []
+def server_view(base_url: str) -> dict[str, Any]:
+    """Requests per job and detection lag from the server's records of all its jobs."""
+    records: list[dict[str, Any]] = []
     with httpx.Client(base_url=base_url, timeout=30) as http:
         total = http.get("/jobs", params={"limit": 1}).json()["total"]
         for offset in range(0, total, 1000):
-            page = http.get("/jobs", params={"offset": offset, "limit": 1000}).json()
-            records += [job for job in page["jobs"] if job["job_id"] in wanted]
+            records += http.get("/jobs", params={"offset": offset, "limit": 1000}).json()["jobs"]
     requests = [record["status_requests"] for record in records]
     lags = [r["detection_lag_s"] for r in records if r["detection_lag_s"] is not None]
     return {
-        "status_requests": sum(requests),
+        "jobs": len(records),
+        "resolved": len(lags),
         "requests_per_job": sum(requests) / max(len(records), 1),
         "lag_p50_s": percentile(lags, 50),
         "lag_p95_s": percentile(lags, 95),
@@ -145,67 +155,59 @@ def run(quick: bool = False) -> SectionResult:
     sizes = QUICK if quick else FULL
     result = SectionResult(
         name="client",
-        title="Client scale: one process starts and watches N concurrent jobs (auto strategy)",
+        title=f"Client: {sizes.jobs:,} jobs of {sizes.duration_s:g} s through the runner, "
+        "lean transport vs httpx's",
         parameters={
-            "jobs": list(sizes.jobs),
-            "durations_s": list(sizes.durations_s),
-            "error_share": ERROR_SHARE,
-            "client": "VideoSimClient defaults (max_in_flight=64), BackoffPolicy(), auto",
+            **asdict(sizes),
+            "client": f"VideoSimClient(max_in_flight={MAX_IN_FLIGHT}), BackoffPolicy(), auto",
+            "runner": "RunOptions defaults: chunks of 100 started at 1,000 jobs/s",
         },
     )
-    low, high = sizes.durations_s
+    runs: dict[str, list[dict[str, Any]]] = {transport: [] for transport in TRANSPORTS}
+    for _ in range(sizes.rounds):
+        for transport in TRANSPORTS:
+            runs[transport].append(one_run(transport, sizes))
+    result.details["rounds"] = runs
+
     table = Table(
-        title=f"One client process, jobs of {low:g}-{high:g} s "
-        "started together and watched to the end",
+        title=f"One client process, {sizes.jobs:,} jobs of {sizes.duration_s:g} s, "
+        f"{sizes.rounds} alternating rounds (a fresh server each)",
         columns=[
-            Column("jobs", "jobs", "{:,}"),
-            Column("wall_s", "wall s", "{:.1f}"),
-            Column("cpu_s", "client CPU s", "{:.1f}"),
-            Column("cpu_share", "CPU % of wall", "{:.0%}"),
-            Column("requests", "requests sent", "{:,}"),
-            Column("per_second", "requests/s", "{:,.0f}"),
+            Column("transport", "transport"),
+            Column("cpu_ms", "CPU ms/request", "{:.2f}"),
+            spread_column("cpu_ms"),
+            Column("vs_lean", "CPU/request vs lean", "{:.2f}x"),
             Column("requests_per_job", "status req/job", "{:.2f}"),
-            Column("cpu_ms_per_request", "CPU ms/request", "{:.2f}"),
-            Column("per_request_vs_small", "CPU/request vs smallest", "{:.2f}x"),
             Column("lag_p95_s", "lag p95 s", "{:.2f}"),
-            Column("failures", "failures", "{:,}"),
+            spread_column("lag_p95_s", "lag spread"),
+            Column("wall_s", "wall s", "{:.1f}"),
+            Column("failures", "jobs not resolved", "{:,}"),
         ],
-        caption="requests sent: POST /start + GET /status by the client; status req/job and "
-        "lag from the server's records; failures: start errors or a wrong/missing outcome",
+        caption="CPU: user + system seconds of the child around the runner only (psutil), "
+        "over every request it sent (starts + status); req/job and lag (first final "
+        "answer - finish) from the server's records; spread = (max - min) / median",
     )
-    flags = ("--seed", "1", "--max-jobs", str(sum(sizes.jobs) + 1000))
-    smallest: float | None = None
-    with ServerProcess.videosim(*flags) as server:
-        for jobs in sizes.jobs:
-            measured = run_child(server.url, jobs, sizes)
-            seen = server_view(server.url, measured.pop("job_ids"))
-            sent = measured["client_stats"]["requests_sent"]
-            per_request = measured["cpu_s"] / max(sent, 1)
-            smallest = smallest or per_request
-            table.add(
-                jobs=jobs,
-                wall_s=measured["wall_s"],
-                cpu_s=measured["cpu_s"],
-                cpu_share=measured["cpu_s"] / measured["wall_s"],
-                requests=sent,
-                per_second=sent / measured["wall_s"],
-                requests_per_job=seen["requests_per_job"],
-                cpu_ms_per_request=per_request * 1000,
-                per_request_vs_small=ratio(per_request, smallest),
-                lag_p95_s=seen["lag_p95_s"],
-                failures=measured["failures"],
-            )
-            result.details[str(jobs)] = {**measured, "server": seen}
-            if measured["failures"]:
-                result.notes.append(f"{jobs} jobs: failures {measured['failure_kinds']}")
+    lean_cpu = [run["cpu_ms_per_request"] for run in runs["lean"]]
+    for transport, label in TRANSPORTS.items():
+        measured = runs[transport]
+        cpu = [run["cpu_ms_per_request"] for run in measured]
+        table.add(
+            transport=label,
+            **over_rounds("cpu_ms", cpu),
+            **over_rounds("vs_lean", [ratio(b, a) for a, b in zip(lean_cpu, cpu, strict=True)]),
+            **over_rounds("requests_per_job", [r["server"]["requests_per_job"] for r in measured]),
+            **over_rounds("lag_p95_s", [r["server"]["lag_p95_s"] for r in measured]),
+            **over_rounds("wall_s", [r["wall_s"] for r in measured]),
+            failures=sum(r["server"]["jobs"] - r["server"]["resolved"] for r in measured),
+        )
+        bad = [r["exit_code"] for r in measured if r["exit_code"] != 0]
+        if bad:
+            result.notes.append(f"{label}: the runner exited with {bad} (expected 0)")
     result.tables.append(table)
-    result.notes += [
-        "client CPU: user + system seconds of the child process around start-and-watch only "
-        "(psutil); wall includes starting every job",
-        "all jobs start at once; requests are admitted first come, first served, so at large "
-        "N status polls queue behind the remaining starts: when status req/job drops to 1, "
-        "jobs had finished before their first poll and lag is the client's backlog",
-    ]
+    result.notes.append(
+        "each round runs lean then httpx, each on a fresh server, so both see the same "
+        "machine load; the runner paces starts, so jobs end at a rate one process keeps up with"
+    )
     return result
 
 

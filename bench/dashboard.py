@@ -401,8 +401,8 @@ def run(quick: bool = False) -> SectionResult:
             f"{live['live']:,} live jobs polling ({achieved:.0f} of {planned:.0f} planned req/s)"
         )
         keys.add(**_key_row(label, live, base_frame))
-        if achieved < LIVE_MIN_SHARE * planned:
-            raise RuntimeError(
+        if achieved < LIVE_MIN_SHARE * planned:  # the row is printed, then the run fails
+            result.failures.append(
                 f"live row not polling: {achieved:.0f} status requests/s, "
                 f"below {LIVE_MIN_SHARE:.0%} of the {planned:.0f}/s planned"
             )

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,11 @@ from rich.table import Table as RichTable
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MISSING = "-"
+# A figure whose rounds differ by more than this share of their median is shown as the
+# range it moved over, never as one number: one number would claim a precision it lacks.
+RANGE_ABOVE_SPREAD = 0.25
+ROUNDS_SUFFIX = "_rounds"  # row[key + ROUNDS_SUFFIX]: every round behind row[key]
+SPREAD_SUFFIX = "_spread"  # row[key + SPREAD_SUFFIX]: (max - min) / median of those rounds
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +45,50 @@ class Column:
             return MISSING
         if isinstance(value, str):
             return value
+        rounds = row.get(self.key + ROUNDS_SUFFIX)
+        if rounds and is_range(rounds):
+            low, high = self.fmt.format(min(rounds)), self.fmt.format(max(rounds))
+            if low != high:  # tiny figures can move a lot and still print the same
+                return f"{low} - {high}"
         return self.fmt.format(value)
+
+
+def spread(values: Sequence[float]) -> float | None:
+    """(max - min) / median of the rounds of one figure; None for fewer than two."""
+    if len(values) < 2:
+        return None
+    middle = statistics.median(values)
+    if middle == 0:
+        return 0.0 if max(values) == min(values) else math.inf
+    return (max(values) - min(values)) / abs(middle)
+
+
+def is_range(values: Sequence[float]) -> bool:
+    """True when the rounds moved too much for their median to stand for them."""
+    moved = spread(values)
+    return moved is not None and moved > RANGE_ABOVE_SPREAD
+
+
+def over_rounds(key: str, values: Sequence[float | None]) -> dict[str, Any]:
+    """Row fields for one figure measured in several rounds: the median under ``key``,
+    every round under ``key_rounds`` and their spread under ``key_spread``.
+
+    A :class:`Column` showing ``key`` prints the median, or ``min - max`` when the spread
+    is above :data:`RANGE_ABOVE_SPREAD`; a ``spread_column(key)`` prints the spread.
+    """
+    measured = [value for value in values if value is not None]
+    if not measured:
+        return {key: None}
+    return {
+        key: statistics.median(measured),
+        key + ROUNDS_SUFFIX: measured,
+        key + SPREAD_SUFFIX: spread(measured),
+    }
+
+
+def spread_column(key: str, header: str = "spread") -> Column:
+    """The spread of the figure under ``key`` as a percentage ("-" for one round)."""
+    return Column(key + SPREAD_SUFFIX, header, "{:.0%}")
 
 
 @dataclass(slots=True)
@@ -73,6 +122,9 @@ class SectionResult:
     notes: list[str] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)  # raw data behind the tables
+    # The section's own checks that did not hold (e.g. a live board that is not polling):
+    # the tables are still printed and saved, then the run exits 1.
+    failures: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
 
 
@@ -90,6 +142,11 @@ def render(console: Console, result: SectionResult) -> None:
         console.print(rich_table)
     for note in result.notes:
         console.print(f"[dim]- {note}[/dim]")
+    for failure in result.failures:
+        console.print(f"[red]- check failed: {failure}[/red]")
+    ranges = ranged_figures(result)
+    if ranges:
+        console.print(f"[yellow]- shown as a range (spread > 25 %): {'; '.join(ranges)}[/yellow]")
     console.print()
 
 
@@ -106,7 +163,25 @@ def as_markdown(result: SectionResult) -> str:
             lines += ["", table.caption]
         lines.append("")
     lines += [f"- {note}" for note in result.notes]
+    lines += [f"- **check failed**: {failure}" for failure in result.failures]
+    ranges = ranged_figures(result)
+    if ranges:
+        lines += ["", "Shown as a range (moved > 25 % between rounds): " + "; ".join(ranges)]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def ranged_figures(result: SectionResult) -> list[str]:
+    """ "table / row / column" of every figure printed as a range, for the report's notes."""
+    found = []
+    for table in result.tables:
+        for row in table.rows:
+            label = table.columns[0].cell(row)
+            for column in table.columns:
+                rounds = row.get(column.key + ROUNDS_SUFFIX)
+                if rounds and is_range(rounds):
+                    where = table.title.split(":")[0].split(",")[0]
+                    found.append(f"{where} / {label} / {column.header}")
+    return found
 
 
 def write_json(result: SectionResult, directory: Path, quick: bool) -> Path:
@@ -123,6 +198,7 @@ def write_json(result: SectionResult, directory: Path, quick: bool) -> Path:
         "parameters": result.parameters,
         "tables": [table.as_json() for table in result.tables],
         "notes": result.notes,
+        "failures": result.failures,
         "details": result.details,
     }
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")

@@ -1,16 +1,20 @@
-"""Server: how fast GET /status is, what jobs cost in memory, what held long-polls cost in CPU.
+"""Server: how fast GET /status is, what a job costs in memory, what a held long-poll costs.
 
-Three measurements, each a comparison made within one run:
+Each figure is measured in ``rounds`` rounds and printed as their median with its spread
+((max - min) / median), or as a range when the rounds moved more than 25 % (bench.report).
 
 1. Throughput. ``GET /status/{id}`` (a pending job, hints on) on ``python -m server``
    against a bare FastAPI app with one constant route (:mod:`bench.bare_app`) in a process
    of its own with the same uvicorn options, loaded by the same generator from a third
-   process, alternately A, B, A, B..., at 32 and 256 connections. The ratio is what the
-   real route costs over FastAPI's floor on this machine.
-2. Memory. Server RSS before and after N jobs made through ``POST /start``, next to the
-   store alone creating 1,000,000 jobs in a fresh process (:mod:`bench.store_memory`).
-3. Long-poll. The server's CPU use while idle and while holding thousands of
-   ``?wait=30`` requests on pending jobs (one connection each, from another process).
+   process, alternately A, B, A, B..., at 32 and 256 connections. The ratio (one per
+   round, A over the B next to it) is what the real route costs over FastAPI's floor.
+2. Memory per job, the store alone in a fresh process (:mod:`bench.store_memory`): never
+   polled, polled 10 times, and polled until its request log is full.
+3. Per round, a fresh server: RSS before and after N jobs made through ``POST /start``;
+   then its CPU and memory while idle and while holding thousands of ``?wait=30``
+   requests on pending jobs (one connection each, from another process).
+4. Long-poll wake-up lag: the store on the real clock, one waiter per job
+   (:mod:`bench.long_poll_lag`): how late a held request learns its job finished.
 """
 
 from __future__ import annotations
@@ -28,46 +32,54 @@ import psutil
 
 from bench.bare_app import CONSTANT_PATH as BARE_PATH
 from bench.load_generator import LongPollHolders, default_tool, generate_load
-from bench.report import Column, SectionResult, Table, ratio
+from bench.report import Column, SectionResult, Table, over_rounds, ratio, spread_column
 from bench.server_process import ROOT, ServerProcess, child_environment, raise_open_file_limit
+from server.store import DEFAULT_REQUEST_LOG_LENGTH
 
 MIB = 2**20
 LONG_JOB_S = 3600.0  # every job stays pending for the whole section
 STATUS_ROUTE = "GET /status/{id}"
 BARE_ROUTE = "GET (bare FastAPI app)"
+POLLED_OFTEN = 10  # "a job polled 10 times": the issue's typical job
 
 
 @dataclass(frozen=True, slots=True)
 class ServerSizes:
-    rounds: int  # A/B rounds of the throughput comparison
+    rounds: int  # rounds of every measurement (A/B alternating for throughput)
     round_s: int  # seconds of load per route per round
     connections: tuple[int, ...]  # the throughput comparison runs at each
-    starts: int  # jobs created through POST /start
+    starts: int  # jobs created through POST /start, per round
     starts_time_cap_s: float
-    store_jobs: int  # jobs created straight in the store
+    store_jobs: int  # jobs created straight in the store (never / 10 times polled)
+    store_jobs_full_log: int  # jobs polled until their request log is full
     held: int  # long-poll requests held at once
     cpu_window_s: float
+    lag_jobs: int  # waiters in the long-poll lag measurement
 
 
 FULL = ServerSizes(
     rounds=3,
     round_s=2,
     connections=(32, 256),
-    starts=100_000,
-    starts_time_cap_s=75.0,
-    store_jobs=1_000_000,
+    starts=20_000,
+    starts_time_cap_s=30.0,
+    store_jobs=200_000,
+    store_jobs_full_log=20_000,
     held=5_000,
     cpu_window_s=2.0,
+    lag_jobs=2_000,
 )
 QUICK = ServerSizes(
-    rounds=1,
+    rounds=2,
     round_s=1,
     connections=(16,),
-    starts=2_000,
-    starts_time_cap_s=20.0,
-    store_jobs=100_000,
+    starts=1_000,
+    starts_time_cap_s=10.0,
+    store_jobs=20_000,
+    store_jobs_full_log=1_000,
     held=200,
-    cpu_window_s=1.0,
+    cpu_window_s=0.5,
+    lag_jobs=200,
 )
 
 
@@ -76,7 +88,7 @@ def run(quick: bool = False) -> SectionResult:
     tool = default_tool()
     result = SectionResult(
         name="server",
-        title="Server: GET /status throughput, memory per job, CPU while holding long-polls",
+        title="Server: GET /status vs a bare app, memory per job, held long-polls",
         parameters={"load_generator": tool, **asdict(sizes)},
     )
     result.notes.append(
@@ -87,22 +99,30 @@ def run(quick: bool = False) -> SectionResult:
     result.tables.append(throughput_table(throughput, sizes, tool))
     result.details["throughput_rounds"] = throughput
 
-    raise_open_file_limit(sizes.held + 2048)  # the server child inherits it
-    with ServerProcess.videosim("--delay", str(LONG_JOB_S), "--seed", "1") as server:
-        memory = memory_after_starts(server, sizes, tool)
-        # The store measurement is a separate process reading its own RSS; it runs while
-        # the server mostly waits on long-polls, whose cost is read as CPU *time*.
-        with StoreMemoryChild(sizes.store_jobs) as store_child:
-            holding = long_poll_cost(server, sizes)
-            store = store_child.result()
-        result.tables.append(memory_table(memory, store))
-        result.details["memory"] = {"post_start": memory, "store": store}
-        result.tables.append(long_poll_table(holding, sizes))
-        result.details["long_poll"] = holding
-    if memory["jobs"] < sizes.starts:
+    store = [store_memory(sizes) for _ in range(sizes.rounds)]
+    result.tables.append(store_memory_table(store, sizes))
+    result.details["store_memory_rounds"] = store
+
+    raise_open_file_limit(sizes.held + 2048)  # the server children inherit it
+    served = []
+    for _ in range(sizes.rounds):
+        server = ServerProcess.videosim("--delay", str(LONG_JOB_S), "--seed", "1")
+        with server:
+            served.append(
+                {"post_start": memory_after_starts(server, sizes, tool),
+                 "long_poll": long_poll_cost(server, sizes)}
+            )  # fmt: skip
+    result.tables.append(server_memory_table(served, sizes))
+    result.details["server_rounds"] = served
+
+    lags = [long_poll_lag(sizes.lag_jobs) for _ in range(sizes.rounds)]
+    result.tables.append(long_poll_lag_table(lags, sizes))
+    result.details["long_poll_lag_rounds"] = lags
+    short = [r["post_start"]["jobs"] for r in served if r["post_start"]["jobs"] < sizes.starts]
+    if short:
         result.notes.append(
             f"POST /start stopped at the {sizes.starts_time_cap_s:g} s cap after "
-            f"{memory['jobs']:,} jobs (not {sizes.starts:,}); bytes/job is still per job stored"
+            f"{min(short):,} jobs (not {sizes.starts:,}); bytes/job is still per job stored"
         )
     return result
 
@@ -145,43 +165,34 @@ def throughput_table(
             Column("connections", "conns", "{:,}"),
             Column("route", "route"),
             Column("per_second", "req/s (median)", "{:,.0f}"),
-            Column("spread", "spread"),
-            Column("rounds", "req/s each round"),
+            spread_column("per_second"),
             Column("p50_ms", "p50 ms", "{:.1f}"),
             Column("p99_ms", "p99 ms", "{:.1f}"),
-            Column("relative", "vs bare", "{:.2f}x"),
+            Column("relative", "vs bare (median of rounds)", "{:.2f}x"),
+            spread_column("relative", "ratio spread"),
             Column("failed", "errors", "{:,}"),
         ],
         caption="bare = a FastAPI app with one constant route and nothing else "
-        "(bench/bare_app.py), same uvicorn options; spread = (max - min) / median",
+        "(bench/bare_app.py), same uvicorn options; each round's ratio is GET /status "
+        "over the bare run right after it; spread = (max - min) / median",
     )
     for connections, by_route in rounds.items():
-        medians = {
-            route: statistics.median(r["per_second"] for r in runs)
-            for route, runs in by_route.items()
-        }
+        bare_runs = by_route[BARE_ROUTE]
         for route, runs in by_route.items():
-            per_second = [r["per_second"] for r in runs]
+            ratios = [
+                ratio(run["per_second"], bare["per_second"])
+                for run, bare in zip(runs, bare_runs, strict=True)
+            ]
             table.add(
                 connections=connections,
                 route=route,
-                per_second=medians[route],
-                spread=spread(per_second),
-                rounds=" ".join(f"{value:,.0f}" for value in per_second),
+                **over_rounds("per_second", [r["per_second"] for r in runs]),
                 p50_ms=_median_of(runs, "p50_ms"),
                 p99_ms=_median_of(runs, "p99_ms"),
-                relative=ratio(medians[route], medians[BARE_ROUTE]),
+                **over_rounds("relative", ratios),
                 failed=sum(r["failed"] for r in runs),
             )
     return table
-
-
-def spread(values: list[float]) -> str:
-    """(max - min) / median as a percentage: above 25 % a figure is a range, not a number."""
-    middle = statistics.median(values)
-    if len(values) < 2 or middle <= 0:
-        return "-"
-    return f"{100 * (max(values) - min(values)) / middle:.0f} %"
 
 
 def _median_of(runs: list[dict[str, Any]], key: str) -> float | None:
@@ -221,56 +232,127 @@ def memory_after_starts(server: ServerProcess, sizes: ServerSizes, tool: str) ->
     }
 
 
-class StoreMemoryChild:
-    """The store alone in a fresh process (``python -m bench.store_memory``), running in
-    the background; ``result()`` waits for its report."""
-
-    def __init__(self, jobs: int) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.store_memory", "--jobs", str(jobs), "--polls", "0"],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env=child_environment(),
-        )
-
-    def result(self, timeout_s: float = 300) -> dict[str, Any]:
-        output, _ = self._process.communicate(timeout=timeout_s)
-        if self._process.returncode != 0:
-            raise RuntimeError(f"bench.store_memory exited with {self._process.returncode}")
-        measured: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
-        return measured
-
-    def __enter__(self) -> StoreMemoryChild:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._process.poll() is None:
-            self._process.kill()
-            self._process.wait(timeout=10)
+def store_memory(sizes: ServerSizes) -> dict[str, Any]:
+    """Bytes per job never polled, polled 10 times, and with a full request log."""
+    often = _store_memory_child(sizes.store_jobs, POLLED_OFTEN)
+    full = _store_memory_child(sizes.store_jobs_full_log, DEFAULT_REQUEST_LOG_LENGTH)
+    return {
+        "never_polled": often["bytes_per_job"],
+        "polled_often": often["bytes_per_job_polled"],
+        "full_log": full["bytes_per_job_polled"],
+        "runs": [often, full],
+    }
 
 
-def memory_table(http: dict[str, Any], store: dict[str, Any]) -> Table:
+def _store_memory_child(jobs: int, polls: int) -> dict[str, Any]:
+    """``python -m bench.store_memory`` in a fresh process: nothing else allocates there."""
+    command = [sys.executable, "-m", "bench.store_memory", "--jobs", str(jobs)]
+    output = subprocess.run(
+        [*command, "--polls", str(polls)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        cwd=ROOT,
+        env=child_environment(),
+    ).stdout
+    measured: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return measured
+
+
+def store_memory_table(rounds: list[dict[str, Any]], sizes: ServerSizes) -> Table:
     table = Table(
-        title="Memory per job (resident set size, psutil)",
+        title=f"Memory per job in the store (RSS, fresh process), {len(rounds)} rounds",
         columns=[
-            Column("how", "jobs created"),
+            Column("job", "job"),
             Column("jobs", "jobs", "{:,}"),
-            Column("rss_before_mib", "RSS before MiB", "{:.0f}"),
-            Column("rss_after_mib", "RSS after MiB", "{:.0f}"),
-            Column("bytes_per_job", "bytes/job", "{:,.0f}"),
-            Column("per_second", "jobs/s", "{:,.0f}"),
+            Column("bytes_per_job", "bytes/job (median)", "{:,.0f}"),
+            spread_column("bytes_per_job"),
         ],
-        caption="POST /start: the running server; MemoryJobs.create: a fresh process, store only",
+        caption="MemoryJobs.create then record_status_request as GET /status does; "
+        f"the request log keeps the last {DEFAULT_REQUEST_LOG_LENGTH} requests",
     )
-    table.add(how="POST /start (server process)", **_pick(http))
-    table.add(how="MemoryJobs.create (fresh process)", **_pick(store))
+    rows = (
+        ("never polled", sizes.store_jobs, "never_polled"),
+        (f"polled {POLLED_OFTEN} times", sizes.store_jobs, "polled_often"),
+        (f"full log ({DEFAULT_REQUEST_LOG_LENGTH} polls)", sizes.store_jobs_full_log, "full_log"),
+    )
+    for label, jobs, key in rows:
+        table.add(job=label, jobs=jobs, **over_rounds("bytes_per_job", [r[key] for r in rounds]))
     return table
 
 
-def _pick(measured: dict[str, Any]) -> dict[str, Any]:
-    keys = ("jobs", "rss_before_mib", "rss_after_mib", "bytes_per_job", "per_second")
-    return {key: measured[key] for key in keys}
+def server_memory_table(rounds: list[dict[str, Any]], sizes: ServerSizes) -> Table:
+    table = Table(
+        title=f"The running server, {len(rounds)} rounds (a fresh server each): memory per "
+        f"job made by POST /start, and CPU and memory holding {sizes.held:,} ?wait=30 requests",
+        columns=[
+            Column("figure", "figure"),
+            Column("value", "median", "{:,.1f}"),
+            spread_column("value"),
+        ],
+        caption="held: one connection each, from another process; per held request = "
+        "(RSS holding - RSS idle) / requests held (per /metrics); open connections "
+        "without a request alone cost the 'per open connection' row; CPU ticks are 10 ms",
+    )
+    starts = [r["post_start"] for r in rounds]
+    polls = [r["long_poll"] for r in rounds]
+
+    def per_request(row: dict[str, Any], state: str, count_key: str) -> float:
+        extra_mib = row[state]["rss_mib"] - row["idle"]["rss_mib"]
+        return float(extra_mib * 1024 / max(row[state][count_key], 1))
+
+    figures = (
+        ("POST /start: bytes per job", [r["bytes_per_job"] for r in starts]),
+        ("POST /start: jobs/s", [r["per_second"] for r in starts]),
+        ("idle: CPU % of a core", [r["idle"]["cpu_percent"] for r in polls]),
+        ("holding: CPU % of a core", [r["holding"]["cpu_percent"] for r in polls]),
+        (
+            "per open connection, no request: KiB",
+            [per_request(r, "connections_only", "connections") for r in polls],
+        ),
+        ("per held long-poll: KiB", [per_request(r, "holding", "held") for r in polls]),
+        ("requests held (per /metrics)", [r["holding"]["held"] for r in polls]),
+        ("answered before release (expect 0)", [r["holding"]["answered_early"] for r in polls]),
+    )
+    for label, values in figures:
+        table.add(figure=label, **over_rounds("value", values))
+    return table
+
+
+# --- 4. long-poll wake-up lag ------------------------------------------------------------------
+
+
+def long_poll_lag(jobs: int) -> dict[str, Any]:
+    """``python -m bench.long_poll_lag`` in a fresh process (uvloop, as uvicorn runs)."""
+    output = subprocess.run(
+        [sys.executable, "-m", "bench.long_poll_lag", "--jobs", str(jobs)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=ROOT,
+        env=child_environment(),
+    ).stdout
+    measured: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return measured
+
+
+def long_poll_lag_table(rounds: list[dict[str, Any]], sizes: ServerSizes) -> Table:
+    table = Table(
+        title=f"Long-poll wake-up lag: {sizes.lag_jobs:,} waiters on jobs of 0.5-2.5 s, "
+        f"{len(rounds)} rounds",
+        columns=[
+            Column("percentile", "lag"),
+            Column("ms", "ms (median)", "{:.2f}"),
+            spread_column("ms"),
+        ],
+        caption="lag = when LongPolls.wait_until_settled returns - the job's finish time, "
+        f"real clock, uvloop; re-arm floor {rounds[0]['floor_ms']:g} ms",
+    )
+    for key in ("lag_p50_ms", "lag_p90_ms", "lag_p99_ms", "lag_max_ms"):
+        table.add(percentile=key[4:-3], **over_rounds("ms", [r[key] for r in rounds]))
+    return table
 
 
 # --- 3. long-poll ---------------------------------------------------------------------------
@@ -356,41 +438,3 @@ def _cpu_and_memory(process: psutil.Process, window_s: float) -> dict[str, float
         "cpu_percent": 100 * cpu_s / wall if window_s > 0 else None,
         "rss_mib": process.memory_info().rss / MIB,
     }
-
-
-def long_poll_table(measured: dict[str, Any], sizes: ServerSizes) -> Table:
-    idle, holding = measured["idle"], measured["holding"]
-    connected = measured["connections_only"]
-    table = Table(
-        title=f"Long-poll: server CPU over {sizes.cpu_window_s:g} s and memory, idle vs "
-        f"holding {sizes.held:,} ?wait=30 requests (one connection each)",
-        columns=[
-            Column("state", "server state"),
-            Column("count", "connections", "{:,}"),
-            Column("cpu_percent", "CPU % of a core", "{:.2f}"),
-            Column("rss_mib", "RSS MiB", "{:.0f}"),
-            Column("per_connection_kib", "RSS per connection KiB", "{:.1f}"),
-        ],
-        caption=f"{holding['answered_early']} answered before release (expected 0); "
-        f"{holding['connect_errors']} connect errors; {holding['held']:,} held per /metrics; "
-        f"parked in {holding['seconds_to_park']:.1f} s; CPU time resolution 10 ms",
-    )
-
-    def per_connection(row: dict[str, Any], count: int) -> float:
-        return (row["rss_mib"] - idle["rss_mib"]) * 1024 / max(count, 1)
-
-    table.add(state="idle", count=0, cpu_percent=idle["cpu_percent"], rss_mib=idle["rss_mib"])
-    table.add(
-        state="open connections, no request",
-        count=connected["connections"],
-        rss_mib=connected["rss_mib"],
-        per_connection_kib=per_connection(connected, connected["connections"]),
-    )
-    table.add(
-        state="holding ?wait=30",
-        count=holding["held"],
-        cpu_percent=holding["cpu_percent"],
-        rss_mib=holding["rss_mib"],
-        per_connection_kib=per_connection(holding, holding["held"]),
-    )
-    return table

@@ -446,7 +446,6 @@ def run(quick: bool = False) -> SectionResult:
         tables=[table],
         parameters={"scenarios": [list(s) for s in scenarios], "size": [WIDTH, HEIGHT]},
     )
-    failures = []
     for jobs, strategy, interval in scenarios:
         args = argparse.Namespace(
             jobs=jobs,
@@ -461,12 +460,11 @@ def run(quick: bool = False) -> SectionResult:
         figures, failed = measure(args)
         table.add(**figures)
         result.details[f"{jobs} {strategy}"] = figures
-        if failed:
-            failures.append(
-                f"{jobs} {strategy}: {figures['achieved_rps']} of {figures['planned_rps']} req/s"
+        if failed:  # the row is printed, then the run fails
+            result.failures.append(
+                f"{jobs} {strategy}: {figures['achieved_rps']:.0f} of {figures['planned_rps']:.0f} "
+                "req/s, below 80 % of plan"
             )
-    if failures:
-        raise RuntimeError("live check below 80 % of plan: " + "; ".join(failures))
     return result
 
 

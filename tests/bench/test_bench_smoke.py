@@ -6,13 +6,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from bench.__main__ import main
 from bench.load_generator import parse_wrk
 from bench.poll_efficiency import POLICIES, WORKLOADS, scaled_timing
-from bench.report import percentile
+from bench.report import Column, SectionResult, Table, over_rounds, percentile
 from client_core import PollTiming
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +54,19 @@ def test_percentile_interpolates() -> None:
     assert percentile([0.0, 10.0], 95) == pytest.approx(9.5)
 
 
+def test_a_figure_that_moves_more_than_a_quarter_prints_as_a_range() -> None:
+    column = Column("ms", "ms", "{:.1f}")
+    steady = over_rounds("ms", [10.0, 11.0, 12.0])
+    moving = over_rounds("ms", [10.0, 14.0, 12.0])
+    assert steady["ms_spread"] == pytest.approx(2 / 11)
+    assert column.cell(steady) == "11.0"
+    assert moving["ms"] == 12.0
+    assert column.cell(moving) == "10.0 - 14.0"
+    assert over_rounds("ms", [None, None]) == {"ms": None}
+    tiny = over_rounds("ms", [0.01, 0.04, 0.02])  # moved 150 %, but prints as 0.0 either way
+    assert column.cell(tiny) == "0.0"
+
+
 def test_every_policy_sees_the_same_seeded_jobs() -> None:
     for workload in WORKLOADS:
         first = workload.jobs(20, 40.0, seed=3)
@@ -84,6 +98,25 @@ def test_quick_client_section_runs_and_writes_json(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads((tmp_path / "client.json").read_text())
     rows = report["tables"][0]["rows"]
-    assert [row["jobs"] for row in rows] == [30, 300]
+    assert [row["transport"] for row in rows] == ["lean (default)", "httpx default"]
     assert all(row["failures"] == 0 for row in rows)
+    assert all(len(row["cpu_ms_rounds"]) == 2 for row in rows)  # every round kept
     assert report["quick"] is True
+
+
+def test_a_failed_check_prints_the_tables_then_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def run(quick: bool) -> SectionResult:
+        table = Table("live board", [Column("achieved", "achieved req/s", "{:.0f}")])
+        table.add(achieved=12.0)
+        return SectionResult("tui", "Dashboard", tables=[table], failures=["12 of 200 req/s"])
+
+    monkeypatch.setattr(
+        "bench.__main__.importlib.import_module", lambda name: SimpleNamespace(run=run)
+    )
+    summary = tmp_path / "summary.md"
+    assert main(["tui", "--results", str(tmp_path), "--markdown", str(summary)]) == 1
+    assert "check failed: 12 of 200 req/s" in capsys.readouterr().out
+    assert "| 12 |" in summary.read_text()
+    assert json.loads((tmp_path / "tui.json").read_text())["failures"] == ["12 of 200 req/s"]
