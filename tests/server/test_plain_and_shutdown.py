@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable
 
@@ -11,6 +10,7 @@ import httpx
 import pytest
 
 from tests.support.live_server import LiveServer
+from tests.support.long_polls import HeldLongPolls
 
 ORIGINAL_START_ANSWER = re.compile(
     rb'\{"job_id":"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}"\}'
@@ -57,19 +57,7 @@ def test_sigterm_with_held_long_polls_is_quiet(
     """Held long-polls used to hold the stop for 2 s, log an ERROR and drop the clients."""
     server = live_server_factory("--log-level", "info")
     job_id = httpx.post(f"{server.url}/start", json={"duration_s": 60}).json()["job_id"]
-    answers: list[httpx.Response | Exception] = []
-
-    def long_poll() -> None:
-        try:
-            answers.append(
-                httpx.get(f"{server.url}/status/{job_id}", params={"wait": 25}, timeout=30)
-            )
-        except httpx.HTTPError as error:
-            answers.append(error)
-
-    polls = [threading.Thread(target=long_poll) for _ in range(3)]
-    for poll in polls:
-        poll.start()
+    polls = HeldLongPolls(server.url, job_id, 3)
     deadline = time.monotonic() + 10
     while "videosim_long_polls_held 3.0" not in httpx.get(f"{server.url}/metrics").text:
         assert time.monotonic() < deadline, "the long-polls were never held"
@@ -80,8 +68,7 @@ def test_sigterm_with_held_long_polls_is_quiet(
     server.process.terminate()
     server.process.wait(timeout=10)
     assert time.monotonic() - stopped_at < 1.5
-    for poll in polls:
-        poll.join(timeout=10)
+    answers = polls.join()
     assert len(answers) == 3
     for answer in answers:
         assert isinstance(answer, httpx.Response), answer

@@ -18,6 +18,7 @@ import httpx
 
 from tests.server.conftest import RedisServer, Server
 from tests.support.live_server import LiveServer, free_port
+from tests.support.long_polls import HeldLongPolls
 
 OpenServer = Callable[..., Awaitable[Server]]
 
@@ -222,27 +223,14 @@ def test_sigterm_with_workers_answers_held_long_polls_and_is_quiet(
     the 2 s grace, then get a 500 and an ERROR with a traceback."""
     server = live_server_factory("--store", redis_url, "--workers", "2")
     job_id = httpx.post(f"{server.url}/start", json={"duration_s": 60}).json()["job_id"]
-    answers: list[httpx.Response | Exception] = []
-
-    def long_poll() -> None:
-        try:
-            answers.append(
-                httpx.get(f"{server.url}/status/{job_id}", params={"wait": 25}, timeout=30)
-            )
-        except httpx.HTTPError as error:
-            answers.append(error)
-
-    polls = [threading.Thread(target=long_poll) for _ in range(2)]
-    for poll in polls:
-        poll.start()
+    polls = HeldLongPolls(server.url, job_id, 2)
     time.sleep(0.5)  # held: the job has 60 s to go
     assert server.process is not None
     stopped_at = time.monotonic()
     server.process.terminate()
     server.process.wait(timeout=10)
     assert time.monotonic() - stopped_at < 1.5
-    for poll in polls:
-        poll.join(timeout=10)
+    answers = polls.join()
     assert [
         isinstance(answer, httpx.Response) and answer.json()["result"] for answer in answers
     ] == ["pending", "pending"]
