@@ -21,8 +21,6 @@ import argparse
 import asyncio
 import io
 import json
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -31,7 +29,7 @@ import httpx
 import psutil
 
 from bench.report import Column, SectionResult, Table, over_rounds, percentile, ratio, spread_column
-from bench.server_process import ROOT, ServerProcess, child_environment
+from bench.server_process import ServerProcess, run_bench_child
 from client_core import BackoffPolicy, Strategy, VideoSimClient
 from client_core.channel import KEEPALIVE, SPARE_CONNECTIONS
 from client_core.runner import RunOptions
@@ -114,18 +112,14 @@ def child_main() -> None:
 def one_run(transport: str, sizes: ScaleSizes) -> dict[str, Any]:
     """A fresh server, the child on it, then the server's view of every job it ran."""
     with ServerProcess.videosim("--seed", "1") as server:
-        command = [sys.executable, "-m", "bench.client_scale", server.url]
-        command += ["--jobs", str(sizes.jobs), "--duration", str(sizes.duration_s)]
-        output = subprocess.run(
-            [*command, "--transport", transport],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=sizes.time_cap_s,
-            cwd=ROOT,
-            env=child_environment(),
-        ).stdout
-        measured: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+        arguments = [server.url, "--jobs", str(sizes.jobs), "--duration", str(sizes.duration_s)]
+        measured = run_bench_child(
+            "bench.client_scale",
+            *arguments,
+            "--transport",
+            transport,
+            timeout_s=sizes.time_cap_s,
+        )
         measured["server"] = server_view(server.url)
     sent = measured["client_stats"]["requests_sent"]
     measured["cpu_ms_per_request"] = 1000 * measured["cpu_s"] / max(sent, 1)

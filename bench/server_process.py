@@ -9,11 +9,14 @@ what is measured. ``psutil`` gives its CPU time and memory.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -44,6 +47,22 @@ def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.update(extra or {})
     return env
+
+
+def run_bench_child(module: str, *arguments: str, timeout_s: float) -> dict[str, Any]:
+    """``python -m <module> <arguments>`` in a fresh process (nothing else allocates or
+    competes for the interpreter there); its last stdout line is a JSON object."""
+    output = subprocess.run(
+        [sys.executable, "-m", module, *arguments],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=timeout_s,
+        cwd=ROOT,
+        env=child_environment(),
+    ).stdout
+    measured: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return measured
 
 
 class ServerProcess(local_server.ServerProcess):

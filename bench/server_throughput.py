@@ -19,10 +19,7 @@ Each figure is measured in ``rounds`` rounds and printed as their median with it
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -33,7 +30,11 @@ import psutil
 from bench.bare_app import CONSTANT_PATH as BARE_PATH
 from bench.load_generator import LongPollHolders, default_tool, generate_load
 from bench.report import Column, SectionResult, Table, over_rounds, ratio, spread_column
-from bench.server_process import ROOT, ServerProcess, child_environment, raise_open_file_limit
+from bench.server_process import (
+    ServerProcess,
+    raise_open_file_limit,
+    run_bench_child,
+)
 from server.store import DEFAULT_REQUEST_LOG_LENGTH
 
 MIB = 2**20
@@ -246,18 +247,8 @@ def store_memory(sizes: ServerSizes) -> dict[str, Any]:
 
 def _store_memory_child(jobs: int, polls: int) -> dict[str, Any]:
     """``python -m bench.store_memory`` in a fresh process: nothing else allocates there."""
-    command = [sys.executable, "-m", "bench.store_memory", "--jobs", str(jobs)]
-    output = subprocess.run(
-        [*command, "--polls", str(polls)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        cwd=ROOT,
-        env=child_environment(),
-    ).stdout
-    measured: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
-    return measured
+    arguments = ["--jobs", str(jobs), "--polls", str(polls)]
+    return run_bench_child("bench.store_memory", *arguments, timeout_s=120)
 
 
 def store_memory_table(rounds: list[dict[str, Any]], sizes: ServerSizes) -> Table:
@@ -325,17 +316,7 @@ def server_memory_table(rounds: list[dict[str, Any]], sizes: ServerSizes) -> Tab
 
 def long_poll_lag(jobs: int) -> dict[str, Any]:
     """``python -m bench.long_poll_lag`` in a fresh process (uvloop, as uvicorn runs)."""
-    output = subprocess.run(
-        [sys.executable, "-m", "bench.long_poll_lag", "--jobs", str(jobs)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        cwd=ROOT,
-        env=child_environment(),
-    ).stdout
-    measured: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
-    return measured
+    return run_bench_child("bench.long_poll_lag", "--jobs", str(jobs), timeout_s=60)
 
 
 def long_poll_lag_table(rounds: list[dict[str, Any]], sizes: ServerSizes) -> Table:

@@ -48,6 +48,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import Column, SectionResult, Table
+from client_core.local_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT = 200, 50
@@ -55,14 +56,6 @@ POLL_S = 0.002
 HEX_ID = re.compile(r"^\W*([0-9a-f]{8})\b")
 STATES = ("pending", "completed", "error", "failed", "cancelled")
 SGR = re.compile(r"\x1b\[[0-9;:]*m")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Terminal:
