@@ -495,24 +495,24 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _positive_float(text: str) -> float:
+def _finite_float(text: str, *, zero_allowed: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0 (got {text})")
+    in_range = value >= 0 if zero_allowed else value > 0
+    if not (in_range and math.isfinite(value)):
+        bound = ">= 0" if zero_allowed else "> 0"
+        raise argparse.ArgumentTypeError(f"must be a finite number {bound} (got {text})")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _finite_float(text, zero_allowed=False)
 
 
 def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (got {text})")
-    return value
+    return _finite_float(text, zero_allowed=True)
 
 
 def _non_negative_int(text: str) -> int:
