@@ -504,14 +504,10 @@ class VideoSimApp(OperatorTools):
             return None
         return self.engine
 
-    async def call_client(
-        self, request: Callable[[VideoSimClient], Awaitable[T]], *, quick: bool = False
-    ) -> T:
+    async def call_client(self, request: Callable[[VideoSimClient], Awaitable[T]]) -> T:
         """Run ``request(client)`` with this process's own client (the detail view's
         record, the compare view's batch: requests a view waits for, apart from the
-        engine's polls; ``quick`` is kept for the views' callers). Raises EngineNotReady
-        when there is no server yet."""
-        del quick
+        engine's polls). Raises EngineNotReady when there is no server yet."""
         if self.server_url is None:
             raise EngineNotReady("not connected to a server")
         if self._client is None:

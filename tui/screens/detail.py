@@ -23,9 +23,10 @@ from tui.keys import DETAIL_KEYS
 from tui.model import JobBoard, Now, PollRecord, WatchedJob
 from tui.widgets.job_table import OUTCOME_STYLES, STATUS_STYLES
 
-#: Runs ``request(client)`` where the client lives (the app's polling engine); ``quick``
-#: asks for the lane kept clear of the polls.
-RecordCall = Callable[..., Awaitable[dict[str, Any]]]
+#: Runs ``request(client)`` on the dashboard's own client (apart from the engine's polls).
+RecordCall = Callable[
+    [Callable[[VideoSimClient], Awaitable[dict[str, Any]]]], Awaitable[dict[str, Any]]
+]
 
 HISTORY_COLUMNS = ("t", "Attempt", "HTTP", "Status", "Next delay", "Why")
 RECORD_FIELDS = (
@@ -232,7 +233,7 @@ class DetailScreen(Screen[None]):
     @work(exclusive=True, group="record", exit_on_error=False)
     async def _load_record(self, job_id: str) -> None:
         try:
-            record = await self._call_client(lambda client: _job_record(client, job_id), quick=True)
+            record = await self._call_client(lambda client: _job_record(client, job_id))
         except Exception as exc:  # not connected, VideoSimError, server gone: show it, never crash
             self.post_message(RecordLoaded(None, str(exc) or repr(exc)))
         else:
