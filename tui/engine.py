@@ -187,9 +187,9 @@ class Engine:
         while True:
             check = await self._client.health()
             note = ""
-            if not getattr(check, "health_route", True):
+            if not check.health_route:
                 note = ORIGINAL_API
-            elif getattr(check, "degraded", False):
+            elif check.degraded:
                 note = "at its job cap: new starts wait"
             self._health = Health(
                 check.ok, check.latency_s, check.error, note, self._client.circuit_open

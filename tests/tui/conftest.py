@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from client_core import (
     SPECIAL_JOB_ID,
     BackoffPolicy,
     DelayReason,
+    HealthCheck,
     Jitter,
     Outcome,
     PollEvent,
@@ -222,8 +222,8 @@ class FakeClient:
     async def __aexit__(self, *exc_info: object) -> None:
         return None
 
-    async def health(self) -> SimpleNamespace:
-        return SimpleNamespace(ok=True, latency_s=0.004, error=None)
+    async def health(self) -> HealthCheck:
+        return HealthCheck(ok=True, latency_s=0.004)
 
     async def job_record(self, job_id: str) -> dict[str, Any]:
         return {

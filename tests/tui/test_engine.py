@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 
-from client_core import BackoffPolicy, Outcome, PollEvent, Strategy
+from client_core import BackoffPolicy, HealthCheck, Outcome, PollEvent, Strategy
 from tests.tui.conftest import FakeClient, connected, fast_settings, poll, wait_until
 from tui.app import make_app
 from tui.engine import MAX_ROWS_PER_DELTA, ORIGINAL_API, Engine
@@ -45,11 +44,9 @@ class SteppedClient:
         self.health_404 = health_404
         self.started = 0
 
-    async def health(self) -> SimpleNamespace:
-        # an original-API server: the client found /healthz missing, /status answering
-        return SimpleNamespace(
-            ok=True, latency_s=0.001, error=None, health_route=not self.health_404
-        )
+    async def health(self) -> HealthCheck:
+        # with health_404, an original-API server: /healthz missing, /status answering
+        return HealthCheck(ok=True, latency_s=0.001, health_route=not self.health_404)
 
     async def start(
         self, duration_s: float | None = None, outcome: str | None = None, **_: object
@@ -164,8 +161,8 @@ def test_a_flood_of_new_rows_goes_out_in_several_deltas() -> None:
 
 async def test_the_header_says_when_the_server_is_the_original_api() -> None:
     class OriginalApiClient(FakeClient):
-        async def health(self) -> SimpleNamespace:
-            return SimpleNamespace(ok=True, latency_s=0.002, error=None, health_route=False)
+        async def health(self) -> HealthCheck:
+            return HealthCheck(ok=True, latency_s=0.002, health_route=False)
 
     app = make_app(
         client_factory=OriginalApiClient,  # type: ignore[arg-type]
