@@ -25,6 +25,8 @@ def check_url(base_url: str) -> str:
         raise ValueError(f"server URL is not valid: {base_url!r} ({exc})") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(f"server URL must look like http://host:port (got {base_url!r})")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ValueError(f"server URL has no valid port (got {base_url!r})")
     return str(url).rstrip("/")
 
 

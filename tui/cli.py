@@ -14,11 +14,11 @@ import shlex
 import signal
 import sys
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from client_core import ClientSettings, Jitter, Strategy
+from client_core.protocol import check_url
 from settings_cli import CommandLine, UsageError, first_error_line
 from tui import remembered, web
 from tui.app import make_app
@@ -120,16 +120,11 @@ def build_settings(args: argparse.Namespace) -> DashboardSettings:
 
 
 def check_server_url(url: str) -> None:
-    """Refuse a URL no request could use before any window opens (the runner's rule)."""
+    """Refuse a URL no request could use before any window opens (the client's own rule)."""
     try:
-        parsed = urlsplit(url)
-        host, _ = parsed.hostname, parsed.port  # .port raises on a bad port
+        check_url(url)
     except ValueError as exc:
-        raise SettingsError(f"invalid setting server_url: {url!r} is not a URL ({exc})") from None
-    if parsed.scheme not in ("http", "https") or not host:
-        raise SettingsError(
-            f"invalid setting server_url: must look like http://host:port (got {url!r})"
-        )
+        raise SettingsError(f"invalid setting server_url: {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -126,6 +126,7 @@ def test_api_key_is_sent(
         ([], {"VIDEOSIM_MAX_RPS": "abc"}, "invalid setting max_rps: Input should be a valid"),
         ([], {"RETRIES": "lots"}, "invalid setting max_attempts: Input should be a valid integer"),
         (["--server-url", "localhost"], {}, "server URL must look like http://host:port"),
+        (["--server-url", "http://host:99999"], {}, "server URL has no valid port"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(
