@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import (
     APIRouter,
@@ -36,10 +38,11 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import Field, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Route, compile_path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.clock import Clock, SystemClock
+from server.edge import EdgeMiddleware
 from server.faults import FaultInjector, Rejection, retry_after_header
 from server.idempotency import IdempotencyConflict, fingerprint
 from server.job_store import (
@@ -49,7 +52,7 @@ from server.job_store import (
     StoreUnavailable,
     build_store,
 )
-from server.metrics import CONTENT_TYPE, RequestCountingMiddleware, ServerMetrics
+from server.metrics import CONTENT_TYPE, ServerMetrics
 from server.models import (
     ErrorMessage,
     Faults,
@@ -140,10 +143,15 @@ def caller_identity(request: Request) -> str:
     Never a header the client makes up (such as X-Client-Id): rotating it would dodge the
     rate limit, and claiming another client's value would spend their allowance.
     """
-    api_key = request.headers.get("x-api-key")
-    if request.app.state.videosim.settings.api_key is not None and api_key:
+    state: ServerState = request.app.state.videosim
+    return _identity(state.settings, request.headers.get("x-api-key"), request.scope)
+
+
+def _identity(settings: ServerSettings, api_key: str | None, scope: Scope) -> str:
+    if settings.api_key is not None and api_key:
         return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:32]
-    return "peer:" + (request.client.host if request.client else "unknown")
+    client = scope.get("client")
+    return "peer:" + (client[0] if client else "unknown")
 
 
 async def injected_fault(request: Request) -> Rejection | None:
@@ -338,7 +346,6 @@ async def start_job_plain(state: StateDep, fault: InjectedFault) -> JSONResponse
 )
 async def job_status(
     job_id: str,
-    request: Request,
     wait: Annotated[
         float | None,
         Query(
@@ -351,75 +358,88 @@ async def job_status(
 ) -> StatusResponse:
     """The job's state; hints and long-poll depend on the server's settings.
 
-    This operation documents the route; :func:`status_endpoint` serves it.
+    This operation documents the route for the OpenAPI schema; requests never reach it:
+    :class:`server.edge.EdgeMiddleware` hands them to :func:`serve_status` first.
     """
-    return await status_endpoint(request)  # type: ignore[return-value]  # never reached
+    raise HTTPException(500, "GET /status is served by the edge middleware")
 
 
 _WAIT = TypeAdapter(Annotated[float, Field(ge=0, allow_inf_nan=False)])
+STORE_UNAVAILABLE = "Job store unavailable; retry shortly"
 
 
-def _json(status: int, payload: object, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    return Response(body, status, headers, media_type="application/json")
-
-
-async def status_endpoint(request: Request) -> Response:
-    """GET /status/{job_id}, the hot path, as a plain Starlette endpoint.
+async def serve_status(
+    state: ServerState, scope: Scope, receive: Receive, send: Send, job_id: str
+) -> int:
+    """GET /status/{job_id}, the hot path, as a bare ASGI handler; returns the status code.
 
     The same behaviour as a FastAPI route (API key, faults, ``wait`` validated with the
-    same rules and 422 shape, hints, long-poll, request log), written out by hand: FastAPI's
-    dependency solving and response model took two thirds of the CPU of each poll. The
-    FastAPI operation :func:`job_status` stays for the OpenAPI schema, and schemathesis
-    checks this endpoint against it.
+    same rules and 422 shape, hints, long-poll, request log), written out by hand and
+    called by the edge middleware ahead of FastAPI's routing and middleware, which took
+    most of the CPU of each poll. The FastAPI operation :func:`job_status` stays for the
+    OpenAPI schema, and schemathesis checks this handler against it. The answer goes out
+    in one go at the end (the edge middleware relies on that for its 500).
     """
-    # FastAPI's router records only its own routes in the scope; the metrics want the
-    # route template.
-    request.scope["route"] = STATUS_ROUTE
-    state: ServerState = request.app.state.videosim
+    try:
+        code, answer, headers = await _status(state, scope, receive, job_id)
+    except StoreUnavailable as error:
+        logger.warning("%s", error)
+        code, answer = 503, {"detail": STORE_UNAVAILABLE}
+        headers = {"Retry-After": str(STORE_RETRY_AFTER_S)}
+    if code != CLIENT_CLOSED_REQUEST:  # nobody is listening for that one
+        await _send_json(send, code, answer, headers)
+    return code
+
+
+async def _status(
+    state: ServerState, scope: Scope, receive: Receive, job_id: str
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """(status code, JSON answer, headers) for GET /status/{job_id}."""
     settings = state.settings
     if settings.api_key is not None:
-        sent = request.headers.get("x-api-key")
+        sent = _header(scope, b"x-api-key")
         if sent is None or not hmac.compare_digest(sent.encode(), settings.api_key.encode()):
-            return _json(401, {"detail": "Missing or invalid API key"})
+            return 401, {"detail": "Missing or invalid API key"}, {}
     store, clock = state.store, state.clock
-    fault = await injected_fault(request)  # before validation, as a dependency would be
+    # Before validation, as a dependency would be.
+    await state.faults.add_latency()
+    fault = await state.faults.check(_identity(settings, _header(scope, b"x-api-key"), scope))
     hold_s = 0.0
-    raw_wait = request.query_params.get("wait")
+    raw_wait = _query_value(scope["query_string"], "wait")
     if raw_wait is not None:
         try:
             hold_s = min(_WAIT.validate_python(raw_wait), settings.long_poll_max_s)
         except ValidationError as error:
             problems = [{**item, "loc": ("query", "wait")} for item in error.errors()]
-            return _json(422, {"detail": [_named_error(item) for item in problems]})
+            return 422, {"detail": [_named_error(item) for item in problems]}, {}
 
     headers: dict[str, str] = {}
     if settings.long_poll_max_s > 0:
         headers["X-Long-Poll-Max"] = f"{settings.long_poll_max_s:g}"
     if fault is None and hold_s == 0:  # the common poll: one store call, one round trip
         now = clock.now()
-        job = await store.get_and_record_poll(request.path_params["job_id"], now, settings.hints)
+        job = await store.get_and_record_poll(job_id, now, settings.hints)
         if job is None:
-            return _json(404, {"detail": JOB_NOT_FOUND}, headers)
-        return _status_answer(job, now, settings.hints, headers)
+            return 404, {"detail": JOB_NOT_FOUND}, headers
+        return 200, _status_answer(job, now, settings.hints, headers), headers
 
-    job = await store.get(request.path_params["job_id"])
+    job = await store.get(job_id)
     if fault is not None:
         if job is not None:
             await store.record_status_request(
                 job, at=clock.now(), code=fault.code, retry_after_s=fault.retry_after_s, result=None
             )
         headers["Retry-After"] = retry_after_header(fault.retry_after_s)
-        return _json(fault.code, {"detail": fault.detail}, headers)
+        return fault.code, {"detail": fault.detail}, headers
     if job is None:
-        return _json(404, {"detail": JOB_NOT_FOUND}, headers)
+        return 404, {"detail": JOB_NOT_FOUND}, headers
 
-    if not await _hold_until_settled(store, job, hold_s, request):
+    if not await _hold(store, job, hold_s, receive):
         # Nobody is listening any more: count the request, but nobody saw an answer.
         await store.record_status_request(
             job, at=clock.now(), code=CLIENT_CLOSED_REQUEST, retry_after_s=None, result=None
         )
-        return Response(status_code=CLIENT_CLOSED_REQUEST)
+        return CLIENT_CLOSED_REQUEST, {}, headers
 
     now = clock.now()
     await store.record_status_request(
@@ -429,39 +449,74 @@ async def status_endpoint(request: Request) -> Response:
         retry_after_s=poll_retry_after(job, now, settings.hints),
         result=job.result_at(now),
     )
-    return _status_answer(job, now, settings.hints, headers)
+    return 200, _status_answer(job, now, settings.hints, headers), headers
 
 
-def _status_answer(job: Job, now: float, hints: bool, headers: dict[str, str]) -> Response:
+def _status_answer(job: Job, now: float, hints: bool, headers: dict[str, str]) -> dict[str, Any]:
     """The 200 answer to GET /status at ``now``: the state, and hints while pending."""
     result = job.result_at(now)
-    answer: dict[str, object] = {"job_id": job.job_id, "result": result}
+    answer: dict[str, Any] = {"job_id": job.job_id, "result": result}
     retry_after_s = poll_retry_after(job, now, hints)
     if retry_after_s is not None:
         answer["eta_s"] = round(max(0.0, job.finishes_at - now), 3)
         answer["progress"] = round(min(1.0, max(0.0, (now - job.created_at) / job.duration_s)), 4)
         headers["Retry-After"] = str(retry_after_s)
-    return _json(200, answer, headers)
+    return answer
 
 
-async def _hold_until_settled(store: JobStore, job: Job, hold_s: float, request: Request) -> bool:
-    """Long-poll: wait for the job or the timeout; False if the client hung up meanwhile."""
-    settled = asyncio.ensure_future(store.wait_until_settled(job, hold_s))
-    hung_up = asyncio.ensure_future(_client_disconnected(request))
+async def _hold(store: JobStore, job: Job, hold_s: float, receive: Receive) -> bool:
+    """Long-poll: park until the job leaves pending or the wait runs out; False if the
+    client hung up meanwhile.
+
+    The request waits in ``receive()``, which returns only when the client hangs up, so
+    a held request is its own parked coroutine and a :class:`~server.long_poll.Hold`:
+    no task, timer or event of its own. The long-polls wake it by cancelling its task,
+    the way ``asyncio.timeout()`` interrupts a wait, and this takes the cancel back.
+    """
+    task = asyncio.current_task()
+    assert task is not None, "ASGI requests run in a task"
+    cancels_before = task.cancelling()
+    hold = store.long_polls.park(job, hold_s, task.cancel)
+    if hold is None:
+        return True
     try:
-        await asyncio.wait((settled, hung_up), return_when=asyncio.FIRST_COMPLETED)
+        while (await receive())["type"] != "http.disconnect":
+            pass  # the request's body, if any: ignored
+    except asyncio.CancelledError:
+        if not hold.woken or task.uncancel() > cancels_before:
+            raise  # cancelled by someone else as well: the server is stopping
+        return True
     finally:
-        settled.cancel()
-        hung_up.cancel()
-        # Let both finish their clean-up before the answer goes out.
-        await asyncio.gather(settled, hung_up, return_exceptions=True)
-    return hung_up.cancelled()  # we stopped the watch ourselves: the client is still there
+        store.long_polls.unpark(hold)
+    return False
 
 
-async def _client_disconnected(request: Request) -> None:
-    """Returns once the ASGI server reports that the client closed the connection."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The value of request header ``name`` (lower case), as Starlette decodes it."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _query_value(query: bytes, name: str) -> str | None:
+    """The last value of ``name`` in the query string, as Starlette's query_params.get."""
+    if not query:
+        return None
+    found = None
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if key == name:
+            found = value
+    return found
+
+
+async def _send_json(send: Send, code: int, answer: object, headers: dict[str, str]) -> None:
+    body = json.dumps(answer, separators=(",", ":")).encode()
+    raw = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+    for name, value in headers.items():
+        raw.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    await send({"type": "http.response.start", "status": code, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _summary_fields(job: Job, now: float) -> dict[str, Any]:
@@ -544,9 +599,6 @@ async def healthz(state: StateDep) -> Health:
     )
 
 
-STATUS_ROUTE = Route("/status/{job_id}", status_endpoint, methods=["GET"])
-
-
 # --- errors ---------------------------------------------------------------------------
 
 
@@ -581,7 +633,7 @@ async def _store_unavailable(request: Request, error: Exception) -> JSONResponse
     """Redis is down or too slow: 503 with Retry-After, as for any passing outage."""
     logger.warning("%s", error)
     return JSONResponse(
-        {"detail": "Job store unavailable; retry shortly"},
+        {"detail": STORE_UNAVAILABLE},
         status_code=503,
         headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
     )
@@ -620,50 +672,20 @@ def _methods_for(app: FastAPI, path: str) -> list[str]:
     return sorted(methods)
 
 
-class JsonContentTooLarge:
-    """Starlette's body cap answers 413 in plain text; every other error here is JSON."""
-
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app = app
-        detail = {"detail": f"Request body larger than {max_body_bytes} bytes"}
-        self.body = json.dumps(detail, separators=(",", ":")).encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        replaced = False
-
-        async def send_json_413(message: Message) -> None:
-            nonlocal replaced
-            if message["type"] == "http.response.start" and message["status"] == 413:
-                replaced = True
-                headers = [
-                    (name, value)
-                    for name, value in message.get("headers", [])
-                    if name.lower() not in (b"content-type", b"content-length")
-                ]
-                headers += [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(self.body)).encode()),
-                ]
-                await send({**message, "headers": headers})
-                await send({"type": "http.response.body", "body": self.body})
-            elif not replaced:
-                await send(message)
-
-        await self.app(scope, receive, send_json_413)
-
-
 # --- the app --------------------------------------------------------------------------
 
 
 class _VideoSimApp(FastAPI):
-    """FastAPI with a JSON 413: the body cap answers outside every user middleware."""
+    """FastAPI with :class:`~server.edge.EdgeMiddleware` outside all of its own middleware."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        limit = getattr(self, "max_body_size", None) or 0
-        return JsonContentTooLarge(super().build_middleware_stack(), limit)
+        state: ServerState = self.state.videosim
+        return EdgeMiddleware(
+            super().build_middleware_stack(),
+            max_body_bytes=state.settings.max_body_bytes,
+            count=state.metrics.count_request,
+            serve_status=functools.partial(serve_status, state),
+        )
 
 
 def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
@@ -706,7 +728,6 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
         summary="A simulated video-translation job API for testing polling clients.",
         version="0.1.0",
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.videosim = state
     _publish_limits_in_schema(app, settings)
@@ -716,12 +737,9 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
     app.include_router(starts, dependencies=guard, responses=guarded)
     app.include_router(jobs_router, dependencies=guard, responses=guarded)
     app.include_router(health_router)
-    # Served first, ahead of the documented FastAPI operation of the same path.
-    app.router.routes.insert(0, STATUS_ROUTE)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
-    app.add_middleware(RequestCountingMiddleware, metrics=state.metrics)
     return app
 
 

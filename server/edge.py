@@ -1,4 +1,4 @@
-"""Limits at the connection, before a request reaches the app.
+"""The server's edge: limits at the connection, and the one ASGI middleware.
 
 uvicorn's httptools protocol has no cap on header size or count and no timeout on a
 request that arrives slowly: a 60 MB header stalled the event loop for seconds, and
@@ -11,16 +11,24 @@ protocol with the limits of :class:`EdgeLimits`:
   -> 408, closed; a body not complete ``body_timeout_s`` after its headers -> 408, closed;
 - more than ``max_connections`` open connections -> the new one gets 503 with
   Retry-After and is closed at once, so file descriptors never run out.
+
+Then every request passes :class:`EdgeMiddleware`, the app's only middleware of its own:
+the body-size limit, the request count for /metrics, and the hot path, GET /status,
+served before FastAPI's routing (see its docstring for why).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import resource
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from server.settings import ServerSettings
@@ -213,3 +221,162 @@ def guarded_protocol(limits: EdgeLimits) -> type[GuardedHttpToolsProtocol]:
     """The protocol class to hand to uvicorn (``http=``), with ``limits`` for this process."""
     GuardedHttpToolsProtocol.configured = limits
     return GuardedHttpToolsProtocol
+
+
+# --- the ASGI layer --------------------------------------------------------------------
+
+# Serves GET /status/{job_id} for the job id given: answers through ``send`` and returns the
+# status code it answered with.
+StatusHandler = Callable[[Scope, Receive, Send, str], Awaitable[int]]
+# Counts one answered request: method, route template, status code.
+RequestCounter = Callable[[str, str, int], None]
+
+STATUS_PREFIX = "/status/"
+STATUS_TEMPLATE = "/status/{job_id}"
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+_PLAIN_500_START: Message = {
+    "type": "http.response.start",
+    "status": 500,
+    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")],
+}
+_PLAIN_500_BODY: Message = {"type": "http.response.body", "body": b"Internal Server Error"}
+
+
+class _AnsweredTooLarge(Exception):
+    """The app began an answer to a request whose declared body is too large: the 413
+    went out instead, and the app is stopped."""
+
+
+class EdgeMiddleware:
+    """The app's one middleware, outside all of FastAPI's own, for every HTTP request:
+
+    - a request body over ``max_body_bytes`` is answered 413 with a JSON detail, whether
+      its Content-Length says so or the streamed bytes pass the limit;
+    - every answer is counted by method, route template and status code;
+    - ``GET /status/{job_id}``, the hot path, is served right here by ``serve_status``,
+      without FastAPI's routing and middleware: no send wrapper, nothing but the route's
+      own work. A held long-poll is then a short coroutine stack (uvicorn's, this and
+      the route's), which keeps its memory small.
+
+    Every other request goes through FastAPI with one send wrapper, which notes the
+    status code for the count (and swaps in the 413 when the app answered a request
+    whose declared body is too large without reading it).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        count: RequestCounter,
+        serve_status: StatusHandler,
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.count = count
+        self.serve_status = serve_status
+        self.too_large_detail = f"Request body larger than {max_body_bytes} bytes"
+        detail = {"detail": self.too_large_detail}
+        self.too_large_body = json.dumps(detail, separators=(",", ":")).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method: str = scope["method"]
+        path: str = scope["path"]
+        declared, streamed = _declared_body(scope["headers"])
+        too_large = declared is not None and declared > self.max_body_bytes
+        if (
+            (method == "GET" or method == "HEAD")
+            and path.startswith(STATUS_PREFIX)
+            and "/" not in path[len(STATUS_PREFIX) :]
+            and len(path) > len(STATUS_PREFIX)
+        ):
+            await self._status(scope, receive, send, path[len(STATUS_PREFIX) :], too_large)
+            return
+
+        code = 500
+
+        async def send_noting_code(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+                if too_large and code != 413:
+                    code = 413
+                    await self._send_too_large(send)
+                    raise _AnsweredTooLarge
+            await send(message)
+
+        if too_large or streamed:
+            receive = self._limited(receive, too_large)
+        try:
+            await self.app(scope, receive, send_noting_code)
+        except _AnsweredTooLarge:
+            pass
+        finally:
+            route = scope.get("route")
+            self.count(method, getattr(route, "path", UNMATCHED_ROUTE), code)
+
+    async def _status(
+        self, scope: Scope, receive: Receive, send: Send, job_id: str, too_large: bool
+    ) -> None:
+        code = 500
+        try:
+            if too_large:
+                code = 413
+                await self._send_too_large(send)
+            else:
+                code = await self.serve_status(scope, receive, send, job_id)
+        except Exception:
+            # As FastAPI's ServerErrorMiddleware would: a plain 500, then uvicorn logs the
+            # error. serve_status sends its answer in one go at its very end, so unless
+            # sending it failed, nothing went out yet.
+            with contextlib.suppress(Exception):
+                await send(_PLAIN_500_START)
+                await send(_PLAIN_500_BODY)
+            raise
+        finally:
+            self.count(scope["method"], STATUS_TEMPLATE, code)
+
+    def _limited(self, receive: Receive, too_large: bool) -> Receive:
+        """``receive`` that raises a 413 once the body passes the limit."""
+        limit = self.max_body_bytes
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            if too_large:
+                raise HTTPException(413, self.too_large_detail)
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, self.too_large_detail)
+            return message
+
+        return receive_within_limit
+
+    async def _send_too_large(self, send: Send) -> None:
+        body = self.too_large_body
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _declared_body(headers: Iterable[tuple[bytes, bytes]]) -> tuple[int | None, bool]:
+    """(Content-Length if given and valid, whether the body is streamed without one)."""
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                return int(value), False
+            except ValueError:
+                return None, False
+        if name == b"transfer-encoding":
+            return None, True
+    return None, False

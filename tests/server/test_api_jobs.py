@@ -294,12 +294,12 @@ async def test_many_concurrent_starts_get_distinct_ids(server: Server) -> None:
     assert len({response.json()["job_id"] for response in responses}) == 50
 
 
-async def test_status_is_served_by_a_plain_route_and_still_documented(server: Server) -> None:
-    """The hot path skips FastAPI's dependency solving; the schema keeps the operation
-    (and schemathesis checks the plain route against it)."""
-    from server.app import STATUS_ROUTE
+async def test_status_is_served_at_the_edge_and_still_documented(server: Server) -> None:
+    """The hot path skips FastAPI's routing, middleware and dependency solving; the schema
+    keeps the operation (and schemathesis checks the edge's answers against it)."""
+    from server.edge import EdgeMiddleware
 
-    assert server.app.router.routes[0] is STATUS_ROUTE
+    assert isinstance(server.app.build_middleware_stack(), EdgeMiddleware)
     operation = (await server.http.get("/openapi.json")).json()["paths"]["/status/{job_id}"]
     assert set(operation) == {"get"}
     assert {param["name"] for param in operation["get"]["parameters"]} == {"job_id", "wait"}
