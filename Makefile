@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run server client test lint format bench clean browser redis-server screenshot
+.PHONY: run server client test lint format bench clean browser redis-server screenshot wrk
 
 # The Redis store's tests run a real redis-server (Debian's package); installed when missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -49,7 +49,10 @@ screenshot: $(STAMP) ## retake the main-screen snapshot and copy it to the READM
 	$(PY) -m pytest -q tests/tui/test_snapshots.py -k "test_main_screen and not sizes" --snapshot-update
 	cp tests/tui/__snapshots__/test_snapshots/test_main_screen.svg docs/dashboard.svg
 
-bench: $(STAMP)      ## benchmarks: prints tables, writes bench/results/*.json
+wrk:                 ## the load generator the benchmarks drive the server with (installed when missing)
+	bash .ci/install-wrk
+
+bench: $(STAMP) wrk  ## benchmarks: prints tables, writes bench/results/*.json
 	$(PY) -m bench $(ARGS)
 
 clean:

@@ -5,8 +5,12 @@ The videosim server (``python -m server``, hints on, a pending job) and a bare F
 app returning constant JSON (:mod:`bench.bare_app`) run side by side under uvicorn with
 the same loop, HTTP parser and log level. The same load generator (another process)
 hits each for ``--seconds``, alternately A, B, A, B, for ``--rounds`` rounds per
-connection count. Prints one JSON line per connection count: the median req/s of each,
-their ratio and its spread over the rounds, and each server's CPU time per answered
+connection count, after a 1 s warm-up of each. The generator is ``wrk`` (C; ``make wrk``
+installs Debian's package) when it is on PATH, else the Python asyncio generator of
+:mod:`bench.load_generator`, which shares the cores with both servers and makes the ratio
+noisier; ``--tool`` picks one, and the output says which ran. Prints one JSON line per
+connection count: the median req/s of each, their ratio with its spread
+((max - min) / median) and every round's ratio, and each server's CPU time per answered
 request (steadier than req/s on a busy machine). ``--server-path DIR`` runs the videosim
 server from another checkout (its ``server`` package in DIR), for before/after figures.
 """
@@ -21,7 +25,7 @@ import sys
 import httpx
 
 from bench.bare_app import CONSTANT_PATH
-from bench.load_generator import default_tool, generate_load
+from bench.load_generator import ASYNCIO, WRK, default_tool, generate_load
 from bench.server_process import ServerProcess, raise_open_file_limit
 
 
@@ -52,6 +56,8 @@ def measure(
         job_id = httpx.post(f"{videosim.url}/start").json()["job_id"]
         status_url = f"{videosim.url}/status/{job_id}"
         bare_url = f"{bare.url}{CONSTANT_PATH}"
+        for url in (status_url, bare_url):  # connections, code paths, allocator: not counted
+            generate_load(tool, url, connections=connections, seconds=1)
         status_runs, bare_runs = [], []
         for _ in range(rounds):
             status_runs.append(_load(videosim, status_url, connections, seconds, tool))
@@ -64,6 +70,8 @@ def measure(
         "ratio": round(statistics.median(ratios), 3),
         "ratio_min": round(min(ratios), 3),
         "ratio_max": round(max(ratios), 3),
+        "ratio_spread": round((max(ratios) - min(ratios)) / statistics.median(ratios), 3),
+        "ratios": [round(r, 3) for r in ratios],
         "status_cpu_us": round(statistics.median(run[1] for run in status_runs), 1),
         "bare_cpu_us": round(statistics.median(run[1] for run in bare_runs), 1),
         "tool": tool,
@@ -76,9 +84,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--connections", type=int, nargs="+", default=[32, 256])
     parser.add_argument("--server-path", default=None, help="run the server package from here")
+    parser.add_argument(
+        "--tool",
+        choices=[WRK, ASYNCIO],
+        default=None,
+        help="load generator (default: wrk if found)",
+    )
     args = parser.parse_args()
     raise_open_file_limit(4 * max(args.connections) + 256)
-    tool = default_tool()
+    tool = args.tool or default_tool()
+    if tool == ASYNCIO and args.tool is None:
+        print("wrk not found (make wrk installs it)", file=sys.stderr)
+    print(f"load generator: {tool}", file=sys.stderr, flush=True)
     for connections in args.connections:
         result = measure(args.rounds, args.seconds, connections, tool, args.server_path)
         print(json.dumps(result), flush=True)

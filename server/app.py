@@ -678,6 +678,19 @@ def _methods_for(app: FastAPI, path: str) -> list[str]:
 class _VideoSimApp(FastAPI):
     """FastAPI with :class:`~server.edge.EdgeMiddleware` outside all of its own middleware."""
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """HTTP requests go straight to the middleware stack, the edge first, as in
+        Starlette. FastAPI's own ``__call__`` first asks OpenTelemetry whether anybody
+        traces, on every request (a few % of a poll's CPU in a profile); this server
+        does not trace."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        if self.middleware_stack is None:
+            self.middleware_stack = self.build_middleware_stack()
+        await self.middleware_stack(scope, receive, send)
+
     def build_middleware_stack(self) -> ASGIApp:
         state: ServerState = self.state.videosim
         return EdgeMiddleware(

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -244,16 +245,12 @@ _PLAIN_500_START: Message = {
 _PLAIN_500_BODY: Message = {"type": "http.response.body", "body": b"Internal Server Error"}
 
 
-class _AnsweredTooLarge(Exception):
-    """The app began an answer to a request whose declared body is too large: the 413
-    went out instead, and the app is stopped."""
-
-
 class EdgeMiddleware:
     """The app's one middleware, outside all of FastAPI's own, for every HTTP request:
 
-    - a request body over ``max_body_bytes`` is answered 413 with a JSON detail, whether
-      its Content-Length says so or the streamed bytes pass the limit;
+    - a request body over ``max_body_bytes`` is answered 413 with a JSON detail: at once,
+      before the app, when its Content-Length says so (so a route that never reads its
+      body cannot act on the request first), else as soon as the streamed bytes pass it;
     - every answer is counted by method, route template and status code;
     - ``GET /status/{job_id}``, the hot path, is served right here by ``serve_status``,
       without FastAPI's routing and middleware: no send wrapper, nothing but the route's
@@ -261,8 +258,7 @@ class EdgeMiddleware:
       the route's), which keeps its memory small.
 
     Every other request goes through FastAPI with one send wrapper, which notes the
-    status code for the count (and swaps in the 413 when the app answered a request
-    whose declared body is too large without reading it).
+    status code for the count.
     """
 
     def __init__(
@@ -297,6 +293,10 @@ class EdgeMiddleware:
         ):
             await self._status(scope, receive, send, path[len(STATUS_PREFIX) :], too_large)
             return
+        if too_large:
+            await self._send_too_large(send)
+            self.count(method, _route_template(scope), 413)
+            return
 
         code = 500
 
@@ -304,18 +304,12 @@ class EdgeMiddleware:
             nonlocal code
             if message["type"] == "http.response.start":
                 code = message["status"]
-                if too_large and code != 413:
-                    code = 413
-                    await self._send_too_large(send)
-                    raise _AnsweredTooLarge
             await send(message)
 
-        if too_large or streamed:
-            receive = self._limited(receive, too_large)
+        if streamed:
+            receive = self._limited(receive)
         try:
             await self.app(scope, receive, send_noting_code)
-        except _AnsweredTooLarge:
-            pass
         finally:
             route = scope.get("route")
             self.count(method, getattr(route, "path", UNMATCHED_ROUTE), code)
@@ -341,15 +335,13 @@ class EdgeMiddleware:
         finally:
             self.count(scope["method"], STATUS_TEMPLATE, code)
 
-    def _limited(self, receive: Receive, too_large: bool) -> Receive:
-        """``receive`` that raises a 413 once the body passes the limit."""
+    def _limited(self, receive: Receive) -> Receive:
+        """``receive`` that raises a 413 (FastAPI answers it) once the body passes the limit."""
         limit = self.max_body_bytes
         received = 0
 
         async def receive_within_limit() -> Message:
             nonlocal received
-            if too_large:
-                raise HTTPException(413, self.too_large_detail)
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
@@ -380,3 +372,12 @@ def _declared_body(headers: Iterable[tuple[bytes, bytes]]) -> tuple[int | None, 
         if name == b"transfer-encoding":
             return None, True
     return None, False
+
+
+def _route_template(scope: Scope) -> str:
+    """The template of the documented path this request is for, for the count (the
+    router, which would name it, did not run)."""
+    for template in scope["app"].openapi()["paths"]:
+        if compile_path(template)[0].match(scope["path"]):
+            return str(template)
+    return UNMATCHED_ROUTE

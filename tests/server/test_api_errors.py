@@ -115,6 +115,28 @@ async def test_body_at_the_size_cap_is_fine(server_factory: ServerFactory) -> No
     assert response.status_code == 200
 
 
+async def test_a_declared_body_over_the_cap_is_413_on_routes_that_read_none(
+    server_factory: ServerFactory,
+) -> None:
+    """The edge answers from Content-Length alone, before the app: the plain start route
+    reads no body, and made a job before its answer was swapped for the 413. GET /status
+    reads none either. Both say 413 in JSON, and /metrics counts it by route."""
+    plain = server_factory(max_body_bytes=64, plain=True)
+    response = await plain.http.post("/start", content=b"x" * 100)
+    assert response.status_code == 413
+    assert response.json() == {"detail": "Request body larger than 64 bytes"}
+    assert await plain.state.store.count() == 0
+
+    server = server_factory(max_body_bytes=64)
+    job = await server.start()
+    response = await server.http.request("GET", f"/status/{job['job_id']}", content=b"x" * 100)
+    assert response.status_code == 413
+    assert response.json() == {"detail": "Request body larger than 64 bytes"}
+    metrics = (await server.http.get("/metrics")).text
+    assert 'code="413",method="GET",route="/status/{job_id}"' in metrics
+    assert 'code="413",method="POST",route="/start"' in (await plain.http.get("/metrics")).text
+
+
 async def test_unknown_route_is_404(server: Server) -> None:
     assert (await server.http.get("/nope")).status_code == 404
     assert (await server.http.delete("/start")).status_code == 405

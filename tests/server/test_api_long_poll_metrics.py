@@ -114,6 +114,25 @@ async def test_metrics_count_requests_by_route_template_and_jobs_by_state(
     assert metric(text, "videosim_long_polls_held") == 0
 
 
+async def test_metrics_count_every_answer_of_the_status_route_by_code(
+    server_factory: ServerFactory,
+) -> None:
+    """GET /status is answered at the edge, ahead of FastAPI's routing: its refusals are
+    counted under its route template all the same."""
+    server = server_factory(api_key="k")
+    keyed = {"X-Api-Key": "k"}
+    job = (await server.http.post("/start", headers=keyed)).json()
+    url = f"/status/{job['job_id']}"
+    assert (await server.http.get(url)).status_code == 401
+    assert (await server.http.get(url, params={"wait": "x"}, headers=keyed)).status_code == 422
+    assert (await server.http.head(url, headers=keyed)).status_code == 200
+    text = (await server.http.get("/metrics", headers=keyed)).text
+    requests = "videosim_http_requests_total"
+    assert metric(text, requests, method="GET", route="/status/{job_id}", code="401") == 1
+    assert metric(text, requests, method="GET", route="/status/{job_id}", code="422") == 1
+    assert metric(text, requests, method="HEAD", route="/status/{job_id}", code="200") == 1
+
+
 async def test_metrics_show_held_long_polls(server: Server) -> None:
     job = await server.start(duration_s=5)
     poll = asyncio.create_task(server.http.get(f"/status/{job['job_id']}", params={"wait": 25}))

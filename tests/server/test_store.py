@@ -190,6 +190,22 @@ async def test_timeout_and_cancellation_release_the_timer() -> None:
     assert (polls.held_requests, polls.waited_jobs) == (0, 0)
 
 
+async def test_abandoned_waits_leave_no_timers_or_entries_behind() -> None:
+    """Clients that hang up over and over must not grow the long-polls' bookkeeping: the
+    entries of holds given up before they were due are dropped once they pile up."""
+    clock = FakeClock()
+    store = make_store(clock)
+    polls = LongPolls(clock)
+    job = store.create(3600.0)
+    for _ in range(5_000):
+        waiting = asyncio.create_task(polls.wait_until_settled(job, 60))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+    assert (polls.held_requests, polls.waited_jobs) == (0, 0)
+    assert len(polls._due) <= 2_100
+
+
 async def test_close_releases_every_waiter() -> None:
     store = make_store(FakeClock())
     polls = LongPolls(FakeClock())
