@@ -1,10 +1,12 @@
 """How late a held long-poll wakes after its job finishes: ``python -m bench.long_poll_lag``.
 
 The store alone on the real clock, in one event loop: ``--jobs`` jobs with durations
-spread over 0.5-2.5 s, one waiter each (``LongPolls.wait_until_settled``, what
-GET /status?wait does). Lag = wall time when the waiter is woken - the job's finish time.
-``--floor-ms`` sets the shortest re-arm of a timer that fired before the wall clock said
-the job was done (the store's default unless given). Prints one JSON line.
+spread over 0.5-2.5 s, one waiter each (``LongPolls.wait_until_settled``; GET /status?wait
+parks the same way, on the same timer). Lag = wall time when the waiter is woken - the
+job's finish time. ``alarm_calls`` counts the long-polls' wake-ups: one per due time at
+best, more when one came before the job's clock said it was done. ``--alarm loop`` uses
+the loop-timer alarm (what runs where Linux's timerfd is missing) instead of the timerfd.
+Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -22,12 +24,21 @@ from server.long_poll import LongPolls
 from server.store import Job, MemoryJobs
 
 
-async def measure(jobs: int) -> dict[str, float]:
+async def measure(jobs: int) -> dict[str, float | int]:
     store = MemoryJobs(
         SystemClock(), rng=random.Random(1), default_duration_s=1.0, error_rate=0.5,
         max_jobs=jobs,
     )  # fmt: skip
     long_polls = LongPolls(SystemClock())
+    alarm_calls = 0
+    on_alarm = long_polls._on_alarm
+
+    def counted_on_alarm() -> None:
+        nonlocal alarm_calls
+        alarm_calls += 1
+        on_alarm()
+
+    long_polls._on_alarm = counted_on_alarm  # type: ignore[method-assign]
     spread = random.Random(2)
     lags: list[float] = []
 
@@ -40,7 +51,7 @@ async def measure(jobs: int) -> dict[str, float]:
     lags.sort()
     return {
         "jobs": jobs,
-        "floor_ms": long_poll_module._RECHECK_FLOOR_S * 1000,
+        "alarm_calls": alarm_calls,
         "lag_p50_ms": statistics.median(lags) * 1000,
         "lag_p90_ms": lags[int(0.9 * (len(lags) - 1))] * 1000,
         "lag_p99_ms": lags[int(0.99 * (len(lags) - 1))] * 1000,
@@ -51,20 +62,22 @@ async def measure(jobs: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2000)
-    parser.add_argument("--floor-ms", type=float, default=None)
+    parser.add_argument(
+        "--alarm", choices=["timerfd", "loop"], default="timerfd", help="loop: no timerfd"
+    )
     parser.add_argument(
         "--loop", choices=["uvloop", "asyncio"], default="uvloop", help="uvloop: as uvicorn runs"
     )
     args = parser.parse_args()
-    if args.floor_ms is not None:
-        long_poll_module._RECHECK_FLOOR_S = args.floor_ms / 1000
+    if args.alarm == "loop":
+        long_poll_module._timerfd = None
     if args.loop == "uvloop":
         import uvloop
 
         result = uvloop.run(measure(args.jobs))
     else:
         result = asyncio.run(measure(args.jobs))
-    print(json.dumps({**result, "loop": args.loop}), flush=True)
+    print(json.dumps({**result, "alarm": args.alarm, "loop": args.loop}), flush=True)
 
 
 if __name__ == "__main__":
