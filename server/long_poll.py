@@ -284,13 +284,16 @@ class _TimerFdAlarm:
         self._loop = loop
         self._fd = fd
         self._callback = callback
+        self._spec = _ITimerSpec()  # reused: set() runs once per wake-up
+        self._spec_ref = ctypes.byref(self._spec)
         loop.add_reader(fd, self._ready)
 
     def set(self, at: float) -> None:
         seconds = math.floor(at)
-        spec = _ITimerSpec(_TimeSpec(0, 0), _TimeSpec(seconds, int((at - seconds) * 1e9)))
+        self._spec.it_value.tv_sec = seconds
+        self._spec.it_value.tv_nsec = int((at - seconds) * 1e9)
         assert _timerfd is not None
-        if _timerfd.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, ctypes.byref(spec), None):
+        if _timerfd.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, self._spec_ref, None):
             raise OSError(ctypes.get_errno(), "timerfd_settime failed")
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from server import long_poll
 from server.clock import FakeClock, SystemClock
 from server.long_poll import LongPolls
 from server.store import DEFAULT_REQUEST_LOG_LENGTH, Job, JobLimitReached, MemoryJobs
@@ -171,6 +172,28 @@ async def test_a_real_timer_wakes_waiters_at_the_finish_time() -> None:
     assert job.result_at(time.time()) != "pending"
     assert time.monotonic() - started < 10  # woken by the timer, not the 30 s timeout
     assert polls.waited_jobs == 0
+
+
+@pytest.mark.parametrize("alarm", ["timerfd", "loop timer"])
+async def test_no_wait_is_woken_before_its_job_finished(
+    alarm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Woken by the alarm (a timerfd, or the loop's millisecond timers where there is none),
+    never early, never by the 30 s timeout; once nothing is due the alarm is given back."""
+    if alarm == "loop timer":
+        monkeypatch.setattr(long_poll, "_timerfd", None)
+    store = make_store(SystemClock())
+    polls = LongPolls(SystemClock())
+
+    async def wait(job: Job) -> float:
+        await polls.wait_until_settled(job, 30)
+        return time.time() - job.finishes_at
+
+    jobs = [store.create(0.005 * n) for n in range(1, 21)]
+    lags = await asyncio.wait_for(asyncio.gather(*(wait(job) for job in jobs)), timeout=15)
+    assert min(lags) >= 0
+    assert (polls.held_requests, polls.waited_jobs) == (0, 0)
+    assert polls._alarm is None
 
 
 async def test_timeout_and_cancellation_release_the_timer() -> None:
