@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import json
 import resource
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -248,9 +248,11 @@ _PLAIN_500_BODY: Message = {"type": "http.response.body", "body": b"Internal Ser
 class EdgeMiddleware:
     """The app's one middleware, outside all of FastAPI's own, for every HTTP request:
 
-    - a request body over ``max_body_bytes`` is answered 413 with a JSON detail: at once,
-      before the app, when its Content-Length says so (so a route that never reads its
-      body cannot act on the request first), else as soon as the streamed bytes pass it;
+    - a request body over ``max_body_bytes`` (or the path's own limit in
+      ``larger_bodies``, for a route that takes large batches) is answered 413 with a
+      JSON detail: at once, before the app, when its Content-Length says so (so a route
+      that never reads its body cannot act on the request first), else as soon as the
+      streamed bytes pass it;
     - every answer is counted by method, route template and status code;
     - ``GET /status/{job_id}``, the hot path, is served right here by ``serve_status``,
       without FastAPI's routing and middleware: no send wrapper, nothing but the route's
@@ -268,14 +270,13 @@ class EdgeMiddleware:
         max_body_bytes: int,
         count: RequestCounter,
         serve_status: StatusHandler,
+        larger_bodies: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.larger_bodies = dict(larger_bodies or {})  # exact path -> its body limit
         self.count = count
         self.serve_status = serve_status
-        self.too_large_detail = f"Request body larger than {max_body_bytes} bytes"
-        detail = {"detail": self.too_large_detail}
-        self.too_large_body = json.dumps(detail, separators=(",", ":")).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -284,17 +285,19 @@ class EdgeMiddleware:
         method: str = scope["method"]
         path: str = scope["path"]
         declared, streamed = _declared_body(scope["headers"])
-        too_large = declared is not None and declared > self.max_body_bytes
+        limit = self.larger_bodies.get(path, self.max_body_bytes)
+        too_large = declared is not None and declared > limit
         if (
             (method == "GET" or method == "HEAD")
             and path.startswith(STATUS_PREFIX)
             and "/" not in path[len(STATUS_PREFIX) :]
             and len(path) > len(STATUS_PREFIX)
         ):
-            await self._status(scope, receive, send, path[len(STATUS_PREFIX) :], too_large)
+            job_id = path[len(STATUS_PREFIX) :]
+            await self._status(scope, receive, send, job_id, limit if too_large else None)
             return
         if too_large:
-            await self._send_too_large(send)
+            await _send_too_large(send, limit)
             self.count(method, _route_template(scope), 413)
             return
 
@@ -307,7 +310,7 @@ class EdgeMiddleware:
             await send(message)
 
         if streamed:
-            receive = self._limited(receive)
+            receive = _limited(receive, limit)
         try:
             await self.app(scope, receive, send_noting_code)
         finally:
@@ -315,13 +318,13 @@ class EdgeMiddleware:
             self.count(method, getattr(route, "path", UNMATCHED_ROUTE), code)
 
     async def _status(
-        self, scope: Scope, receive: Receive, send: Send, job_id: str, too_large: bool
+        self, scope: Scope, receive: Receive, send: Send, job_id: str, over_limit: int | None
     ) -> None:
         code = 500
         try:
-            if too_large:
+            if over_limit is not None:  # a body declared larger than this
                 code = 413
-                await self._send_too_large(send)
+                await _send_too_large(send, over_limit)
             else:
                 code = await self.serve_status(scope, receive, send, job_id)
         except Exception:
@@ -335,30 +338,32 @@ class EdgeMiddleware:
         finally:
             self.count(scope["method"], STATUS_TEMPLATE, code)
 
-    def _limited(self, receive: Receive) -> Receive:
-        """``receive`` that raises a 413 (FastAPI answers it) once the body passes the limit."""
-        limit = self.max_body_bytes
-        received = 0
 
-        async def receive_within_limit() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise HTTPException(413, self.too_large_detail)
-            return message
+def _too_large(limit: int) -> str:
+    return f"Request body larger than {limit} bytes"
 
-        return receive_within_limit
 
-    async def _send_too_large(self, send: Send) -> None:
-        body = self.too_large_body
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+def _limited(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises a 413 (FastAPI answers it) once the body passes ``limit``."""
+    received = 0
+
+    async def receive_within_limit() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise HTTPException(413, _too_large(limit))
+        return message
+
+    return receive_within_limit
+
+
+async def _send_too_large(send: Send, limit: int) -> None:
+    body = json.dumps({"detail": _too_large(limit)}, separators=(",", ":")).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _declared_body(headers: Iterable[tuple[bytes, bytes]]) -> tuple[int | None, bool]:
@@ -377,7 +382,9 @@ def _declared_body(headers: Iterable[tuple[bytes, bytes]]) -> tuple[int | None, 
 def _route_template(scope: Scope) -> str:
     """The template of the documented path this request is for, for the count (the
     router, which would name it, did not run)."""
-    for template in scope["app"].openapi()["paths"]:
+    app = scope.get("app")  # the FastAPI app, which Starlette puts in the scope
+    paths = app.openapi()["paths"] if hasattr(app, "openapi") else {}
+    for template in paths:
         if compile_path(template)[0].match(scope["path"]):
             return str(template)
     return UNMATCHED_ROUTE

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
+from server.edge import EdgeMiddleware
 from tests.server.conftest import Server, ServerFactory
 
 
@@ -135,6 +138,43 @@ async def test_a_declared_body_over_the_cap_is_413_on_routes_that_read_none(
     metrics = (await server.http.get("/metrics")).text
     assert 'code="413",method="GET",route="/status/{job_id}"' in metrics
     assert 'code="413",method="POST",route="/start"' in (await plain.http.get("/metrics")).text
+
+
+async def test_a_path_can_take_larger_bodies_than_the_rest() -> None:
+    """``larger_bodies`` lifts the cap for one path (a batch route), declared or streamed."""
+
+    async def echo_length(scope: Scope, receive: Receive, send: Send) -> None:
+        size, more = 0, True
+        while more:
+            message = await receive()
+            size, more = size + len(message.get("body", b"")), message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(size).encode()})
+
+    async def no_status(scope: Scope, receive: Receive, send: Send, job_id: str) -> int:
+        raise AssertionError("not a status request")
+
+    edge = EdgeMiddleware(
+        echo_length,
+        max_body_bytes=64,
+        count=lambda method, route, code: None,
+        serve_status=no_status,
+        larger_bodies={"/batch": 1000},
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=edge), base_url="http://test"
+    ) as http:
+        assert (await http.post("/batch", content=b"x" * 900)).text == "900"
+        too_big = await http.post("/batch", content=b"x" * 1001)
+        assert too_big.status_code == 413
+        assert too_big.json() == {"detail": "Request body larger than 1000 bytes"}
+        assert (await http.post("/other", content=b"x" * 65)).status_code == 413
+
+        async def chunks():  # type: ignore[no-untyped-def]
+            for _ in range(9):
+                yield b"x" * 100
+
+        assert (await http.post("/batch", content=chunks())).text == "900"
 
 
 async def test_unknown_route_is_404(server: Server) -> None:
