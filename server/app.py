@@ -396,14 +396,15 @@ async def _status(
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
     """(status code, JSON answer, headers) for GET /status/{job_id}."""
     settings = state.settings
+    api_key = None
     if settings.api_key is not None:
-        sent = _header(scope, b"x-api-key")
-        if sent is None or not hmac.compare_digest(sent.encode(), settings.api_key.encode()):
+        api_key = _header(scope, b"x-api-key")
+        if api_key is None or not hmac.compare_digest(api_key.encode(), settings.api_key.encode()):
             return 401, {"detail": "Missing or invalid API key"}, {}
     store, clock = state.store, state.clock
     # Before validation, as a dependency would be.
     await state.faults.add_latency()
-    fault = await state.faults.check(_identity(settings, _header(scope, b"x-api-key"), scope))
+    fault = await state.faults.check(_identity(settings, api_key, scope))
     hold_s = 0.0
     raw_wait = _query_value(scope["query_string"], "wait")
     if raw_wait is not None:

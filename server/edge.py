@@ -382,8 +382,8 @@ def _declared_body(headers: Iterable[tuple[bytes, bytes]]) -> tuple[int | None, 
 def _route_template(scope: Scope) -> str:
     """The template of the documented path this request is for, for the count (the
     router, which would name it, did not run)."""
-    app = scope.get("app")  # the FastAPI app, which Starlette puts in the scope
-    paths = app.openapi()["paths"] if hasattr(app, "openapi") else {}
+    openapi = getattr(scope.get("app"), "openapi", None)  # the app Starlette put there
+    paths = openapi()["paths"] if openapi is not None else {}
     for template in paths:
         if compile_path(template)[0].match(scope["path"]):
             return str(template)

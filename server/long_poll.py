@@ -1,4 +1,4 @@
-"""Long-polls held by this process: one loop timer for all of them.
+"""Long-polls held by this process: one heap and one alarm for all of them.
 
 Job state comes from the clock (``created_at + duration_s``), so a wait needs only the
 job's finish time, never the store: whichever process holds the request can answer it,
@@ -125,7 +125,7 @@ class LongPolls:
     def notify_due(self) -> int:
         """Wake the holds of every job that has finished; returns how many jobs woke.
 
-        The timer does this on its own with the system clock; tests that move a
+        The alarm does this on its own with the system clock; tests that move a
         :class:`~server.clock.FakeClock` call it right after ``advance()``.
         """
         now = self._clock.now()
@@ -297,7 +297,8 @@ class _TimerFdAlarm:
             raise OSError(ctypes.get_errno(), "timerfd_settime failed")
 
     def close(self) -> None:
-        self._loop.remove_reader(self._fd)
+        if not self._loop.is_closed():
+            self._loop.remove_reader(self._fd)
         os.close(self._fd)
 
     def _ready(self) -> None:
