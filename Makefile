@@ -34,7 +34,9 @@ browser:             ## the system Chromium the web-mode test drives (installed 
 	bash .ci/install-browser
 
 test: lint browser redis-server  ## lint, types, architecture contracts, then the whole test suite
-	$(PY) -m pytest -q
+	@# Two workers, one test file each at a time: much of the suite waits on the servers it
+	@# starts, so two cores run it in about two thirds of the time.
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 redis-server:        ## install redis-server for the tests, only if it is missing
 	@command -v redis-server >/dev/null 2>&1 || { \
