@@ -650,7 +650,10 @@ async def _http_error(request: Request, error: Exception) -> Response:
 def _methods_for(app: FastAPI, path: str) -> list[str]:
     """Every method some operation of the schema serves at ``path`` (HEAD comes with GET)."""
     methods: set[str] = set()
-    for template, operations in app.openapi()["paths"].items():
+    paths = app.openapi()["paths"]
+    if path in paths:  # a literal path wins over templates (/status/batch, /status/{job_id})
+        paths = {path: paths[path]}
+    for template, operations in paths.items():
         if compile_path(template)[0].match(path):
             methods |= {method.upper() for method in operations}
     if "GET" in methods:

@@ -8,8 +8,6 @@ jobs. Each job is counted in its record as one status request, so requests-per-j
 figures stay honest whichever way a client asks.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any

@@ -89,17 +89,20 @@ class JobSet:
     client_id: str = ""
 
 
+def _compact(document: dict[str, object]) -> str:
+    return json.dumps(document, separators=(",", ":"))
+
+
 def _state_data(job: Job, now: float) -> str:
     result = job.result_at(now)
     finished_at = None if result == "pending" else job.finishes_at
-    return json.dumps(
+    return _compact(
         {
             "job_id": job.job_id,
             "result": result,
             "created_at": job.created_at,
             "finished_at": finished_at,
-        },
-        separators=(",", ":"),
+        }
     )
 
 
@@ -173,7 +176,7 @@ class EventStream:
             for job in pending:
                 events.append(ServerSentEvent(_state_data(job, now), event="state", id=cursor))
         for job_id in unknown:
-            events.append(ServerSentEvent(json.dumps({"job_id": job_id}), event="unknown"))
+            events.append(ServerSentEvent(_compact({"job_id": job_id}), event="unknown"))
         self._arm()
         return events
 
@@ -261,7 +264,7 @@ class EventStream:
             while self._queue:
                 yield self._queue.popleft()
             if self._failure is not None:
-                yield ServerSentEvent(json.dumps({"detail": self._failure}), event="error")
+                yield ServerSentEvent(_compact({"detail": self._failure}), event="error")
                 return
             self._wake.clear()
             await self._wake.wait()
