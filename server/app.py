@@ -767,15 +767,15 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
     guarded = _UNAUTHORIZED if settings.api_key is not None else None
     starts = plain_start_router if settings.plain else start_router
     app.include_router(starts, dependencies=guard, responses=guarded)
-    app.include_router(jobs_router, dependencies=guard, responses=guarded)
-    app.include_router(health_router)
     if not settings.plain:  # the push protocol (issue 11); --plain is the original API
-        app.include_router(capabilities_router)
         push_errors = {**_ERRORS, **(guarded or {})}
         app.include_router(batch_status_router(settings, injected_fault, push_errors),
                            dependencies=guard)  # fmt: skip
         app.include_router(subscriptions_router(settings), dependencies=guard, responses=guarded)
         app.include_router(events_router, dependencies=guard, responses=guarded)
+        app.include_router(capabilities_router)
+    app.include_router(jobs_router, dependencies=guard, responses=guarded)
+    app.include_router(health_router)
     # Served first, ahead of the documented FastAPI operation of the same path.
     app.router.routes.insert(0, STATUS_ROUTE)
     app.add_exception_handler(RequestValidationError, _validation_error)
