@@ -600,7 +600,7 @@ async def put_faults(new_faults: Faults, faults: FaultsDep, store: StoreDep) -> 
 @health_router.get(
     "/healthz",
     summary="Liveness; never needs the API key, never faulted",
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,  # no capabilities under --plain
 )
 async def healthz(state: StateDep) -> Health:
     jobs = await state.store.count()
@@ -610,7 +610,7 @@ async def healthz(state: StateDep) -> Health:
         uptime_s=round(state.clock.now() - state.started_at, 3),
         hints=state.settings.hints,
         long_poll_max_s=state.settings.long_poll_max_s,
-        capabilities=state.capabilities,
+        **({"capabilities": state.capabilities} if state.capabilities is not None else {}),
     )
 
 

@@ -133,6 +133,10 @@ class EventStream:
     def undelivered(self) -> int:
         return len(self._queue)
 
+    @property
+    def failed(self) -> bool:
+        return self._failure is not None
+
     # --- opening ------------------------------------------------------------------------
 
     def opening_events(
@@ -327,6 +331,8 @@ class EventStreams:
         upkeep = asyncio.ensure_future(self._upkeep(stream))
         try:
             for event in opening:
+                if stream.failed:
+                    break  # stopping, or the subscription is gone: say so at once
                 yield event
             opening.clear()
             async for event in stream.live_events():

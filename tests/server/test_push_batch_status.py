@@ -56,10 +56,12 @@ def test_the_header_names_only_what_is_on_and_the_key_is_not_needed(
     server = live_server_factory("--no-hints", "--long-poll-max", "0", "--api-key", "k")
     with httpx.Client(base_url=server.url, timeout=10) as http:
         offer = http.get("/capabilities")
+        health = http.get("/healthz").json()
         status = http.get("/status/special-pending-job", headers={"X-Api-Key": "k"})
         batch = http.post("/status/batch", json={"job_ids": ["x"]})
     assert offer.status_code == 200
     assert offer.json()["long_poll"] is False and offer.json()["long_poll_max_s"] is None
+    assert health["capabilities"] == offer.json()  # null fields included
     assert status.headers["X-Capabilities"] == "batch-status, events, webhooks"
     assert batch.status_code == 401  # the push routes need the key like the others
 
