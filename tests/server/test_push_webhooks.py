@@ -3,13 +3,14 @@ signed deliveries, retries with backoff recorded per attempt, and the callback h
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -17,9 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
+from server.clock import SystemClock
+from server.models import CallbackAttempt
+from tests.server.conftest import Server, ServerFactory
 from tests.support.live_server import LiveServer, free_port
 
-StartServer = Callable[..., LiveServer]
+OpenServer = Callable[..., Awaitable[Server]]
 
 
 @dataclass
@@ -70,7 +74,7 @@ def receiver_factory() -> Iterator[Callable[[list[int]], Receiver]]:
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         receiver.port = server.server_address[1]
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(server)
         return receiver
 
@@ -78,6 +82,13 @@ def receiver_factory() -> Iterator[Callable[[list[int]], Receiver]]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LiveServer]:
+    """Loopback callbacks, plus one allowed host: every test here shares it."""
+    with LiveServer(args=["--callback-hosts", "hooks.example.com"]) as live:
+        yield live
 
 
 def _start(server: LiveServer, **body: object) -> dict[str, Any]:
@@ -100,11 +111,8 @@ def _callbacks(server: LiveServer, job_id: str, count: int) -> list[dict[str, An
 
 
 def test_a_final_state_is_delivered_signed(
-    live_server_factory: StartServer,
-    receiver_factory: Callable[[list[int]], Receiver],
-    store_url: str,
+    server: LiveServer, receiver_factory: Callable[[list[int]], Receiver]
 ) -> None:
-    server = live_server_factory("--store", store_url)
     receiver = receiver_factory([200])
     job = _start(
         server, duration_s=0.1, outcome="error", callback_url=receiver.url, callback_secret="s3"
@@ -127,9 +135,8 @@ def test_a_final_state_is_delivered_signed(
 
 
 def test_without_a_secret_there_is_no_signature(
-    live_server_factory: StartServer, receiver_factory: Callable[[list[int]], Receiver]
+    server: LiveServer, receiver_factory: Callable[[list[int]], Receiver]
 ) -> None:
-    server = live_server_factory()
     receiver = receiver_factory([204])
     _start(server, duration_s=0.05, callback_url=receiver.url)
     (delivery,) = receiver.wait_for(1)
@@ -138,9 +145,8 @@ def test_without_a_secret_there_is_no_signature(
 
 
 def test_a_failing_receiver_is_retried_with_backoff_and_each_attempt_recorded(
-    live_server_factory: StartServer, receiver_factory: Callable[[list[int]], Receiver]
+    server: LiveServer, receiver_factory: Callable[[list[int]], Receiver]
 ) -> None:
-    server = live_server_factory()
     receiver = receiver_factory([500, 503, 200])
     batch = httpx.post(
         f"{server.url}/start/batch",
@@ -159,27 +165,45 @@ def test_a_failing_receiver_is_retried_with_backoff_and_each_attempt_recorded(
     assert len(receiver.received) == 3  # a 2xx ends it
 
 
-def test_attempts_stop_at_the_limit_and_a_refused_connection_is_recorded(
-    live_server_factory: StartServer,
+async def test_attempts_stop_at_the_limit_and_a_refused_connection_is_recorded(
+    open_server: OpenServer,
 ) -> None:
-    server = live_server_factory("--callback-attempts", "2")
+    server = await open_server(SystemClock(), callback_attempts=2)
     nobody = f"http://127.0.0.1:{free_port()}/hook"
-    job_id = _start(server, duration_s=0.05, callback_url=nobody)["job_id"]
-    time.sleep(1.0)
-    attempts = _callbacks(server, job_id, 2)
+    job_id = (await server.start(duration_s=0.05, callback_url=nobody))["job_id"]
+    deadline = time.monotonic() + 5
+    while len(attempts := (await server.http.get(f"/jobs/{job_id}")).json()["callbacks"]) < 2:
+        assert time.monotonic() < deadline, attempts
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.6)  # a third would have come by now
+    attempts = (await server.http.get(f"/jobs/{job_id}")).json()["callbacks"]
     assert len(attempts) == 2
     for attempt in attempts:
         assert attempt["status_code"] is None and attempt["error"].startswith("ConnectError")
 
 
-def test_a_callback_to_another_host_is_refused_unless_allowed(
-    live_server_factory: StartServer,
+async def test_every_store_keeps_the_attempts_with_the_job(
+    open_server: OpenServer, store_url: str
 ) -> None:
-    server = live_server_factory()
+    server = await open_server(store=store_url)
+    job_id = (await server.start(duration_s=60))["job_id"]
+    attempts = [
+        CallbackAttempt(at=1.5, status_code=500, error="HTTP 500"),
+        CallbackAttempt(at=2.5, status_code=None, error="ConnectError: refused"),
+    ]
+    for attempt in attempts:
+        await server.state.store.record_callback_attempt(job_id, attempt)
+    record = (await server.http.get(f"/jobs/{job_id}")).json()
+    assert record["callbacks"] == [attempt.model_dump() for attempt in attempts]
+    assert (await server.http.get("/jobs/special-pending-job")).json()["callbacks"] == []
+
+
+def test_a_callback_to_another_host_is_refused_unless_allowed(server: LiveServer) -> None:
     answers = [
         httpx.post(f"{server.url}/start", json={"callback_url": url}, timeout=10)
         for url in ["http://example.com/hook", "http://localhost@example.com/", "ftp://127.0.0.1/"]
     ]
+    before = httpx.get(f"{server.url}/jobs").json()["total"]
     batch = httpx.post(
         f"{server.url}/start/batch",
         json={"jobs": [{}, {"callback_url": "https://10.0.0.1/hook"}]},
@@ -188,23 +212,26 @@ def test_a_callback_to_another_host_is_refused_unless_allowed(
     for answer in answers:
         assert answer.status_code == 422
         (problem,) = answer.json()["detail"]
-        assert problem["msg"].startswith("callback_url: callback host not allowed: loopback")
+        assert problem["msg"] == (
+            "callback_url: callback host not allowed: loopback (127.0.0.0/8, ::1, localhost) "
+            "and hooks.example.com only"
+        )
     assert batch.status_code == 422
     assert batch.json()["detail"][0]["loc"] == ["body", "jobs", 1, "callback_url"]
-    assert httpx.get(f"{server.url}/jobs").json()["total"] == 0  # nothing was created
+    assert httpx.get(f"{server.url}/jobs").json()["total"] == before  # nothing was created
+    for url in ["https://hooks.example.com:8443/done", "http://[::1]:9/x", "http://127.9.9.9"]:
+        allowed = httpx.post(f"{server.url}/start", json={"duration_s": 60, "callback_url": url})
+        assert allowed.status_code == 200, (url, allowed.text)
 
-    allowed = live_server_factory("--callback-hosts", "hooks.example.com")
-    ok = httpx.post(
-        f"{allowed.url}/start",
-        json={"duration_s": 60, "callback_url": "https://hooks.example.com:8443/done"},
+
+async def test_the_default_message_names_the_flags_and_any_host_can_be_allowed(
+    server_factory: ServerFactory,
+) -> None:
+    loopback_only = server_factory()
+    refused = await loopback_only.http.post("/start", json={"callback_url": "http://x.test/"})
+    assert refused.json()["detail"][0]["msg"].endswith(
+        "only; start the server with --callback-hosts or --allow-any-callback-host for more"
     )
-    refused = httpx.post(f"{allowed.url}/start", json={"callback_url": "https://example.com/"})
-    assert ok.status_code == 200 and refused.status_code == 422
-    assert "hooks.example.com only" in refused.json()["detail"][0]["msg"]
-    anything = live_server_factory("--allow-any-callback-host")
-    assert (
-        httpx.post(
-            f"{anything.url}/start", json={"duration_s": 60, "callback_url": "http://x.test/"}
-        ).status_code
-        == 200
-    )
+    anything = server_factory(allow_any_callback_host=True)
+    allowed = await anything.http.post("/start", json={"callback_url": "http://x.test/"})
+    assert allowed.status_code == 200
