@@ -346,6 +346,12 @@ class EventStreams:
     def _discard(self, stream: EventStream) -> None:
         stream.detach()
         self._streams.discard(stream)
+        if stream.job_set.kind == "subscription" and not self._closing:
+            # The retention window of a subscription starts when its last stream lets go.
+            touch = asyncio.ensure_future(
+                self.store.touch_subscription(stream.job_set.subscription_id)
+            )
+            touch.add_done_callback(_ignore_store_outage)
 
     async def _load_all(self, stream: EventStream) -> list[tuple[str, Job | None, float]]:
         job_set = stream.job_set
@@ -448,6 +454,11 @@ class EventStreams:
         self._closing = True
         for stream in list(self._streams):
             stream.fail("server stopping")
+
+
+def _ignore_store_outage(task: asyncio.Future[bool]) -> None:
+    if not task.cancelled() and isinstance(task.exception(), StoreUnavailable):
+        logger.warning("event stream: %s", task.exception())
 
 
 class _EventStreamResponse(EventSourceResponse):

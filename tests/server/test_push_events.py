@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import httpx
 import pytest
+import redis
 
-from tests.server.conftest import RedisServer
+from tests.server.conftest import RedisServer, Server, ServerFactory
 from tests.support.live_server import LiveServer
 from tests.support.sse import Event, finals, open_stream
 
 StartServer = Callable[..., LiveServer]
 ServerFor = Callable[[str], LiveServer]
+OpenServer = Callable[..., Awaitable[Server]]
 # Every module server: batch status and subscriptions up to 5 ids, quick heartbeats.
 MODULE_FLAGS = ["--max-batch-status", "5", "--events-heartbeat", "0.2"]
 
@@ -269,3 +271,32 @@ def test_sigterm_ends_open_streams_quietly_with_an_error_event(
     assert events[-1].event == "error" and events[-1].json == {"detail": "server stopping"}
     log = server.stderr_text()
     assert "ERROR" not in log and "Traceback" not in log, log
+
+
+async def test_a_subscription_without_a_stream_expires_after_the_retention_window(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(retention_s=60)
+    job_id = (await server.start(duration_s=600))["job_id"]
+    sid = (await server.http.post("/subscriptions", json={"job_ids": [job_id]})).json()[
+        "subscription_id"
+    ]
+    server.advance(59)
+    assert (
+        await server.http.post(f"/subscriptions/{sid}/jobs", json={"job_ids": [job_id]})
+    ).is_success
+    server.advance(2)
+    gone = await server.http.post(f"/subscriptions/{sid}/jobs", json={"job_ids": [job_id]})
+    assert gone.status_code == 404
+
+
+async def test_redis_keeps_a_subscription_for_the_retention_window(
+    open_server: OpenServer, redis_server: RedisServer, redis_url: str
+) -> None:
+    server = await open_server(store=redis_url, retention_s=120)
+    job_id = (await server.start(duration_s=600))["job_id"]
+    sid = (await server.http.post("/subscriptions", json={"job_ids": [job_id]})).json()[
+        "subscription_id"
+    ]
+    ttl_ms = redis.Redis(port=redis_server.port).pttl(f"videosim:sub:{sid}")
+    assert 110_000 < ttl_ms <= 120_000
