@@ -4,6 +4,7 @@ two servers of one Redis), a slow reader, X-Client-Id groups, heartbeats and a q
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -12,6 +13,7 @@ import httpx
 import pytest
 import redis
 
+from server.events import JobSet
 from tests.server.conftest import RedisServer, Server, ServerFactory
 from tests.support.live_server import LiveServer
 from tests.support.sse import Event, finals, open_stream
@@ -300,3 +302,25 @@ async def test_redis_keeps_a_subscription_for_the_retention_window(
     ]
     ttl_ms = redis.Redis(port=redis_server.port).pttl(f"videosim:sub:{sid}")
     assert 110_000 < ttl_ms <= 120_000
+
+
+async def test_a_reader_gone_before_the_first_event_leaves_no_stream_behind(
+    server_factory: ServerFactory,
+) -> None:
+    """The stream's generator never ran, so only the response can let go of the jobs."""
+    server = server_factory()
+    job_id = (await server.start(duration_s=600))["job_id"]
+    streams = server.state.streams
+    response = await streams.open(JobSet("ids", ids=(job_id,)), None)
+    assert streams.open_streams == 1
+
+    async def receive() -> dict[str, str]:
+        await asyncio.sleep(10)
+        return {"type": "http.disconnect"}
+
+    async def send(message: object) -> None:
+        raise OSError("the client is gone")
+
+    with pytest.raises(OSError):
+        await response({"type": "http", "method": "GET"}, receive, send)
+    assert streams.open_streams == 0
