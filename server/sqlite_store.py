@@ -281,7 +281,16 @@ class SqliteJobStore(MemoryJobStore):
     async def extend_subscription(self, subscription_id: str, job_ids: Sequence[str]) -> bool:
         if not await super().extend_subscription(subscription_id, job_ids):
             return False
-        await self._write(self._subscription_rows(subscription_id))
+        added = self.subscriptions[subscription_id].added
+        await self._write(
+            [
+                (
+                    "INSERT OR IGNORE INTO subscription_jobs VALUES (?, ?, ?)",
+                    (subscription_id, job_id, added[job_id]),
+                )
+                for job_id in job_ids
+            ]
+        )
         return True
 
     async def touch_subscription(self, subscription_id: str) -> bool:
