@@ -296,9 +296,15 @@ async def _create_once(
     else:
         if client_id is not None:
             state.streams.jobs_started(client_id, started.jobs)
-        for job, body in zip(started.jobs, bodies, strict=True):
-            if body.callback_url is not None:
-                state.webhooks.schedule(job, body.callback_url, body.callback_secret)
+        targets = [
+            (job, body.callback_url, body.callback_secret)
+            for job, body in zip(started.jobs, bodies, strict=True)
+            if body.callback_url is not None
+        ]
+        if targets:
+            await state.store.remember_callbacks(targets)
+        for job, url, secret in targets:
+            state.webhooks.schedule(job, url, secret)
     return started.jobs
 
 
@@ -777,6 +783,8 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.open()
         state.webhooks.start()
+        for job, url, secret, attempts in await store.callbacks_to_resume():
+            state.webhooks.resume(job, url, secret, attempts)
         following = None
         if store.shared:  # the faults this process starts with are everybody's now
             await store.publish_faults(faults.faults)

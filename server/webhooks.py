@@ -16,8 +16,10 @@ Only loopback hosts (127.0.0.0/8, ::1, localhost) may be named, unless the serve
 more hosts (``--callback-hosts``) or any (``--allow-any-callback-host``): a server that
 posts wherever a client says is a tool for reaching what the client cannot.
 
-Pending deliveries live in this process: a server that stops (or crashes) before a job
-ends does not deliver its callback, even with a durable or shared store.
+Pending deliveries live in this process. With the SQLite store the callback of a start is
+committed with it, and a restarted server takes up what was not delivered yet; with the
+memory store a stop loses them, and with Redis they stay with the process that took the
+start (another worker does not take them over).
 """
 
 from __future__ import annotations
@@ -151,6 +153,16 @@ class WebhookDeliveries:
             return
         delivery = Delivery(job.job_id, job.created_at, job.finishes_at, job.outcome, url, secret)
         self._push(job.finishes_at, delivery)
+
+    def resume(self, job: Job, url: str, secret: str | None, attempts: int) -> None:
+        """A callback a restarted server still owes: its next attempt as if never stopped
+        (at the job's end, or now if that has passed)."""
+        if self._stopping or job.outcome is None or attempts >= self._attempts:
+            return
+        delivery = Delivery(
+            job.job_id, job.created_at, job.finishes_at, job.outcome, url, secret, attempts
+        )
+        self._push(max(job.finishes_at, self._clock.now()), delivery)
 
     def _push(self, due_at: float, delivery: Delivery) -> None:
         heapq.heappush(self._due, (due_at, next(self._order), delivery))

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -235,3 +236,23 @@ async def test_the_default_message_names_the_flags_and_any_host_can_be_allowed(
     anything = server_factory(allow_any_callback_host=True)
     allowed = await anything.http.post("/start", json={"callback_url": "http://x.test/"})
     assert allowed.status_code == 200
+
+
+def test_a_durable_server_delivers_after_a_crash_what_it_still_owed(
+    live_server_factory: Callable[..., LiveServer],
+    receiver_factory: Callable[[list[int]], Receiver],
+    tmp_path: Path,
+) -> None:
+    server = live_server_factory("--store", f"sqlite:///{tmp_path / 'jobs.db'}")
+    receiver = receiver_factory([200])
+    delivered = _start(server, duration_s=0.05, callback_url=receiver.url)["job_id"]
+    receiver.wait_for(1)
+    _callbacks(server, delivered, 1)
+    owed = _start(server, duration_s=0.8, callback_url=receiver.url, callback_secret="k")
+    server.kill()  # before the second job ends
+    server.start()
+    deliveries = receiver.wait_for(2)
+    time.sleep(0.3)
+    assert [json.loads(d.body)["job_id"] for d in receiver.received] == [delivered, owed["job_id"]]
+    assert "X-Videosim-Signature" in deliveries[1].headers
+    assert len(_callbacks(server, owed["job_id"], 1)) == 1
