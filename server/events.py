@@ -177,7 +177,7 @@ class EventStream:
         if resume is not None:
             margin = SHARED_REPLAY_MARGIN_S if self._streams.shared else 0.0
             replay_after = (resume[0] - margin, resume[1] if margin == 0 else "")
-            self.watermark = resume
+            self.watermark = max(self.watermark, resume)
             for key, job in finals:
                 if key > replay_after:
                     events.append(self._state_event(job, key, now))
