@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import random
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -41,8 +42,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from server.batch_status import batch_status_router, push_body_caps
+from server.capabilities import capabilities_of, capabilities_router, capability_header
 from server.clock import Clock, SystemClock
 from server.edge import EdgeMiddleware
+from server.events import EventStreams, events_router
 from server.faults import FaultInjector, Rejection, retry_after_header
 from server.idempotency import IdempotencyConflict, fingerprint
 from server.job_store import (
@@ -54,6 +58,7 @@ from server.job_store import (
 )
 from server.metrics import CONTENT_TYPE, ServerMetrics
 from server.models import (
+    Capabilities,
     ErrorMessage,
     Faults,
     Health,
@@ -68,8 +73,16 @@ from server.models import (
     StatusRequestRecord,
     StatusResponse,
 )
+from server.push_models import CLIENT_ID_PATTERN
 from server.settings import ServerSettings
 from server.store import Job, JobLimitReached, poll_retry_after
+from server.subscriptions import subscriptions_router
+from server.webhooks import (
+    WebhookDeliveries,
+    callback_url_pattern,
+    document_callback_pattern,
+    refused_callback_message,
+)
 
 # HTTP has no code for "the client hung up first"; nginx's 499 is the customary one.
 CLIENT_CLOSED_REQUEST = 499
@@ -88,6 +101,11 @@ class ServerState:
     faults: FaultInjector
     metrics: ServerMetrics
     started_at: float
+    streams: EventStreams
+    capabilities: Capabilities | None  # None under --plain
+    capabilities_header: str | None  # X-Capabilities, computed once
+    webhooks: WebhookDeliveries
+    callback_url: re.Pattern[str]  # what a callback_url must match on this server
 
 
 # --- dependencies ---------------------------------------------------------------------
@@ -193,6 +211,15 @@ plain_start_router = APIRouter()  # POST /start exactly as the original simulati
 jobs_router = APIRouter()
 health_router = APIRouter()
 
+ClientId = Annotated[
+    str | None,
+    Header(
+        alias="X-Client-Id",
+        pattern=CLIENT_ID_PATTERN,
+        description="a label grouping this client's jobs, for GET /events?all=true",
+    ),
+]
+
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -235,6 +262,22 @@ def _check_durations(bodies: Sequence[StartRequest], settings: ServerSettings, b
             raise _over_the_maximum(loc, body.duration_s, settings.max_duration_s)
 
 
+def _check_callbacks(bodies: Sequence[StartRequest], state: ServerState, batch: bool) -> None:
+    """callback_url against the hosts this server may post to."""
+    for index, body in enumerate(bodies):
+        if body.callback_url is not None and not state.callback_url.fullmatch(body.callback_url):
+            loc: tuple[str | int, ...] = (
+                ("body", "jobs", index, "callback_url") if batch else ("body", "callback_url")
+            )
+            problem = {
+                "type": "value_error",
+                "loc": loc,
+                "msg": refused_callback_message(state.settings),
+                "input": body.callback_url,
+            }
+            raise RequestValidationError([problem])
+
+
 async def _create_once(
     state: ServerState,
     request: Request,
@@ -242,6 +285,7 @@ async def _create_once(
     key: str | None,
     route: str,
     bodies: Sequence[StartRequest],
+    client_id: str | None,
 ) -> Sequence[Job]:
     """Create the jobs, unless this key already did: then answer what it answered then.
 
@@ -252,19 +296,35 @@ async def _create_once(
         canonical = "[" + ",".join(body.model_dump_json() for body in bodies) + "]"
         claim = IdempotencyClaim(caller_identity(request), key, fingerprint(route, canonical))
     try:
-        started = await _create(state.store, bodies, claim)
+        started = await _create(state.store, bodies, claim, client_id)
     except IdempotencyConflict as error:
         raise HTTPException(409, str(error)) from error
     if started.replayed:
         response.headers["Idempotent-Replayed"] = "true"
+    else:
+        if client_id is not None:
+            state.streams.jobs_started(client_id, started.jobs)
+        targets = [
+            (job, body.callback_url, body.callback_secret)
+            for job, body in zip(started.jobs, bodies, strict=True)
+            if body.callback_url is not None
+        ]
+        if targets:
+            await state.store.remember_callbacks(targets)
+        for job, url, secret in targets:
+            state.webhooks.schedule(job, url, secret)
     return started.jobs
 
 
 async def _create(
-    store: JobStore, bodies: Sequence[StartRequest], claim: IdempotencyClaim | None = None
+    store: JobStore,
+    bodies: Sequence[StartRequest],
+    claim: IdempotencyClaim | None = None,
+    client_id: str | None = None,
 ) -> StartedJobs:
     try:
-        return await store.create_many([(body.duration_s, body.outcome) for body in bodies], claim)
+        specs = [(body.duration_s, body.outcome) for body in bodies]
+        return await store.create_many(specs, claim, client_id)
     except JobLimitReached as error:
         retry_after = retry_after_header(await store.seconds_until_room(len(bodies)))
         raise HTTPException(503, str(error), headers={"Retry-After": retry_after}) from error
@@ -281,14 +341,18 @@ async def start_job(
     state: StateDep,
     fault: InjectedFault,
     idempotency_key: IdempotencyKey = None,
+    client_id: ClientId = None,
     body: Annotated[StartRequest | None, Body()] = None,
 ) -> StartResponse:
     """Create a job that stays pending for ``duration_s``, then shows its outcome."""
     body = body or StartRequest()
     _check_durations([body], state.settings, batch=False)
+    _check_callbacks([body], state, batch=False)
     if fault is not None:
         raise _rejected(fault)
-    jobs = await _create_once(state, request, response, idempotency_key, "/start", [body])
+    jobs = await _create_once(
+        state, request, response, idempotency_key, "/start", [body], client_id
+    )
     return _started(jobs[0])
 
 
@@ -300,6 +364,7 @@ async def start_batch(
     fault: InjectedFault,
     body: StartBatchRequest,
     idempotency_key: IdempotencyKey = None,
+    client_id: ClientId = None,
 ) -> StartBatchResponse:
     """Create every job of the batch, or none: a batch that does not fit under the job cap
     is answered 503 with Retry-After. Faults apply once to the whole request."""
@@ -317,9 +382,12 @@ async def start_batch(
             ]
         )
     _check_durations(body.jobs, settings, batch=True)
+    _check_callbacks(body.jobs, state, batch=True)
     if fault is not None:
         raise _rejected(fault)
-    jobs = await _create_once(state, request, response, idempotency_key, "/start/batch", body.jobs)
+    jobs = await _create_once(
+        state, request, response, idempotency_key, "/start/batch", body.jobs, client_id
+    )
     return StartBatchResponse(jobs=[_started(job) for job in jobs])
 
 
@@ -417,6 +485,8 @@ async def _status(
     headers: dict[str, str] = {}
     if settings.long_poll_max_s > 0:
         headers["X-Long-Poll-Max"] = f"{settings.long_poll_max_s:g}"
+    if state.capabilities_header is not None:
+        headers["X-Capabilities"] = state.capabilities_header
     if fault is None and hold_s == 0:  # the common poll: one store call, one round trip
         now = clock.now()
         job = await store.get_and_record_poll(job_id, now, settings.hints)
@@ -548,7 +618,8 @@ async def job_record(job_id: str, store: StoreDep, clock: ClockDep) -> JobRecord
         StatusRequestRecord(at=r.at, code=r.code, retry_after_s=r.retry_after_s)
         for r in job.requests()
     ]
-    return JobRecord(**_summary_fields(job, clock.now()), requests=requests)
+    callbacks = await store.callback_attempts(job_id)
+    return JobRecord(**_summary_fields(job, clock.now()), requests=requests, callbacks=callbacks)
 
 
 @jobs_router.get("/jobs", summary="List jobs in creation order")
@@ -588,7 +659,11 @@ async def put_faults(new_faults: Faults, faults: FaultsDep, store: StoreDep) -> 
     return faults.faults
 
 
-@health_router.get("/healthz", summary="Liveness; never needs the API key, never faulted")
+@health_router.get(
+    "/healthz",
+    summary="Liveness; never needs the API key, never faulted",
+    response_model_exclude_unset=True,  # no capabilities under --plain
+)
 async def healthz(state: StateDep) -> Health:
     jobs = await state.store.count()
     return Health(
@@ -597,6 +672,7 @@ async def healthz(state: StateDep) -> Health:
         uptime_s=round(state.clock.now() - state.started_at, 3),
         hints=state.settings.hints,
         long_poll_max_s=state.settings.long_poll_max_s,
+        **({"capabilities": state.capabilities} if state.capabilities is not None else {}),
     )
 
 
@@ -665,7 +741,10 @@ async def _http_error(request: Request, error: Exception) -> Response:
 def _methods_for(app: FastAPI, path: str) -> list[str]:
     """Every method some operation of the schema serves at ``path`` (HEAD comes with GET)."""
     methods: set[str] = set()
-    for template, operations in app.openapi()["paths"].items():
+    paths = app.openapi()["paths"]
+    if path in paths:  # a literal path wins over templates (/status/batch, /status/{job_id})
+        paths = {path: paths[path]}
+    for template, operations in paths.items():
         if compile_path(template)[0].match(path):
             methods |= {method.upper() for method in operations}
     if "GET" in methods:
@@ -697,6 +776,7 @@ class _VideoSimApp(FastAPI):
         return EdgeMiddleware(
             super().build_middleware_stack(),
             max_body_bytes=state.settings.max_body_bytes,
+            larger_bodies={} if state.settings.plain else push_body_caps(state.settings),
             count=state.metrics.count_request,
             serve_status=functools.partial(serve_status, state),
         )
@@ -713,6 +793,15 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
     fault_rng = random.Random(None if seed is None else f"{seed}:faults")
     store = build_store(settings, clock, seed=seed)
     faults = FaultInjector(settings.initial_faults(), clock, fault_rng, store.rate_limiter)
+    capabilities = capabilities_of(settings)
+    streams = EventStreams(
+        store,
+        clock,
+        buffer=settings.events_buffer,
+        heartbeat_s=settings.events_heartbeat_s,
+        send_timeout_s=settings.events_send_timeout_s,
+        retention_s=settings.retention_s,
+    )
     state = ServerState(
         settings=settings,
         clock=clock,
@@ -720,11 +809,19 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
         faults=faults,
         metrics=ServerMetrics(store, faults),
         started_at=clock.now(),
+        streams=streams,
+        capabilities=capabilities,
+        capabilities_header=capability_header(capabilities),
+        webhooks=WebhookDeliveries(store, clock, attempts=settings.callback_attempts),
+        callback_url=re.compile(callback_url_pattern(settings)),
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.open()
+        state.webhooks.start()
+        for job, url, secret, attempts in await store.callbacks_to_resume():
+            state.webhooks.resume(job, url, secret, attempts)
         following = None
         if store.shared:  # the faults this process starts with are everybody's now
             await store.publish_faults(faults.faults)
@@ -735,6 +832,7 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
             if following is not None:
                 following.cancel()
             store.close()
+            await state.webhooks.aclose()
             await store.aclose()
 
     app = _VideoSimApp(
@@ -745,10 +843,19 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
     )
     app.state.videosim = state
     _publish_limits_in_schema(app, settings)
+    if not settings.plain:
+        document_callback_pattern(app, callback_url_pattern(settings))
     guard = [Depends(require_api_key)] if settings.api_key is not None else []
     guarded = _UNAUTHORIZED if settings.api_key is not None else None
     starts = plain_start_router if settings.plain else start_router
     app.include_router(starts, dependencies=guard, responses=guarded)
+    if not settings.plain:  # the push protocol (issue 11); --plain is the original API
+        push_errors = {**_ERRORS, **(guarded or {})}
+        app.include_router(batch_status_router(settings, injected_fault, push_errors),
+                           dependencies=guard)  # fmt: skip
+        app.include_router(subscriptions_router(settings), dependencies=guard, responses=guarded)
+        app.include_router(events_router, dependencies=guard, responses=guarded)
+        app.include_router(capabilities_router)
     app.include_router(jobs_router, dependencies=guard, responses=guarded)
     app.include_router(health_router)
     app.add_exception_handler(RequestValidationError, _validation_error)
