@@ -39,10 +39,10 @@ def id_list_body_cap(settings: ServerSettings) -> int:
 
 
 def push_body_caps(settings: ServerSettings) -> dict[str, int]:
-    """Exact paths whose body cap is larger than ``max_body_bytes``, for a cap enforced in
-    front of the routes (POST /subscriptions/{id}/jobs keeps its route-level cap)."""
+    """Paths (a trailing ``/``: every path under it) whose body cap is larger than
+    ``max_body_bytes``, for a cap enforced in front of the routes."""
     cap = id_list_body_cap(settings)
-    return {"/status/batch": cap, "/subscriptions": cap}
+    return {"/status/batch": cap, "/subscriptions": cap, "/subscriptions/": cap}
 
 
 def batch_status_router(

@@ -249,7 +249,8 @@ class EdgeMiddleware:
     """The app's one middleware, outside all of FastAPI's own, for every HTTP request:
 
     - a request body over ``max_body_bytes`` (or the path's own limit in
-      ``larger_bodies``, for a route that takes large batches) is answered 413 with a
+      ``larger_bodies``, for a route that takes large batches; a key ending in ``/``
+      covers every path under it) is answered 413 with a
       JSON detail: at once, before the app, when its Content-Length says so (so a route
       that never reads its body cannot act on the request first), else as soon as the
       streamed bytes pass it;
@@ -274,9 +275,20 @@ class EdgeMiddleware:
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.larger_bodies = dict(larger_bodies or {})  # exact path -> its body limit
+        larger = dict(larger_bodies or {})
+        self.larger_bodies = {path: cap for path, cap in larger.items() if not path.endswith("/")}
+        self.larger_prefixes = [(path, cap) for path, cap in larger.items() if path.endswith("/")]
         self.count = count
         self.serve_status = serve_status
+
+    def _body_limit(self, path: str) -> int:
+        limit = self.larger_bodies.get(path)
+        if limit is not None:
+            return limit
+        for prefix, cap in self.larger_prefixes:
+            if path.startswith(prefix):
+                return cap
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -285,7 +297,7 @@ class EdgeMiddleware:
         method: str = scope["method"]
         path: str = scope["path"]
         declared, streamed = _declared_body(scope["headers"])
-        limit = self.larger_bodies.get(path, self.max_body_bytes)
+        limit = self._body_limit(path)
         too_large = declared is not None and declared > limit
         if (
             (method == "GET" or method == "HEAD")

@@ -179,3 +179,18 @@ async def test_the_batch_route_takes_ten_thousand_ids_under_the_default_body_cap
     assert len(answer.json()["unknown"]) == 10_000
     too_big = await server.http.post("/start", content=b"x" * 70_000)
     assert too_big.status_code == 413  # the other routes keep the ordinary cap
+
+
+async def test_a_subscription_takes_ten_thousand_ids_when_made_and_when_grown(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory()
+    job_ids = [f"{index:08d}-0000-4000-8000-000000000000" for index in range(10_000)]
+    made = await server.http.post("/subscriptions", json={"job_ids": job_ids})
+    assert made.status_code == 201, made.text[:200]
+    subscription_id = made.json()["subscription_id"]
+    grown = await server.http.post(
+        f"/subscriptions/{subscription_id}/jobs", json={"job_ids": job_ids}
+    )
+    assert grown.status_code == 200, grown.text[:200]
+    assert len(grown.json()["unknown"]) == 10_000
