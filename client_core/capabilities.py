@@ -15,7 +15,7 @@ import httpx
 
 from client_core.admission import Lane
 from client_core.answers import float_or_none, json_object
-from client_core.channel import Channel
+from client_core.channel import Channel, CircuitOpen
 from client_core.errors import MalformedAnswer
 from client_core.protocol import CAPABILITIES_PATH
 
@@ -64,7 +64,7 @@ class CapabilityCache:
     def __init__(self, channel: Channel) -> None:
         self._channel = channel
         self._known: Capabilities | None = None
-        self._lock = asyncio.Lock()
+        self._asking: asyncio.Future[Capabilities | None] | None = None
 
     @property
     def known(self) -> Capabilities | None:
@@ -72,16 +72,25 @@ class CapabilityCache:
         return self._known
 
     async def get(self) -> Capabilities:
-        """The server's capabilities; ``OLDER_SERVER`` on a 404 (cached) or no answer (not)."""
+        """The server's capabilities; ``OLDER_SERVER`` on a 404 (cached) or no answer (not).
+
+        Watches that ask while a request is out share its answer, so a silent server
+        costs them one connect timeout together, not one each.
+        """
         if self._known is not None:
             return self._known
-        async with self._lock:
-            if self._known is None:
-                found = await self._ask()
-                if found is None:
-                    return OLDER_SERVER  # no answer: ask again next time
-                self._known = found
-            return self._known
+        if self._asking is None:
+            self._asking = asyncio.ensure_future(self._ask())
+        asking = self._asking
+        try:
+            found = await asyncio.shield(asking)
+        finally:
+            if self._asking is asking and asking.done():
+                self._asking = None
+        if found is None:
+            return OLDER_SERVER  # no answer: poll this time, ask again for the next watch
+        self._known = found
+        return found
 
     def forget(self) -> None:
         """Ask again next time (the server behind the URL may have changed)."""
@@ -90,8 +99,14 @@ class CapabilityCache:
     async def _ask(self) -> Capabilities | None:
         channel = self._channel
         try:
-            response = await channel.send("GET", CAPABILITIES_PATH, lane=Lane.BACKGROUND)
-        except httpx.RequestError:
+            response = await channel.send(
+                "GET",
+                CAPABILITIES_PATH,
+                lane=Lane.BACKGROUND,
+                timeout_s=channel.connect_timeout_s,  # a quick question, like /healthz
+                gated=True,
+            )
+        except (httpx.RequestError, CircuitOpen):
             return None
         if response.status_code in NOT_OFFERED:
             return OLDER_SERVER

@@ -74,17 +74,21 @@ async def watch_pushed(
     safety_s: float = DEFAULT_SAFETY_S,
 ) -> AsyncGenerator[PollEvent, None]:
     """Wait for ``job_id``'s pushed final state; poll only when pushing is not possible."""
-    route = await choose_route(hub, capabilities, job_id, strategy)
-    if route is None:
-        async for event in watch_job(
-            channel, job_id, policy, _polling(strategy), cancel=cancel, timing=timing,
-            first_poll_after_s=first_poll_after_s,
-        ):  # fmt: skip
-            yield event
-        return
-
     clock = channel.clock
     started = clock.now()
+    route = await choose_route(hub, capabilities, job_id, strategy)
+    asked_for_s = clock.now() - started  # GET /capabilities, once per client
+    if route is None:
+        if asked_for_s > 0 and policy.deadline_s is not None:
+            policy = policy.replace(deadline_s=max(policy.deadline_s - asked_for_s, 0.001))
+        polling = watch_job(
+            channel, job_id, policy, _polling(strategy), cancel=cancel, timing=timing,
+            first_poll_after_s=first_poll_after_s,
+        )  # fmt: skip
+        async for event in polling:
+            yield _later(event, asked_for_s)
+        return
+
     deadline_at = started + (policy.deadline_s or float("inf"))
     due_at = hub.earliest_end(job_id)
     if due_at is None and first_poll_after_s is not None:
@@ -120,7 +124,12 @@ async def watch_pushed(
         timing=timing,
     )  # fmt: skip
     async for event in polling:
-        yield dataclasses.replace(event, elapsed_s=event.elapsed_s + offset)
+        yield _later(event, offset)
+
+
+def _later(event: PollEvent, offset_s: float) -> PollEvent:
+    """A delegated watch's event, its elapsed time counted from this watch's start."""
+    return dataclasses.replace(event, elapsed_s=event.elapsed_s + offset_s) if offset_s else event
 
 
 def _polling(strategy: Strategy) -> Strategy:
