@@ -60,6 +60,7 @@ class BatchStatusLoop:
         self._carried: dict[str, int] = {}  # job id -> requests that named it so far
         self._due: dict[str, None] = {}  # named in the next request (insertion-ordered)
         self._newly_due = False  # a job became due since the requests in flight were built
+        self._named: set[str] = set()  # still wanted, of the jobs the requests in flight name
         self._later: list[tuple[float, str]] = []  # heap of (due at, job id), lazily pruned
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -87,9 +88,14 @@ class BatchStatusLoop:
             )
 
     def discard(self, job_id: str) -> None:
+        """Stop asking about ``job_id``; a held request naming only such jobs is dropped."""
         self._jobs.pop(job_id, None)
         self._carried.pop(job_id, None)
         self._due.pop(job_id, None)
+        if job_id in self._named:
+            self._named.discard(job_id)
+            if not self._named:
+                self._changed.set()
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
@@ -153,6 +159,7 @@ class BatchStatusLoop:
         Returns None when answered, else how long to wait before asking again (a failure).
         """
         clock = self._channel.clock
+        self._named = {job_id for chunk in chunks for job_id in chunk}
         asks = [asyncio.ensure_future(self._ask(chunk)) for chunk in chunks]
         try:
             while True:
@@ -173,9 +180,10 @@ class BatchStatusLoop:
                     return max((ask.result() for ask in answered), key=lambda p: p or 0.0)
                 self._changed.clear()
                 self._take_due(clock.now())
-                if self._newly_due:
-                    return None  # a job became due that no held request names: ask again
+                if self._newly_due or not self._named:
+                    return None  # a job due that no request names, or none wanted: ask anew
         finally:
+            self._named = set()
             for ask in asks:
                 if not ask.done():
                     ask.cancel()
