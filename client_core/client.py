@@ -65,6 +65,7 @@ DEFAULT_MAX_SERVER_PAUSE_S = 60.0
 # job (1 h by default) plus a minute. Nothing the server says can hold a watch longer.
 DEFAULT_WATCH_DEADLINE_S = 3660.0
 DEFAULT_READ_TIMEOUT_S = 5.0  # a server that accepts and never answers is noticed this fast
+MAX_REMEMBERED_POLICIES = 256
 
 
 class VideoSimClient:
@@ -145,6 +146,7 @@ class VideoSimClient:
         self.max_server_pause_s = max_server_pause_s
         self.default_deadline_s = default_deadline_s
         self.timing = timing  # the planner's margins around eta_s and Retry-After
+        self._deadline_policies: dict[BackoffPolicy, BackoffPolicy] = {}
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -286,7 +288,7 @@ class VideoSimClient:
         Close the generator (``contextlib.aclosing``) if you stop iterating early.
         """
         if policy.deadline_s is None:
-            policy = policy.replace(deadline_s=self.default_deadline_s)
+            policy = self._with_default_deadline(policy)
         strategy = Strategy(strategy)
         if strategy in (Strategy.AUTO, *PUSH_STRATEGIES):
             return watch_pushed(
@@ -310,6 +312,15 @@ class VideoSimClient:
             timing=self.timing,
             first_poll_after_s=first_poll_after_s,
         )
+
+    def _with_default_deadline(self, policy: BackoffPolicy) -> BackoffPolicy:
+        """``policy`` with the client's deadline; made once per policy (watches share them)."""
+        found = self._deadline_policies.get(policy)
+        if found is None:
+            found = policy.replace(deadline_s=self.default_deadline_s)
+            if len(self._deadline_policies) < MAX_REMEMBERED_POLICIES:
+                self._deadline_policies[policy] = found
+        return found
 
     async def wait(
         self,

@@ -13,8 +13,9 @@ meanwhile, after a bounded backoff. A stream that is not offered (404, 405, 422,
 ``text/event-stream``) or keeps breaking is given up: ``on_gone`` moves its watches to
 the batch loop.
 
-The stream has its own ``httpx.AsyncClient`` (httpx's streaming transport): the
-client's lean transport reads whole answers, and an event stream never ends.
+The stream has its own ``httpx.AsyncClient`` (its own connection, outside the admission
+queue and its in-flight cap), on the lean transport, which hands an event stream's
+body out as it arrives: one pass through the parser per read, not per event.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from httpx_sse import SSEError, aconnect_sse
 from client_core.answers import describe_transport_error, detail, retry_after_s
 from client_core.channel import ClientStats
 from client_core.clock import Clock
+from client_core.lean_transport import LeanTransport
 from client_core.protocol import EVENTS_PATH
 from client_core.pushed import NOT_FOUND, PushedState, Route, read_pushed
 
@@ -74,7 +76,7 @@ class EventStream:
             base_url=settings.base_url,
             headers=dict(settings.headers),
             timeout=httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s),
-            transport=transport,
+            transport=transport or LeanTransport(max_keepalive=1),
         )
         self.last_event_id: str | None = None
         self.connected = asyncio.Event()  # set while a stream is open

@@ -24,6 +24,7 @@ import asyncio
 from collections import OrderedDict
 from enum import StrEnum
 
+from client_core.alarms import Alarms
 from client_core.batch_status import BatchStatusLoop
 from client_core.capabilities import DEFAULT_MAX_BATCH_STATUS, CapabilityCache
 from client_core.channel import Channel
@@ -64,6 +65,7 @@ class PushHub:
         self._routes: dict[str, Route] = {}  # job id -> how it is followed now
         self._stream: EventStream | None = None
         self._batch: BatchStatusLoop | None = None
+        self.alarms = Alarms(channel.clock)  # the deadlines of every push watch
         self.webhooks_on = False  # starts carry a callback_url (see VideoSimClient.use_webhooks)
         self._with_callback: set[str] = set()  # started while webhooks were on
         self.stream_gone: str | None = None  # why the stream was given up, once it was
@@ -141,6 +143,7 @@ class PushHub:
             await stream.aclose()
         if batch is not None:
             await batch.aclose()
+        await self.alarms.aclose()
 
     @property
     def stream(self) -> EventStream | None:

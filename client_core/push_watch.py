@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncGenerator, Coroutine
-from typing import Any
+from collections.abc import AsyncGenerator
 
+from client_core.alarms import Alarms
 from client_core.capabilities import CapabilityCache
 from client_core.channel import Channel
 from client_core.events import DelayReason, Outcome, PollEvent, Strategy
@@ -98,7 +98,7 @@ async def watch_pushed(
     try:
         while True:
             wake_at = deadline_at if safety_at is None else min(deadline_at, safety_at)
-            woke_by = await _first_of(waiter, clock.sleep(wake_at - clock.now()), cancel)
+            woke_by = await _first_of(hub.alarms, waiter, wake_at, cancel)
             if woke_by == "cancel":
                 yield _ended(job_id, Outcome.CANCELLED, "", clock.now() - started, strategy)
                 return
@@ -137,21 +137,38 @@ def _polling(strategy: Strategy) -> Strategy:
 
 
 async def _first_of(
-    waiter: Waiter, sleep: Coroutine[Any, Any, None], cancel: asyncio.Event | None
+    alarms: Alarms, waiter: Waiter, wake_at: float, cancel: asyncio.Event | None
 ) -> str:
-    """``"state"``, ``"cancel"`` or ``"time"``: whichever comes first (the others dropped)."""
-    racers: list[asyncio.Future[Any]] = [asyncio.ensure_future(sleep)]
-    if cancel is not None:
-        racers.append(asyncio.ensure_future(cancel.wait()))
-    try:
-        await asyncio.wait([waiter, *racers], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for racer in racers:
-            if not racer.done():
-                racer.cancel()
+    """``"state"``, ``"cancel"`` or ``"time"`` (``wake_at`` on the clock), whichever first.
+
+    No task per watch: a future, a callback on the waiter and a shared alarm.
+    """
     if cancel is not None and cancel.is_set():
         return "cancel"
-    return "state" if waiter.done() else "time"
+    if waiter.done():
+        return "state"
+    wake: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def woke(why: str) -> None:
+        if not wake.done():
+            wake.set_result(why)
+
+    def on_state(_: object) -> None:
+        woke("state")
+
+    waiter.add_done_callback(on_state)
+    alarm = alarms.call_at(wake_at, lambda: woke("time"))
+    stop = None
+    if cancel is not None:
+        stop = asyncio.ensure_future(cancel.wait())
+        stop.add_done_callback(lambda _: woke("cancel") if cancel.is_set() else None)
+    try:
+        return await wake
+    finally:
+        waiter.remove_done_callback(on_state)
+        alarm.cancel()
+        if stop is not None:
+            stop.cancel()
 
 
 async def _last_look(
