@@ -7,7 +7,8 @@ transport does one thing: send a request on an idle connection (or a new one) an
 read the whole answer, under the request's timeouts. Answers of this API are small,
 so bodies are read in full; the one exception is an event stream (``Accept:
 text/event-stream``), whose body is handed out as it arrives. Errors are raised as
-httpx's own, so nothing above it can tell the difference. ``https://`` and anything unusual go to httpx's transport.
+httpx's own, so nothing above it can tell the difference. ``https://`` and anything
+unusual go to httpx's transport.
 """
 
 from __future__ import annotations

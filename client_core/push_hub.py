@@ -35,13 +35,15 @@ MAX_KEPT_FINALS = 100_000  # final states kept for watches not begun yet
 MAX_STARTED_REMEMBERED = 1_000_000  # jobs this client started and has not seen end
 
 
-class Fallback(StrEnum):
-    """The hub cannot push this job's state: poll it, one job at a time."""
+class NoState(StrEnum):
+    """What else ends a wait for a pushed state."""
 
-    POLL = "poll"
+    POLL = "poll"  # the hub cannot push this job's state: poll it, one job at a time
+    TIME = "time"  # the watch's alarm rang (its deadline, or the safety net)
+    CANCEL = "cancel"  # the watch's cancel event was set
 
 
-Waiter = asyncio.Future[PushedState | Fallback]
+Waiter = asyncio.Future[PushedState | NoState]  # one per watch
 
 
 class PushHub:
@@ -96,7 +98,7 @@ class PushHub:
     # -- watches -------------------------------------------------------------------------
 
     def follow(self, job_id: str, route: Route, *, due_at: float | None = None) -> Waiter:
-        """A future that gets the job's final state (or ``Fallback.POLL``)."""
+        """A future, this watch's own, that gets the job's final state (or ``NoState.POLL``)."""
         waiter: Waiter = asyncio.get_running_loop().create_future()
         kept = self._kept.pop(job_id, None)
         if kept is not None:
@@ -223,4 +225,4 @@ class PushHub:
             self._forget(job_id)
             for waiter in waiters:
                 if not waiter.done():
-                    waiter.set_result(Fallback.POLL)
+                    waiter.set_result(NoState.POLL)

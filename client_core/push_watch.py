@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from typing import Literal
 
 from client_core.alarms import Alarms
 from client_core.capabilities import CapabilityCache
@@ -30,7 +31,7 @@ from client_core.events import DelayReason, Outcome, PollEvent, Strategy
 from client_core.planner import PollTiming, plan_next_poll
 from client_core.policy import BackoffPolicy
 from client_core.protocol import status_path
-from client_core.push_hub import PushHub, Waiter
+from client_core.push_hub import NoState, PushHub, Waiter
 from client_core.pushed import NOT_FOUND, PushedState, Route
 from client_core.watching import poll_once, watch_job
 
@@ -39,14 +40,18 @@ DEFAULT_SAFETY_S = 30.0  # a push not come this long after the job's earliest en
 OUTCOMES = {"completed": Outcome.COMPLETED, "error": Outcome.ERROR, NOT_FOUND: Outcome.NOT_FOUND}
 
 
-async def choose_route(
+def known_route(
     hub: PushHub, capabilities: CapabilityCache, job_id: str, strategy: Strategy
-) -> Route | None:
-    """How a watch of ``strategy`` learns the end of ``job_id``; None: by polling it."""
+) -> Route | Literal["ask"] | None:
+    """How a watch of ``strategy`` learns the end of ``job_id``: a push route, None for
+    polling it, or ``"ask"`` when only ``GET /capabilities`` can say (``auto``, first time).
+    """
     if strategy is Strategy.AUTO:
         if hub.has_callback(job_id):
             return Route.WEBHOOK
-        offered = await capabilities.get()
+        offered = capabilities.known
+        if offered is None:
+            return "ask"
         if offered.events:
             return Route.STREAM
         return Route.BATCH if offered.batch_status else None
@@ -58,6 +63,19 @@ async def choose_route(
     if known is None or known.batch_status:
         return Route.BATCH
     return None
+
+
+async def choose_route(
+    hub: PushHub, capabilities: CapabilityCache, job_id: str, strategy: Strategy
+) -> Route | None:
+    """``known_route``, asking the server what it offers when that is still unknown."""
+    route = known_route(hub, capabilities, job_id, strategy)
+    if route != "ask":
+        return route
+    offered = await capabilities.get()
+    if offered.events:
+        return Route.STREAM
+    return Route.BATCH if offered.batch_status else None
 
 
 async def watch_pushed(
@@ -76,7 +94,9 @@ async def watch_pushed(
     """Wait for ``job_id``'s pushed final state; poll only when pushing is not possible."""
     clock = channel.clock
     started = clock.now()
-    route = await choose_route(hub, capabilities, job_id, strategy)
+    route = known_route(hub, capabilities, job_id, strategy)
+    if route == "ask":
+        route = await choose_route(hub, capabilities, job_id, strategy)
     asked_for_s = clock.now() - started  # GET /capabilities, once per client
     if route is None:
         if asked_for_s > 0 and policy.deadline_s is not None:
@@ -95,27 +115,31 @@ async def watch_pushed(
         due_at = started + first_poll_after_s
     waiter = hub.follow(job_id, route, due_at=due_at)
     safety_at = (due_at or started) + safety_s if route is not Route.BATCH else None
+    stop = _on_cancel(cancel, lambda: waiter)
     try:
         while True:
             wake_at = deadline_at if safety_at is None else min(deadline_at, safety_at)
-            woke_by = await _first_of(hub.alarms, waiter, wake_at, cancel)
-            if woke_by == "cancel":
+            got = await _state_or_alarm(hub.alarms, waiter, wake_at)
+            if got is NoState.CANCEL or (cancel is not None and cancel.is_set()):
                 yield _ended(job_id, Outcome.CANCELLED, "", clock.now() - started, strategy)
                 return
-            if woke_by == "state":
-                got = waiter.result()
-                if isinstance(got, PushedState):
-                    yield _pushed(got, clock.now() - started, strategy)
-                    return
-                break  # Fallback.POLL: no push route left for this job
+            if isinstance(got, PushedState):
+                yield _pushed(got, clock.now() - started, strategy)
+                return
+            if got is NoState.POLL:
+                break  # no push route left for this job
             if safety_at is not None and clock.now() < deadline_at:
+                # The safety net: nothing pushed long after the job could end; ask in batch.
                 safety_at = None
-                hub.reroute(job_id, Route.BATCH, due_at=clock.now())
+                hub.unfollow(job_id, waiter)
+                waiter = hub.follow(job_id, Route.BATCH, due_at=clock.now())
                 continue
             yield await _last_look(channel, job_id, policy, started, strategy, timing)
             return
     finally:
         hub.unfollow(job_id, waiter)
+        if stop is not None:
+            stop.cancel()
     # Per-job polling for the time left; its events keep counting from this watch's start.
     offset = clock.now() - started
     left = max(deadline_at - clock.now(), 0.001)
@@ -136,39 +160,36 @@ def _polling(strategy: Strategy) -> Strategy:
     return Strategy.AUTO if strategy in PUSH_STRATEGIES else strategy
 
 
-async def _first_of(
-    alarms: Alarms, waiter: Waiter, wake_at: float, cancel: asyncio.Event | None
-) -> str:
-    """``"state"``, ``"cancel"`` or ``"time"`` (``wake_at`` on the clock), whichever first.
+async def _state_or_alarm(alarms: Alarms, waiter: Waiter, wake_at: float) -> PushedState | NoState:
+    """The pushed state, or ``NoState.TIME`` at ``wake_at``: no task per watch, one alarm."""
+    if not waiter.done():
+        alarm = alarms.call_at(wake_at, lambda: _settle(waiter, NoState.TIME))
+        try:
+            await waiter
+        finally:
+            alarm.cancel()
+    return waiter.result()
 
-    No task per watch: a future, a callback on the waiter and a shared alarm.
-    """
-    if cancel is not None and cancel.is_set():
-        return "cancel"
-    if waiter.done():
-        return "state"
-    wake: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
-    def woke(why: str) -> None:
-        if not wake.done():
-            wake.set_result(why)
+def _on_cancel(
+    cancel: asyncio.Event | None, current: Callable[[], Waiter]
+) -> asyncio.Task[Literal[True]] | None:
+    """Settle the watch's current waiter with ``NoState.CANCEL`` when ``cancel`` is set."""
+    if cancel is None:
+        return None
+    stop = asyncio.ensure_future(cancel.wait())
 
-    def on_state(_: object) -> None:
-        woke("state")
+    def cancelled(_: object) -> None:
+        if cancel.is_set():
+            _settle(current(), NoState.CANCEL)
 
-    waiter.add_done_callback(on_state)
-    alarm = alarms.call_at(wake_at, lambda: woke("time"))
-    stop = None
-    if cancel is not None:
-        stop = asyncio.ensure_future(cancel.wait())
-        stop.add_done_callback(lambda _: woke("cancel") if cancel.is_set() else None)
-    try:
-        return await wake
-    finally:
-        waiter.remove_done_callback(on_state)
-        alarm.cancel()
-        if stop is not None:
-            stop.cancel()
+    stop.add_done_callback(cancelled)
+    return stop
+
+
+def _settle(waiter: Waiter, why: NoState) -> None:
+    if not waiter.done():
+        waiter.set_result(why)
 
 
 async def _last_look(
