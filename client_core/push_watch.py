@@ -41,12 +41,21 @@ OUTCOMES = {"completed": Outcome.COMPLETED, "error": Outcome.ERROR, NOT_FOUND: O
 
 
 def known_route(
-    hub: PushHub, capabilities: CapabilityCache, job_id: str, strategy: Strategy
+    hub: PushHub,
+    capabilities: CapabilityCache,
+    job_id: str,
+    strategy: Strategy,
+    policy: BackoffPolicy,
 ) -> Route | Literal["ask"] | None:
     """How a watch of ``strategy`` learns the end of ``job_id``: a push route, None for
     polling it, or ``"ask"`` when only ``GET /capabilities`` can say (``auto``, first time).
+
+    ``auto`` with an attempt budget polls: a budget is a number of status checks (the
+    seed client's ``RETRIES``), which only polling has. ``stream`` and ``batch`` have none.
     """
     if strategy is Strategy.AUTO:
+        if policy.max_attempts is not None:
+            return None
         if hub.has_callback(job_id):
             return Route.WEBHOOK
         offered = capabilities.known
@@ -66,10 +75,14 @@ def known_route(
 
 
 async def choose_route(
-    hub: PushHub, capabilities: CapabilityCache, job_id: str, strategy: Strategy
+    hub: PushHub,
+    capabilities: CapabilityCache,
+    job_id: str,
+    strategy: Strategy,
+    policy: BackoffPolicy,
 ) -> Route | None:
     """``known_route``, asking the server what it offers when that is still unknown."""
-    route = known_route(hub, capabilities, job_id, strategy)
+    route = known_route(hub, capabilities, job_id, strategy, policy)
     if route != "ask":
         return route
     offered = await capabilities.get()
@@ -94,9 +107,9 @@ async def watch_pushed(
     """Wait for ``job_id``'s pushed final state; poll only when pushing is not possible."""
     clock = channel.clock
     started = clock.now()
-    route = known_route(hub, capabilities, job_id, strategy)
+    route = known_route(hub, capabilities, job_id, strategy, policy)
     if route == "ask":
-        route = await choose_route(hub, capabilities, job_id, strategy)
+        route = await choose_route(hub, capabilities, job_id, strategy, policy)
     asked_for_s = clock.now() - started  # GET /capabilities, once per client
     if route is None:
         if asked_for_s > 0 and policy.deadline_s is not None:
