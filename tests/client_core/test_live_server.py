@@ -49,11 +49,12 @@ async def test_every_strategy_sees_the_job_finish(live_server: LiveServer) -> No
             assert 0 <= record["detection_lag_s"] < 1.0, strategy
     # The smarter strategies need fewer requests than blind backoff. Long-poll asks once,
     # then holds a second request until the job ends; the stream (which auto picks here)
-    # asks nothing; batch names the job in one held request for many.
+    # asks nothing; batch names the job in one held request for many (or none at all: this
+    # client's stream, open for the other two, may say first that the job ended).
     assert records[Strategy.LONG_POLL]["status_requests"] <= 2
     assert records[Strategy.STREAM]["status_requests"] == 0
     assert records[Strategy.AUTO]["status_requests"] == 0
-    assert records[Strategy.BATCH]["status_requests"] == 1
+    assert records[Strategy.BATCH]["status_requests"] <= 1
     assert records[Strategy.HINTED]["status_requests"] <= 3
     assert records[Strategy.BACKOFF]["status_requests"] >= 3
 
