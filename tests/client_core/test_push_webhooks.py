@@ -6,12 +6,14 @@ The receiver is real (a loopback port); so is the server that calls it back.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from client_core import (
     BackoffPolicy,
@@ -28,6 +30,11 @@ from tests.support.live_server import LiveServer
 
 Factory = Callable[..., LiveServer]
 SECRET = "s3cret"
+# The server's webhook delivery (server/webhooks.py) comes with its own branch.
+DELIVERS_WEBHOOKS = pytest.mark.skipif(
+    importlib.util.find_spec("server.webhooks") is None,
+    reason="this server does not deliver webhooks yet",
+)
 FINAL = {"job_id": "j1", "result": "completed", "created_at": 1.0, "finished_at": 2.0}
 
 
@@ -67,6 +74,7 @@ async def test_only_well_signed_recent_callbacks_are_taken_in() -> None:
     assert receiver.accepted == 1 and receiver.refused == 6
 
 
+@DELIVERS_WEBHOOKS
 async def test_a_callback_that_fails_twice_is_retried_until_the_watch_ends(
     live_server: LiveServer,
 ) -> None:
@@ -92,6 +100,7 @@ async def test_a_callback_that_fails_twice_is_retried_until_the_watch_ends(
     assert receiver.failed == 2 and receiver.accepted == 1
 
 
+@DELIVERS_WEBHOOKS
 async def test_a_badly_signed_callback_does_not_end_the_watch(live_server: LiveServer) -> None:
     events: list[PollEvent] = []
     async with (
