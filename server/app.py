@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import random
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -73,6 +74,12 @@ from server.push_models import CLIENT_ID_PATTERN
 from server.settings import ServerSettings
 from server.store import Job, JobLimitReached, poll_retry_after
 from server.subscriptions import subscriptions_router
+from server.webhooks import (
+    WebhookDeliveries,
+    callback_url_pattern,
+    document_callback_pattern,
+    refused_callback_message,
+)
 
 # HTTP has no code for "the client hung up first"; nginx's 499 is the customary one.
 CLIENT_CLOSED_REQUEST = 499
@@ -94,6 +101,8 @@ class ServerState:
     streams: EventStreams
     capabilities: Capabilities | None  # None under --plain
     capabilities_header: str | None  # X-Capabilities, computed once
+    webhooks: WebhookDeliveries
+    callback_url: re.Pattern[str]  # what a callback_url must match on this server
 
 
 # --- dependencies ---------------------------------------------------------------------
@@ -245,6 +254,22 @@ def _check_durations(bodies: Sequence[StartRequest], settings: ServerSettings, b
             raise _over_the_maximum(loc, body.duration_s, settings.max_duration_s)
 
 
+def _check_callbacks(bodies: Sequence[StartRequest], state: ServerState, batch: bool) -> None:
+    """callback_url against the hosts this server may post to."""
+    for index, body in enumerate(bodies):
+        if body.callback_url is not None and not state.callback_url.fullmatch(body.callback_url):
+            loc: tuple[str | int, ...] = (
+                ("body", "jobs", index, "callback_url") if batch else ("body", "callback_url")
+            )
+            problem = {
+                "type": "value_error",
+                "loc": loc,
+                "msg": refused_callback_message(state.settings),
+                "input": body.callback_url,
+            }
+            raise RequestValidationError([problem])
+
+
 async def _create_once(
     state: ServerState,
     request: Request,
@@ -268,8 +293,18 @@ async def _create_once(
         raise HTTPException(409, str(error)) from error
     if started.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    elif client_id is not None:
-        state.streams.jobs_started(client_id, started.jobs)
+    else:
+        if client_id is not None:
+            state.streams.jobs_started(client_id, started.jobs)
+        targets = [
+            (job, body.callback_url, body.callback_secret)
+            for job, body in zip(started.jobs, bodies, strict=True)
+            if body.callback_url is not None
+        ]
+        if targets:
+            await state.store.remember_callbacks(targets)
+        for job, url, secret in targets:
+            state.webhooks.schedule(job, url, secret)
     return started.jobs
 
 
@@ -304,6 +339,7 @@ async def start_job(
     """Create a job that stays pending for ``duration_s``, then shows its outcome."""
     body = body or StartRequest()
     _check_durations([body], state.settings, batch=False)
+    _check_callbacks([body], state, batch=False)
     if fault is not None:
         raise _rejected(fault)
     jobs = await _create_once(
@@ -338,6 +374,7 @@ async def start_batch(
             ]
         )
     _check_durations(body.jobs, settings, batch=True)
+    _check_callbacks(body.jobs, state, batch=True)
     if fault is not None:
         raise _rejected(fault)
     jobs = await _create_once(
@@ -525,7 +562,8 @@ async def job_record(job_id: str, store: StoreDep, clock: ClockDep) -> JobRecord
         StatusRequestRecord(at=r.at, code=r.code, retry_after_s=r.retry_after_s)
         for r in job.requests()
     ]
-    return JobRecord(**_summary_fields(job, clock.now()), requests=requests)
+    callbacks = await store.callback_attempts(job_id)
+    return JobRecord(**_summary_fields(job, clock.now()), requests=requests, callbacks=callbacks)
 
 
 @jobs_router.get("/jobs", summary="List jobs in creation order")
@@ -568,7 +606,7 @@ async def put_faults(new_faults: Faults, faults: FaultsDep, store: StoreDep) -> 
 @health_router.get(
     "/healthz",
     summary="Liveness; never needs the API key, never faulted",
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,  # no capabilities under --plain
 )
 async def healthz(state: StateDep) -> Health:
     jobs = await state.store.count()
@@ -578,7 +616,7 @@ async def healthz(state: StateDep) -> Health:
         uptime_s=round(state.clock.now() - state.started_at, 3),
         hints=state.settings.hints,
         long_poll_max_s=state.settings.long_poll_max_s,
-        capabilities=state.capabilities,
+        **({"capabilities": state.capabilities} if state.capabilities is not None else {}),
     )
 
 
@@ -737,11 +775,16 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
         streams=streams,
         capabilities=capabilities,
         capabilities_header=capability_header(capabilities),
+        webhooks=WebhookDeliveries(store, clock, attempts=settings.callback_attempts),
+        callback_url=re.compile(callback_url_pattern(settings)),
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.open()
+        state.webhooks.start()
+        for job, url, secret, attempts in await store.callbacks_to_resume():
+            state.webhooks.resume(job, url, secret, attempts)
         following = None
         if store.shared:  # the faults this process starts with are everybody's now
             await store.publish_faults(faults.faults)
@@ -752,6 +795,7 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
             if following is not None:
                 following.cancel()
             store.close()
+            await state.webhooks.aclose()
             await store.aclose()
 
     app = _VideoSimApp(
@@ -763,6 +807,8 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
     )
     app.state.videosim = state
     _publish_limits_in_schema(app, settings)
+    if not settings.plain:
+        document_callback_pattern(app, callback_url_pattern(settings))
     guard = [Depends(require_api_key)] if settings.api_key is not None else []
     guarded = _UNAUTHORIZED if settings.api_key is not None else None
     starts = plain_start_router if settings.plain else start_router

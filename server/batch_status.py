@@ -32,12 +32,25 @@ CLIENT_CLOSED_REQUEST = 499
 FaultDependency = Callable[..., Awaitable[Rejection | None]]
 
 
+def id_list_body_cap(settings: ServerSettings) -> int:
+    """The body cap of the routes that take up to max_batch_status job ids (this one and
+    the subscription routes): never below the server's ordinary cap."""
+    return max(settings.max_body_bytes, settings.max_batch_status * BYTES_PER_ID + 4096)
+
+
+def push_body_caps(settings: ServerSettings) -> dict[str, int]:
+    """Exact paths whose body cap is larger than ``max_body_bytes``, for a cap enforced in
+    front of the routes (POST /subscriptions/{id}/jobs keeps its route-level cap)."""
+    cap = id_list_body_cap(settings)
+    return {"/status/batch": cap, "/subscriptions": cap}
+
+
 def batch_status_router(
     settings: ServerSettings, injected_fault: FaultDependency, errors: dict[int | str, Any]
 ) -> APIRouter:
     """The route, with this server's own body cap (large enough for max_batch_status ids)."""
     router = APIRouter()
-    body_cap = max(settings.max_body_bytes, settings.max_batch_status * BYTES_PER_ID + 4096)
+    body_cap = id_list_body_cap(settings)
 
     @router.post(
         "/status/batch",

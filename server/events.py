@@ -26,9 +26,9 @@ import json
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -88,6 +88,15 @@ class JobSet:
     subscription_id: str = ""
     client_id: str = ""
 
+    @property
+    def group(self) -> tuple[str, str] | None:
+        """What other routes call this set, if they can change it."""
+        if self.kind == "client":
+            return ("client", self.client_id)
+        if self.kind == "subscription":
+            return ("subscription", self.subscription_id)
+        return None
+
 
 def _compact(document: dict[str, object]) -> str:
     return json.dumps(document, separators=(",", ":"))
@@ -132,6 +141,10 @@ class EventStream:
     @property
     def undelivered(self) -> int:
         return len(self._queue)
+
+    @property
+    def failed(self) -> bool:
+        return self._failure is not None
 
     # --- opening ------------------------------------------------------------------------
 
@@ -291,6 +304,9 @@ class EventStreams:
         self.send_timeout_s = send_timeout_s
         self.touch_every_s = min(TOUCH_EVERY_S, retention_s / 2)
         self._streams: set[EventStream] = set()
+        # Streams by what names their jobs, so a start or a subscription change reaches
+        # only the streams that carry it: ("client", id) and ("subscription", id).
+        self._by_group: dict[tuple[str, str], set[EventStream]] = {}
         self._closing = False
         store.on_close(self.close)
 
@@ -307,6 +323,8 @@ class EventStreams:
         subscription does not exist (before anything is sent)."""
         stream = EventStream(self, job_set, self.buffer, resume_from)
         self._streams.add(stream)  # first, so no job started meanwhile is missed
+        if (group := job_set.group) is not None:
+            self._by_group.setdefault(group, set()).add(stream)
         try:
             opening = stream.opening_events(await self._load_all(stream))
         except BaseException:
@@ -315,6 +333,7 @@ class EventStreams:
         if self._closing:
             stream.fail("server stopping")
         return _EventStreamResponse(
+            lambda: self._discard(stream),
             self._events(stream, opening),
             ping=self.heartbeat_s,
             send_timeout=self.send_timeout_s,
@@ -327,6 +346,8 @@ class EventStreams:
         upkeep = asyncio.ensure_future(self._upkeep(stream))
         try:
             for event in opening:
+                if stream.failed:
+                    break  # stopping, or the subscription is gone: say so at once
                 yield event
             opening.clear()
             async for event in stream.live_events():
@@ -338,8 +359,21 @@ class EventStreams:
             self._discard(stream)
 
     def _discard(self, stream: EventStream) -> None:
+        if stream not in self._streams:
+            return
         stream.detach()
         self._streams.discard(stream)
+        if (group := stream.job_set.group) is not None:
+            streams = self._by_group[group]
+            streams.discard(stream)
+            if not streams:
+                del self._by_group[group]
+        if stream.job_set.kind == "subscription" and not self._closing:
+            # The retention window of a subscription starts when its last stream lets go.
+            touch = asyncio.ensure_future(
+                self.store.touch_subscription(stream.job_set.subscription_id)
+            )
+            touch.add_done_callback(_ignore_store_outage)
 
     async def _load_all(self, stream: EventStream) -> list[tuple[str, Job | None, float]]:
         job_set = stream.job_set
@@ -415,17 +449,11 @@ class EventStreams:
 
     def jobs_started(self, client_id: str, jobs: Sequence[Job]) -> None:
         """Jobs started with X-Client-Id ``client_id`` in this process."""
-        for stream in self._streams:
-            if stream.job_set.kind == "client" and stream.job_set.client_id == client_id:
-                stream.add_jobs((job.job_id, job, -math.inf) for job in jobs)
+        for stream in self._by_group.get(("client", client_id), ()):
+            stream.add_jobs((job.job_id, job, -math.inf) for job in jobs)
 
     async def subscription_extended(self, subscription_id: str, job_ids: Sequence[str]) -> None:
-        streams = [
-            stream
-            for stream in self._streams
-            if stream.job_set.kind == "subscription"
-            and stream.job_set.subscription_id == subscription_id
-        ]
+        streams = list(self._by_group.get(("subscription", subscription_id), ()))
         if not streams:
             return
         loaded = await self._with_jobs([(job_id, self.clock.now()) for job_id in job_ids])
@@ -433,9 +461,8 @@ class EventStreams:
             stream.add_jobs(loaded)
 
     def subscription_deleted(self, subscription_id: str) -> None:
-        for stream in self._streams:
-            if stream.job_set.subscription_id == subscription_id:
-                stream.fail("subscription gone")
+        for stream in self._by_group.get(("subscription", subscription_id), ()):
+            stream.fail("subscription gone")
 
     def close(self) -> None:
         """The server is stopping: every stream sends an error event and ends."""
@@ -444,15 +471,28 @@ class EventStreams:
             stream.fail("server stopping")
 
 
+def _ignore_store_outage(task: asyncio.Future[bool]) -> None:
+    if not task.cancelled() and isinstance(task.exception(), StoreUnavailable):
+        logger.warning("event stream: %s", task.exception())
+
+
 class _EventStreamResponse(EventSourceResponse):
-    """A reader that blocks a send longer than the send timeout is dropped with a warning
-    (nothing more can reach it), not with a traceback."""
+    """An event stream that lets go of its jobs however the response ends (also when the
+    reader hung up before the first event, or it was a HEAD request), and that drops a
+    reader blocking a send longer than the send timeout with a warning, not a traceback
+    (nothing more can reach that reader)."""
+
+    def __init__(self, on_end: Callable[[], None], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_end = on_end
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         except SendTimeoutError:
             logger.warning("event stream dropped: a send was blocked for %g s", self.send_timeout)
+        finally:
+            self._on_end()
 
 
 class SubscriptionGone(Exception):

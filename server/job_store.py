@@ -231,6 +231,17 @@ class JobStore(ABC):
     async def callback_attempts(self, job_id: str) -> list[CallbackAttempt]:
         """The webhook delivery attempts of the job, oldest first."""
 
+    async def remember_callbacks(  # noqa: B027  (only a durable store keeps them)
+        self, targets: Sequence[tuple[Job, str, str | None]]
+    ) -> None:
+        """Keep ``(job, callback_url, callback_secret)`` so that a restarted server still
+        delivers them; only a durable store keeps them (the others: nothing to do)."""
+
+    async def callbacks_to_resume(self) -> list[tuple[Job, str, str | None, int]]:
+        """After a restart: ``(job, url, secret, attempts so far)`` of every remembered
+        callback that no attempt delivered yet."""
+        return []
+
     # --- faults shared between processes --------------------------------------------
 
     async def publish_faults(self, faults: Faults) -> None:  # noqa: B027

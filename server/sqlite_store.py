@@ -78,6 +78,12 @@ CREATE TABLE IF NOT EXISTS subscription_jobs (
     added_at REAL NOT NULL,
     PRIMARY KEY (subscription_id, job_id)
 );
+CREATE TABLE IF NOT EXISTS callback_targets (
+    job_id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    secret TEXT,
+    expires_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS callback_attempts (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id TEXT NOT NULL,
@@ -113,6 +119,7 @@ class SqliteJobStore(MemoryJobStore):
         self._write_behind: asyncio.TimerHandle | None = None
         self._last_expiry = 0.0
         self._closed = False
+        self._callback_targets: dict[str, tuple[str, str | None]] = {}  # read at open
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -162,6 +169,12 @@ class SqliteJobStore(MemoryJobStore):
         ):
             attempt = CallbackAttempt(at=at, status_code=status_code, error=error)
             self.callbacks.setdefault(job_id, []).append(attempt)
+        self._callback_targets = {
+            job_id: (url, secret)
+            for job_id, url, secret in self._connection.execute(
+                "SELECT job_id, url, secret FROM callback_targets WHERE expires_at > ?", (now,)
+            )
+        }
 
     async def aclose(self) -> None:
         if self._closed:
@@ -281,7 +294,16 @@ class SqliteJobStore(MemoryJobStore):
     async def extend_subscription(self, subscription_id: str, job_ids: Sequence[str]) -> bool:
         if not await super().extend_subscription(subscription_id, job_ids):
             return False
-        await self._write(self._subscription_rows(subscription_id))
+        added = self.subscriptions[subscription_id].added
+        await self._write(
+            [
+                (
+                    "INSERT OR IGNORE INTO subscription_jobs VALUES (?, ?, ?)",
+                    (subscription_id, job_id, added[job_id]),
+                )
+                for job_id in job_ids
+            ]
+        )
         return True
 
     async def touch_subscription(self, subscription_id: str) -> bool:
@@ -338,6 +360,31 @@ class SqliteJobStore(MemoryJobStore):
                 )
             ]
         )
+
+    async def remember_callbacks(self, targets: Sequence[tuple[Job, str, str | None]]) -> None:
+        """Committed before the start is answered, like the jobs themselves."""
+        await self._write(
+            [
+                (
+                    "INSERT OR REPLACE INTO callback_targets VALUES (?, ?, ?, ?)",
+                    (job.job_id, url, secret, job.finishes_at + self.retention_s),
+                )
+                for job, url, secret in targets
+            ]
+        )
+
+    async def callbacks_to_resume(self) -> list[tuple[Job, str, str | None, int]]:
+        pending = []
+        for job_id, (url, secret) in self._callback_targets.items():
+            job = self.jobs.get(job_id)
+            attempts = self.callbacks.get(job_id, [])
+            delivered = any(
+                a.status_code is not None and 200 <= a.status_code < 300 for a in attempts
+            )
+            if job is not None and not delivered:
+                pending.append((job, url, secret, len(attempts)))
+        self._callback_targets = {}
+        return pending
 
     async def _write(self, statements: list[_Statement]) -> None:
         """One transaction on the SQLite thread (after any group commit already queued)."""
@@ -418,7 +465,13 @@ class SqliteJobStore(MemoryJobStore):
                 )
             if expire_before is not None:
                 connection.execute("DELETE FROM jobs WHERE expires_at <= ?", (expire_before,))
-                for table in ("idempotency_keys", "client_jobs", "callback_attempts"):
+                expiring = (
+                    "idempotency_keys",
+                    "client_jobs",
+                    "callback_targets",
+                    "callback_attempts",
+                )
+                for table in expiring:
                     connection.execute(
                         f"DELETE FROM {table} WHERE expires_at <= ?", (expire_before,)
                     )

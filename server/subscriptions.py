@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from server.batch_status import BYTES_PER_ID
+from server.batch_status import id_list_body_cap
 from server.job_store import JobStore
 from server.models import ErrorMessage
 from server.push_models import SubscriptionCreated, SubscriptionExtended, SubscriptionRequest
@@ -26,7 +26,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 def subscriptions_router(settings: ServerSettings) -> APIRouter:
     router = APIRouter()
-    body_cap = max(settings.max_body_bytes, settings.max_batch_status * BYTES_PER_ID + 4096)
+    body_cap = id_list_body_cap(settings)
 
     @router.post(
         "/subscriptions",

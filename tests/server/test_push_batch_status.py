@@ -1,15 +1,16 @@
-"""The push protocol's discovery and batch status, against a real server over HTTP:
-GET /capabilities (and what --plain leaves of it), POST /status/batch without and with
-wait."""
+"""The push protocol's discovery and batch status, against a real server over HTTP (and,
+for variants of the settings, in-process apps): GET /capabilities (and what --plain leaves
+of it), POST /status/batch without and with wait."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from tests.server.conftest import ServerFactory
 from tests.support.live_server import LiveServer
 
 EVERYTHING_ON = "long-poll, hints, batch-status, events, webhooks"
@@ -50,31 +51,31 @@ def test_capabilities_are_advertised_three_ways(server: LiveServer) -> None:
     assert missing.headers["X-Capabilities"] == EVERYTHING_ON
 
 
-def test_the_header_names_only_what_is_on_and_the_key_is_not_needed(
-    live_server_factory: Callable[..., LiveServer],
+async def test_the_header_names_only_what_is_on_and_the_key_is_not_needed(
+    server_factory: ServerFactory,
 ) -> None:
-    server = live_server_factory("--no-hints", "--long-poll-max", "0", "--api-key", "k")
-    with httpx.Client(base_url=server.url, timeout=10) as http:
-        offer = http.get("/capabilities")
-        status = http.get("/status/special-pending-job", headers={"X-Api-Key": "k"})
-        batch = http.post("/status/batch", json={"job_ids": ["x"]})
+    server = server_factory(hints=False, long_poll_max_s=0, api_key="k")
+    offer = await server.http.get("/capabilities")
+    health = (await server.http.get("/healthz")).json()
+    status = await server.http.get("/status/special-pending-job", headers={"X-Api-Key": "k"})
+    batch = await server.http.post("/status/batch", json={"job_ids": ["x"]})
     assert offer.status_code == 200
     assert offer.json()["long_poll"] is False and offer.json()["long_poll_max_s"] is None
+    assert health["capabilities"] == offer.json()  # null fields included
     assert status.headers["X-Capabilities"] == "batch-status, events, webhooks"
     assert batch.status_code == 401  # the push routes need the key like the others
 
 
-def test_plain_offers_none_of_it(live_server_factory: Callable[..., LiveServer]) -> None:
-    server = live_server_factory("--plain")
-    with httpx.Client(base_url=server.url, timeout=10) as http:
-        status = http.get("/status/special-pending-job")
-        answers = [
-            http.get("/capabilities"),
-            http.post("/status/batch", json={"job_ids": ["x"]}),
-            http.post("/subscriptions", json={"job_ids": ["x"]}),
-            http.get("/events", params={"ids": "x"}),
-        ]
-        health = http.get("/healthz").json()
+async def test_plain_offers_none_of_it(server_factory: ServerFactory) -> None:
+    server = server_factory(plain=True)
+    status = await server.http.get("/status/special-pending-job")
+    answers = [
+        await server.http.get("/capabilities"),
+        await server.http.post("/status/batch", json={"job_ids": ["x"]}),
+        await server.http.post("/subscriptions", json={"job_ids": ["x"]}),
+        await server.http.get("/events", params={"ids": "x"}),
+    ]
+    health = (await server.http.get("/healthz")).json()
     assert "X-Capabilities" not in status.headers
     assert status.content == b'{"job_id":"special-pending-job","result":"pending"}'
     # POST /status/batch is what the original answers for any POST /status/{id}: 405.
@@ -168,13 +169,13 @@ def test_bad_batches_are_422_with_a_message(
     assert answer.json()["detail"][0]["msg"].startswith(message), answer.json()
 
 
-def test_the_batch_route_takes_ten_thousand_ids_under_the_default_body_cap(
-    live_server_factory: Callable[..., LiveServer],
+async def test_the_batch_route_takes_ten_thousand_ids_under_the_default_body_cap(
+    server_factory: ServerFactory,
 ) -> None:
-    server = live_server_factory()
+    server = server_factory()
     job_ids = [f"{index:08d}-0000-4000-8000-000000000000" for index in range(10_000)]
-    answer = httpx.post(f"{server.url}/status/batch", json={"job_ids": job_ids}, timeout=30)
+    answer = await server.http.post("/status/batch", json={"job_ids": job_ids})
     assert answer.status_code == 200, answer.text[:200]
     assert len(answer.json()["unknown"]) == 10_000
-    too_big = httpx.post(f"{server.url}/start", content=b"x" * 70_000, timeout=10)
+    too_big = await server.http.post("/start", content=b"x" * 70_000)
     assert too_big.status_code == 413  # the other routes keep the ordinary cap

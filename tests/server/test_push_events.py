@@ -4,17 +4,51 @@ two servers of one Redis), a slow reader, X-Client-Id groups, heartbeats and a q
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import httpx
 import pytest
+import redis
 
+from server.events import JobSet
+from tests.server.conftest import RedisServer, Server, ServerFactory
 from tests.support.live_server import LiveServer
 from tests.support.sse import Event, finals, open_stream
 
 StartServer = Callable[..., LiveServer]
+ServerFor = Callable[[str], LiveServer]
+OpenServer = Callable[..., Awaitable[Server]]
+# Every module server: batch status and subscriptions up to 5 ids, quick heartbeats.
+MODULE_FLAGS = ["--max-batch-status", "5", "--events-heartbeat", "0.2"]
+
+
+@pytest.fixture(scope="module")
+def server_for(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerFor]:
+    """One server per store for the whole module (started when first asked for): each
+    test makes jobs and subscriptions of its own, so they share servers safely."""
+    servers: dict[str, LiveServer] = {}
+
+    def server(store: str) -> LiveServer:
+        if store not in servers:
+            url = {
+                "memory": "memory",
+                "sqlite": f"sqlite:///{tmp_path_factory.mktemp('events')}/jobs.db",
+                "redis": redis_server.url,
+            }[store]
+            servers[store] = LiveServer(args=["--store", url, *MODULE_FLAGS]).start()
+        return servers[store]
+
+    yield server
+    for live in servers.values():
+        live.stop()
+
+
+STORES = ["memory", "sqlite", "redis"]
 
 
 def _start_many(http: httpx.Client, durations: list[float], **headers: str) -> list[str]:
@@ -28,8 +62,8 @@ def _states(events: list[Event]) -> list[tuple[str, str]]:
     return [(e.json["job_id"], e.json["result"]) for e in events if e.event == "state"]
 
 
-def test_snapshot_then_live_final_states(live_server_factory: StartServer) -> None:
-    server = live_server_factory()
+def test_snapshot_then_live_final_states(server_for: ServerFor) -> None:
+    server = server_for("memory")
     with httpx.Client(base_url=server.url, timeout=10) as http:
         done, soon, later = _start_many(http, [0.05, 0.3, 0.5])
         time.sleep(0.1)
@@ -51,25 +85,26 @@ def test_snapshot_then_live_final_states(live_server_factory: StartServer) -> No
         assert data["finished_at"] == pytest.approx(data["created_at"] + 0.3, abs=0.25)
 
 
+@pytest.mark.parametrize("store", STORES)
 def test_last_event_id_replays_what_was_missed_and_no_snapshot(
-    live_server_factory: StartServer, store_url: str
+    server_for: ServerFor, store: str
 ) -> None:
-    server = live_server_factory("--store", store_url)
+    server = server_for(store)
     with httpx.Client(base_url=server.url, timeout=10) as http:
-        job_ids = _start_many(http, [0.2, 0.4, 0.6, 0.8])
+        job_ids = _start_many(http, [0.1, 0.2, 0.3, 0.4])
         subscription = http.post("/subscriptions", json={"job_ids": job_ids}).json()
         path = f"/events?subscription={subscription['subscription_id']}"
         with open_stream(http, path) as reader:
             seen = reader.until(lambda events: len(finals(events)) == 1)
         last_id = seen[-1].id
         assert last_id is not None
-        time.sleep(0.9)  # the other three finish while nobody listens
+        time.sleep(0.4)  # the other three finish while nobody listens
         missed = set(job_ids[1:])
         with open_stream(http, path, headers={"Last-Event-ID": last_id}) as reader:
             replayed = reader.until(lambda events: missed <= set(finals(events)))
     assert all(result != "pending" for _, result in _states(replayed))  # no snapshot again
     got = {job for job, _ in _states(replayed)}
-    if store_url.startswith("redis"):
+    if store == "redis":
         assert missed <= got  # a shared store may repeat a final state, never lose one
     else:
         assert [job for job, _ in _states(replayed)] == job_ids[1:]
@@ -81,23 +116,23 @@ def test_replay_works_after_a_durable_server_restarts(
     store = f"sqlite:///{tmp_path}/jobs.db"
     server = live_server_factory("--store", store)
     with httpx.Client(base_url=server.url, timeout=10) as http:
-        job_ids = _start_many(http, [0.1, 0.5, 0.6])
+        job_ids = _start_many(http, [0.1, 0.3, 0.4])
         subscription = http.post("/subscriptions", json={"job_ids": job_ids}).json()
         path = f"/events?subscription={subscription['subscription_id']}"
         with open_stream(http, path) as reader:
             last_id = reader.until(lambda events: len(finals(events)) == 1)[-1].id
     server.restart()
     with httpx.Client(base_url=server.url, timeout=10) as http:
-        time.sleep(0.5)
+        time.sleep(0.2)
         with open_stream(http, path, headers={"Last-Event-ID": str(last_id)}) as reader:
             replayed = reader.until(lambda events: len(finals(events)) >= 2)
     assert [job for job, _ in _states(replayed)] == job_ids[1:]
 
 
 def test_a_job_started_after_the_stream_opened_reaches_an_all_stream(
-    live_server_factory: StartServer,
+    server_for: ServerFor,
 ) -> None:
-    server = live_server_factory()
+    server = server_for("memory")
     mine = {"X-Client-Id": "team-a.1"}
     with httpx.Client(base_url=server.url, timeout=10) as http:
         (before,) = _start_many(http, [0.05], **mine)
@@ -111,11 +146,11 @@ def test_a_job_started_after_the_stream_opened_reaches_an_all_stream(
 
 
 def test_an_all_stream_on_one_server_sees_jobs_started_on_another_of_the_same_redis(
-    live_server_factory: StartServer, redis_url: str
+    server_for: ServerFor, live_server_factory: StartServer, redis_server: RedisServer
 ) -> None:
-    first = live_server_factory("--store", redis_url)
-    second = live_server_factory("--store", redis_url)
-    mine = {"X-Client-Id": "c1"}
+    first = server_for("redis")
+    second = live_server_factory("--store", redis_server.url)
+    mine = {"X-Client-Id": "across-servers"}
     with (
         httpx.Client(timeout=10) as http,
         open_stream(http, f"{first.url}/events?all=true", headers=mine) as reader,
@@ -126,8 +161,9 @@ def test_an_all_stream_on_one_server_sees_jobs_started_on_another_of_the_same_re
     assert set(finals(events)) == set(job_ids)
 
 
-def test_subscriptions_live_in_the_store(live_server_factory: StartServer, store_url: str) -> None:
-    server = live_server_factory("--store", store_url, "--max-batch-status", "3")
+@pytest.mark.parametrize("store", STORES)
+def test_subscriptions_live_in_the_store(server_for: ServerFor, store: str) -> None:
+    server = server_for(store)
     with httpx.Client(base_url=server.url, timeout=10) as http:
         first, second, third = _start_many(http, [30, 30, 0.2])
         created = http.post("/subscriptions", json={"job_ids": [first, "nope"]})
@@ -141,7 +177,7 @@ def test_subscriptions_live_in_the_store(live_server_factory: StartServer, store
             events = reader.until(lambda seen: third in finals(seen))
             assert http.delete(f"/subscriptions/{sid}").status_code == 204
             closing = reader.until(lambda _: reader.ended)
-        too_many = http.post("/subscriptions", json={"job_ids": ["a", "b", "c", "d"]})
+        too_many = http.post("/subscriptions", json={"job_ids": ["a", "b", "c", "d", "e", "f"]})
         gone = [
             http.post(f"/subscriptions/{sid}/jobs", json={"job_ids": [first]}),
             http.delete(f"/subscriptions/{sid}"),
@@ -149,7 +185,7 @@ def test_subscriptions_live_in_the_store(live_server_factory: StartServer, store
         ]
     assert _states(snapshot) == [(first, "pending")]
     assert first not in finals(events) and second not in finals(events)
-    if not store_url.startswith("redis"):  # another process would learn of it by re-reading
+    if store != "redis":  # another process would learn of it by re-reading
         assert closing[-1].event == "error" and closing[-1].json == {"detail": "subscription gone"}
     assert too_many.status_code == 422
     for answer in gone:
@@ -170,15 +206,15 @@ def test_subscriptions_live_in_the_store(live_server_factory: StartServer, store
     ],
 )
 def test_bad_queries_are_422_with_a_message(
-    live_server: LiveServer, query: str, headers: dict[str, str], message: str
+    server_for: ServerFor, query: str, headers: dict[str, str], message: str
 ) -> None:
-    answer = httpx.get(f"{live_server.url}/events{query}", headers=headers, timeout=10)
+    answer = httpx.get(f"{server_for('memory').url}/events{query}", headers=headers, timeout=10)
     assert answer.status_code == 422
     assert message in answer.json()["detail"][0]["msg"], answer.json()
 
 
-def test_heartbeats_keep_an_idle_stream_alive(live_server_factory: StartServer) -> None:
-    server = live_server_factory("--events-heartbeat", "0.1")
+def test_heartbeats_keep_an_idle_stream_alive(server_for: ServerFor) -> None:
+    server = server_for("memory")
     with (
         httpx.Client(base_url=server.url, timeout=10) as http,
         open_stream(http, "/events?ids=special-pending-job") as reader,
@@ -189,7 +225,7 @@ def test_heartbeats_keep_an_idle_stream_alive(live_server_factory: StartServer) 
             assert time.monotonic() - started < 5, "no heartbeats"
             reader.lines.__next__()  # comments only: no event ever comes
             reader.comments += 1
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 3
 
 
 def test_a_slow_reader_gets_an_error_event_and_the_buffer_stays_bounded(
@@ -237,3 +273,54 @@ def test_sigterm_ends_open_streams_quietly_with_an_error_event(
     assert events[-1].event == "error" and events[-1].json == {"detail": "server stopping"}
     log = server.stderr_text()
     assert "ERROR" not in log and "Traceback" not in log, log
+
+
+async def test_a_subscription_without_a_stream_expires_after_the_retention_window(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(retention_s=60)
+    job_id = (await server.start(duration_s=600))["job_id"]
+    sid = (await server.http.post("/subscriptions", json={"job_ids": [job_id]})).json()[
+        "subscription_id"
+    ]
+    server.advance(59)
+    assert (
+        await server.http.post(f"/subscriptions/{sid}/jobs", json={"job_ids": [job_id]})
+    ).is_success
+    server.advance(2)
+    gone = await server.http.post(f"/subscriptions/{sid}/jobs", json={"job_ids": [job_id]})
+    assert gone.status_code == 404
+
+
+async def test_redis_keeps_a_subscription_for_the_retention_window(
+    open_server: OpenServer, redis_server: RedisServer, redis_url: str
+) -> None:
+    server = await open_server(store=redis_url, retention_s=120)
+    job_id = (await server.start(duration_s=600))["job_id"]
+    sid = (await server.http.post("/subscriptions", json={"job_ids": [job_id]})).json()[
+        "subscription_id"
+    ]
+    ttl_ms = redis.Redis(port=redis_server.port).pttl(f"videosim:sub:{sid}")
+    assert 110_000 < ttl_ms <= 120_000
+
+
+async def test_a_reader_gone_before_the_first_event_leaves_no_stream_behind(
+    server_factory: ServerFactory,
+) -> None:
+    """The stream's generator never ran, so only the response can let go of the jobs."""
+    server = server_factory()
+    job_id = (await server.start(duration_s=600))["job_id"]
+    streams = server.state.streams
+    response = await streams.open(JobSet("ids", ids=(job_id,)), None)
+    assert streams.open_streams == 1
+
+    async def receive() -> dict[str, str]:
+        await asyncio.sleep(10)
+        return {"type": "http.disconnect"}
+
+    async def send(message: object) -> None:
+        raise OSError("the client is gone")
+
+    with pytest.raises(OSError):
+        await response({"type": "http", "method": "GET"}, receive, send)
+    assert streams.open_streams == 0

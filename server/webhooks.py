@@ -1,0 +1,245 @@
+"""Webhooks: when a job ends, POST its final state to the ``callback_url`` of its start.
+
+Delivery never runs on the request path: a start only pushes the job onto a heap of due
+deliveries (ordered by finish time), and one background task per server takes them off
+as they fall due and posts them with one pooled ``httpx.AsyncClient``. A 2xx ends a
+delivery; anything else (another code, a refused connection, a time-out) is retried
+after 0.5, 1, 2, 4, 8 ... s, up to ``--callback-attempts`` in all. Every attempt is
+recorded in the job's record (``GET /jobs/{id}``, ``callbacks``).
+
+Each delivery is signed when the start gave a ``callback_secret``:
+``X-Videosim-Signature: sha256=<hex HMAC-SHA256(secret, f"{timestamp}.".encode() + body)>``
+with ``X-Videosim-Timestamp: <timestamp>`` (unix seconds), so a receiver can check both
+who sent it and that it is fresh.
+
+Only loopback hosts (127.0.0.0/8, ::1, localhost) may be named, unless the server allows
+more hosts (``--callback-hosts``) or any (``--allow-any-callback-host``): a server that
+posts wherever a client says is a tool for reaching what the client cannot.
+
+Pending deliveries live in this process. With the SQLite store the callback of a start is
+committed with it, and a restarted server takes up what was not delivered yet; with the
+memory store a stop loses them, and with Redis they stay with the process that took the
+start (another worker does not take them over).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import heapq
+import hmac
+import itertools
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from server.clock import Clock
+from server.job_store import JobStore, StoreUnavailable
+from server.models import CallbackAttempt
+from server.settings import ServerSettings
+from server.store import Job
+
+logger = logging.getLogger(__name__)
+
+FIRST_RETRY_S = 0.5  # then doubled after each failed attempt
+DELIVERY_TIMEOUT_S = 5.0
+MAX_CONCURRENT_DELIVERIES = 64
+TIMESTAMP_HEADER = "X-Videosim-Timestamp"
+SIGNATURE_HEADER = "X-Videosim-Signature"
+_LOOPBACK_HOSTS = [r"localhost", r"127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", r"\[::1\]"]
+
+
+def callback_url_pattern(settings: ServerSettings) -> str:
+    """The regular expression a callback_url must match on this server (also published in
+    the OpenAPI schema, so that what the schema calls valid is what the server accepts)."""
+    # No \s or "." in it: Python and JSON Schema (ECMA) regular expressions read those
+    # differently, and the two must agree on every string.
+    if settings.allow_any_callback_host:
+        host = r"[^ /?#@]+"
+    else:
+        extra = [host.strip() for host in settings.callback_hosts.split(",") if host.strip()]
+        host = "(" + "|".join(_LOOPBACK_HOSTS + [re.escape(name) for name in extra]) + ")"
+    return r"^https?://" + host + r"(:[0-9]{1,5})?([/?#][^ ]*)?$"
+
+
+def refused_callback_message(settings: ServerSettings) -> str:
+    if settings.callback_hosts.strip():
+        return (
+            "callback host not allowed: loopback (127.0.0.0/8, ::1, localhost) and "
+            f"{settings.callback_hosts} only"
+        )
+    return (
+        "callback host not allowed: loopback (127.0.0.0/8, ::1, localhost) only; "
+        "start the server with --callback-hosts or --allow-any-callback-host for more"
+    )
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """The value of X-Videosim-Signature for ``body`` sent at ``timestamp``."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
+
+
+def document_callback_pattern(app: FastAPI, pattern: str) -> None:
+    """Add the callback_url pattern to the app's OpenAPI schema (StartRequest, which the
+    items of /start/batch share)."""
+    build_schema = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build_schema()
+        start = schema["components"]["schemas"].get("StartRequest")
+        if start is not None:
+            for branch in start["properties"]["callback_url"]["anyOf"]:
+                if branch.get("type") == "string":
+                    branch["pattern"] = pattern
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+@dataclass
+class Delivery:
+    """One job's callback: where, signed how, and how many attempts so far."""
+
+    job_id: str
+    created_at: float
+    finished_at: float
+    result: str
+    url: str
+    secret: str | None
+    attempts: int = 0
+
+    def body(self) -> bytes:
+        document = {
+            "job_id": self.job_id,
+            "result": self.result,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
+        }
+        return json.dumps(document, separators=(",", ":")).encode()
+
+
+class WebhookDeliveries:
+    """The heap of due deliveries and the one task that works through it."""
+
+    def __init__(self, store: JobStore, clock: Clock, *, attempts: int) -> None:
+        self._store = store
+        self._clock = clock
+        self._attempts = attempts
+        self._due: list[tuple[float, int, Delivery]] = []
+        self._order = itertools.count()  # ties in due time go first come, first served
+        self._changed = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._limit = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
+        self._http: httpx.AsyncClient | None = None
+        self._stopping = False
+        store.on_close(self.close)
+
+    @property
+    def pending(self) -> int:
+        """Deliveries waiting for their job to end or for their next attempt."""
+        return len(self._due)
+
+    def schedule(self, job: Job, url: str, secret: str | None) -> None:
+        """Deliver ``job``'s final state to ``url`` once it ends (no I/O here)."""
+        if self._stopping or job.outcome is None:
+            return
+        delivery = Delivery(job.job_id, job.created_at, job.finishes_at, job.outcome, url, secret)
+        self._push(job.finishes_at, delivery)
+
+    def resume(self, job: Job, url: str, secret: str | None, attempts: int) -> None:
+        """A callback a restarted server still owes: its next attempt as if never stopped
+        (at the job's end, or now if that has passed)."""
+        if self._stopping or job.outcome is None or attempts >= self._attempts:
+            return
+        delivery = Delivery(
+            job.job_id, job.created_at, job.finishes_at, job.outcome, url, secret, attempts
+        )
+        self._push(max(job.finishes_at, self._clock.now()), delivery)
+
+    def _push(self, due_at: float, delivery: Delivery) -> None:
+        heapq.heappush(self._due, (due_at, next(self._order), delivery))
+        self._changed.set()
+
+    def start(self) -> None:
+        """Begin working (the app's lifespan calls this once the loop runs)."""
+        self._http = httpx.AsyncClient(timeout=DELIVERY_TIMEOUT_S, follow_redirects=False)
+        self._worker = asyncio.create_task(self._work())
+
+    def close(self) -> None:
+        """The server is stopping: no new attempts (pending deliveries are dropped)."""
+        self._stopping = True
+        if self._worker is not None:
+            self._worker.cancel()
+
+    async def aclose(self) -> None:
+        self.close()
+        tasks = [task for task in (self._worker, *self._running) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def _work(self) -> None:
+        while True:
+            self._changed.clear()
+            if not self._due:
+                await self._changed.wait()
+                continue
+            wait_s = self._due[0][0] - self._clock.now()
+            if wait_s > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), wait_s)
+                continue
+            _, _, delivery = heapq.heappop(self._due)
+            await self._limit.acquire()
+            task = asyncio.create_task(self._attempt(delivery))
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._limit.release()
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("webhook delivery failed: %s", task.exception())
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        """One POST; recorded; rescheduled with backoff unless it got a 2xx or the
+        attempts are spent."""
+        assert self._http is not None
+        body = delivery.body()
+        timestamp = int(self._clock.now())
+        headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: str(timestamp)}
+        if delivery.secret is not None:
+            headers[SIGNATURE_HEADER] = signature(delivery.secret, timestamp, body)
+        at = self._clock.now()
+        status_code: int | None = None
+        error: str | None = None
+        try:
+            response = await self._http.post(delivery.url, content=body, headers=headers)
+            status_code = response.status_code
+            if not 200 <= status_code < 300:
+                error = f"HTTP {status_code}"
+        except httpx.HTTPError as failure:
+            error = _one_line(failure)
+        delivery.attempts += 1
+        with contextlib.suppress(StoreUnavailable):
+            await self._store.record_callback_attempt(
+                delivery.job_id, CallbackAttempt(at=at, status_code=status_code, error=error)
+            )
+        if error is not None and delivery.attempts < self._attempts and not self._stopping:
+            backoff_s = FIRST_RETRY_S * 2 ** (delivery.attempts - 1)
+            self._push(self._clock.now() + backoff_s, delivery)
+
+
+def _one_line(failure: Exception) -> str:
+    text = str(failure).splitlines()[0] if str(failure) else ""
+    return f"{type(failure).__name__}: {text}".rstrip(": ")
