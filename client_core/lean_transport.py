@@ -175,7 +175,11 @@ class LeanTransport(httpx.AsyncBaseTransport):
         headers = [(bytes(name), bytes(value)) for name, value in answer.headers]
         extensions = {"http_version": b"HTTP/1.1", "reason_phrase": bytes(answer.reason)}
         if streaming and answer.status_code == 200:
-            events = _EventStreamBody(connection, request, timeouts.get("read"))
+            chunked = any(
+                name.lower() == b"transfer-encoding" and value.lower() == b"chunked"
+                for name, value in headers
+            )
+            events = _EventStreamBody(connection, request, timeouts.get("read"), chunked)
             return httpx.Response(
                 answer.status_code, headers=headers, stream=events, extensions=extensions
             )
@@ -198,16 +202,38 @@ class _EventStreamBody(httpx.AsyncByteStream):
     """
 
     def __init__(
-        self, connection: _Connection, request: httpx.Request, read_timeout_s: float | None
+        self,
+        connection: _Connection,
+        request: httpx.Request,
+        read_timeout_s: float | None,
+        chunked: bool,
     ) -> None:
         self._connection = connection
         self._request = request
         self._read_timeout_s = read_timeout_s
+        self._transfer_chunked = chunked
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         protocol = self._connection.protocol
         reader = self._connection.reader
+        # Past the head, a chunked body is decoded here: h11 would make one event (and one
+        # pass of its machinery) per chunk, and a stream sends one chunk per SSE event.
+        chunked = _ChunkedBody() if self._transfer_chunked else None
         try:
+            if chunked is not None:
+                pending, _ = protocol.trailing_data
+                while True:
+                    data = chunked.feed(bytes(pending))
+                    if data:
+                        yield data
+                    if chunked.ended:
+                        return
+                    async with asyncio.timeout(self._read_timeout_s):
+                        pending = await reader.read(READ_CHUNK)
+                    if not pending:
+                        raise httpx.RemoteProtocolError(
+                            "server closed the event stream mid-chunk", request=self._request
+                        )
             while True:
                 parts: list[bytes] = []
                 while True:
@@ -227,7 +253,7 @@ class _EventStreamBody(httpx.AsyncByteStream):
                 protocol.receive_data(chunk)  # b"": the end, h11 then says how it ended
         except TimeoutError:
             raise httpx.ReadTimeout("read timed out", request=self._request) from None
-        except h11.RemoteProtocolError as exc:
+        except (h11.RemoteProtocolError, ValueError) as exc:
             raise httpx.RemoteProtocolError(str(exc), request=self._request) from None
         except (ConnectionError, OSError) as exc:
             message = str(exc) or type(exc).__name__
@@ -237,6 +263,38 @@ class _EventStreamBody(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         self._connection.close()
+
+
+class _ChunkedBody:
+    """Decodes ``Transfer-Encoding: chunked``: bytes in, the data of whole chunks out."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self.ended = False
+
+    def feed(self, data: bytes) -> bytes:
+        """The data of every chunk completed by ``data``; ValueError if it is not chunked."""
+        buffer = self._buffer + data if self._buffer else data
+        parts: list[bytes] = []
+        at = 0
+        while True:
+            line_end = buffer.find(b"\r\n", at)
+            if line_end < 0:
+                break
+            size = int(buffer[at:line_end].split(b";", 1)[0], 16)
+            if size == 0:  # the last chunk (trailers, if any, are of no use here)
+                self.ended = True
+                at = len(buffer)
+                break
+            data_end = line_end + 2 + size
+            if len(buffer) < data_end + 2:
+                break
+            if buffer[data_end : data_end + 2] != b"\r\n":
+                raise ValueError("malformed chunked body")
+            parts.append(buffer[line_end + 2 : data_end])
+            at = data_end + 2
+        self._buffer = buffer[at:]
+        return b"".join(parts)
 
 
 class _StaleConnection(Exception):
