@@ -274,6 +274,8 @@ class _ChunkedBody:
 
     def feed(self, data: bytes) -> bytes:
         """The data of every chunk completed by ``data``; ValueError if it is not chunked."""
+        if self.ended:
+            return b""  # the final CRLF or trailers: nothing more for the reader
         buffer = self._buffer + data if self._buffer else data
         parts: list[bytes] = []
         at = 0
