@@ -44,3 +44,15 @@ async def test_failures_are_httpx_errors() -> None:
         async with RawHttpServer(b"HTTP/1.1 ???\r\n\r\n") as garbled:
             with pytest.raises(httpx.RemoteProtocolError):
                 await http.get(f"{garbled.url}/healthz")
+
+
+def test_a_chunked_event_stream_body_is_decoded_across_reads() -> None:
+    from client_core.lean_transport import _ChunkedBody
+
+    body = _ChunkedBody()
+    stream = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n"
+    pieces = [stream[i : i + 3] for i in range(0, len(stream), 3)]  # split anywhere
+    decoded = b"".join(body.feed(piece) for piece in pieces)
+    assert decoded == b"hello world" and body.ended
+    with pytest.raises(ValueError):
+        _ChunkedBody().feed(b"zz\r\nnot hex\r\n")
