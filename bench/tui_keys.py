@@ -17,6 +17,11 @@ This one drives the real ``python -m tui`` inside tmux, as a user would:
 5. Keys, each ``--presses`` times: send the key with ``tmux send-keys``, then poll
    ``capture-pane`` until the part of the screen that key changes has changed; the time
    from send to change is the latency (poll period ~2 ms, so add ~1 ms of resolution).
+   What is watched: the job on the cursor's line (Down and PageDown, each after an
+   untimed Home so there is a row to move to), the filter or sort word of the summary
+   bar, the detail view's title. The filter goes back to "all" and the detail view is
+   closed after each press (untimed). A press whose effect never shows within 10 s is
+   counted as missed, next to the samples.
 6. ``q``: time until the dashboard's process has exited (a zombie counts: tmux reaps its
    panes a second or two late), and whether any process it started (engine, server
    children) is still running 2 s later.
@@ -31,6 +36,7 @@ The ``live`` check fails (exit 1) when the engine achieves less than 80 % of the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -96,6 +102,16 @@ class Terminal:
                 raise TimeoutError(f"no {what} within {timeout_s:.0f} s")
             time.sleep(0.02)
 
+    def wait_for_probe(
+        self, probe: Callable[[Terminal], object], value: object, timeout_s: float
+    ) -> None:
+        """Until ``probe`` reads ``value`` again; raises TimeoutError after timeout_s."""
+        began = time.perf_counter()
+        while probe(self) != value:
+            if time.perf_counter() - began > timeout_s:
+                raise TimeoutError(f"the screen did not come back to {value!r}")
+            time.sleep(0.02)
+
     def close(self) -> None:
         self._tmux("kill-session", "-t", self.name)
 
@@ -122,35 +138,79 @@ def first_job_id(screen: str) -> str | None:
     return None
 
 
-def cursor_line(screen_with_escapes: str) -> int | None:
-    """The index of the line drawn in the one background no other table line uses."""
-    backgrounds: dict[str, list[int]] = {}
-    for index, line in enumerate(screen_with_escapes.splitlines()):
-        plain = SGR.sub("", line)
-        if not HEX_ID.match(plain.replace("│", " ").replace("▎", " ")):
+def table_rows(screen_with_escapes: str) -> list[tuple[str, str]]:
+    """(job id, background) of each table line on the screen, top to bottom."""
+    rows = []
+    for line in screen_with_escapes.splitlines():
+        match = HEX_ID.match(SGR.sub("", line).replace("│", " ").replace("▎", " "))
+        if match is None:
             continue
-        codes = SGR.findall(line)
-        background = next((code for code in codes if ";48;" in code or "[48;" in code), "")
-        backgrounds.setdefault(background, []).append(index)
-    singles = [lines[0] for lines in backgrounds.values() if len(lines) == 1]
-    return singles[0] if len(singles) == 1 else None
+        rows.append((match.group(1), background(line)))
+    return rows
+
+
+def background(line: str) -> str:
+    """The first background colour set on a line (SGR 40-47, 100-107, 48;5;n, 48;2;r;g;b),
+    whatever colours the terminal offers; "" when none is."""
+    for code in SGR.findall(line):
+        params = code[2:-1].replace(":", ";").split(";")
+        index = 0
+        while index < len(params):
+            param = params[index]
+            if param == "48" and index + 1 < len(params):
+                size = 3 if params[index + 1] == "5" else 5
+                return ";".join(params[index : index + size])
+            if param in ("38", "58") and index + 1 < len(params):
+                index += 3 if params[index + 1] == "5" else 5
+                continue
+            if param.isdigit() and (40 <= int(param) <= 47 or 100 <= int(param) <= 107):
+                return param
+            index += 1
+    return ""
+
+
+def cursor_job(screen_with_escapes: str) -> str | None:
+    """The job id on the cursor's line: the one table line drawn in a background no other
+    line uses. A job, not a line number: at the bottom of the view a cursor move scrolls
+    the rows and the cursor stays on the same line, with another job on it."""
+    rows = table_rows(screen_with_escapes)
+    backgrounds = [background for _, background in rows]
+    singles = [job for job, background in rows if backgrounds.count(background) == 1]
+    return singles[0] if len(singles) == 1 and len(rows) > 2 else None
 
 
 @dataclass
 class KeyCase:
+    """One key and how to see that it took effect. ``setup`` keys go first, untimed, so
+    the key always has something to change (the cursor on the first row, not the last);
+    ``undo`` keys bring back what the screen showed before (the probe's first reading),
+    so the next keys find the same kind of board (no filter that shows no rows)."""
+
     name: str
     keys: tuple[str, ...]
     probe: Callable[[Terminal], object]  # what the key changes, read from the screen
     changed: Callable[[object, object], bool] = lambda before, after: after != before
-    undo: tuple[str, ...] = ()  # keys that bring the screen back (not timed)
+    setup: tuple[str, ...] = ()
+    undo: tuple[str, ...] = ()
     samples: list[float] = field(default_factory=list)
+    missed: int = 0  # presses whose effect never showed (or no first reading to compare)
 
 
 def key_cases() -> list[KeyCase]:
+    def cursor(t: Terminal) -> str | None:
+        return cursor_job(t.screen(escapes=True))
+
+    def filter_in_force(t: Terminal) -> str | None:
+        return summary_word(t.screen(), "filter")
+
     return [
-        KeyCase("cursor (down)", ("Down",), lambda t: cursor_line(t.screen(escapes=True))),
-        KeyCase("PageDown", ("PageDown",), lambda t: first_job_id(t.screen()), undo=("Home",)),
-        KeyCase("filter (f)", ("f",), lambda t: summary_word(t.screen(), "filter")),
+        KeyCase("cursor (down)", ("Down",), cursor, setup=("Home",)),
+        # PageDown moves the cursor a page, or to the last row when the rows fit on one
+        # screen (then the first row stays): the cursor's job is what always changes.
+        KeyCase("PageDown", ("PageDown",), cursor, setup=("Home",)),
+        # the filter cycles all -> pending -> completed -> ...; back to "all" after each
+        # press, as a filter showing no rows would leave the other keys nothing to move
+        KeyCase("filter (f)", ("f",), filter_in_force, undo=("f",) * len(STATES)),
         KeyCase("sort (o)", ("o",), lambda t: summary_word(t.screen(), "sort")),
         KeyCase(
             "open detail (enter)",
@@ -163,15 +223,35 @@ def key_cases() -> list[KeyCase]:
 
 
 def time_key(terminal: Terminal, case: KeyCase, timeout_s: float = 10.0) -> float | None:
+    """Seconds from sending the key until its effect shows; None (counted as missed) if
+    there was no first reading to compare with or the effect never showed."""
+    if case.setup:
+        terminal.send(*case.setup)
+        time.sleep(0.15)
     before = case.probe(terminal)
     began = time.perf_counter()
+    while before is None and time.perf_counter() - began < 1.0:  # mid-repaint: read again
+        time.sleep(POLL_S)
+        before = case.probe(terminal)
+    if before is None:
+        case.missed += 1
+        return None
+    began = time.perf_counter()
     terminal.send(*case.keys)
+    latency = None
     while time.perf_counter() - began < timeout_s:
         after = case.probe(terminal)
         if after is not None and case.changed(before, after):
-            return time.perf_counter() - began
+            latency = time.perf_counter() - began
+            break
         time.sleep(POLL_S)
-    return None
+    if latency is None:
+        case.missed += 1
+    if case.undo:
+        terminal.send(*case.undo)
+        with contextlib.suppress(TimeoutError):
+            terminal.wait_for_probe(case.probe, before, 10.0)
+    return latency
 
 
 # -- the server side ---------------------------------------------------------------------
@@ -351,15 +431,13 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, object], bool]:
                 latency = time_key(terminal, case)
                 if latency is not None:
                     case.samples.append(latency)
-                if case.undo:
-                    terminal.send(*case.undo)
-                    time.sleep(0.15)
                 time.sleep(0.05)
         for case in cases:
             if case.samples:
                 results[f"{case.name} p50_ms"] = round(1000 * statistics.median(case.samples))
                 results[f"{case.name} p95_ms"] = round(1000 * percentile(case.samples, 0.95))
             results[f"{case.name} n"] = len(case.samples)
+            results[f"{case.name} missed"] = case.missed
 
         # quit
         started = descendants(ui.pid)
