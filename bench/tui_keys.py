@@ -493,6 +493,7 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, object], bool]:
                 results[f"{case.name} p95_ms"] = round(1000 * percentile(case.samples, 0.95))
             results[f"{case.name} n"] = len(case.samples)
             results[f"{case.name} missed"] = case.missed
+            results[f"{case.name} samples_ms"] = [round(1000 * x) for x in case.samples]
 
         # quit
         started = descendants(ui.pid)
