@@ -278,7 +278,12 @@ class VideoSimApp(OperatorTools):
         self.connected = False
         self.engine = None
         self._fail_records(f"the polling engine stopped ({reason})")
-        self.starting = 0  # starts in flight died with it
+        # Starts the engine had not answered died with it: the server may or may not have
+        # created those jobs, so they are not sent again (no duplicates); the user is told.
+        lost, self.starting = self.starting, 0
+        if lost:
+            reason += f"; {lost} start(s) not answered were lost: spawn them again"
+            self.event_log.add(EventKind.START, f"{lost} start(s) lost with the engine")
         now = self.clock()
         self.engine_crashes.append(now)
         if (

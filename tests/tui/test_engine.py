@@ -219,3 +219,20 @@ async def test_the_detail_view_opens_no_client_in_the_dashboard_process() -> Non
         record = app.screen.query_one("#record")
         await wait_until(pilot, lambda: "status_requests" in str(record.render()), "the record")
         assert len(built) == 1  # the engine's, and no other
+
+
+async def test_starts_lost_with_a_crashed_engine_are_told_not_silently_dropped() -> None:
+    app = make_app(
+        client_factory=FakeClient,  # type: ignore[arg-type]
+        server_url="http://127.0.0.1:1",
+        settings=fast_settings(),
+    )
+    async with app.run_test() as pilot:
+        await connected(pilot)
+        app.starting = 7  # asked of the engine, not answered yet
+        app._on_engine_exit("exit code -9: no message")
+        await pilot.pause()
+        assert app.starting == 0
+        (toast,) = [n.message for n in app._notifications if "polling engine" in n.message]
+        assert "7 start(s) not answered were lost" in toast
+        assert any("7 start(s) lost" in entry.message for entry in app.event_log)
