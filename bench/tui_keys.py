@@ -79,10 +79,10 @@ class Terminal:
         self.name = name
         exports = " ".join(f"{key}={value}" for key, value in env.items())
         shell = f"cd {cwd} && exec env {exports} " + " ".join(command)
-        subprocess.run(
-            ["tmux", "new-session", "-d", "-s", name, "-x", str(WIDTH), "-y", str(HEIGHT), shell],
-            check=True,
-        )
+        new_session = ["tmux", "new-session", "-d", "-s", name, "-x", str(WIDTH), "-y", str(HEIGHT)]
+        if subprocess.run([*new_session, shell], check=False).returncode != 0:
+            time.sleep(0.5)  # the tmux server of the previous session was still exiting
+            subprocess.run([*new_session, shell], check=True)
         # no-output: the pane's drawing is not copied to us; ignore-size: the window
         # keeps its 200x50
         self._control = subprocess.Popen(
@@ -93,11 +93,11 @@ class Terminal:
             encoding="utf-8",
             errors="replace",
         )
-        marker = f"ready-{name}"
-        self._write("display-message", "-p", marker)
-        while marker not in self._answer():
-            pass  # the answer to the attach itself comes first
-        self.pid = int(self._command("display-message", "-p", "-t", name, "#{pane_pid}").strip())
+        try:
+            self.pid = int(self._command("display-message", "-p", "-t", name, "#{pane_pid}"))
+        except BaseException:
+            self.close()
+            raise
 
     def _command(self, *args: str) -> str:
         """One tmux command through the control-mode client; its output."""
@@ -120,7 +120,8 @@ class Terminal:
             if not line:
                 raise RuntimeError("the tmux control client ended")
             if line.startswith("%begin"):
-                inside, lines = True, []
+                # flags 1: a command of ours; 0: the attach itself (its answer may come late)
+                inside, lines = line.split()[-1] == "1", []
             elif line.startswith(("%end", "%error")) and inside:
                 return "".join(lines)
             elif inside:
