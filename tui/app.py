@@ -438,8 +438,13 @@ class VideoSimApp(OperatorTools):
             self.pause_banner.update(text)
 
     def _show_health(self) -> None:
+        """The header says where the server is and whether it answers; the latency, new
+        with every probe, is in the summary bar only: a new header title is a layout pass,
+        a repaint of the whole screen (10-30 ms at 200x50) every second."""
         note = f" ({self.health_note})" if self.health_note and self.health.ok else ""
-        self.sub_title = f"{self.health.where()} - {self.health.describe()}{note}"
+        title = f"{self.health.where()} - {self.health.describe(latency=False)}{note}"
+        if self.sub_title != title:
+            self.sub_title = title
 
     # -- what the user can do (also called by the other screens) -----------------------------
 

@@ -19,6 +19,7 @@ from tui.engine_protocol import (
     EngineMessage,
     FetchRecord,
     Follow,
+    Health,
     Ready,
     RecordAnswer,
     StartJobs,
@@ -236,3 +237,23 @@ async def test_starts_lost_with_a_crashed_engine_are_told_not_silently_dropped()
         (toast,) = [n.message for n in app._notifications if "polling engine" in n.message]
         assert "7 start(s) not answered were lost" in toast
         assert any("7 start(s) lost" in entry.message for entry in app.event_log)
+
+
+async def test_a_new_latency_alone_leaves_the_header_as_it_was() -> None:
+    """The header is a layout pass (a whole-screen repaint) when it changes; the latency,
+    new with every health probe, shows in the summary bar only."""
+    app = make_app(
+        client_factory=FakeClient,  # type: ignore[arg-type]
+        server_url="http://127.0.0.1:1",
+        settings=fast_settings(health_interval_s=3600.0),
+    )
+    async with app.run_test() as pilot:
+        await connected(pilot)
+        health = app.query_one("#health")
+        await wait_until(pilot, lambda: "ok 4 ms" in str(health.render()), "the engine's probe")
+        title = app.sub_title
+        app.apply_delta(Delta(health=Health(ok=True, latency_s=0.012)))
+        app.refresh_view()
+        await pilot.pause()
+        assert app.sub_title == title and title.endswith(" - ok")
+        assert "server ok 12 ms" in str(health.render())
