@@ -60,6 +60,7 @@ from client_core.local_server import free_port
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT = 200, 50
 POLL_S = 0.002
+PRESSES = 20  # per key: with 10, a p95 is the slowest press, one moment of a busy machine
 HEX_ID = re.compile(r"^\W*([0-9a-f]{8})\b")
 STATES = ("pending", "completed", "error", "failed", "cancelled")
 SGR = re.compile(r"\x1b\[[0-9;:]*m")
@@ -492,6 +493,7 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, object], bool]:
             if case.samples:
                 results[f"{case.name} p50_ms"] = round(1000 * statistics.median(case.samples))
                 results[f"{case.name} p95_ms"] = round(1000 * percentile(case.samples, 0.95))
+                results[f"{case.name} max_ms"] = round(1000 * max(case.samples))
             results[f"{case.name} n"] = len(case.samples)
             results[f"{case.name} missed"] = case.missed
             results[f"{case.name} samples_ms"] = [round(1000 * x) for x in case.samples]
@@ -522,7 +524,12 @@ def main() -> int:
         "--seconds", type=float, help="idle-watching window (default: one poll interval)"
     )
     parser.add_argument("--settle", type=float, default=3.0, help="wait after all started")
-    parser.add_argument("--presses", type=int, default=10, help="presses per key")
+    parser.add_argument(
+        "--presses",
+        type=int,
+        default=PRESSES,
+        help="presses per key (the p95 of 10 is their maximum; of 20, the second highest)",
+    )
     parser.add_argument("--start-timeout", type=float, default=120.0)
     parser.add_argument("--json", help="also write the figures here")
     parser.add_argument(
@@ -570,7 +577,7 @@ def run(quick: bool = False) -> SectionResult:
         title="Dashboard in a real terminal (tmux 200x50): keys, CPU, starts, polls, quit",
         columns=columns,
         caption="keys: sent through a tmux control-mode client, timed until the screen shows "
-        "the change (p95 of 10 presses; missed: presses whose change never showed in 10 s); "
+        "the change (p95 of 20 presses; missed: presses whose change never showed in 10 s); "
         "planned = pending jobs / poll interval (server without hints or long-poll); live "
         "check: achieved >= 80 %",
     )
@@ -587,7 +594,7 @@ def run(quick: bool = False) -> SectionResult:
             interval=interval,
             seconds=interval,
             settle=2.0 if quick else 3.0,
-            presses=3 if quick else 10,
+            presses=3 if quick else PRESSES,
             start_timeout=120.0,
             source=str(ROOT),
         )
