@@ -14,8 +14,8 @@ This one drives the real ``python -m tui`` inside tmux, as a user would:
 4. Idle-watching for ``--seconds`` s: CPU of the dashboard's own process (the UI) and of
    its children (the engine, when it runs apart), and status requests/s the server
    answered (its /metrics) against the plan.
-5. Keys, each ``--presses`` times: (20 by default) send the key, then poll
-   ``capture-pane`` until the part of the screen that key changes has changed; the time
+5. Keys, each ``--presses`` times (20 by default): send the key, then read the screen
+   (``capture-pane``) until the part of it that key changes has changed; the time
    from send to change is the latency (poll period ~2 ms, so add ~1 ms of resolution).
    What is watched: the job on the cursor's line (Down and PageDown, each after an
    untimed Home so there is a row to move to), the filter or sort word of the summary
