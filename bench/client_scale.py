@@ -21,15 +21,20 @@ import argparse
 import asyncio
 import io
 import json
+import subprocess
+import sys
+import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 
 from bench.report import Column, SectionResult, Table, over_rounds, percentile, ratio, spread_column
-from bench.server_process import ServerProcess, run_bench_child
+from bench.server_process import ROOT, ServerProcess, child_environment, run_bench_child
 from client_core import BackoffPolicy, Strategy, VideoSimClient
 from client_core.channel import KEEPALIVE, SPARE_CONNECTIONS
 from client_core.runner import RunOptions
@@ -69,27 +74,39 @@ def httpx_transport() -> httpx.AsyncBaseTransport:
 
 
 async def run_the_runner(
-    base_url: str, jobs: int, duration_s: float, transport: str
+    base_url: str,
+    jobs: int,
+    duration_s: float,
+    transport: str,
+    strategy: Strategy = Strategy.AUTO,
 ) -> dict[str, Any]:
     client = VideoSimClient(
         base_url,
         max_in_flight=MAX_IN_FLIGHT,
         transport=httpx_transport() if transport == "httpx" else None,
     )
-    options = RunOptions(jobs=jobs, duration_s=duration_s, special=False, quiet=True)
+    options = RunOptions(
+        jobs=jobs, duration_s=duration_s, special=False, quiet=True, json_lines=True
+    )
+    out = io.StringIO()
     me = psutil.Process()
     cpu_before = me.cpu_times()
     began = time.perf_counter()
-    exit_code = await run_jobs(client, BackoffPolicy(), Strategy.AUTO, options, out=io.StringIO())
+    exit_code = await run_jobs(client, BackoffPolicy(), strategy, options, out=out)
     wall = time.perf_counter() - began
     cpu_after = me.cpu_times()
     cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    outcomes = Counter(str(job["outcome"]) for job in summary["jobs"])
     return {
         "jobs": jobs,
         "transport": transport,
+        "strategy": strategy.value,
         "exit_code": exit_code,
         "wall_s": wall,
         "cpu_s": cpu,
+        "outcomes": dict(outcomes),
+        "not_resolved": jobs - outcomes["completed"] - outcomes["error"],
         "client_stats": asdict(client.stats),
         "peak_rss_mib": me.memory_info().rss / 2**20,
     }
@@ -101,8 +118,11 @@ def child_main() -> None:
     parser.add_argument("--jobs", type=int, required=True)
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--transport", choices=sorted(TRANSPORTS), default="lean")
+    parser.add_argument("--strategy", choices=[s.value for s in Strategy], default="auto")
     args = parser.parse_args()
-    measured = asyncio.run(run_the_runner(args.url, args.jobs, args.duration, args.transport))
+    measured = asyncio.run(
+        run_the_runner(args.url, args.jobs, args.duration, args.transport, Strategy(args.strategy))
+    )
     print(json.dumps(measured))
 
 
@@ -202,6 +222,123 @@ def run(quick: bool = False) -> SectionResult:
         "each round runs lean then httpx, each on a fresh server, so both see the same "
         "machine load; the runner paces starts, so jobs end at a rate one process keeps up with"
     )
+    result.tables.append(push_table(sizes, result))
+    return result
+
+
+# --- push: the event stream against polling, and a restart in the middle -------------------
+
+# "long-poll" is what auto picked before the server could push; auto now picks the stream.
+PUSH_ROWS = (
+    ("stream", Strategy.STREAM),
+    ("long-poll (auto before push)", Strategy.LONG_POLL),
+    ("auto (now: stream)", Strategy.AUTO),
+)
+RESTART_ROW = "stream, server restarted mid-run (sqlite store)"
+
+
+def push_run(
+    strategy: Strategy, sizes: ScaleSizes, *, restart_after_s: float | None = None
+) -> dict[str, Any]:
+    """The runner on N jobs with ``strategy``; optionally the server restarts meanwhile.
+
+    For the restart the server keeps its jobs in a sqlite file, so the restarted server
+    knows them and the stream's ``Last-Event-ID`` replays the final states it missed.
+    """
+    with tempfile.TemporaryDirectory(prefix="videosim-bench-") as folder:
+        flags = ["--seed", "1"]
+        if restart_after_s is not None:
+            flags += ["--store", f"sqlite:///{Path(folder) / 'jobs.db'}"]
+        with ServerProcess.videosim(*flags) as server:
+            arguments = [server.url, "--jobs", str(sizes.jobs), "--duration", str(sizes.duration_s)]
+            child = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.client_scale",
+                    *arguments,
+                    "--strategy",
+                    strategy.value,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                cwd=ROOT,
+                env=child_environment(),
+            )
+            try:
+                if restart_after_s is not None:
+                    time.sleep(restart_after_s)
+                    server.restart()  # same port; the jobs come back from the sqlite file
+                output, _ = child.communicate(timeout=sizes.time_cap_s)
+            finally:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+            measured: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+            measured["server"] = server_view(server.url)
+    stats = measured["client_stats"]
+    measured["cpu_ms_per_job"] = 1000 * measured["cpu_s"] / sizes.jobs
+    measured["requests_per_job"] = stats["requests_sent"] / sizes.jobs
+    return measured
+
+
+def push_table(sizes: ScaleSizes, result: SectionResult) -> Table:
+    runs = {name: push_run(strategy, sizes) for name, strategy in PUSH_ROWS}
+    # The restart comes once the first jobs have ended (starts take jobs / 1,000 s).
+    runs[RESTART_ROW] = push_run(
+        Strategy.STREAM, sizes, restart_after_s=sizes.duration_s + min(3.0, sizes.jobs / 2000)
+    )
+    result.details["push"] = runs
+    stream_cpu = runs["stream"]["cpu_ms_per_job"]
+    table = Table(
+        title=f"One client process, {sizes.jobs:,} jobs of {sizes.duration_s:g} s: "
+        "the event stream against polling",
+        columns=[
+            Column("strategy", "strategy"),
+            Column("cpu_ms_per_job", "client CPU ms/job", "{:.3f}"),
+            Column("vs_stream", "CPU vs stream", "{:.1f}x"),
+            Column("requests_per_job", "all req/job", "{:.3f}"),
+            Column("status_requests_per_job", "status req/job (server)", "{:.2f}"),
+            Column("stream_connects", "stream connects", "{:d}"),
+            Column("stream_resumes", "with Last-Event-ID", "{:d}"),
+            Column("batch_requests", "batch req", "{:,}"),
+            Column("wall_s", "wall s", "{:.1f}"),
+            Column("not_resolved", "jobs not resolved", "{:,}"),
+        ],
+        caption="CPU: user + system seconds of the runner's process around the run, over its "
+        "jobs; all req/job: every request the client sent (starts in chunks of 100, status, "
+        "the stream) over its jobs; not resolved: jobs whose watch did not end completed or "
+        "error (the runner's summary)",
+    )
+    for name, measured in runs.items():
+        stats = measured["client_stats"]
+        table.add(
+            strategy=name,
+            cpu_ms_per_job=measured["cpu_ms_per_job"],
+            vs_stream=ratio(measured["cpu_ms_per_job"], stream_cpu),
+            requests_per_job=measured["requests_per_job"],
+            status_requests_per_job=measured["server"]["requests_per_job"],
+            stream_connects=stats["stream_connects"],
+            stream_resumes=stats["stream_resumes"],
+            batch_requests=stats["batch_requests"],
+            wall_s=measured["wall_s"],
+            not_resolved=measured["not_resolved"],
+        )
+        if measured["exit_code"] != 0:
+            result.notes.append(f"{name}: the runner exited with {measured['exit_code']}")
+    return table
+
+
+def run_push(quick: bool = False) -> SectionResult:
+    """Only the push comparison: ``python -c 'from bench.client_scale import run_push'``."""
+    sizes = QUICK if quick else FULL
+    result = SectionResult(
+        name="client-push",
+        title=f"Client: {sizes.jobs:,} jobs through the runner, stream against polling",
+        parameters={**asdict(sizes), "rows": [name for name, _ in PUSH_ROWS] + [RESTART_ROW]},
+    )
+    result.tables.append(push_table(sizes, result))
     return result
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -46,7 +47,16 @@ from bench.report import (
     spread_column,
 )
 from bench.server_process import ServerProcess
-from client_core import BackoffPolicy, Outcome, PollTiming, Strategy, VideoSimClient, WatchResult
+from client_core import (
+    BackoffPolicy,
+    Outcome,
+    PollEvent,
+    PollTiming,
+    StartSpec,
+    Strategy,
+    VideoSimClient,
+    WatchResult,
+)
 
 ERROR_SHARE = 0.2  # share of jobs fated to end in "error"
 LONG_POLL_MAX_S = 30.0  # the server's default cap, in real seconds
@@ -134,9 +144,15 @@ POLICIES = (
     PollingPolicy("hinted", Strategy.HINTED, BackoffPolicy()),
     PollingPolicy("long-poll", Strategy.LONG_POLL, BackoffPolicy()),
     PollingPolicy("auto", Strategy.AUTO, BackoffPolicy()),
+    PollingPolicy("stream", Strategy.STREAM, BackoffPolicy()),
+    PollingPolicy("batch", Strategy.BATCH, BackoffPolicy()),
 )
 AUTO = "auto"
 IDEAL = "ideal"
+PUSHED = frozenset({Strategy.STREAM, Strategy.BATCH})
+# The push rows start jobs with start_many: jobs arriving within this many real seconds of
+# the first of a group are started together, when the last of them arrives (one request).
+GATHER_S = 0.5
 
 
 def scaled_timing(factor: float) -> PollTiming:
@@ -168,10 +184,17 @@ FULL = PollSizes(jobs=36, arrival_window_s=30.0, time_scale=10.0, rounds=3)
 QUICK = PollSizes(jobs=8, arrival_window_s=10.0, time_scale=40.0, rounds=2)
 
 
+Watched = tuple[str, WatchResult, float | None]  # job id, result, wall time of the final event
+
+
 async def run_workload(
     base_url: str, jobs: list[PlannedJob], sizes: PollSizes, seed: int, timing: PollTiming
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every policy watches its own copy of every job; returns the server's job records."""
+    """Every policy watches its own copy of every job; returns the server's job records.
+
+    Each run also carries ``requests``: every request the policy's client sent for the
+    workload (starts, status, batch status, the event stream), after its warm-up.
+    """
     scale = sizes.time_scale
     longest_s = max(job.arrives_at_s + job.duration_s for job in jobs)
     time_cap_s = (longest_s + 2 * LONG_POLL_MAX_S) / scale + 30  # generous, but bounded
@@ -179,41 +202,100 @@ async def run_workload(
         policy.name: VideoSimClient(base_url, max_in_flight=IN_FLIGHT_PER_POLICY, timing=timing)
         for policy in POLICIES
     }
-    await asyncio.gather(*(_warm_up(client) for client in clients.values()))
+    await asyncio.gather(*(_warm_up(clients[policy.name], policy.strategy) for policy in POLICIES))
+    sent_before = {name: client.stats.requests_sent for name, client in clients.items()}
     loop = asyncio.get_running_loop()
     began = loop.time()
 
-    async def start_and_watch(policy: PollingPolicy, job: PlannedJob) -> tuple[str, WatchResult]:
-        await asyncio.sleep(max(0.0, began + job.arrives_at_s / scale - loop.time()))
+    async def watch(policy: PollingPolicy, job: PlannedJob, job_id: str) -> Watched:
         client = clients[policy.name]
-        job_id = await client.start(job.duration_s / scale, job.outcome)
         backoff = policy.scaled(scale, seed=seed * 100_000 + job.index)
-        return job_id, await client.wait(job_id, backoff, policy.strategy)
+        final_at: list[float] = []
+
+        def on_event(event: PollEvent) -> None:
+            if event.final:
+                final_at.append(time.time())  # the server's clock is epoch seconds too
+
+        result = await client.wait(job_id, backoff, policy.strategy, on_event=on_event)
+        return job_id, result, final_at[0] if final_at else None
+
+    async def start_and_watch(policy: PollingPolicy, job: PlannedJob) -> Watched:
+        await asyncio.sleep(max(0.0, began + job.arrives_at_s / scale - loop.time()))
+        job_id = await clients[policy.name].start(job.duration_s / scale, job.outcome)
+        return await watch(policy, job, job_id)
+
+    async def start_many_and_watch(policy: PollingPolicy, group: list[PlannedJob]) -> list[Watched]:
+        await asyncio.sleep(max(0.0, began + group[-1].arrives_at_s / scale - loop.time()))
+        specs = [StartSpec(job.duration_s / scale, job.outcome) for job in group]
+        started = await clients[policy.name].start_many(specs)
+        job_ids = [result.job_id for result in started]
+        if None in job_ids:
+            raise RuntimeError(f"{policy.name}: a start failed: {started}")
+        return list(
+            await asyncio.gather(
+                *(
+                    watch(policy, job, str(job_id))
+                    for job, job_id in zip(group, job_ids, strict=True)
+                )
+            )
+        )
+
+    async def run_policy(policy: PollingPolicy) -> list[Watched]:
+        if policy.strategy in PUSHED:
+            groups = await asyncio.gather(
+                *(start_many_and_watch(policy, group) for group in arrival_groups(jobs))
+            )
+            return [watched for group in groups for watched in group]
+        return list(await asyncio.gather(*(start_and_watch(policy, job) for job in jobs)))
 
     try:
         async with asyncio.timeout(time_cap_s):
-            watched = await asyncio.gather(
-                *(start_and_watch(policy, job) for policy in POLICIES for job in jobs)
-            )
+            by_policy = await asyncio.gather(*(run_policy(policy) for policy in POLICIES))
+        sent = {
+            name: client.stats.requests_sent - sent_before[name] for name, client in clients.items()
+        }
     finally:
         await asyncio.gather(*(client.aclose() for client in clients.values()))
 
-    records = await _job_records(base_url, [job_id for job_id, _ in watched])
+    watched = [one for policy_watched in by_policy for one in policy_watched]
+    records = await _job_records(base_url, [job_id for job_id, _, _ in watched])
     runs: dict[str, list[dict[str, Any]]] = {policy.name: [] for policy in POLICIES}
-    pairs = ((policy, job) for policy in POLICIES for job in jobs)
-    for (policy, job), (job_id, result) in zip(pairs, watched, strict=True):
-        runs[policy.name].append({"job": job, "outcome": result.outcome, "record": records[job_id]})
+    for policy, policy_watched in zip(POLICIES, by_policy, strict=True):
+        for job, (job_id, result, final_at) in zip(jobs, policy_watched, strict=True):
+            runs[policy.name].append(
+                {
+                    "job": job,
+                    "outcome": result.outcome,
+                    "record": records[job_id],
+                    "final_seen_at": final_at,
+                    "client_requests": sent[policy.name],
+                }
+            )
     return runs
 
 
-async def _warm_up(client: VideoSimClient, connections: int = 8) -> None:
+def arrival_groups(jobs: list[PlannedJob]) -> list[list[PlannedJob]]:
+    """Jobs in arrival order, grouped: each group spans at most GATHER_S real seconds."""
+    groups: list[list[PlannedJob]] = []
+    for job in sorted(jobs, key=lambda j: j.arrives_at_s):
+        if groups and job.arrives_at_s - groups[-1][0].arrives_at_s <= GATHER_S:
+            groups[-1].append(job)
+        else:
+            groups.append([job])
+    return groups
+
+
+async def _warm_up(client: VideoSimClient, strategy: Strategy, connections: int = 8) -> None:
     """Open pooled connections and run every code path once before the clock starts.
 
     Without it the first jobs of a workload pay for TCP handshakes and cold code, which
-    the time scale would magnify into seconds of lag. These jobs are not reported.
+    the time scale would magnify into seconds of lag. These jobs are not reported. A push
+    policy also watches one of them its way, which opens its event stream.
     """
     job_ids = await asyncio.gather(*(client.start(0.001, "completed") for _ in range(connections)))
     await asyncio.gather(*(client.status(job_id) for job_id in job_ids))
+    if strategy in PUSHED:
+        await client.wait(job_ids[0], BackoffPolicy(deadline_s=5.0), strategy)
 
 
 async def _job_records(base_url: str, job_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -235,14 +317,23 @@ async def _job_records(base_url: str, job_ids: list[str]) -> dict[str, dict[str,
 # --- from records to figures ----------------------------------------------------------------
 
 
+def detection_lag_s(run: dict[str, Any]) -> float | None:
+    """The server's lag (its first final answer minus the finish) when it answered a
+    request that saw the final state; for a pushed state (an SSE event: the server keeps no
+    record of it) the final event's arrival at the client minus the server's finish time,
+    both epoch seconds on this machine."""
+    record = run["record"]
+    if record["detection_lag_s"] is not None:
+        return float(record["detection_lag_s"])
+    if run.get("final_seen_at") is not None and record.get("finishes_at") is not None:
+        return max(0.0, float(run["final_seen_at"]) - float(record["finishes_at"]))
+    return None
+
+
 def summarise(runs: list[dict[str, Any]], scale: float) -> dict[str, Any]:
     """Requests per job, detection lag (real seconds), peak requests per real second."""
     requests = [run["record"]["status_requests"] for run in runs]
-    lags = [
-        run["record"]["detection_lag_s"] * scale
-        for run in runs
-        if run["record"]["detection_lag_s"] is not None
-    ]
+    lags = [lag * scale for run in runs if (lag := detection_lag_s(run)) is not None]
     resolved = [run for run in runs if run["outcome"] in (Outcome.COMPLETED, Outcome.ERROR)]
     wrong = [run for run in resolved if run["outcome"].value != run["job"].outcome]
     # Bins of one real second: at 1/10, 100 ms of benchmark time.
@@ -256,6 +347,8 @@ def summarise(runs: list[dict[str, Any]], scale: float) -> dict[str, Any]:
         "jobs": len(runs),
         "requests_total": sum(requests),
         "requests_mean": sum(requests) / len(requests),
+        # Every request of the policy's client (starts included) over its jobs.
+        "all_requests_per_job": runs[0]["client_requests"] / len(runs) if runs else None,
         "requests_p95": percentile(requests, 95),
         "lag_p50_s": percentile(lags, 50),
         "lag_p95_s": percentile(lags, 95),
@@ -277,6 +370,7 @@ def ideal(runs: list[dict[str, Any]], scale: float) -> dict[str, Any]:
         "jobs": len(runs),
         "requests_total": len(runs),
         "requests_mean": 1.0,
+        "all_requests_per_job": 1.0,
         "requests_p95": 1.0,
         "lag_p50_s": 0.0,
         "lag_p95_s": 0.0,
@@ -311,7 +405,8 @@ def workload_table(workload: Workload, figures: dict[str, dict[str, Any]], jobs:
         title=f"{workload.name}: {workload.description}; {jobs} jobs per policy",
         columns=[
             Column("policy", "policy"),
-            Column("requests_mean", "req/job mean", "{:.1f}"),
+            Column("all_requests_per_job", "all req/job incl. start", "{:.2f}"),
+            Column("requests_mean", "status req/job mean", "{:.1f}"),
             Column("requests_p95", "req/job p95", "{:.0f}"),
             Column("requests_vs_fixed", "req vs fixed 1 s", "{:.2f}x"),
             Column("lag_p50_s", "lag p50 s", "{:.2f}"),
@@ -321,10 +416,13 @@ def workload_table(workload: Workload, figures: dict[str, dict[str, Any]], jobs:
             Column("peak_rps", "peak req/s", "{:,.0f}"),
             Column("unresolved", "never resolved", "{}"),
         ],
-        caption="lag: first final answer minus finish time (server clock, real seconds), "
-        "over resolved jobs; never resolved: the watch gave up (attempt budget) while the "
-        "job was pending; ideal: one request exactly at the finish; medians of the rounds, "
-        "a range where they moved > 25 %",
+        caption="all req/job: every request of the policy's client (starts, status, batch "
+        "status, event stream) over its jobs; status req/job: the server's count per job (a "
+        "batch request counts once for each job it names); lag: first final answer minus "
+        "finish time (server clock, real seconds; for a state pushed on the event stream, "
+        "its arrival at the client), over resolved jobs; never resolved: the watch gave up "
+        "(attempt budget) while the job was pending; ideal: one request exactly at the "
+        "finish; medians of the rounds, a range where they moved > 25 %",
     )
     for name, row in figures.items():
         table.add(policy=name, **row)
@@ -333,6 +431,7 @@ def workload_table(workload: Workload, figures: dict[str, dict[str, Any]], jobs:
 
 def table_keys() -> tuple[str, ...]:
     return (
+        "all_requests_per_job",
         "requests_mean",
         "requests_p95",
         "lag_p50_s",

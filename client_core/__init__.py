@@ -11,6 +11,7 @@ Nothing in this package prints or imports a UI; see docs/client.md.
 
 from client_core.admission import Lane
 from client_core.answers import HealthCheck, JobStatus
+from client_core.capabilities import Capabilities
 from client_core.channel import ClientStats
 from client_core.client import VideoSimClient, wait_for
 from client_core.clock import Clock, SteppingClock, SystemClock
@@ -25,13 +26,16 @@ from client_core.events import DelayReason, Outcome, PollEvent, Strategy, WatchR
 from client_core.planner import PollTiming
 from client_core.policy import BackoffPolicy, Jitter
 from client_core.protocol import DEFAULT_SERVER_URL, SPECIAL_JOB_ID
+from client_core.pushed import PushedState
 from client_core.settings import ClientSettings
 from client_core.starts import StartResult, StartSpec
+from client_core.webhooks import WebhookReceiver
 
 __all__ = [
     "DEFAULT_SERVER_URL",
     "SPECIAL_JOB_ID",
     "BackoffPolicy",
+    "Capabilities",
     "ClientError",
     "ClientSettings",
     "ClientStats",
@@ -45,6 +49,7 @@ __all__ = [
     "Outcome",
     "PollEvent",
     "PollTiming",
+    "PushedState",
     "RequestRejected",
     "ServerUnreachable",
     "StartResult",
@@ -55,5 +60,6 @@ __all__ = [
     "VideoSimClient",
     "VideoSimError",
     "WatchResult",
+    "WebhookReceiver",
     "wait_for",
 ]

@@ -45,6 +45,10 @@ class ClientStats:
     in_flight: int = 0
     peak_in_flight: int = 0
     long_polls_sent: int = 0  # long-poll requests sent (each may be held by the server)
+    batch_requests: int = 0  # POST /status/batch requests sent (each names many jobs)
+    stream_connects: int = 0  # GET /events connections opened or tried (in requests_sent too)
+    stream_resumes: int = 0  # ...of which reconnects carrying Last-Event-ID
+    pushed_states: int = 0  # final states pushed: SSE events, batch answers, webhooks
 
 
 class Channel:
@@ -82,6 +86,8 @@ class Channel:
             ),
             transport=transport or LeanTransport(max_keepalive=connections),
         )
+        self.custom_transport = transport  # the caller's own transport, if any
+        self.headers = dict(headers)
         self.admission = Admission(clock, max_in_flight=max_in_flight, max_rps=max_rps)
         self.breaker = HealthGate(
             self._probe, clock, threshold=circuit_threshold, probe_policy=probe_policy

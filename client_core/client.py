@@ -4,7 +4,9 @@
   rate cap, in-flight cap) and one circuit breaker;
 - ``answers``: each response parsed and classified once;
 - ``starts``: ``start`` / ``start_many`` with deadlines and idempotency keys;
-- ``watching``: the watch loop, timed by the pure ``planner``.
+- ``watching``: the watch loop, timed by the pure ``planner``;
+- ``push_hub``, ``push_watch``: watches that wait for a pushed state (event stream,
+  batch status, webhooks) instead of polling.
 
 Nothing here prints.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import secrets
 from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any
 
@@ -27,14 +30,24 @@ from client_core.answers import (
     detail,
     json_object,
 )
+from client_core.capabilities import Capabilities, CapabilityCache
 from client_core.channel import Channel, ClientStats
 from client_core.clock import Clock, SystemClock
 from client_core.errors import MalformedAnswer, RequestRejected, ServerUnreachable
+from client_core.event_stream import DEFAULT_STREAM_READ_TIMEOUT_S, StreamSettings
 from client_core.events import PollEvent, Strategy, WatchResult
 from client_core.health_gate import DEFAULT_PROBE_POLICY, HealthGate
 from client_core.planner import DEFAULT_TIMING, PollTiming
 from client_core.policy import BackoffPolicy
-from client_core.protocol import DEFAULT_SERVER_URL, check_url, job_record_path, status_path
+from client_core.protocol import (
+    CLIENT_ID_HEADER,
+    DEFAULT_SERVER_URL,
+    check_url,
+    job_record_path,
+    status_path,
+)
+from client_core.push_hub import PushHub
+from client_core.push_watch import DEFAULT_SAFETY_S, PUSH_STRATEGIES, watch_pushed
 from client_core.starts import (
     DEFAULT_START_DEADLINE_S,
     START_RETRY_POLICY,
@@ -43,6 +56,7 @@ from client_core.starts import (
     StartSpec,
 )
 from client_core.watching import fetch_status, watch_job
+from client_core.webhooks import WebhookReceiver
 
 DEFAULT_POLICY = BackoffPolicy()
 # Every server-advised pause (Retry-After, long-poll hold) is capped at this.
@@ -51,6 +65,7 @@ DEFAULT_MAX_SERVER_PAUSE_S = 60.0
 # job (1 h by default) plus a minute. Nothing the server says can hold a watch longer.
 DEFAULT_WATCH_DEADLINE_S = 3660.0
 DEFAULT_READ_TIMEOUT_S = 5.0  # a server that accepts and never answers is noticed this fast
+MAX_REMEMBERED_POLICIES = 256
 
 
 class VideoSimClient:
@@ -74,11 +89,15 @@ class VideoSimClient:
         circuit_threshold: int = 5,
         probe_policy: BackoffPolicy = DEFAULT_PROBE_POLICY,
         timing: PollTiming = DEFAULT_TIMING,
+        stream_read_timeout_s: float = DEFAULT_STREAM_READ_TIMEOUT_S,
+        push_safety_s: float = DEFAULT_SAFETY_S,
     ) -> None:
         self.base_url = check_url(base_url)
         positive = {
             "connect_timeout_s": connect_timeout_s,
             "read_timeout_s": read_timeout_s,
+            "stream_read_timeout_s": stream_read_timeout_s,
+            "push_safety_s": push_safety_s,
             "max_server_pause_s": max_server_pause_s,
             "default_deadline_s": default_deadline_s,
             "start_deadline_s": start_deadline_s,
@@ -93,8 +112,9 @@ class VideoSimClient:
         headers = {"Accept": "application/json"}
         if api_key:
             headers["X-Api-Key"] = api_key
-        if client_id:
-            headers["X-Client-Id"] = client_id
+        # Always sent: it groups this client's jobs for its event stream (GET /events?all=true).
+        self.client_id = client_id or f"videosim-{secrets.token_hex(8)}"
+        headers[CLIENT_ID_HEADER] = self.client_id
         self._channel = Channel(
             self.base_url,
             headers=headers,
@@ -108,12 +128,25 @@ class VideoSimClient:
             probe_policy=probe_policy,
             transport=transport,
         )
-        self._starter = Starter(self._channel, default_deadline_s=start_deadline_s)
+        self._capabilities = CapabilityCache(self._channel)
+        stream_settings = StreamSettings(
+            self.base_url,
+            headers,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=stream_read_timeout_s,
+            max_pause_s=max_server_pause_s,
+        )
+        self._hub = PushHub(self._channel, self._capabilities, stream_settings)
+        self._starter = Starter(
+            self._channel, default_deadline_s=start_deadline_s, on_started=self._hub.note_started
+        )
+        self.push_safety_s = push_safety_s
         self.max_in_flight = max_in_flight
         self.max_rps = max_rps
         self.max_server_pause_s = max_server_pause_s
         self.default_deadline_s = default_deadline_s
         self.timing = timing  # the planner's margins around eta_s and Retry-After
+        self._deadline_policies: dict[BackoffPolicy, BackoffPolicy] = {}
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -124,6 +157,7 @@ class VideoSimClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        await self._hub.aclose()
         await self._channel.aclose()
 
     @property
@@ -149,6 +183,28 @@ class VideoSimClient:
     def batch_start_offered(self) -> bool | None:
         """Whether ``POST /start/batch`` exists; None until a ``start_many`` found out."""
         return self._starter.batch_offered
+
+    @property
+    def push(self) -> PushHub:
+        """The event stream, the batch loop and the push watches waiting on them."""
+        return self._hub
+
+    async def capabilities(self) -> Capabilities:
+        """What the server offers (``GET /capabilities``, asked once; an older server: none)."""
+        return await self._capabilities.get()
+
+    def use_webhooks(self, receiver: WebhookReceiver) -> None:
+        """Starts from now on carry the receiver's URL and secret; its callbacks end watches.
+
+        ``auto`` watches of those jobs then wait for the callback (no requests), with the
+        batch loop as the safety net ``push_safety_s`` after the job's earliest end.
+        """
+        self._starter.extra_fields = {
+            "callback_url": receiver.url,
+            "callback_secret": receiver.secret,
+        }
+        self._hub.webhooks_on = True
+        receiver.add_listener(self._hub.deliver)
 
     def queued(self, lane: Lane) -> int:
         """Requests waiting for admission in ``lane`` (for dashboards and tests)."""
@@ -232,16 +288,39 @@ class VideoSimClient:
         Close the generator (``contextlib.aclosing``) if you stop iterating early.
         """
         if policy.deadline_s is None:
-            policy = policy.replace(deadline_s=self.default_deadline_s)
+            policy = self._with_default_deadline(policy)
+        strategy = Strategy(strategy)
+        if strategy in (Strategy.AUTO, *PUSH_STRATEGIES):
+            return watch_pushed(
+                self._channel,
+                self._hub,
+                self._capabilities,
+                job_id,
+                policy,
+                strategy,
+                cancel=cancel,
+                timing=self.timing,
+                first_poll_after_s=first_poll_after_s,
+                safety_s=self.push_safety_s,
+            )
         return watch_job(
             self._channel,
             job_id,
             policy,
-            Strategy(strategy),
+            strategy,
             cancel=cancel,
             timing=self.timing,
             first_poll_after_s=first_poll_after_s,
         )
+
+    def _with_default_deadline(self, policy: BackoffPolicy) -> BackoffPolicy:
+        """``policy`` with the client's deadline; made once per policy (watches share them)."""
+        found = self._deadline_policies.get(policy)
+        if found is None:
+            found = policy.replace(deadline_s=self.default_deadline_s)
+            if len(self._deadline_policies) < MAX_REMEMBERED_POLICIES:
+                self._deadline_policies[policy] = found
+        return found
 
     async def wait(
         self,

@@ -11,12 +11,14 @@ from enum import StrEnum
 
 
 class Strategy(StrEnum):
-    """How the next poll is timed."""
+    """How a watch learns that its job ended: polls timed some way, or a pushed state."""
 
-    AUTO = "auto"  # the best the server offers: long-poll, else hints, else backoff
+    AUTO = "auto"  # the best the server offers: stream > batch > long-poll > hinted > backoff
     BACKOFF = "backoff"  # the policy's schedule only
     HINTED = "hinted"  # sleep until the server's eta_s (bounded, small jitter)
     LONG_POLL = "long-poll"  # GET /status/{id}?wait=S
+    STREAM = "stream"  # one SSE connection (GET /events) per client pushes every final state
+    BATCH = "batch"  # one held POST /status/batch per client for all its batch watches
 
 
 class Outcome(StrEnum):
@@ -40,6 +42,7 @@ class DelayReason(StrEnum):
     TRANSPORT_ERROR = "transport-error"  # connect/read failure, backoff applies
     LONG_POLL = "long-poll"  # we re-issue a held request at once
     CIRCUIT_OPEN = "circuit-open"  # the shared health gate is holding all watchers
+    PUSHED = "pushed"  # the final state came pushed: an SSE event, a batch answer, a webhook
     FINAL = "final"  # no next poll: the watch ended
 
 

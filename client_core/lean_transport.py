@@ -5,20 +5,24 @@ CPU in its own machinery: a scan of every pooled connection each time a request
 starts or ends, cancel scopes, and async-library detection on each await. This
 transport does one thing: send a request on an idle connection (or a new one) and
 read the whole answer, under the request's timeouts. Answers of this API are small,
-so bodies are read in full. Errors are raised as httpx's own, so nothing above it
-can tell the difference. ``https://`` and anything unusual go to httpx's transport.
+so bodies are read in full; the one exception is an event stream (``Accept:
+text/event-stream``), whose body is handed out as it arrives. Errors are raised as
+httpx's own, so nothing above it can tell the difference. ``https://`` and anything
+unusual go to httpx's transport.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import h11
 import httpx
 
 READ_CHUNK = 65_536
+EVENT_STREAM = "text/event-stream"  # asked for in Accept: the answer is streamed, not read whole
 
 
 @dataclass(slots=True)
@@ -123,6 +127,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             data += protocol.send(h11.Data(data=body))
         data += protocol.send(h11.EndOfMessage())
         received_any = False
+        streaming = request.headers.get("accept") == EVENT_STREAM
         try:
             connection.writer.write(data)
             async with asyncio.timeout(timeouts.get("write")):
@@ -141,6 +146,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
                         protocol.receive_data(chunk)
                     elif isinstance(event, h11.Response):
                         answer = event
+                        if streaming and answer.status_code == 200:
+                            break  # the body is read as it comes: see _EventStreamBody
                     elif isinstance(event, h11.Data):
                         chunks.append(bytes(event.data))
                     elif isinstance(event, h11.EndOfMessage):
@@ -165,17 +172,71 @@ class LeanTransport(httpx.AsyncBaseTransport):
             connection.close()
             raise
         assert answer is not None
+        headers = [(bytes(name), bytes(value)) for name, value in answer.headers]
+        extensions = {"http_version": b"HTTP/1.1", "reason_phrase": bytes(answer.reason)}
+        if streaming and answer.status_code == 200:
+            events = _EventStreamBody(connection, request, timeouts.get("read"))
+            return httpx.Response(
+                answer.status_code, headers=headers, stream=events, extensions=extensions
+            )
         if protocol.our_state is h11.DONE and protocol.their_state is h11.DONE:
             protocol.start_next_cycle()
             self._give_back(key, connection)
         else:
             connection.close()
         return httpx.Response(
-            answer.status_code,
-            headers=[(bytes(name), bytes(value)) for name, value in answer.headers],
-            content=b"".join(chunks),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": bytes(answer.reason)},
+            answer.status_code, headers=headers, content=b"".join(chunks), extensions=extensions
         )
+
+
+class _EventStreamBody(httpx.AsyncByteStream):
+    """An endless answer (``text/event-stream``), read as it arrives.
+
+    Each step yields everything that arrived in one read, however many events that is,
+    so a busy stream costs one pass through httpx and the SSE parser per read, not per
+    event. The connection is never reused: closing the body closes it.
+    """
+
+    def __init__(
+        self, connection: _Connection, request: httpx.Request, read_timeout_s: float | None
+    ) -> None:
+        self._connection = connection
+        self._request = request
+        self._read_timeout_s = read_timeout_s
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        protocol = self._connection.protocol
+        reader = self._connection.reader
+        try:
+            while True:
+                parts: list[bytes] = []
+                while True:
+                    event = protocol.next_event()
+                    if isinstance(event, h11.Data):
+                        parts.append(bytes(event.data))
+                    elif event is h11.NEED_DATA:
+                        break
+                    else:  # EndOfMessage or ConnectionClosed: the server ended the stream
+                        if parts:
+                            yield b"".join(parts)
+                        return
+                if parts:
+                    yield b"".join(parts)
+                async with asyncio.timeout(self._read_timeout_s):
+                    chunk = await reader.read(READ_CHUNK)
+                protocol.receive_data(chunk)  # b"": the end, h11 then says how it ended
+        except TimeoutError:
+            raise httpx.ReadTimeout("read timed out", request=self._request) from None
+        except h11.RemoteProtocolError as exc:
+            raise httpx.RemoteProtocolError(str(exc), request=self._request) from None
+        except (ConnectionError, OSError) as exc:
+            message = str(exc) or type(exc).__name__
+            raise httpx.ReadError(message, request=self._request) from None
+        finally:
+            self._connection.close()
+
+    async def aclose(self) -> None:
+        self._connection.close()
 
 
 class _StaleConnection(Exception):

@@ -15,6 +15,14 @@ HEALTHY_STATUSES = frozenset({"ok", "degraded"})  # degraded: at the job cap, st
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 LONG_POLL_HEADER = "X-Long-Poll-Max"
+CLIENT_ID_HEADER = "X-Client-Id"  # groups the jobs a client started, for GET /events?all=true
+
+# Push (absent from an original-API or --plain server: each answers 404 there)
+CAPABILITIES_PATH = "/capabilities"
+EVENTS_PATH = "/events"
+BATCH_STATUS_PATH = "/status/batch"
+SIGNATURE_HEADER = "X-Videosim-Signature"  # "sha256=<hex HMAC of f'{timestamp}.' + body>"
+TIMESTAMP_HEADER = "X-Videosim-Timestamp"  # unix seconds, an integer
 
 
 def check_url(base_url: str) -> str:

@@ -31,6 +31,7 @@ import contextlib
 import functools
 import json
 import math
+import secrets
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -49,6 +50,7 @@ from client_core.policy import BackoffPolicy, Jitter
 from client_core.protocol import SPECIAL_JOB_ID
 from client_core.settings import ClientSettings
 from client_core.starts import DEFAULT_START_DEADLINE_S, StartResult, StartSpec
+from client_core.webhooks import WebhookReceiver
 from settings_cli import CommandLine
 
 PROG = "videosim-client"
@@ -82,6 +84,7 @@ class RunOptions:
     json_lines: bool = False
     quiet: bool = False
     start_rate: float | None = DEFAULT_START_RATE  # jobs started per second; None = no pacing
+    webhook: bool = False  # receive final states on a loopback webhook (polling: safety net)
 
 
 @dataclass(slots=True)
@@ -163,6 +166,9 @@ def build_command_line() -> CommandLine:
                help="pace starts (default 1000/s, by 100; 0 = all at once)")  # fmt: skip
     cli.option("--no-special", group=jobs, dest="special", action="store_false",
                help=f"do not watch {SPECIAL_JOB_ID}")  # fmt: skip
+    cli.option("--webhook", group=jobs, action="store_true",
+               help="get final states by webhook on a loopback port (auto watches wait for "
+                    "the callback; a batch status check is the safety net)")  # fmt: skip
 
     polling = cli.group("polling")
     cli.setting("--strategy", field="strategy", group=polling, choices=[s.value for s in Strategy],
@@ -226,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         json_lines=args.json_lines,
         quiet=args.quiet,
         start_rate=args.start_rate or None,
+        webhook=args.webhook,
     )
     try:
         return asyncio.run(run(client, policy, settings.strategy, options))
@@ -265,7 +272,7 @@ async def run(
         if live_table
         else contextlib.nullcontext()
     )  # fmt: skip
-    async with client:
+    async with client, contextlib.AsyncExitStack() as stack:
         client.health_gate.add_listener(_breaker_reporter(client, start_deadline_s))
         health = await client.health()
         if not health.ok and health.latency_s is None:  # no answer at all
@@ -275,6 +282,12 @@ async def run(
             )
         elif not health.ok:
             _warn(f"server at {client.base_url} is not healthy ({health.error}); trying anyway")
+        if options.webhook:
+            if (await client.capabilities()).webhooks:
+                receiver = WebhookReceiver(secrets.token_hex(16))
+                client.use_webhooks(await stack.enter_async_context(receiver))
+            else:
+                _warn(f"server at {client.base_url} offers no webhooks; watching without them")
         with live:
             await _start_and_watch(client, rows, policy, strategy, options, start_deadline_s,
                                    on_event)  # fmt: skip

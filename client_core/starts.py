@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,10 +79,19 @@ class StartResult:
 class Starter:
     """Starts jobs on one channel; remembers whether the server offers batches."""
 
-    def __init__(self, channel: Channel, *, default_deadline_s: float) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        *,
+        default_deadline_s: float,
+        on_started: Callable[[str, float | None], None] | None = None,
+    ) -> None:
         self._channel = channel
         self.default_deadline_s = default_deadline_s
         self.batch_offered: bool | None = None  # None until the server has told us
+        self._on_started = on_started  # told each job started (its id and duration)
+        # Fields added to every start's body (e.g. a webhook's callback_url and secret).
+        self.extra_fields: dict[str, Any] = {}
 
     async def start(
         self,
@@ -94,9 +103,11 @@ class Starter:
         """``POST /start``; the job id, or a ``VideoSimError`` once the deadline is spent."""
         deadline_at = self._deadline_at(deadline_s, retry_policy)
         response = await self._post(
-            "/start", spec.body() or None, deadline_at, retry_policy, "cannot start a job"
+            "/start", self._body(spec), deadline_at, retry_policy, "cannot start a job"
         )
-        return read_started(json_object(response), "the answer").job_id
+        job = read_started(json_object(response), "the answer")
+        self._started(job.job_id, job.duration_s)
+        return job.job_id
 
     async def start_many(
         self,
@@ -112,11 +123,22 @@ class Starter:
         deadline_at = self._deadline_at(deadline_s, START_RETRY_POLICY)
         chunks = [specs[i : i + batch_size] for i in range(0, len(specs), batch_size)]
         done = await asyncio.gather(*(self._start_chunk(chunk, deadline_at) for chunk in chunks))
-        return [result for chunk_results in done for result in chunk_results]
+        results = [result for chunk_results in done for result in chunk_results]
+        for result in results:
+            if result.job_id is not None:
+                self._started(result.job_id, result.duration_s)
+        return results
+
+    def _body(self, spec: StartSpec) -> dict[str, Any] | None:
+        return {**spec.body(), **self.extra_fields} or None
+
+    def _started(self, job_id: str, duration_s: float | None) -> None:
+        if self._on_started is not None:
+            self._on_started(job_id, duration_s)
 
     async def _start_chunk(self, chunk: list[StartSpec], deadline_at: float) -> list[StartResult]:
         if self.batch_offered is not False:
-            body = {"jobs": [spec.body() for spec in chunk]}
+            body = {"jobs": [self._body(spec) or {} for spec in chunk]}
             # A batch is all or nothing: one that does not fit under the job cap (503) is
             # split in halves at once rather than retried whole, so what fits starts.
             split_on = BATCH_TOO_BIG if len(chunk) > 1 else frozenset()
@@ -155,7 +177,7 @@ class Starter:
     async def _start_one(self, spec: StartSpec, deadline_at: float) -> StartResult:
         try:
             response = await self._post(
-                "/start", spec.body() or None, deadline_at, START_RETRY_POLICY, "cannot start a job"
+                "/start", self._body(spec), deadline_at, START_RETRY_POLICY, "cannot start a job"
             )
             job = read_started(json_object(response), "the answer")
             return StartResult(spec, job.job_id, None, job.duration_s)

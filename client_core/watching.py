@@ -67,7 +67,7 @@ async def watch_job(
         while True:
             attempt += 1
             time_left = policy.time_left(clock.now() - started)
-            request = _poll(channel, job_id, path, hold_s, time_left)
+            request = poll_once(channel, job_id, path, hold_s, time_left)
             finished, polled = await run_unless(request, cancel)
             if not finished or polled is None:
                 yield _cancelled(job_id, attempt, status, clock.now() - started, timed_by)
@@ -129,7 +129,7 @@ async def watch_job(
             admission.release_hold()
 
 
-async def _poll(
+async def poll_once(
     channel: Channel, job_id: str, path: str, hold_s: float | None, time_left: float | None
 ) -> PollAnswer:
     """One status request, classified once; transport failures become answers too."""

@@ -39,7 +39,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.batch_status import batch_status_router
+from server.capabilities import capabilities_of, capabilities_router, capability_header
 from server.clock import Clock, SystemClock
+from server.events import EventStreams, events_router
 from server.faults import FaultInjector, Rejection, retry_after_header
 from server.idempotency import IdempotencyConflict, fingerprint
 from server.job_store import (
@@ -51,6 +54,7 @@ from server.job_store import (
 )
 from server.metrics import CONTENT_TYPE, RequestCountingMiddleware, ServerMetrics
 from server.models import (
+    Capabilities,
     ErrorMessage,
     Faults,
     Health,
@@ -65,8 +69,10 @@ from server.models import (
     StatusRequestRecord,
     StatusResponse,
 )
+from server.push_models import CLIENT_ID_PATTERN
 from server.settings import ServerSettings
 from server.store import Job, JobLimitReached, poll_retry_after
+from server.subscriptions import subscriptions_router
 
 # HTTP has no code for "the client hung up first"; nginx's 499 is the customary one.
 CLIENT_CLOSED_REQUEST = 499
@@ -85,6 +91,9 @@ class ServerState:
     faults: FaultInjector
     metrics: ServerMetrics
     started_at: float
+    streams: EventStreams
+    capabilities: Capabilities | None  # None under --plain
+    capabilities_header: str | None  # X-Capabilities, computed once
 
 
 # --- dependencies ---------------------------------------------------------------------
@@ -185,6 +194,15 @@ plain_start_router = APIRouter()  # POST /start exactly as the original simulati
 jobs_router = APIRouter()
 health_router = APIRouter()
 
+ClientId = Annotated[
+    str | None,
+    Header(
+        alias="X-Client-Id",
+        pattern=CLIENT_ID_PATTERN,
+        description="a label grouping this client's jobs, for GET /events?all=true",
+    ),
+]
+
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -234,6 +252,7 @@ async def _create_once(
     key: str | None,
     route: str,
     bodies: Sequence[StartRequest],
+    client_id: str | None,
 ) -> Sequence[Job]:
     """Create the jobs, unless this key already did: then answer what it answered then.
 
@@ -244,19 +263,25 @@ async def _create_once(
         canonical = "[" + ",".join(body.model_dump_json() for body in bodies) + "]"
         claim = IdempotencyClaim(caller_identity(request), key, fingerprint(route, canonical))
     try:
-        started = await _create(state.store, bodies, claim)
+        started = await _create(state.store, bodies, claim, client_id)
     except IdempotencyConflict as error:
         raise HTTPException(409, str(error)) from error
     if started.replayed:
         response.headers["Idempotent-Replayed"] = "true"
+    elif client_id is not None:
+        state.streams.jobs_started(client_id, started.jobs)
     return started.jobs
 
 
 async def _create(
-    store: JobStore, bodies: Sequence[StartRequest], claim: IdempotencyClaim | None = None
+    store: JobStore,
+    bodies: Sequence[StartRequest],
+    claim: IdempotencyClaim | None = None,
+    client_id: str | None = None,
 ) -> StartedJobs:
     try:
-        return await store.create_many([(body.duration_s, body.outcome) for body in bodies], claim)
+        specs = [(body.duration_s, body.outcome) for body in bodies]
+        return await store.create_many(specs, claim, client_id)
     except JobLimitReached as error:
         retry_after = retry_after_header(await store.seconds_until_room(len(bodies)))
         raise HTTPException(503, str(error), headers={"Retry-After": retry_after}) from error
@@ -273,6 +298,7 @@ async def start_job(
     state: StateDep,
     fault: InjectedFault,
     idempotency_key: IdempotencyKey = None,
+    client_id: ClientId = None,
     body: Annotated[StartRequest | None, Body()] = None,
 ) -> StartResponse:
     """Create a job that stays pending for ``duration_s``, then shows its outcome."""
@@ -280,7 +306,9 @@ async def start_job(
     _check_durations([body], state.settings, batch=False)
     if fault is not None:
         raise _rejected(fault)
-    jobs = await _create_once(state, request, response, idempotency_key, "/start", [body])
+    jobs = await _create_once(
+        state, request, response, idempotency_key, "/start", [body], client_id
+    )
     return _started(jobs[0])
 
 
@@ -292,6 +320,7 @@ async def start_batch(
     fault: InjectedFault,
     body: StartBatchRequest,
     idempotency_key: IdempotencyKey = None,
+    client_id: ClientId = None,
 ) -> StartBatchResponse:
     """Create every job of the batch, or none: a batch that does not fit under the job cap
     is answered 503 with Retry-After. Faults apply once to the whole request."""
@@ -311,7 +340,9 @@ async def start_batch(
     _check_durations(body.jobs, settings, batch=True)
     if fault is not None:
         raise _rejected(fault)
-    jobs = await _create_once(state, request, response, idempotency_key, "/start/batch", body.jobs)
+    jobs = await _create_once(
+        state, request, response, idempotency_key, "/start/batch", body.jobs, client_id
+    )
     return StartBatchResponse(jobs=[_started(job) for job in jobs])
 
 
@@ -396,6 +427,8 @@ async def status_endpoint(request: Request) -> Response:
     headers: dict[str, str] = {}
     if settings.long_poll_max_s > 0:
         headers["X-Long-Poll-Max"] = f"{settings.long_poll_max_s:g}"
+    if state.capabilities_header is not None:
+        headers["X-Capabilities"] = state.capabilities_header
     if fault is None and hold_s == 0:  # the common poll: one store call, one round trip
         now = clock.now()
         job = await store.get_and_record_poll(request.path_params["job_id"], now, settings.hints)
@@ -532,7 +565,11 @@ async def put_faults(new_faults: Faults, faults: FaultsDep, store: StoreDep) -> 
     return faults.faults
 
 
-@health_router.get("/healthz", summary="Liveness; never needs the API key, never faulted")
+@health_router.get(
+    "/healthz",
+    summary="Liveness; never needs the API key, never faulted",
+    response_model_exclude_none=True,
+)
 async def healthz(state: StateDep) -> Health:
     jobs = await state.store.count()
     return Health(
@@ -541,6 +578,7 @@ async def healthz(state: StateDep) -> Health:
         uptime_s=round(state.clock.now() - state.started_at, 3),
         hints=state.settings.hints,
         long_poll_max_s=state.settings.long_poll_max_s,
+        capabilities=state.capabilities,
     )
 
 
@@ -612,7 +650,10 @@ async def _http_error(request: Request, error: Exception) -> Response:
 def _methods_for(app: FastAPI, path: str) -> list[str]:
     """Every method some operation of the schema serves at ``path`` (HEAD comes with GET)."""
     methods: set[str] = set()
-    for template, operations in app.openapi()["paths"].items():
+    paths = app.openapi()["paths"]
+    if path in paths:  # a literal path wins over templates (/status/batch, /status/{job_id})
+        paths = {path: paths[path]}
+    for template, operations in paths.items():
         if compile_path(template)[0].match(path):
             methods |= {method.upper() for method in operations}
     if "GET" in methods:
@@ -677,6 +718,15 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
     fault_rng = random.Random(None if seed is None else f"{seed}:faults")
     store = build_store(settings, clock, seed=seed)
     faults = FaultInjector(settings.initial_faults(), clock, fault_rng, store.rate_limiter)
+    capabilities = capabilities_of(settings)
+    streams = EventStreams(
+        store,
+        clock,
+        buffer=settings.events_buffer,
+        heartbeat_s=settings.events_heartbeat_s,
+        send_timeout_s=settings.events_send_timeout_s,
+        retention_s=settings.retention_s,
+    )
     state = ServerState(
         settings=settings,
         clock=clock,
@@ -684,6 +734,9 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
         faults=faults,
         metrics=ServerMetrics(store, faults),
         started_at=clock.now(),
+        streams=streams,
+        capabilities=capabilities,
+        capabilities_header=capability_header(capabilities),
     )
 
     @asynccontextmanager
@@ -714,6 +767,13 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
     guarded = _UNAUTHORIZED if settings.api_key is not None else None
     starts = plain_start_router if settings.plain else start_router
     app.include_router(starts, dependencies=guard, responses=guarded)
+    if not settings.plain:  # the push protocol (issue 11); --plain is the original API
+        push_errors = {**_ERRORS, **(guarded or {})}
+        app.include_router(batch_status_router(settings, injected_fault, push_errors),
+                           dependencies=guard)  # fmt: skip
+        app.include_router(subscriptions_router(settings), dependencies=guard, responses=guarded)
+        app.include_router(events_router, dependencies=guard, responses=guarded)
+        app.include_router(capabilities_router)
     app.include_router(jobs_router, dependencies=guard, responses=guarded)
     app.include_router(health_router)
     # Served first, ahead of the documented FastAPI operation of the same path.

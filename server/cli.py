@@ -52,6 +52,12 @@ _VALUE_FLAGS: list[tuple[str, str, str]] = [
     ("--store", "store", "URL"),
     ("--workers", "workers", "N"),
     ("--state-file", "state_file", "PATH"),
+    ("--max-batch-status", "max_batch_status", "N"),
+    ("--events-heartbeat", "events_heartbeat_s", "SECONDS"),
+    ("--events-buffer", "events_buffer", "N"),
+    ("--events-send-timeout", "events_send_timeout_s", "SECONDS"),
+    ("--callback-hosts", "callback_hosts", "HOSTS"),
+    ("--callback-attempts", "callback_attempts", "N"),
 ]
 
 
@@ -67,6 +73,12 @@ def build_command_line() -> CommandLine:
         "--hints", field="hints", action=argparse.BooleanOptionalAction, help=_help_for("hints")
     )
     command_line.setting("--plain", field="plain", action="store_true", help=_help_for("plain"))
+    command_line.setting(
+        "--allow-any-callback-host",
+        field="allow_any_callback_host",
+        action="store_true",
+        help=_help_for("allow_any_callback_host"),
+    )
     command_line.setting(
         "--reload",
         field="reload",

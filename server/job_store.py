@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import math
 import random
+import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict
 
 from server.clock import Clock
 from server.long_poll import LongPolls
-from server.models import Faults, Result
+from server.models import CallbackAttempt, Faults, Result
 from server.store import SPECIAL_JOB_ID, Job, RequestedOutcome, poll_retry_after
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class JobStore(ABC):
         self.request_log_length = request_log_length
         self.long_polls = LongPolls(clock)
         self.special = Job(SPECIAL_JOB_ID, clock.now(), math.inf, None)
+        self._close_listeners: list[Callable[[], None]] = []
 
     rate_limiter: RateLimiter
     # True when other processes serve the same jobs (they then share the faults too).
@@ -95,19 +97,30 @@ class JobStore(ABC):
         """Write what is still pending and disconnect; called once after the last request."""
 
     def close(self) -> None:
-        """Release every held long-poll and hold no new ones: the server is stopping."""
+        """Release every held long-poll and hold no new ones: the server is stopping.
+        Event streams and webhook deliveries listen for this too (:meth:`on_close`)."""
         self.long_polls.close()
+        for listener in self._close_listeners:
+            listener()
+
+    def on_close(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when :meth:`close` is called (the server begins to stop)."""
+        self._close_listeners.append(listener)
 
     # --- jobs -------------------------------------------------------------------------
 
     @abstractmethod
     async def create_many(
-        self, specs: Sequence[JobSpec], claim: IdempotencyClaim | None = None
+        self,
+        specs: Sequence[JobSpec],
+        claim: IdempotencyClaim | None = None,
+        client_id: str | None = None,
     ) -> StartedJobs:
         """All of ``specs`` as new jobs, or none: raises
         :class:`~server.store.JobLimitReached` if they do not all fit. With a ``claim``
         whose key was seen before, the jobs made then (or
-        :class:`~server.idempotency.IdempotencyConflict` if the body differed)."""
+        :class:`~server.idempotency.IdempotencyConflict` if the body differed). New jobs
+        join ``client_id``'s group (the start's X-Client-Id), see :meth:`client_job_ids`."""
 
     async def get(self, job_id: str) -> Job | None:
         """The job, without its request log (the hot path); None if unknown or expired."""
@@ -161,6 +174,63 @@ class JobStore(ABC):
     async def is_full(self) -> bool:
         return await self.count() >= self.max_jobs
 
+    # --- push: many jobs at once, groups, subscriptions, webhook attempts -------------
+
+    async def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
+        """The jobs, in order; None for each unknown or expired id."""
+        return [await self.get(job_id) for job_id in job_ids]
+
+    async def record_batch_poll(self, jobs: Sequence[Job], now: float, hints: bool) -> None:
+        """Count one 200 status answer at ``now`` for each of ``jobs`` (POST /status/batch),
+        so requests-per-job figures stay honest whichever way a client asks."""
+        for job in jobs:
+            await self.record_status_request(
+                job,
+                at=now,
+                code=200,
+                retry_after_s=poll_retry_after(job, now, hints),
+                result=job.result_at(now),
+            )
+
+    @abstractmethod
+    async def client_job_ids(self, client_id: str, start: int = 0) -> list[str]:
+        """Ids of the jobs started with X-Client-Id ``client_id``, in start order, from the
+        ``start``-th on: a stream that read n of them asks only for what came after. Ids of
+        expired jobs may still be listed (:meth:`get_many` then finds nothing)."""
+
+    @abstractmethod
+    async def create_subscription(self, job_ids: Sequence[str]) -> str:
+        """A new subscription holding ``job_ids``; it expires ``retention_s`` after its last
+        :meth:`touch_subscription`."""
+
+    @abstractmethod
+    async def extend_subscription(self, subscription_id: str, job_ids: Sequence[str]) -> bool:
+        """Add ``job_ids``; False if there is no such subscription."""
+
+    @abstractmethod
+    async def subscription_jobs(
+        self, subscription_id: str, added_after: float = -math.inf
+    ) -> list[tuple[str, float]] | None:
+        """``(job_id, added_at)`` of the jobs added after ``added_after`` (by the store's
+        clock), oldest first; None if there is no such subscription."""
+
+    @abstractmethod
+    async def touch_subscription(self, subscription_id: str) -> bool:
+        """Keep the subscription another retention window (a stream is attached); False
+        if it is gone."""
+
+    @abstractmethod
+    async def delete_subscription(self, subscription_id: str) -> bool:
+        """Forget it; False if there was no such subscription."""
+
+    @abstractmethod
+    async def record_callback_attempt(self, job_id: str, attempt: CallbackAttempt) -> None:
+        """Remember one webhook delivery attempt, for GET /jobs/{id}; kept as long as the job."""
+
+    @abstractmethod
+    async def callback_attempts(self, job_id: str) -> list[CallbackAttempt]:
+        """The webhook delivery attempts of the job, oldest first."""
+
     # --- faults shared between processes --------------------------------------------
 
     async def publish_faults(self, faults: Faults) -> None:  # noqa: B027
@@ -185,6 +255,11 @@ class JobStore(ABC):
     @property
     def waited_jobs(self) -> int:
         return self.long_polls.waited_jobs
+
+
+def new_subscription_id() -> str:
+    """Unguessable: knowing a subscription's id is what lets a client read its stream."""
+    return secrets.token_urlsafe(16)
 
 
 class StoreUrlError(ValueError):

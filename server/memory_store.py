@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from server.clock import Clock
 from server.faults import LocalTokenBuckets
 from server.idempotency import IdempotencyTable
-from server.job_store import IdempotencyClaim, JobSpec, JobStore, StartedJobs
-from server.models import Result
+from server.job_store import (
+    IdempotencyClaim,
+    JobSpec,
+    JobStore,
+    StartedJobs,
+    new_subscription_id,
+)
+from server.models import CallbackAttempt, Result
 from server.store import (
     DEFAULT_REQUEST_LOG_LENGTH,
     DEFAULT_RETENTION_S,
@@ -17,6 +25,14 @@ from server.store import (
     MemoryJobs,
     poll_retry_after,
 )
+
+
+@dataclass
+class Subscription:
+    """A set of job ids a stream may carry, each with when it was added."""
+
+    expires_at: float
+    added: dict[str, float] = field(default_factory=dict)
 
 
 class MemoryJobStore(JobStore):
@@ -50,25 +66,143 @@ class MemoryJobStore(JobStore):
             clock, keep_s=retention_s, max_keys=max_idempotency_keys
         )
         self.rate_limiter = LocalTokenBuckets(clock)
+        # Push: job groups by X-Client-Id, subscriptions, webhook attempts. Each is pruned
+        # of expired entries whenever it has doubled since the last pruning.
+        self.client_jobs: dict[str, list[str]] = {}
+        self.subscriptions: dict[str, Subscription] = {}
+        self.callbacks: dict[str, list[CallbackAttempt]] = {}
+        self._prune_at = {"client_jobs": 1024, "subscriptions": 1024, "callbacks": 1024}
 
     async def create_many(
-        self, specs: Sequence[JobSpec], claim: IdempotencyClaim | None = None
+        self,
+        specs: Sequence[JobSpec],
+        claim: IdempotencyClaim | None = None,
+        client_id: str | None = None,
     ) -> StartedJobs:
-        return self.create_many_now(specs, claim)
+        return self.create_many_now(specs, claim, client_id)
 
     def create_many_now(
-        self, specs: Sequence[JobSpec], claim: IdempotencyClaim | None = None
+        self,
+        specs: Sequence[JobSpec],
+        claim: IdempotencyClaim | None = None,
+        client_id: str | None = None,
     ) -> StartedJobs:
         """:meth:`create_many` without a single await: two retries racing each other
         cannot both miss the key and both create jobs."""
-        if claim is None:
-            return StartedJobs(tuple(self.jobs.create_many(specs)))
-        earlier = self.idempotency.lookup(claim.scope, claim.key, claim.fingerprint)
-        if earlier is not None:
-            return StartedJobs(earlier, replayed=True)
+        if claim is not None:
+            earlier = self.idempotency.lookup(claim.scope, claim.key, claim.fingerprint)
+            if earlier is not None:
+                return StartedJobs(earlier, replayed=True)
         jobs = tuple(self.jobs.create_many(specs))
-        self.idempotency.remember(claim.scope, claim.key, claim.fingerprint, jobs)
+        if claim is not None:
+            self.idempotency.remember(claim.scope, claim.key, claim.fingerprint, jobs)
+        if client_id is not None:
+            self.add_to_client(client_id, [job.job_id for job in jobs])
         return StartedJobs(jobs)
+
+    def add_to_client(self, client_id: str, job_ids: Sequence[str]) -> None:
+        self.client_jobs.setdefault(client_id, []).extend(job_ids)
+        if len(self.client_jobs) > self._prune_at["client_jobs"]:
+            for other, ids in list(self.client_jobs.items()):
+                live = [job_id for job_id in ids if self.jobs.get(job_id) is not None]
+                if live:
+                    self.client_jobs[other] = live
+                else:
+                    del self.client_jobs[other]
+            self._prune_at["client_jobs"] = max(1024, 2 * len(self.client_jobs))
+
+    # --- push ---------------------------------------------------------------------------
+
+    async def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
+        get = self.jobs.get
+        return [get(job_id) for job_id in job_ids]
+
+    async def record_batch_poll(self, jobs: Sequence[Job], now: float, hints: bool) -> None:
+        for job in jobs:
+            self.jobs.record_status_request(
+                job,
+                at=now,
+                code=200,
+                retry_after_s=poll_retry_after(job, now, hints),
+                result=job.result_at(now),
+            )
+            self._counters_changed(job)
+
+    async def client_job_ids(self, client_id: str, start: int = 0) -> list[str]:
+        return self.client_jobs.get(client_id, [])[start:]
+
+    def _subscription(self, subscription_id: str) -> Subscription | None:
+        subscription = self.subscriptions.get(subscription_id)
+        if subscription is not None and subscription.expires_at <= self.clock.now():
+            del self.subscriptions[subscription_id]
+            self._subscriptions_changed(subscription_id)
+            return None
+        return subscription
+
+    async def create_subscription(self, job_ids: Sequence[str]) -> str:
+        now = self.clock.now()
+        if len(self.subscriptions) > self._prune_at["subscriptions"]:
+            for gone in [s for s, sub in self.subscriptions.items() if sub.expires_at <= now]:
+                del self.subscriptions[gone]
+                self._subscriptions_changed(gone)
+            self._prune_at["subscriptions"] = max(1024, 2 * len(self.subscriptions))
+        subscription_id = new_subscription_id()
+        subscription = Subscription(now + self.retention_s)
+        subscription.added.update(dict.fromkeys(job_ids, now))
+        self.subscriptions[subscription_id] = subscription
+        self._subscriptions_changed(subscription_id)
+        return subscription_id
+
+    async def extend_subscription(self, subscription_id: str, job_ids: Sequence[str]) -> bool:
+        subscription = self._subscription(subscription_id)
+        if subscription is None:
+            return False
+        now = self.clock.now()
+        for job_id in job_ids:
+            subscription.added.setdefault(job_id, now)
+        self._subscriptions_changed(subscription_id)
+        return True
+
+    async def subscription_jobs(
+        self, subscription_id: str, added_after: float = -math.inf
+    ) -> list[tuple[str, float]] | None:
+        subscription = self._subscription(subscription_id)
+        if subscription is None:
+            return None
+        return [(job_id, at) for job_id, at in subscription.added.items() if at > added_after]
+
+    async def touch_subscription(self, subscription_id: str) -> bool:
+        subscription = self._subscription(subscription_id)
+        if subscription is None:
+            return False
+        subscription.expires_at = self.clock.now() + self.retention_s
+        return True
+
+    async def delete_subscription(self, subscription_id: str) -> bool:
+        if self._subscription(subscription_id) is None:
+            return False
+        del self.subscriptions[subscription_id]
+        self._subscriptions_changed(subscription_id)
+        return True
+
+    def _subscriptions_changed(self, subscription_id: str) -> None:
+        """A subscription was made, extended or dropped (the SQLite store writes it)."""
+
+    async def record_callback_attempt(self, job_id: str, attempt: CallbackAttempt) -> None:
+        self.callbacks.setdefault(job_id, []).append(attempt)
+        if len(self.callbacks) > self._prune_at["callbacks"]:
+            for gone in [j for j in self.callbacks if self.jobs.get(j) is None]:
+                del self.callbacks[gone]
+            self._prune_at["callbacks"] = max(1024, 2 * len(self.callbacks))
+        self._callbacks_changed(job_id, attempt)
+
+    def _callbacks_changed(self, job_id: str, attempt: CallbackAttempt) -> None:
+        """A delivery attempt was recorded (the SQLite store writes it)."""
+
+    async def callback_attempts(self, job_id: str) -> list[CallbackAttempt]:
+        if self.jobs.get(job_id) is None:
+            return []
+        return list(self.callbacks.get(job_id, ()))
 
     async def _get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)

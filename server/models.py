@@ -42,6 +42,20 @@ class StartRequest(BaseModel):
     outcome: Literal["completed", "error", "random"] = Field(
         "random", description="fated final state; random draws error with P = error_rate"
     )
+    callback_url: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2048,
+        description="POST the final state here when the job ends (loopback hosts only unless "
+        "the server allows more)",
+    )
+    callback_secret: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="signs each callback: X-Videosim-Signature: sha256=HMAC(secret, "
+        "timestamp + '.' + body)",
+    )
 
 
 class StartResponse(BaseModel):
@@ -104,12 +118,23 @@ class JobSummary(BaseModel):
     detection_lag_s: float | None = Field(description="first_final_seen_at - finishes_at")
 
 
+class CallbackAttempt(BaseModel):
+    """One webhook delivery attempt for a job."""
+
+    at: float = Field(description="when the attempt was made (epoch seconds)")
+    status_code: int | None = Field(description="the receiver's HTTP code; null if none came")
+    error: str | None = Field(description="why the attempt failed, if it did")
+
+
 class JobRecord(JobSummary):
     """GET /jobs/{job_id}: the summary plus the most recent status requests."""
 
     requests: list[StatusRequestRecord] = Field(
         description="the last status requests (200 unless the server's request_log_length "
         "says otherwise)"
+    )
+    callbacks: list[CallbackAttempt] = Field(
+        default_factory=list, description="webhook delivery attempts, oldest first"
     )
 
 
@@ -120,6 +145,20 @@ class JobsPage(BaseModel):
     jobs: list[JobSummary]
 
 
+class Capabilities(BaseModel):
+    """GET /capabilities: what a client may use on this server."""
+
+    long_poll: bool
+    long_poll_max_s: float | None
+    hints: bool
+    batch_start: bool
+    max_batch: int
+    batch_status: bool
+    max_batch_status: int
+    events: bool
+    webhooks: bool
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"] = Field(
         "ok", description="degraded: the job cap is reached and POST /start answers 503"
@@ -128,6 +167,9 @@ class Health(BaseModel):
     uptime_s: float
     hints: bool
     long_poll_max_s: float
+    capabilities: Capabilities | None = Field(
+        None, description="what the server offers beyond polling (absent under --plain)"
+    )
 
 
 class Faults(BaseModel):

@@ -21,10 +21,13 @@ Any connection problem is raised as :class:`StoreUnavailable` within about a sec
 
 from __future__ import annotations
 
+import asyncio
 import heapq
+import math
 import random
 import uuid
 from collections.abc import Callable, Sequence
+from functools import partial
 from itertools import islice
 from typing import Any
 
@@ -46,8 +49,9 @@ from server.job_store import (
     RateLimiter,
     StartedJobs,
     StoreUnavailable,
+    new_subscription_id,
 )
-from server.models import Faults, Result
+from server.models import CallbackAttempt, Faults, Result
 from server.request_log import MAX_RETRY_AFTER_S
 from server.store import (
     DEFAULT_REQUEST_LOG_LENGTH,
@@ -55,6 +59,7 @@ from server.store import (
     SPECIAL_JOB_ID,
     Job,
     JobLimitReached,
+    poll_retry_after,
 )
 
 KEY_PREFIX = "videosim:"
@@ -155,6 +160,33 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
 return tostring(wait)
 """
 
+# A start's jobs join its X-Client-Id's list, which lives as long as its newest job.
+_JOIN_CLIENT = """
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+local ttl = tonumber(ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+"""
+
+# Jobs join a subscription only if it still exists; each keeps the time it joined.
+_EXTEND_SUBSCRIPTION = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[i]) end
+return 1
+"""
+
+# A webhook attempt is kept as long as its job.
+_RECORD_CALLBACK = """
+redis.call('RPUSH', KEYS[2], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1
+"""
+
+# A subscription's sorted set holds this member from birth, so an empty one still exists.
+_SUBSCRIPTION_MARKER = ""
+_IDS_PER_SCRIPT_CALL = 1000
+
 _Command = Callable[[Pipeline], Any]
 
 
@@ -195,6 +227,9 @@ class RedisJobStore(JobStore):
         self._record = self._redis.register_script(_RECORD)
         self._take_token = self._redis.register_script(_TAKE_TOKEN)
         self._poll = self._redis.register_script(_POLL)
+        self._join_client = self._redis.register_script(_JOIN_CLIENT)
+        self._extend_subscription = self._redis.register_script(_EXTEND_SUBSCRIPTION)
+        self._record_callback = self._redis.register_script(_RECORD_CALLBACK)
         self._pipelined: GroupedCalls[_Command, Any] = GroupedCalls(self._run_pipeline)
         self.rate_limiter = _RedisTokenBuckets(self)
 
@@ -249,7 +284,10 @@ class RedisJobStore(JobStore):
     # --- jobs -------------------------------------------------------------------------
 
     async def create_many(
-        self, specs: Sequence[JobSpec], claim: IdempotencyClaim | None = None
+        self,
+        specs: Sequence[JobSpec],
+        claim: IdempotencyClaim | None = None,
+        client_id: str | None = None,
     ) -> StartedJobs:
         now = self.clock.now()
         jobs = [self._new_job(now, duration_s, outcome) for duration_s, outcome in specs]
@@ -293,7 +331,113 @@ class RedisJobStore(JobStore):
         if kind == "replay":
             earlier = await self._load(_text(answer[1]).split(","))
             return StartedJobs(tuple(job for job in earlier if job is not None), replayed=True)
+        if client_id is not None:
+            await self._join(client_id, jobs, now)
         return StartedJobs(tuple(jobs))
+
+    async def _join(self, client_id: str, jobs: Sequence[Job], now: float) -> None:
+        key = self._key("client", client_id)
+        ttl_ms = max(1, int((max(j.finishes_at for j in jobs) + self._retention_s - now) * 1000))
+        for first in range(0, len(jobs), _IDS_PER_SCRIPT_CALL):
+            args: list[Any] = [ttl_ms]
+            args += [job.job_id for job in jobs[first : first + _IDS_PER_SCRIPT_CALL]]
+            await self._direct(partial(self._join_client, keys=[key], args=args))
+
+    # --- push ---------------------------------------------------------------------------
+
+    async def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
+        special = [job_id == SPECIAL_JOB_ID for job_id in job_ids]
+        found = await self._load([job_id for job_id in job_ids if job_id != SPECIAL_JOB_ID])
+        others = iter(found)
+        return [self.special if is_special else next(others) for is_special in special]
+
+    async def record_batch_poll(self, jobs: Sequence[Job], now: float, hints: bool) -> None:
+        """Every job's record in the same shared pipeline (one round trip, not one per job)."""
+        await asyncio.gather(
+            *(
+                self.record_status_request(
+                    job,
+                    at=now,
+                    code=200,
+                    retry_after_s=poll_retry_after(job, now, hints),
+                    result=job.result_at(now),
+                )
+                for job in jobs
+            )
+        )
+
+    async def client_job_ids(self, client_id: str, start: int = 0) -> list[str]:
+        key = self._key("client", client_id)
+        ids = await self._call(lambda pipe: pipe.lrange(key, start, -1))
+        return [_text(job_id) for job_id in ids]
+
+    async def create_subscription(self, job_ids: Sequence[str]) -> str:
+        subscription_id = new_subscription_id()
+        key = self._key("sub", subscription_id)
+        now = self.clock.now()
+        ttl_ms = max(1, int(self._retention_s * 1000))
+
+        async def run() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(key, {_SUBSCRIPTION_MARKER: 0})
+                for first in range(0, len(job_ids), _IDS_PER_SCRIPT_CALL):
+                    chunk = job_ids[first : first + _IDS_PER_SCRIPT_CALL]
+                    pipe.zadd(key, dict.fromkeys(chunk, now), nx=True)
+                pipe.pexpire(key, ttl_ms)
+                await pipe.execute()
+
+        await self._direct(run)
+        return subscription_id
+
+    async def extend_subscription(self, subscription_id: str, job_ids: Sequence[str]) -> bool:
+        key = self._key("sub", subscription_id)
+        now = repr(self.clock.now())
+        for first in range(0, len(job_ids), _IDS_PER_SCRIPT_CALL):
+            args = [now, *job_ids[first : first + _IDS_PER_SCRIPT_CALL]]
+            done = await self._direct(partial(self._extend_subscription, keys=[key], args=args))
+            if not done:
+                return False
+        return True
+
+    async def subscription_jobs(
+        self, subscription_id: str, added_after: float = -math.inf
+    ) -> list[tuple[str, float]] | None:
+        key = self._key("sub", subscription_id)
+        low = "-inf" if added_after == -math.inf else f"({added_after!r}"
+
+        async def run() -> list[Any]:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.exists(key)
+                pipe.zrangebyscore(key, low, "+inf", withscores=True)
+                return list(await pipe.execute())
+
+        exists, members = await self._direct(run)
+        if not exists:
+            return None
+        return [
+            (_text(member), float(score))
+            for member, score in members
+            if _text(member) != _SUBSCRIPTION_MARKER
+        ]
+
+    async def touch_subscription(self, subscription_id: str) -> bool:
+        key = self._key("sub", subscription_id)
+        ttl_ms = max(1, int(self._retention_s * 1000))
+        return bool(await self._direct(lambda: self._redis.pexpire(key, ttl_ms)))
+
+    async def delete_subscription(self, subscription_id: str) -> bool:
+        key = self._key("sub", subscription_id)
+        return bool(await self._direct(lambda: self._redis.delete(key)))
+
+    async def record_callback_attempt(self, job_id: str, attempt: CallbackAttempt) -> None:
+        keys = [self._key("job", job_id), self._key("callbacks", job_id)]
+        document = attempt.model_dump_json()
+        await self._direct(lambda: self._record_callback(keys=keys, args=[document]))
+
+    async def callback_attempts(self, job_id: str) -> list[CallbackAttempt]:
+        key = self._key("callbacks", job_id)
+        documents = await self._direct(lambda: self._redis.lrange(key, 0, -1))
+        return [CallbackAttempt.model_validate_json(document) for document in documents]
 
     def _new_job(self, now: float, duration_s: float | None, outcome: str) -> Job:
         self._rng.getrandbits(128)  # as the memory store does, so a seed means the same

@@ -154,6 +154,46 @@ class ServerSettings(BaseSettings):
         "there is migrated once",
     )
 
+    max_batch_status: int = Field(
+        10_000,
+        ge=1,
+        le=100_000,
+        description="most job ids one POST /status/batch or POST /subscriptions may name",
+    )
+    events_heartbeat_s: float = Field(
+        15.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="seconds between heartbeat comments on an idle GET /events stream",
+    )
+    events_buffer: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="undelivered events one GET /events reader may fall behind by; beyond "
+        "it the stream gets an error event and is closed",
+    )
+    events_send_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="seconds one write to a GET /events reader may stay blocked before "
+        "the stream is dropped",
+    )
+    callback_hosts: str = Field(
+        "",
+        description="comma-separated hosts callback_url may name besides loopback "
+        "(127.0.0.0/8, ::1, localhost)",
+    )
+    allow_any_callback_host: bool = Field(
+        False, description="let callback_url name any host (not only loopback and --callback-hosts)"
+    )
+    callback_attempts: int = Field(
+        6, ge=1, le=30, description="webhook deliveries tried per job (backoff 0.5, 1, 2, ... s)"
+    )
+
     @field_validator("api_key")
     @classmethod
     def _empty_key_means_none(cls, value: str | None) -> str | None:

@@ -34,7 +34,8 @@ from server.job_store import (
     StoreOptions,
     StoreUnavailable,
 )
-from server.memory_store import MemoryJobStore
+from server.memory_store import MemoryJobStore, Subscription
+from server.models import CallbackAttempt
 from server.store import Job
 
 WRITE_BEHIND_S = 0.05  # status counters reach the file at most this late (plus one commit)
@@ -61,6 +62,30 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     expires_at REAL NOT NULL,
     PRIMARY KEY (scope, key)
 );
+CREATE TABLE IF NOT EXISTS client_jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    subscription_id TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subscription_jobs (
+    subscription_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    added_at REAL NOT NULL,
+    PRIMARY KEY (subscription_id, job_id)
+);
+CREATE TABLE IF NOT EXISTS callback_attempts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    status_code INTEGER,
+    error TEXT,
+    expires_at REAL NOT NULL
+);
 """
 
 
@@ -70,7 +95,9 @@ class StoreFileError(Exception):
 
 _JobRow = tuple[str, float, float, int, float]
 _KeyRow = tuple[str, str, bytes, str, float]
-_Start = tuple[list[_JobRow], _KeyRow | None]
+_ClientRow = tuple[str, str, float]
+_Start = tuple[list[_JobRow], _KeyRow | None, list[_ClientRow]]
+_Statement = tuple[str, Sequence[Any]]
 
 
 class SqliteJobStore(MemoryJobStore):
@@ -106,6 +133,35 @@ class SqliteJobStore(MemoryJobStore):
         for scope, key, print_, job_ids, expires_at in keys:
             found = tuple(by_id[job_id] for job_id in job_ids.split(",") if job_id in by_id)
             self.idempotency.remember(scope, key, print_, found, expires_at)
+        await loop.run_in_executor(self._thread, self._load_push_tables)
+
+    def _load_push_tables(self) -> None:
+        """Job groups, subscriptions and webhook attempts, so streams and records resume."""
+        assert self._connection is not None
+        now = self.clock.now()
+        rows = self._connection.execute(
+            "SELECT client_id, job_id FROM client_jobs WHERE expires_at > ? ORDER BY seq", (now,)
+        )
+        for client_id, job_id in rows:
+            self.client_jobs.setdefault(client_id, []).append(job_id)
+        for subscription_id, expires_at in self._connection.execute(
+            "SELECT subscription_id, expires_at FROM subscriptions WHERE expires_at > ?", (now,)
+        ):
+            self.subscriptions[subscription_id] = Subscription(expires_at)
+        for subscription_id, job_id, added_at in self._connection.execute(
+            "SELECT subscription_id, job_id, added_at FROM subscription_jobs"
+            " ORDER BY added_at, rowid"
+        ):
+            subscription = self.subscriptions.get(subscription_id)
+            if subscription is not None:
+                subscription.added[job_id] = added_at
+        for job_id, at, status_code, error in self._connection.execute(
+            "SELECT job_id, at, status_code, error FROM callback_attempts"
+            " WHERE expires_at > ? ORDER BY seq",
+            (now,),
+        ):
+            attempt = CallbackAttempt(at=at, status_code=status_code, error=error)
+            self.callbacks.setdefault(job_id, []).append(attempt)
 
     async def aclose(self) -> None:
         if self._closed:
@@ -132,7 +188,7 @@ class SqliteJobStore(MemoryJobStore):
             raise StoreFileError(f"cannot open store file {self.path}: {error}") from None
         self._connection = connection
         if migrated:  # jobs with their history: the rows, then their counters
-            self._write_all([(self._rows(migrated), None)], _counters(migrated), None)
+            self._write_all([(self._rows(migrated), None, [])], _counters(migrated), None)
         now = self.clock.now()
         rows = connection.execute(
             "SELECT job_id, created_at, duration_s, fails, status_requests,"
@@ -176,9 +232,12 @@ class SqliteJobStore(MemoryJobStore):
     # --- writes -------------------------------------------------------------------------
 
     async def create_many(
-        self, specs: Sequence[JobSpec], claim: IdempotencyClaim | None = None
+        self,
+        specs: Sequence[JobSpec],
+        claim: IdempotencyClaim | None = None,
+        client_id: str | None = None,
     ) -> StartedJobs:
-        started = self.create_many_now(specs, claim)
+        started = self.create_many_now(specs, claim, client_id)
         if started.replayed:
             # The first answer may still be committing: answer the replay only once it is.
             await self._commits.drain()
@@ -189,7 +248,12 @@ class SqliteJobStore(MemoryJobStore):
             expires_at = self.clock.now() + self.retention_s
             key_row = (claim.scope, claim.key, claim.fingerprint, job_ids, expires_at)
         try:
-            await self._commits.call((self._rows(started.jobs), key_row))
+            client_rows = [
+                (client_id, job.job_id, job.finishes_at + self.retention_s)
+                for job in started.jobs
+                if client_id is not None
+            ]
+            await self._commits.call((self._rows(started.jobs), key_row, client_rows))
         except (OSError, sqlite3.Error) as error:  # disk full, file gone: not a 500
             raise StoreUnavailable(f"cannot write store file {self.path}: {error}") from None
         return started
@@ -206,6 +270,95 @@ class SqliteJobStore(MemoryJobStore):
             )
             for job in jobs
         ]
+
+    # --- push: subscriptions and webhook attempts, committed before the answer ---------
+
+    async def create_subscription(self, job_ids: Sequence[str]) -> str:
+        subscription_id = await super().create_subscription(job_ids)
+        await self._write(self._subscription_rows(subscription_id))
+        return subscription_id
+
+    async def extend_subscription(self, subscription_id: str, job_ids: Sequence[str]) -> bool:
+        if not await super().extend_subscription(subscription_id, job_ids):
+            return False
+        await self._write(self._subscription_rows(subscription_id))
+        return True
+
+    async def touch_subscription(self, subscription_id: str) -> bool:
+        if not await super().touch_subscription(subscription_id):
+            return False
+        expires_at = self.subscriptions[subscription_id].expires_at
+        await self._write(
+            [
+                (
+                    "UPDATE subscriptions SET expires_at = ? WHERE subscription_id = ?",
+                    (expires_at, subscription_id),
+                )
+            ]
+        )
+        return True
+
+    async def delete_subscription(self, subscription_id: str) -> bool:
+        if not await super().delete_subscription(subscription_id):
+            return False
+        await self._write(self._subscription_rows(subscription_id))
+        return True
+
+    def _subscription_rows(self, subscription_id: str) -> list[_Statement]:
+        """Statements that make the file's copy of the subscription what memory holds."""
+        statements: list[_Statement] = [
+            ("DELETE FROM subscriptions WHERE subscription_id = ?", (subscription_id,)),
+            ("DELETE FROM subscription_jobs WHERE subscription_id = ?", (subscription_id,)),
+        ]
+        subscription = self.subscriptions.get(subscription_id)
+        if subscription is not None:
+            statements.append(
+                (
+                    "INSERT INTO subscriptions VALUES (?, ?)",
+                    (subscription_id, subscription.expires_at),
+                )
+            )
+            statements += [
+                ("INSERT INTO subscription_jobs VALUES (?, ?, ?)", (subscription_id, job_id, at))
+                for job_id, at in subscription.added.items()
+            ]
+        return statements
+
+    async def record_callback_attempt(self, job_id: str, attempt: CallbackAttempt) -> None:
+        await super().record_callback_attempt(job_id, attempt)
+        job = self.jobs.get(job_id)
+        expires_at = (job.finishes_at if job else self.clock.now()) + self.retention_s
+        row = (job_id, attempt.at, attempt.status_code, attempt.error, expires_at)
+        await self._write(
+            [
+                (
+                    "INSERT INTO callback_attempts (job_id, at, status_code, error, expires_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    row,
+                )
+            ]
+        )
+
+    async def _write(self, statements: list[_Statement]) -> None:
+        """One transaction on the SQLite thread (after any group commit already queued)."""
+
+        def run() -> None:
+            connection = self._connection
+            if connection is None:
+                raise sqlite3.ProgrammingError("the store file is closed")
+            connection.execute("BEGIN")
+            try:
+                for sql, parameters in statements:
+                    connection.execute(sql, parameters)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._thread, run)
+        except (OSError, sqlite3.Error) as error:
+            raise StoreUnavailable(f"cannot write store file {self.path}: {error}") from None
 
     def _counters_changed(self, job: Job) -> None:
         if job.fails is None:
@@ -243,11 +396,15 @@ class SqliteJobStore(MemoryJobStore):
             raise sqlite3.ProgrammingError("the store file is closed")
         connection.execute("BEGIN")
         try:
-            for rows, key_row in starts:
+            for rows, key_row, client_rows in starts:
                 connection.executemany(
                     "INSERT INTO jobs (job_id, created_at, duration_s, fails, expires_at)"
                     " VALUES (?, ?, ?, ?, ?)",
                     rows,
+                )
+                connection.executemany(
+                    "INSERT INTO client_jobs (client_id, job_id, expires_at) VALUES (?, ?, ?)",
+                    client_rows,
                 )
                 if key_row is not None:
                     connection.execute(
@@ -261,8 +418,17 @@ class SqliteJobStore(MemoryJobStore):
                 )
             if expire_before is not None:
                 connection.execute("DELETE FROM jobs WHERE expires_at <= ?", (expire_before,))
+                for table in ("idempotency_keys", "client_jobs", "callback_attempts"):
+                    connection.execute(
+                        f"DELETE FROM {table} WHERE expires_at <= ?", (expire_before,)
+                    )
                 connection.execute(
-                    "DELETE FROM idempotency_keys WHERE expires_at <= ?", (expire_before,)
+                    "DELETE FROM subscription_jobs WHERE subscription_id IN"
+                    " (SELECT subscription_id FROM subscriptions WHERE expires_at <= ?)",
+                    (expire_before,),
+                )
+                connection.execute(
+                    "DELETE FROM subscriptions WHERE expires_at <= ?", (expire_before,)
                 )
             connection.execute("COMMIT")
         except BaseException:

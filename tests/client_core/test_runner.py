@@ -258,7 +258,7 @@ def test_each_job_is_watched_as_soon_as_it_started(
 ) -> None:
     code = main(["--server-url", live_server.url, "--jobs", "300", "--duration", "0.5",
                  "--start-rate", "150", "--no-special", "--preset", "default", "--json",
-                 "--quiet"])  # fmt: skip
+                 "--quiet", "--strategy", "long-poll"])  # fmt: skip
     ids = {job["job_id"] for job in json.loads(capsys.readouterr().out)["jobs"]}
     assert code == EXIT_OK and len(ids) == 300
     records = []

@@ -26,6 +26,7 @@ from client_core import (
     Strategy,
     VideoSimClient,
 )
+from tests.support.fake_servers import older_server
 
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
 QUICK = BackoffPolicy(initial_s=0.01, multiplier=2.0, max_delay_s=0.05, jitter=Jitter.NONE)
@@ -52,7 +53,7 @@ def scripted(*responses: httpx.Response) -> tuple[Handler, list[httpx.Request]]:
 
 def client_for(handler: Handler, **options: object) -> VideoSimClient:
     options.setdefault("clock", SteppingClock())
-    return VideoSimClient("http://fake", transport=httpx.MockTransport(handler), **options)  # type: ignore[arg-type]
+    return VideoSimClient("http://fake", transport=older_server(handler), **options)  # type: ignore[arg-type]
 
 
 async def collect(client: VideoSimClient, job_id: str, **watch_options: object) -> list[PollEvent]:
@@ -214,7 +215,7 @@ async def test_cancel_during_a_held_request_ends_the_watch_at_once() -> None:
         return httpx.Response(200, headers=headers, json={"result": "pending"})
 
     cancel = asyncio.Event()
-    async with VideoSimClient("http://fake", transport=httpx.MockTransport(handler)) as client:
+    async with VideoSimClient("http://fake", transport=older_server(handler)) as client:
         watching = asyncio.create_task(client.wait("job", BackoffPolicy(), cancel=cancel))
         await asyncio.wait_for(held.wait(), timeout=5)
         cancel.set()
@@ -226,7 +227,7 @@ async def test_cancel_during_a_held_request_ends_the_watch_at_once() -> None:
 async def test_cancel_event_ends_the_watch_with_a_cancelled_event() -> None:
     handler, _ = scripted(pending())
     cancel = asyncio.Event()
-    async with VideoSimClient("http://fake", transport=httpx.MockTransport(handler)) as client:
+    async with VideoSimClient("http://fake", transport=older_server(handler)) as client:
         events: list[PollEvent] = []
         async for event in client.watch("job", BackoffPolicy.fixed(30), cancel=cancel):
             events.append(event)
@@ -239,7 +240,7 @@ async def test_cancel_event_ends_the_watch_with_a_cancelled_event() -> None:
 async def test_cancelling_the_consuming_task_stops_cleanly() -> None:
     handler, _ = scripted(pending())
     before = asyncio.all_tasks()
-    async with VideoSimClient("http://fake", transport=httpx.MockTransport(handler)) as client:
+    async with VideoSimClient("http://fake", transport=older_server(handler)) as client:
         seen = asyncio.Event()
 
         async def consume() -> None:
@@ -282,7 +283,7 @@ async def test_in_flight_cap_holds_for_ten_thousand_watchers() -> None:
         result = "completed" if polls[job_id] >= 2 else "pending"
         return httpx.Response(200, json={"result": result})
 
-    async with VideoSimClient("http://fake", transport=httpx.MockTransport(handler)) as client:
+    async with VideoSimClient("http://fake", transport=older_server(handler)) as client:
         results = await asyncio.gather(
             *(client.wait(f"job-{n}", QUICK, Strategy.BACKOFF) for n in range(10_000))
         )
@@ -309,7 +310,7 @@ async def test_requests_per_second_cap_spaces_requests_out() -> None:
         return httpx.Response(200, json={"result": "completed"})
 
     async with VideoSimClient(
-        "http://fake", transport=httpx.MockTransport(handler), max_rps=200
+        "http://fake", transport=older_server(handler), max_rps=200
     ) as client:
         await asyncio.gather(*(client.wait(f"job-{n}", QUICK) for n in range(60)))
     assert len(stamps) == 60
@@ -328,7 +329,7 @@ async def test_a_429_pauses_every_watcher_of_the_client() -> None:
         return httpx.Response(200, json={"result": "completed"})
 
     async with VideoSimClient(
-        "http://fake", transport=httpx.MockTransport(handler), max_in_flight=1
+        "http://fake", transport=older_server(handler), max_in_flight=1
     ) as client:
         results = await asyncio.gather(*(client.wait(f"job-{n}", QUICK) for n in range(5)))
     assert {r.outcome for r in results} == {Outcome.COMPLETED}

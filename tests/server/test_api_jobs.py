@@ -265,7 +265,9 @@ async def test_job_cap_answers_503(server_factory: ServerFactory) -> None:
 async def test_healthz_reports_jobs_and_uptime(server: Server) -> None:
     await server.start()
     server.clock.advance(12.5)
-    assert (await server.http.get("/healthz")).json() == {
+    health = (await server.http.get("/healthz")).json()
+    assert health.pop("capabilities") == (await server.http.get("/capabilities")).json()
+    assert health == {
         "status": "ok",
         "jobs": 1,
         "uptime_s": 12.5,

@@ -123,6 +123,13 @@ def test_every_flag_reaches_its_setting(clean_cwd: Path) -> None:
             "--log-level=debug",
             "--store=redis://cache:6380/2",
             "--workers=3",
+            "--max-batch-status=14",
+            "--events-heartbeat=2.5",
+            "--events-buffer=15",
+            "--events-send-timeout=6",
+            "--callback-hosts=hooks.internal,10.0.0.7",
+            "--allow-any-callback-host",
+            "--callback-attempts=3",
         ]
     )
     assert settings.model_dump() == {
@@ -157,6 +164,13 @@ def test_every_flag_reaches_its_setting(clean_cwd: Path) -> None:
         "store": "redis://cache:6380/2",
         "workers": 3,
         "state_file": None,
+        "max_batch_status": 14,
+        "events_heartbeat_s": 2.5,
+        "events_buffer": 15,
+        "events_send_timeout_s": 6.0,
+        "callback_hosts": "hooks.internal,10.0.0.7",
+        "allow_any_callback_host": True,
+        "callback_attempts": 3,
     }
 
 

@@ -19,7 +19,7 @@ class RawHttpServer:
     """
 
     answer: bytes | None = None
-    not_found: tuple[str, ...] = ("/start/batch",)
+    not_found: tuple[str, ...] = ("/start/batch", "/capabilities")
     close_after_answer: bool = False  # hang up after each answer, without saying so
     connections: int = 0
     _server: asyncio.Server | None = field(default=None, repr=False)

@@ -1,0 +1,98 @@
+"""POST /subscriptions and friends: a named set of jobs for GET /events?subscription=.
+
+A subscription lives in the job store, so any worker of a shared store (or a durable
+server after a restart) can serve its stream. It expires ``retention_s`` after the last
+stream let go of it. Ids the server does not know are reported and not added.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+
+from server.batch_status import BYTES_PER_ID
+from server.job_store import JobStore
+from server.models import ErrorMessage
+from server.push_models import SubscriptionCreated, SubscriptionExtended, SubscriptionRequest
+from server.settings import ServerSettings
+
+SUBSCRIPTION_NOT_FOUND = "Subscription not found"
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorMessage, "description": SUBSCRIPTION_NOT_FOUND}
+}
+
+
+def subscriptions_router(settings: ServerSettings) -> APIRouter:
+    router = APIRouter()
+    body_cap = max(settings.max_body_bytes, settings.max_batch_status * BYTES_PER_ID + 4096)
+
+    @router.post(
+        "/subscriptions",
+        status_code=201,
+        summary="Name a set of jobs for GET /events?subscription=",
+        max_body_size=body_cap,
+    )
+    async def create_subscription(
+        request: Request, body: SubscriptionRequest
+    ) -> SubscriptionCreated:
+        store, known, unknown = await _split(request, body)
+        subscription_id = await store.create_subscription(known)
+        return SubscriptionCreated(subscription_id=subscription_id, unknown=unknown)
+
+    @router.post(
+        "/subscriptions/{subscription_id}/jobs",
+        responses=_NOT_FOUND,
+        summary="Add jobs to a subscription (open streams pick them up)",
+        max_body_size=body_cap,
+    )
+    async def extend_subscription(
+        subscription_id: str, request: Request, body: SubscriptionRequest
+    ) -> SubscriptionExtended:
+        store, known, unknown = await _split(request, body)
+        if not await store.extend_subscription(subscription_id, known):
+            raise HTTPException(404, SUBSCRIPTION_NOT_FOUND)
+        await request.app.state.videosim.streams.subscription_extended(subscription_id, known)
+        return SubscriptionExtended(unknown=unknown)
+
+    @router.delete(
+        "/subscriptions/{subscription_id}",
+        status_code=204,
+        response_class=Response,
+        responses=_NOT_FOUND,
+        summary="Forget a subscription (its streams get an error event and close)",
+    )
+    async def delete_subscription(subscription_id: str, request: Request) -> Response:
+        store: JobStore = request.app.state.videosim.store
+        if not await store.delete_subscription(subscription_id):
+            raise HTTPException(404, SUBSCRIPTION_NOT_FOUND)
+        request.app.state.videosim.streams.subscription_deleted(subscription_id)
+        return Response(status_code=204)
+
+    return router
+
+
+async def _split(
+    request: Request, body: SubscriptionRequest
+) -> tuple[JobStore, list[str], list[str]]:
+    """The store, and the body's ids split into known and unknown (or a 422 if too many)."""
+    state = request.app.state.videosim
+    limit = state.settings.max_batch_status
+    if len(body.job_ids) > limit:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "too_long",
+                    "loc": ("body", "job_ids"),
+                    "msg": f"List should have at most {limit} items, not {len(body.job_ids)}",
+                    "input": None,
+                }
+            ]
+        )
+    store: JobStore = state.store
+    ids = list(dict.fromkeys(body.job_ids))
+    found = await store.get_many(ids)
+    known = [job_id for job_id, job in zip(ids, found, strict=True) if job is not None]
+    unknown = [job_id for job_id, job in zip(ids, found, strict=True) if job is None]
+    return store, known, unknown
