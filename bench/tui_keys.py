@@ -587,7 +587,8 @@ def run(quick: bool = False) -> SectionResult:
         title="Dashboard in a real terminal (tmux 200x50): keys, CPU, starts, polls, quit",
         columns=columns,
         caption="keys: sent through a tmux control-mode client, timed until the screen shows "
-        "the change (p95 of 20 presses; missed: presses whose change never showed in 10 s); "
+        "the change (p95 of 20 presses a key, 3 with --quick; missed: presses whose change "
+        "never showed in 10 s); "
         "planned = pending jobs / poll interval (server without hints or long-poll; auto "
         "takes its event stream, so no plan); live "
         "check: achieved >= 80 %",
