@@ -11,12 +11,13 @@ one, and hands it the jobs that were still being watched: the board is kept.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
@@ -32,9 +33,11 @@ from tui.engine_protocol import (
     Configure,
     Delta,
     EngineMessage,
+    FetchRecord,
     Follow,
     Forget,
     Ready,
+    RecordAnswer,
     StartJobs,
     Watch,
 )
@@ -77,6 +80,10 @@ FAILED_STATES = frozenset({JobState.ERROR, JobState.FAILED})  # what "retry fail
 
 class EngineNotReady(RuntimeError):
     """No connection to a server yet (or any more)."""
+
+
+class RecordUnavailable(RuntimeError):
+    """The engine could not fetch a job's record; the message says why."""
 
 
 def default_client_factory(settings: DashboardSettings) -> ClientFactory:
@@ -123,7 +130,9 @@ class VideoSimApp(OperatorTools):
         self.server_url: str | None = None
         self._client_factory = client_factory
         self._engine_in_thread = engine_in_thread
-        self._client: VideoSimClient | None = None  # this process's own, for the views' requests
+        self._client: VideoSimClient | None = None  # this process's own, for the compare view
+        self._records: dict[int, asyncio.Future[dict[str, Any]]] = {}  # asked of the engine
+        self._next_record = 0
         self._followed: str | None = None
         self._rng = random.Random(settings.spawn_seed)
         self._resort = False
@@ -237,6 +246,8 @@ class VideoSimApp(OperatorTools):
     def _on_engine_message(self, message: EngineMessage) -> None:
         if isinstance(message, Delta):
             self.apply_delta(message)
+        elif isinstance(message, RecordAnswer):
+            self._answer_record(message)
         elif isinstance(message, Ready):
             self.engine_pid = message.pid
             self.connected = True
@@ -266,7 +277,13 @@ class VideoSimApp(OperatorTools):
         """The engine died: say so, and start another unless it keeps dying."""
         self.connected = False
         self.engine = None
-        self.starting = 0  # starts in flight died with it
+        self._fail_records(f"the polling engine stopped ({reason})")
+        # Starts the engine had not answered died with it: the server may or may not have
+        # created those jobs, so they are not sent again (no duplicates); the user is told.
+        lost, self.starting = self.starting, 0
+        if lost:
+            reason += f"; {lost} start(s) not answered were lost: spawn them again"
+            self.event_log.add(EventKind.START, f"{lost} start(s) lost with the engine")
         now = self.clock()
         self.engine_crashes.append(now)
         if (
@@ -421,8 +438,13 @@ class VideoSimApp(OperatorTools):
             self.pause_banner.update(text)
 
     def _show_health(self) -> None:
+        """The header says where the server is and whether it answers; the latency, new
+        with every probe, is in the summary bar only: a new header title is a layout pass,
+        a repaint of the whole screen (10-30 ms at 200x50) every second."""
         note = f" ({self.health_note})" if self.health_note and self.health.ok else ""
-        self.sub_title = f"{self.health.where()} - {self.health.describe()}{note}"
+        title = f"{self.health.where()} - {self.health.describe(latency=False)}{note}"
+        if self.sub_title != title:
+            self.sub_title = title
 
     # -- what the user can do (also called by the other screens) -----------------------------
 
@@ -504,10 +526,40 @@ class VideoSimApp(OperatorTools):
             return None
         return self.engine
 
+    async def fetch_record(self, job_id: str) -> dict[str, Any]:
+        """The server's record of a job, fetched by the engine's client (its interactive
+        lane). Raises EngineNotReady without an engine, VideoSimError as the client does."""
+        if self.engine is None or not self.connected:
+            raise EngineNotReady("not connected to a server")
+        self._next_record += 1
+        request = self._next_record
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._records[request] = answer
+        self.engine.send(FetchRecord(request, job_id))
+        try:
+            return await answer
+        finally:
+            self._records.pop(request, None)
+
+    def _answer_record(self, message: RecordAnswer) -> None:
+        answer = self._records.pop(message.request, None)
+        if answer is None or answer.done():
+            return  # the view that asked has gone
+        if message.record is not None:
+            answer.set_result(message.record)
+        else:
+            answer.set_exception(RecordUnavailable(message.error or "no record"))
+
+    def _fail_records(self, reason: str) -> None:
+        records, self._records = self._records, {}
+        for answer in records.values():
+            if not answer.done():
+                answer.set_exception(EngineNotReady(reason))
+
     async def call_client(self, request: Callable[[VideoSimClient], Awaitable[T]]) -> T:
-        """Run ``request(client)`` with this process's own client (the detail view's
-        record, the compare view's batch: requests a view waits for, apart from the
-        engine's polls). Raises EngineNotReady when there is no server yet."""
+        """Run ``request(client)`` with this process's own client (the compare view's
+        batch: its own jobs and watches, apart from the engine's). Raises EngineNotReady
+        when there is no server yet."""
         if self.server_url is None:
             raise EngineNotReady("not connected to a server")
         if self._client is None:
@@ -524,7 +576,7 @@ class VideoSimApp(OperatorTools):
         self._followed = key
         if self.engine is not None:
             self.engine.send(Follow(key))
-        return DetailScreen(key, board=self.board, clock=self.clock, call_client=self.call_client)
+        return DetailScreen(key, board=self.board, clock=self.clock, fetch_record=self.fetch_record)
 
     def on_detail_screen_cancel_requested(self, message: DetailScreen.CancelRequested) -> None:
         if not self.cancel_job(message.key):

@@ -160,10 +160,15 @@ async def run_preset(
             run.request_times.extend(at - batch_start for at in job.request_times)
         return run
     batch_start = min(record["created_at"] for record in records)
-    for record in records:
+    for record, job in zip(records, jobs, strict=True):
         run.status_requests.append(int(record["status_requests"]))
-        if record.get("detection_lag_s") is not None:
-            run.lags.append(float(record["detection_lag_s"]))
+        lag = record.get("detection_lag_s")
+        if lag is None:
+            # A state pushed over the event stream answers no status request, so the
+            # server never saw anyone look: the lag is this client's (within a round trip).
+            lag = job.lag
+        if lag is not None:
+            run.lags.append(float(lag))
         run.request_times.extend(r["at"] - batch_start for r in record.get("requests", []))
     return run
 
@@ -226,7 +231,7 @@ def takeaway(runs: Sequence[PolicyRun]) -> str:
     missed = [run for run in measured if run.missed]
     if missed:
         line += " (" + ", ".join(f"{run.name} gave up on {run.missed}" for run in missed) + ")"
-    return line + ". Blind polling trades requests for lag; hints and long-poll cut both."
+    return line + ". Blind polling trades requests for lag; hints, long-poll and pushes cut both."
 
 
 def _lag_or_inf(run: PolicyRun) -> float:

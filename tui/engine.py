@@ -6,9 +6,9 @@ engine's interpreter, never a key press. It keeps its own :class:`~tui.model.Job
 folds the watch pool's batches into it, and every ``batch_interval_s`` sends one
 :class:`~tui.engine_protocol.Delta` with the fields that changed since the previous one.
 
-One client does everything: starts and the detail view's requests go in its interactive
-lane, ahead of the background polls (client_core's admission lanes), under one circuit
-breaker.
+One client does everything: starts and the detail view's job records go in its
+interactive lane, ahead of the background polls (client_core's admission lanes), under one
+circuit breaker; the dashboard's process opens no connection of its own for them.
 """
 
 from __future__ import annotations
@@ -26,11 +26,13 @@ from tui.engine_protocol import (
     Configure,
     Delta,
     EngineMessage,
+    FetchRecord,
     Follow,
     Forget,
     Health,
     History,
     Ready,
+    RecordAnswer,
     StartJobs,
     Watch,
 )
@@ -73,6 +75,7 @@ class Engine:
         self._health_sent: Health | None = None
         self._follow: str | None = None
         self._history_sent = -1  # history_count of the followed job last sent; -1: none yet
+        self._requests: set[asyncio.Task[None]] = set()  # record fetches in flight
 
     async def run(self) -> None:
         """Until cancelled: the pool's tasks, the health probe and the deltas."""
@@ -107,8 +110,20 @@ class Engine:
                 self._forget(keys)
             case Follow(key=key):
                 self._follow, self._history_sent = key, -1
+            case FetchRecord() as fetch:
+                task = asyncio.create_task(self._fetch_record(fetch), name="job record")
+                self._requests.add(task)
+                task.add_done_callback(self._requests.discard)
             case Configure():
                 pass  # only the first command configures
+
+    async def _fetch_record(self, fetch: FetchRecord) -> None:
+        try:
+            record = await self._client.job_record(fetch.job_id)
+        except Exception as exc:  # VideoSimError, or anything unexpected: the view shows it
+            self._send(RecordAnswer(fetch.request, error=str(exc) or repr(exc)))
+        else:
+            self._send(RecordAnswer(fetch.request, record=record))
 
     def _forget(self, keys: list[str]) -> None:
         for key in keys:

@@ -67,7 +67,15 @@ class Follow(msgspec.Struct, tag=True):
     key: str | None
 
 
-Command: TypeAlias = Configure | StartJobs | Watch | Cancel | Forget | Follow
+class FetchRecord(msgspec.Struct, tag=True):
+    """The server's record of a job (GET /jobs/{id}) for the detail view, fetched by the
+    engine's client in its interactive lane; answered by a :class:`RecordAnswer`."""
+
+    request: int
+    job_id: str
+
+
+Command: TypeAlias = Configure | StartJobs | Watch | Cancel | Forget | Follow | FetchRecord
 
 
 class Health(msgspec.Struct):
@@ -102,7 +110,15 @@ class Delta(msgspec.Struct, tag=True, omit_defaults=True):
     history: History | None = None
 
 
-EngineMessage: TypeAlias = Ready | Delta
+class RecordAnswer(msgspec.Struct, tag=True):
+    """The answer to :class:`FetchRecord` ``request``: the record, or why there is none."""
+
+    request: int
+    record: dict[str, Any] | None = None
+    error: str | None = None
+
+
+EngineMessage: TypeAlias = Ready | Delta | RecordAnswer
 
 
 class Channel:

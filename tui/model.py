@@ -186,6 +186,15 @@ def sort_key(view: WatchedJob, column: SortColumn, now: float) -> tuple[Any, int
     return value, view.seq
 
 
+def requests_of(event: PollEvent) -> int:
+    """Status requests an event stands for: one per poll sent; for a pushed state, the batch
+    requests that named the job before its end came (``attempt``), none for a state pushed
+    over the event stream (``sent`` False)."""
+    if event.reason is DelayReason.PUSHED:
+        return event.attempt if event.sent else 0
+    return int(event.sent)
+
+
 def progress_of(view: WatchedJob) -> float | None:
     """How far the job is, 0..1: the server's hint, 1 once completed, None when unknown."""
     if view.outcome is Outcome.COMPLETED:
@@ -286,9 +295,11 @@ class JobBoard:
         view = self.jobs.get(key)
         if view is None or view.finished:
             return False
-        view.attempt += int(event.sent)  # an open circuit answers locally: no request
-        view.skipped += int(not event.sent)
-        view.requests += int(event.sent)
+        requests = requests_of(event)
+        view.attempt += requests
+        # an open circuit answers locally: no request; a pushed state is no skipped poll
+        view.skipped += int(not event.sent and event.reason is not DelayReason.PUSHED)
+        view.requests += requests
         view.http_status = event.http_status
         self.rate_limited += event.http_status == 429
         self.unavailable += event.http_status == 503
@@ -316,8 +327,8 @@ class JobBoard:
         view.history_count += 1
         if event.outcome is not None:
             self._finish(view, event.outcome, now)
-        if event.sent:
-            self.rate.record(now)
+        if requests:
+            self.rate.record(now, requests)
         self._dirty[key] = None
         return True
 

@@ -19,7 +19,8 @@ class PolicyPreset:
 
 
 def presets() -> list[PolicyPreset]:
-    """The set-ups worth comparing, from the original client's to the best the server offers."""
+    """The set-ups worth comparing, from the original client's to the best the server
+    offers: its pushed states (``batch``, ``stream``) and ``auto``, which picks them."""
     return [
         PolicyPreset(
             "original",
@@ -42,6 +43,12 @@ def presets() -> list[PolicyPreset]:
         PolicyPreset("hinted", Strategy.HINTED, BackoffPolicy(), "sleep until the server's eta"),
         PolicyPreset(
             "long-poll", Strategy.LONG_POLL, BackoffPolicy(), "the server holds the request"
+        ),
+        PolicyPreset(
+            "batch", Strategy.BATCH, BackoffPolicy(), "one held request asks for every job"
+        ),
+        PolicyPreset(
+            "stream", Strategy.STREAM, BackoffPolicy(), "the server pushes each end (SSE)"
         ),
         PolicyPreset("auto", Strategy.AUTO, BackoffPolicy(), "the best the server offers"),
     ]

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
-from client_core import BackoffPolicy, HealthCheck, Outcome, PollEvent, Strategy
+from client_core import BackoffPolicy, HealthCheck, Outcome, PollEvent, RequestRejected, Strategy
 from tests.tui.conftest import FakeClient, connected, fast_settings, poll, wait_until
 from tui.app import make_app
 from tui.engine import MAX_ROWS_PER_DELTA, ORIGINAL_API, Engine
@@ -16,8 +17,11 @@ from tui.engine_protocol import (
     Configure,
     Delta,
     EngineMessage,
+    FetchRecord,
     Follow,
+    Health,
     Ready,
+    RecordAnswer,
     StartJobs,
     Watch,
 )
@@ -53,6 +57,11 @@ class SteppedClient:
     ) -> str:
         self.started += 1
         return f"job-{self.started}"
+
+    async def job_record(self, job_id: str) -> dict[str, Any]:
+        if job_id == "gone":
+            raise RequestRejected("cannot read job gone: Job not found", http_status=404)
+        return {"job_id": job_id, "status_requests": 3}
 
     async def watch(
         self, job_id: str, policy: BackoffPolicy, strategy: Strategy
@@ -173,3 +182,78 @@ async def test_the_header_says_when_the_server_is_the_original_api() -> None:
         await connected(pilot)
         await wait_until(pilot, lambda: ORIGINAL_API in app.sub_title, "the header's note")
         assert "ok" in app.sub_title and "unreachable" not in app.sub_title
+
+
+async def test_job_records_are_fetched_by_the_engine_and_answered_by_request() -> None:
+    async with running(SteppedClient()) as harness:
+        harness.engine.handle(FetchRecord(1, "job-7"))
+        harness.engine.handle(FetchRecord(2, "gone"))
+        await harness.settle()
+        answers = {m.request: m for m in harness.messages if isinstance(m, RecordAnswer)}
+        assert answers[1].record == {"job_id": "job-7", "status_requests": 3}
+        assert answers[1].error is None
+        assert answers[2].record is None
+        assert answers[2].error == "cannot read job gone: Job not found"
+
+
+async def test_the_detail_view_opens_no_client_in_the_dashboard_process() -> None:
+    """The record comes through the engine: the dashboard's own process never builds a
+    client for it (~30 ms on the UI loop, then every request's CPU)."""
+    built: list[str] = []
+
+    class CountingClient(FakeClient):
+        def __init__(self, url: str) -> None:
+            super().__init__(url)
+            built.append(url)
+
+    app = make_app(
+        client_factory=CountingClient,  # type: ignore[arg-type]
+        server_url="http://127.0.0.1:1",
+        settings=fast_settings(),
+    )
+    async with app.run_test() as pilot:
+        await connected(pilot)
+        key = app.watch_existing("job-3", JobSpec())
+        assert key is not None
+        app.open_detail(key)
+        await pilot.pause()
+        record = app.screen.query_one("#record")
+        await wait_until(pilot, lambda: "status_requests" in str(record.render()), "the record")
+        assert len(built) == 1  # the engine's, and no other
+
+
+async def test_starts_lost_with_a_crashed_engine_are_told_not_silently_dropped() -> None:
+    app = make_app(
+        client_factory=FakeClient,  # type: ignore[arg-type]
+        server_url="http://127.0.0.1:1",
+        settings=fast_settings(),
+    )
+    async with app.run_test() as pilot:
+        await connected(pilot)
+        app.starting = 7  # asked of the engine, not answered yet
+        app._on_engine_exit("exit code -9: no message")
+        await pilot.pause()
+        assert app.starting == 0
+        (toast,) = [n.message for n in app._notifications if "polling engine" in n.message]
+        assert "7 start(s) not answered were lost" in toast
+        assert any("7 start(s) lost" in entry.message for entry in app.event_log)
+
+
+async def test_a_new_latency_alone_leaves_the_header_as_it_was() -> None:
+    """The header is a layout pass (a whole-screen repaint) when it changes; the latency,
+    new with every health probe, shows in the summary bar only."""
+    app = make_app(
+        client_factory=FakeClient,  # type: ignore[arg-type]
+        server_url="http://127.0.0.1:1",
+        settings=fast_settings(health_interval_s=3600.0),
+    )
+    async with app.run_test() as pilot:
+        await connected(pilot)
+        health = app.query_one("#health")
+        await wait_until(pilot, lambda: "ok 4 ms" in str(health.render()), "the engine's probe")
+        title = app.sub_title
+        app.apply_delta(Delta(health=Health(ok=True, latency_s=0.012)))
+        app.refresh_view()
+        await pilot.pause()
+        assert app.sub_title == title and title.endswith(" - ok")
+        assert "server ok 12 ms" in str(health.render())

@@ -256,12 +256,17 @@ def test_schedule_preview_is_stable_and_shows_the_budget() -> None:
 
 def test_presets_cover_the_strategies() -> None:
     names = [preset.name for preset in presets()]
-    assert names == ["original", "fixed 1s", "backoff", "hinted", "long-poll", "auto"]
-    # The push strategies join the presets with the dashboard's part of the push work.
-    assert {preset.strategy for preset in presets()} == set(Strategy) - {
-        Strategy.STREAM,
-        Strategy.BATCH,
-    }
+    assert names == [
+        "original",
+        "fixed 1s",
+        "backoff",
+        "hinted",
+        "long-poll",
+        "batch",
+        "stream",
+        "auto",
+    ]
+    assert {preset.strategy for preset in presets()} == set(Strategy)
 
 
 def test_compare_batch_is_seeded_and_takeaway_names_the_costs() -> None:

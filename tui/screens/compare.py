@@ -51,6 +51,8 @@ LINE_STYLES = (
     ("o", "green+"),
     ("#", "red+"),
     ("@", "blue+"),
+    ("%", "white"),
+    ("&", "orange"),
 )
 
 

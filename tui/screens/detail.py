@@ -18,15 +18,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from client_core import VideoSimClient
 from tui.keys import DETAIL_KEYS
 from tui.model import JobBoard, Now, PollRecord, WatchedJob
 from tui.widgets.job_table import OUTCOME_STYLES, STATUS_STYLES
 
-#: Runs ``request(client)`` on the dashboard's own client (apart from the engine's polls).
-RecordCall = Callable[
-    [Callable[[VideoSimClient], Awaitable[dict[str, Any]]]], Awaitable[dict[str, Any]]
-]
+#: The server's record of a job id (the polling engine fetches it).
+FetchRecord = Callable[[str], Awaitable[dict[str, Any]]]
 
 HISTORY_COLUMNS = ("t", "Attempt", "HTTP", "Status", "Next delay", "Why")
 RECORD_FIELDS = (
@@ -126,7 +123,7 @@ class DetailScreen(Screen[None]):
     """Opened with Enter on a row; Escape goes back.
 
     It reads the board it is given (the app's model) and fetches the record through the
-    ``call_client`` it is given; cancel and retry go up to the app as messages."""
+    ``fetch_record`` it is given; cancel and retry go up to the app as messages."""
 
     BINDINGS = [key.binding() for key in DETAIL_KEYS]
 
@@ -158,13 +155,13 @@ class DetailScreen(Screen[None]):
         *,
         board: JobBoard,
         clock: Now,
-        call_client: RecordCall,
+        fetch_record: FetchRecord,
     ) -> None:
         super().__init__()
         self.key = key
         self._board = board
         self._clock = clock
-        self._call_client = call_client
+        self._fetch_record = fetch_record
         self._last_record: PollRecord | None = None  # newest history row shown
         self._shown: list[PollRecord] = []  # the history table's rows, in order
         self._record_final = False  # the record was fetched after the job ended
@@ -233,7 +230,7 @@ class DetailScreen(Screen[None]):
     @work(exclusive=True, group="record", exit_on_error=False)
     async def _load_record(self, job_id: str) -> None:
         try:
-            record = await self._call_client(lambda client: _job_record(client, job_id))
+            record = await self._fetch_record(job_id)
         except Exception as exc:  # not connected, VideoSimError, server gone: show it, never crash
             self.post_message(RecordLoaded(None, str(exc) or repr(exc)))
         else:
@@ -257,7 +254,3 @@ class DetailScreen(Screen[None]):
 
     def action_export(self) -> None:
         self.post_message(self.ExportRequested(self.key))
-
-
-async def _job_record(client: VideoSimClient, job_id: str) -> dict[str, Any]:
-    return await client.job_record(job_id)

@@ -26,7 +26,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from client_core import SPECIAL_JOB_ID, DelayReason, Outcome
+from client_core import SPECIAL_JOB_ID, DelayReason, Outcome, Strategy
 from tui.keys import TABLE_KEYS
 from tui.model import (
     JobBoard,
@@ -114,6 +114,7 @@ def progress_text(progress: float | None) -> str:
 
 
 RIGHT_ALIGNED = frozenset({SortColumn.ATTEMPT, SortColumn.SKIPPED, SortColumn.REQUESTS})
+PUSHED_STRATEGIES = frozenset({Strategy.STREAM, Strategy.BATCH})
 SELECTED_MARK = "●"  # in the gutter before a selected row's first cell
 LINES_KEPT = 2_000  # rendered lines cached (a screenful is ~50)
 REBUILD_EVERY_S = 0.5  # re-sort/re-filter on model changes at most this often (keys: at once)
@@ -180,6 +181,8 @@ def cell_text(view: WatchedJob, column: str, now: float, width: int = 10) -> str
                 return "-"
             if view.reason is DelayReason.LONG_POLL:
                 return "held"
+            if view.reason is None and view.strategy in PUSHED_STRATEGIES:
+                return "push"  # no poll planned: the server pushes the end
             countdown = view.countdown(now)
             if countdown is None:
                 return "..."  # no answer yet

@@ -33,8 +33,8 @@ class ServerHealth:
     error: str | None = None
     note: str = ""  # e.g. "starting embedded server"
 
-    def describe(self) -> str:
-        """One phrase for the header and the summary bar."""
+    def describe(self, *, latency: bool = True) -> str:
+        """One phrase for the summary bar (and, without the latency, the header)."""
         if self.note and self.ok is None:
             return self.note
         if self.url is None and self.error:
@@ -43,8 +43,9 @@ class ServerHealth:
             return "connecting"
         if not self.ok:
             return "unreachable, retrying"
-        latency = "" if self.latency_s is None else f" {self.latency_s * 1000:.0f} ms"
-        return f"ok{latency}"
+        if not latency or self.latency_s is None:
+            return "ok"
+        return f"ok {self.latency_s * 1000:.0f} ms"
 
     def where(self) -> str:
         if self.url is None:
