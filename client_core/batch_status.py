@@ -1,12 +1,14 @@
 """One held ``POST /status/batch`` for every batch-watched job of a client.
 
-The loop asks about the jobs that can have ended by now: a job this client started has
-a known earliest end (its start answer's duration), and is named only from then on, so
-a request is spent only when some named job can be final; a job it did not start is
-named at once. The request carries ``wait``: the server answers as soon as one named
-job is final (then a few ms more to collect others ending together) or when the wait
-runs out, and the loop asks again at once. A job that becomes due while a request is
-held is not left waiting for it: the held request is dropped and a new one names it.
+A job this client started has a known earliest end (its start answer's duration); a job
+it did not start is due at once. A request names every job due by now plus the
+``LOOKAHEAD`` that end soonest after that, and carries ``wait``: the server answers as
+soon as one named job is final (then a few ms more to collect others ending together)
+or when the wait runs out, and the loop asks again at once. Naming the soonest jobs
+before they are due keeps one request held across their ends, so a request is spent per
+moment at which jobs end, not also per job becoming due. Only a job added while a
+request is held that ends before every job the request names makes the loop drop the
+held request and ask anew.
 
 More ids than ``max_batch_status`` go in several requests at once. A server without
 the route (404, 405), or one that refuses us (401, 403), hands every job back to
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +40,9 @@ from client_core.racing import run_unless
 GONE = frozenset({401, 403, 404, 405})  # no batch route for us: per-job polling instead
 RETRY_POLICY = BackoffPolicy(initial_s=0.1, multiplier=2.0, max_delay_s=5.0, jitter=Jitter.EQUAL)
 DEFAULT_WAIT_S = 30.0  # the server caps it at its long-poll maximum anyway
+# Jobs named ahead of their end: enough that the next end is always among them, few
+# enough that a request stays small (10,000 ids would be ~400 KB per request).
+LOOKAHEAD = 64
 
 
 class BatchStatusLoop:
@@ -61,6 +67,8 @@ class BatchStatusLoop:
         self._due: dict[str, None] = {}  # named in the next request (insertion-ordered)
         self._newly_due = False  # a job became due since the requests in flight were built
         self._named: set[str] = set()  # still wanted, of the jobs the requests in flight name
+        # The earliest end among them while they are held; -inf when none is held.
+        self._named_until = -math.inf
         self._later: list[tuple[float, str]] = []  # heap of (due at, job id), lazily pruned
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -76,8 +84,8 @@ class BatchStatusLoop:
         due_at = now if due_at is None else due_at
         self._jobs[job_id] = due_at
         self._carried.setdefault(job_id, 0)
-        if due_at <= now:
-            self._due[job_id] = None
+        if due_at <= now or due_at < self._named_until:
+            self._due[job_id] = None  # the held request cannot answer for it in time
             self._newly_due = True
         else:
             heapq.heappush(self._later, (due_at, job_id))
@@ -113,6 +121,7 @@ class BatchStatusLoop:
         previous: float | None = None
         while self._jobs:
             self._take_due(clock.now())
+            self._take_soonest()
             if not self._due:
                 next_at = self._next_due_at()
                 self._changed.clear()
@@ -147,6 +156,16 @@ class BatchStatusLoop:
                 self._due[job_id] = None
                 self._newly_due = True
 
+    def _take_soonest(self) -> None:
+        """Name the ``LOOKAHEAD`` jobs that end soonest, before they are due."""
+        later = self._later
+        taken = 0
+        while later and taken < LOOKAHEAD:
+            _, job_id = heapq.heappop(later)
+            if job_id in self._jobs and job_id not in self._due:
+                self._due[job_id] = None
+                taken += 1
+
     def _next_due_at(self) -> float | None:
         later = self._later
         while later and later[0][1] not in self._jobs:
@@ -160,6 +179,7 @@ class BatchStatusLoop:
         """
         clock = self._channel.clock
         self._named = {job_id for chunk in chunks for job_id in chunk}
+        self._named_until = min((self._jobs[job_id] for job_id in self._named), default=-math.inf)
         asks = [asyncio.ensure_future(self._ask(chunk)) for chunk in chunks]
         try:
             while True:
@@ -184,6 +204,7 @@ class BatchStatusLoop:
                     return None  # a job due that no request names, or none wanted: ask anew
         finally:
             self._named = set()
+            self._named_until = -math.inf
             for ask in asks:
                 if not ask.done():
                     ask.cancel()

@@ -72,6 +72,25 @@ async def test_batch_watches_share_held_requests(live_server: LiveServer) -> Non
     assert all(record["status_requests"] >= 1 for record in records)  # counted per job
 
 
+async def test_jobs_started_one_by_one_cost_one_batch_request_per_end(
+    live_server: LiveServer,
+) -> None:
+    """A job named only once it is due made the loop drop its held request and ask again:
+    two requests per job. Named ahead, the held request carries on across the ends."""
+    async with VideoSimClient(live_server.url) as client:
+        watches = []
+        for _ in range(8):  # each ends ~15 ms after the one before it
+            started = await client.start_many([_spec(0.4)])
+            job_id = started[0].job_id
+            assert job_id is not None
+            watches.append(asyncio.create_task(client.wait(job_id, POLICY, Strategy.BATCH)))
+            await asyncio.sleep(0.01)
+        outcomes = [result.outcome for result in await asyncio.gather(*watches)]
+        requests = client.stats.batch_requests
+    assert outcomes == [Outcome.COMPLETED] * 8
+    assert requests <= 8 + 2  # one per end, give or take the first and the last
+
+
 async def test_a_job_started_elsewhere_is_followed_in_batch_under_stream(
     live_server: LiveServer,
 ) -> None:
