@@ -1,14 +1,14 @@
 """One held ``POST /status/batch`` for every batch-watched job of a client.
 
 A job this client started has a known earliest end (its start answer's duration); a job
-it did not start is due at once. A request names every job due by now plus the
-``LOOKAHEAD`` that end soonest after that, and carries ``wait``: the server answers as
-soon as one named job is final (then a few ms more to collect others ending together)
-or when the wait runs out, and the loop asks again at once. Naming the soonest jobs
-before they are due keeps one request held across their ends, so a request is spent per
-moment at which jobs end, not also per job becoming due. Only a job added while a
-request is held that ends before every job the request names makes the loop drop the
-held request and ask anew.
+it did not start is due at once. A request names every job due by now plus the one that
+ends soonest after that (and any ending within ``LOOKAHEAD_S`` of it), and carries
+``wait``: the server answers as soon as one named job is final (then a few ms more to
+collect others ending together) or when the wait runs out, and the loop asks again at
+once. Naming the next job to end before it is due keeps one request held until its end,
+so a request is spent per moment at which jobs end, not also per job becoming due. Only
+a job added while a request is held that ends before every job the request names makes
+the loop drop the held request and ask anew.
 
 More ids than ``max_batch_status`` go in several requests at once. A server without
 the route (404, 405), or one that refuses us (401, 403), hands every job back to
@@ -40,9 +40,11 @@ from client_core.racing import run_unless
 GONE = frozenset({401, 403, 404, 405})  # no batch route for us: per-job polling instead
 RETRY_POLICY = BackoffPolicy(initial_s=0.1, multiplier=2.0, max_delay_s=5.0, jitter=Jitter.EQUAL)
 DEFAULT_WAIT_S = 30.0  # the server caps it at its long-poll maximum anyway
-# Jobs named ahead of their end: enough that the next end is always among them, few
-# enough that a request stays small (10,000 ids would be ~400 KB per request).
-LOOKAHEAD = 64
+# Named ahead of their end: the job that ends soonest and those ending within this much
+# after it (the server answers at the first end and collects others within 5 ms), at
+# most LOOKAHEAD_MAX of them: every request that names a job counts in its record.
+LOOKAHEAD_S = 0.05
+LOOKAHEAD_MAX = 64
 
 
 class BatchStatusLoop:
@@ -157,13 +159,15 @@ class BatchStatusLoop:
                 self._newly_due = True
 
     def _take_soonest(self) -> None:
-        """Name the ``LOOKAHEAD`` jobs that end soonest, before they are due."""
+        """Name the job that ends soonest, and those ending just after it, before they are due."""
         later = self._later
+        until = math.inf
         taken = 0
-        while later and taken < LOOKAHEAD:
-            _, job_id = heapq.heappop(later)
+        while later and later[0][0] <= until and taken < LOOKAHEAD_MAX:
+            due_at, job_id = heapq.heappop(later)
             if job_id in self._jobs and job_id not in self._due:
                 self._due[job_id] = None
+                until = min(until, due_at + LOOKAHEAD_S)
                 taken += 1
 
     def _next_due_at(self) -> float | None:
