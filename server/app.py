@@ -72,6 +72,7 @@ from server.models import (
     StartResponse,
     StatusRequestRecord,
     StatusResponse,
+    list_too_long,
 )
 from server.push_models import CLIENT_ID_PATTERN
 from server.settings import ServerSettings
@@ -370,17 +371,7 @@ async def start_batch(
     is answered 503 with Retry-After. Faults apply once to the whole request."""
     settings = state.settings
     if len(body.jobs) > settings.max_batch:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "too_long",
-                    "loc": ("body", "jobs"),
-                    "msg": f"List should have at most {settings.max_batch} items, "
-                    f"not {len(body.jobs)}",
-                    "input": None,
-                }
-            ]
-        )
+        raise list_too_long("jobs", settings.max_batch, len(body.jobs))
     _check_durations(body.jobs, settings, batch=True)
     _check_callbacks(body.jobs, state, batch=True)
     if fault is not None:

@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from fastapi.exceptions import RequestValidationError
 
 from server.faults import Rejection, retry_after_header
 from server.job_store import JobStore
+from server.models import list_too_long
 from server.push_models import BatchStatusItem, BatchStatusRequest, BatchStatusResponse
 from server.settings import ServerSettings
 from server.store import Job
@@ -69,17 +69,7 @@ def batch_status_router(
         state = request.app.state.videosim
         settings = state.settings
         if len(body.job_ids) > settings.max_batch_status:
-            raise RequestValidationError(
-                [
-                    {
-                        "type": "too_long",
-                        "loc": ("body", "job_ids"),
-                        "msg": f"List should have at most {settings.max_batch_status} items, "
-                        f"not {len(body.job_ids)}",
-                        "input": None,
-                    }
-                ]
-            )
+            raise list_too_long("job_ids", settings.max_batch_status, len(body.job_ids))
         if fault is not None:
             headers = {"Retry-After": retry_after_header(fault.retry_after_s)}
             raise HTTPException(fault.code, fault.detail, headers=headers)

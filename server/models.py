@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Result = Literal["pending", "completed", "error"]
@@ -211,3 +212,18 @@ class ErrorMessage(BaseModel):
     """The body of every 4xx/5xx except 422."""
 
     detail: str
+
+
+def list_too_long(field: str, limit: int, count: int) -> RequestValidationError:
+    """The 422 for a body list longer than a setting allows, shaped as pydantic's own
+    ``too_long`` error (the limit is a setting, so the model cannot declare it)."""
+    return RequestValidationError(
+        [
+            {
+                "type": "too_long",
+                "loc": ("body", field),
+                "msg": f"List should have at most {limit} items, not {count}",
+                "input": None,
+            }
+        ]
+    )

@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.exceptions import RequestValidationError
 
 from server.batch_status import id_list_body_cap
 from server.job_store import JobStore
-from server.models import ErrorMessage
+from server.models import ErrorMessage, list_too_long
 from server.push_models import SubscriptionCreated, SubscriptionExtended, SubscriptionRequest
 from server.settings import ServerSettings
 
@@ -80,16 +79,7 @@ async def _split(
     state = request.app.state.videosim
     limit = state.settings.max_batch_status
     if len(body.job_ids) > limit:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "too_long",
-                    "loc": ("body", "job_ids"),
-                    "msg": f"List should have at most {limit} items, not {len(body.job_ids)}",
-                    "input": None,
-                }
-            ]
-        )
+        raise list_too_long("job_ids", limit, len(body.job_ids))
     store: JobStore = state.store
     ids = list(dict.fromkeys(body.job_ids))
     found = await store.get_many(ids)
