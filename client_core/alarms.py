@@ -9,12 +9,12 @@ entry, and one task sleeps until the earliest entry is due.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 from collections.abc import Callable
 
 from client_core.clock import Clock
+from client_core.racing import stop_task
 
 
 class Alarm:
@@ -65,10 +65,7 @@ class Alarms:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _run(self) -> None:
         clock = self._clock

@@ -20,7 +20,6 @@ by its own deadline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import math
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from client_core.errors import MalformedAnswer
 from client_core.policy import BackoffPolicy, Jitter
 from client_core.protocol import BATCH_STATUS_PATH
 from client_core.pushed import NOT_FOUND, PushedState, Route, read_pushed
-from client_core.racing import run_unless
+from client_core.racing import run_unless, stop_task
 
 GONE = frozenset({401, 403, 404, 405})  # no batch route for us: per-job polling instead
 RETRY_POLICY = BackoffPolicy(initial_s=0.1, multiplier=2.0, max_delay_s=5.0, jitter=Jitter.EQUAL)
@@ -109,10 +108,7 @@ class BatchStatusLoop:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     # -- the loop ------------------------------------------------------------------------
 

@@ -21,7 +21,6 @@ body out as it arrives: one pass through the parser per read, not per event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from client_core.clock import Clock
 from client_core.lean_transport import LeanTransport
 from client_core.protocol import EVENTS_PATH
 from client_core.pushed import NOT_FOUND, PushedState, Route, read_pushed
+from client_core.racing import stop_task
 
 NOT_OFFERED = frozenset({404, 405, 422})  # an older server, or one refusing all=true
 RETRY_DELAYS_S = (0.1, 0.2, 0.4, 0.8, 1.6, 2.0)  # between reconnects; the last one repeats
@@ -95,10 +95,7 @@ class EventStream:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
         await self._http.aclose()
 
     # -- the connection loop ------------------------------------------------------------

@@ -13,12 +13,12 @@ that answers "is the server up?", which keeps it testable on its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
 from client_core.clock import Clock
 from client_core.policy import BackoffPolicy, Jitter
+from client_core.racing import stop_task
 
 DEFAULT_PROBE_POLICY = BackoffPolicy(
     initial_s=0.25, multiplier=2.0, max_delay_s=5.0, jitter=Jitter.EQUAL
@@ -101,10 +101,7 @@ class HealthGate:
     async def aclose(self) -> None:
         """Stop the probe task, if any (the client calls this on close)."""
         task, self._probe_task = self._probe_task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     def _open(self) -> None:
         self.state = GateState.OPEN

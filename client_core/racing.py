@@ -1,4 +1,4 @@
-"""Run one awaitable unless an event fires first, leaving no task behind.
+"""Run one awaitable unless an event fires first, leaving no task behind; stop a task.
 
 A watcher sleeps or waits on a request, but must stop at once when the
 caller's cancel event is set (and, while the circuit is open, wake as soon as
@@ -10,6 +10,7 @@ warning outlives it, even when the surrounding task is itself cancelled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -44,3 +45,11 @@ async def run_unless(
     if main.cancelled():
         return False, None
     return True, main.result()
+
+
+async def stop_task(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a background task (if it still runs) and wait until it has ended."""
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
