@@ -33,7 +33,7 @@ from client_core.policy import BackoffPolicy
 from client_core.protocol import status_path
 from client_core.push_hub import NoState, PushHub, Waiter
 from client_core.pushed import NOT_FOUND, PushedState, Route
-from client_core.watching import poll_once, watch_job
+from client_core.watching import cancelled_event, poll_once, watch_job
 
 PUSH_STRATEGIES = frozenset({Strategy.STREAM, Strategy.BATCH})
 DEFAULT_SAFETY_S = 30.0  # a push not come this long after the job's earliest end: ask in batch
@@ -134,7 +134,7 @@ async def watch_pushed(
             wake_at = deadline_at if safety_at is None else min(deadline_at, safety_at)
             got = await _state_or_alarm(hub.alarms, waiter, wake_at)
             if got is NoState.CANCEL or (cancel is not None and cancel.is_set()):
-                yield _ended(job_id, Outcome.CANCELLED, "", clock.now() - started, strategy)
+                yield cancelled_event(job_id, 0, "", clock.now() - started, strategy)
                 return
             if isinstance(got, PushedState):
                 yield _pushed(got, clock.now() - started, strategy)
@@ -257,20 +257,4 @@ def _pushed(state: PushedState, elapsed_s: float, strategy: Strategy) -> PollEve
         http_status=404 if not_found else 200,
         error="Job not found" if not_found else None,
         sent=state.route is Route.BATCH,
-    )
-
-
-def _ended(
-    job_id: str, outcome: Outcome, status: str, elapsed_s: float, strategy: Strategy
-) -> PollEvent:
-    return PollEvent(
-        job_id=job_id,
-        attempt=0,
-        status=status,
-        outcome=outcome,
-        next_delay_s=None,
-        reason=DelayReason.FINAL,
-        elapsed_s=elapsed_s,
-        strategy=strategy,
-        sent=False,
     )

@@ -61,7 +61,7 @@ async def watch_job(
         wait = min(first_poll_after_s + timing.hint_margin_s, policy.time_left(0.0) or math.inf)
         await run_unless(clock.sleep(wait), cancel)
         if cancel is not None and cancel.is_set():
-            yield _cancelled(job_id, 0, status, clock.now() - started, timed_by)
+            yield cancelled_event(job_id, 0, status, clock.now() - started, timed_by)
             return
     try:
         while True:
@@ -70,7 +70,7 @@ async def watch_job(
             request = poll_once(channel, job_id, path, hold_s, time_left)
             finished, polled = await run_unless(request, cancel)
             if not finished or polled is None:
-                yield _cancelled(job_id, attempt, status, clock.now() - started, timed_by)
+                yield cancelled_event(job_id, attempt, status, clock.now() - started, timed_by)
                 return
             answer = polled
             if hold_s is not None:
@@ -122,7 +122,7 @@ async def watch_job(
             wake_early = breaker.closed if plan.reason is DelayReason.CIRCUIT_OPEN else None
             await run_unless(clock.sleep(wake_at - clock.now()), cancel, wake_early)
             if cancel is not None and cancel.is_set():
-                yield _cancelled(job_id, attempt, status, clock.now() - started, timed_by)
+                yield cancelled_event(job_id, attempt, status, clock.now() - started, timed_by)
                 return
     finally:
         if hold_s is not None:
@@ -194,9 +194,10 @@ def _final_error(answer: PollAnswer, outcome: Outcome | None) -> str | None:
     return answer.error
 
 
-def _cancelled(
+def cancelled_event(
     job_id: str, attempt: int, status: str, elapsed_s: float, strategy: Strategy
 ) -> PollEvent:
+    """The last event of a watch its caller cancelled (polled or pushed)."""
     return PollEvent(
         job_id=job_id,
         attempt=attempt,
