@@ -136,13 +136,7 @@ class JobStore(ABC):
         and logged: the hot path's one call (one round trip on Redis)."""
         job = await self.get(job_id)
         if job is not None:
-            await self.record_status_request(
-                job,
-                at=now,
-                code=200,
-                retry_after_s=poll_retry_after(job, now, hints),
-                result=job.result_at(now),
-            )
+            await self.record_batch_poll((job,), now, hints)
         return job
 
     async def get_record(self, job_id: str) -> Job | None:
