@@ -42,9 +42,11 @@ import json
 import os
 import re
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -367,7 +369,10 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, object], bool]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     source = Path(args.source).resolve()
-    env = {"PYTHONPATH": str(source), "TERM": "xterm-256color"}
+    # the dashboard remembers its settings on exit: in a directory of its own, never the
+    # user's (and the user's remembered columns or sort never shape the figures)
+    config_dir = tempfile.mkdtemp(prefix="videosim-bench-config-")
+    env = {"PYTHONPATH": str(source), "TERM": "xterm-256color", "XDG_CONFIG_HOME": config_dir}
     server = subprocess.Popen(
         [
             sys.executable,
@@ -516,6 +521,7 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, object], bool]:
             terminal.close()
         server.terminate()
         server.wait(10)
+        shutil.rmtree(config_dir, ignore_errors=True)
     return results, failed
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
+from textual.driver import Driver
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
 from textual.worker import Worker, WorkerState
@@ -148,6 +150,19 @@ class VideoSimApp(OperatorTools):
         yield JobTable(id="jobs")
         yield SearchBar(placeholder="search: job id prefix or any text in the row", id="search")
         yield Footer()
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's choice, with its Linux terminal driver swapped for one whose input
+        thread stops at once on quit (see tui.terminal_driver)."""
+        driver_class = super().get_driver_class()
+        if sys.platform != "win32":
+            from textual.drivers.linux_driver import LinuxDriver
+
+            from tui.terminal_driver import PromptLinuxDriver
+
+            if driver_class is LinuxDriver:
+                return PromptLinuxDriver
+        return driver_class
 
     def on_mount(self) -> None:
         self.table = self.query_one(JobTable)

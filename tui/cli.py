@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{PROG}: unknown theme {args.theme!r} (one of: {names})", file=sys.stderr)
             return 2
         app.theme = args.theme
-    remembered.open_session(app, settings.given | ({"theme"} if args.theme else set()))
+    session = remembered.open_session(app, settings.given | ({"theme"} if args.theme else set()))
     # kill, or the terminal closing: quit through the normal exit path
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
@@ -157,6 +157,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     finally:
         app.stop_embedded()  # whatever happened above, no child server outlives us
-        if note := remembered.close_session(app):
+        if note := remembered.close_session(app, session):
             print(f"{PROG}: {note}", file=sys.stderr)
     return app.return_code or 0

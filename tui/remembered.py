@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Set
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,19 +106,47 @@ def forget(path: Path | None = None) -> str | None:
     return None
 
 
-def open_session(app: VideoSimApp, given: Set[str], path: Path | None = None) -> None:
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What one run started from: a flag's choice is for that run only, so unless the user
+    changes it in the dashboard, what was remembered before is what is saved again."""
+
+    loaded: Remembered
+    started: Remembered  # the app's choices once restored
+    from_flags: frozenset[str]  # Remembered fields today's flags or environment chose
+
+    def to_save(self, now: Remembered) -> Remembered:
+        kept = {
+            name: getattr(self.loaded, name)
+            for name in self.from_flags
+            if getattr(now, name) == getattr(self.started, name)
+        }
+        return replace(now, **kept)
+
+
+def open_session(app: VideoSimApp, given: Set[str], path: Path | None = None) -> Session:
     """At start: restore what was remembered; anything ignored is said in a toast."""
-    remembered, note = load(path or default_path())
-    notes = [note, restore(app, remembered, given)]
+    loaded, note = load(path or default_path())
+    notes = [note, restore(app, loaded, given)]
     for line in filter(None, notes):
         app.notify(line, title="Settings", severity="warning", markup=False)
+    from_flags = {"strategy", "theme"} & set(given)
+    if given & POLICY_FIELDS:
+        from_flags.add("policy")
+    return Session(loaded=loaded, started=snapshot(app), from_flags=frozenset(from_flags))
 
 
-def close_session(app: VideoSimApp, path: Path | None = None) -> str | None:
-    """At exit: remember the app's choices; a one-line note when they cannot be saved."""
+def close_session(
+    app: VideoSimApp, session: Session | None = None, path: Path | None = None
+) -> str | None:
+    """At exit: remember the app's choices (see Session); a one-line note when they cannot
+    be saved."""
     path = path or default_path()
+    choices = snapshot(app)
+    if session is not None:
+        choices = session.to_save(choices)
     try:
-        save(path, snapshot(app))
+        save(path, choices)
     except OSError as exc:
         return f"could not save settings to {path}: {exc.strerror or exc}"
     return None

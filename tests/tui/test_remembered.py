@@ -7,6 +7,7 @@ at one for every dashboard test), never the developer's.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,7 @@ async def test_restored_choices_shape_the_dashboard_and_its_changes_are_saved(
         assert (app.sort_column, app.sort_reverse) == (SortColumn.ELAPSED, True)
         await pilot.press("o", "O")  # the next column, and the order back to ascending
         await pilot.pause()
-    assert remembered.close_session(app, path) is None
+    assert remembered.close_session(app, path=path) is None
     saved, _ = remembered.load(path)
     assert (saved.sort_column, saved.sort_reverse) == (SortColumn.REQUESTS, False)
     assert saved.theme == "nord" and saved.policy == CHOICES.policy
@@ -90,6 +91,22 @@ def test_flags_and_the_environment_beat_what_was_remembered() -> None:
     assert app.defaults == before  # strategy and policy were given today
     assert app.theme != "nord"
     assert app.sort_column is SortColumn.ELAPSED  # nothing said otherwise
+
+
+def test_a_flag_is_for_one_run_unless_the_dashboard_changes_it(tmp_path: Path) -> None:
+    path = tmp_path / "dashboard.json"
+    remembered.save(path, CHOICES)
+    app = frozen_dashboard()
+    session = remembered.open_session(app, given={"strategy", "multiplier"}, path=path)
+    assert app.defaults.strategy is not CHOICES.strategy  # today's flag won
+    assert remembered.close_session(app, session, path) is None
+    saved, _ = remembered.load(path)
+    assert (saved.strategy, saved.policy) == (CHOICES.strategy, CHOICES.policy)
+
+    session = remembered.open_session(app, given={"strategy"}, path=path)
+    app.defaults = replace(app.defaults, strategy=Strategy.STREAM)  # picked in the dashboard
+    assert remembered.close_session(app, session, path) is None
+    assert remembered.load(path)[0].strategy is Strategy.STREAM
 
 
 async def test_a_corrupted_file_is_a_toast_and_the_dashboard_starts(tmp_path: Path) -> None:
@@ -119,7 +136,8 @@ def test_the_cli_restores_saves_and_resets(monkeypatch: pytest.MonkeyPatch) -> N
     assert app.theme == "nord" and app.defaults.strategy is Strategy.BACKOFF  # the flag won
     assert app.defaults.policy == CHOICES.policy
     saved, _ = remembered.load(remembered.default_path())
-    assert saved.sort_column is SortColumn.STATUS and saved.strategy is Strategy.BACKOFF
+    assert saved.sort_column is SortColumn.STATUS
+    assert saved.strategy is CHOICES.strategy  # the flag was for that run only
 
     assert main(["--no-embedded", "--reset"]) == 0
     assert seen[-1].theme != "nord"
