@@ -16,9 +16,9 @@ import random
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, cast
 
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
@@ -28,10 +28,14 @@ from textual.widgets import Button, Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
 from client_core import SPECIAL_JOB_ID, BackoffPolicy, Strategy, VideoSimClient
+from tui.compare import BatchJob, PolicyRun
 from tui.embedded import EmbeddedServer, EmbeddedServerError, server_answers
 from tui.engine_link import ClientFactory, EngineLink, ProcessLink, ThreadLink
 from tui.engine_protocol import (
     Cancel,
+    Command,
+    ComparisonDone,
+    ComparisonProgress,
     Configure,
     Delta,
     EngineMessage,
@@ -40,7 +44,9 @@ from tui.engine_protocol import (
     Forget,
     Ready,
     RecordAnswer,
+    RunComparison,
     StartJobs,
+    StopComparison,
     Watch,
 )
 from tui.event_log import EventKind
@@ -59,6 +65,7 @@ from tui.model import (
     merge_row,
 )
 from tui.operator_tools import OperatorTools
+from tui.policies import PolicyPreset
 from tui.screens.column_chooser import ColumnChooserScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.detail import DetailScreen
@@ -71,7 +78,6 @@ from tui.widgets.job_table import CHOOSABLE_COLUMNS, COLUMN_LABELS, JobTable
 from tui.widgets.search_bar import SearchBar
 from tui.widgets.summary_bar import ServerHealth, SummaryBar, counts_text, view_text
 
-T = TypeVar("T")
 # q (and ctrl+c) quit from the job table only: in the other views q may be typing a letter
 TABLE_ACTIONS = frozenset(k.action for k in MAIN_KEYS) - {"help"}
 RESTART_DELAY_S = 0.5  # after an engine crash
@@ -86,6 +92,10 @@ class EngineNotReady(RuntimeError):
 
 class RecordUnavailable(RuntimeError):
     """The engine could not fetch a job's record; the message says why."""
+
+
+class ComparisonFailed(RuntimeError):
+    """A comparison's first failure in the engine (a start refused, the server gone)."""
 
 
 def default_client_factory(settings: DashboardSettings) -> ClientFactory:
@@ -132,9 +142,9 @@ class VideoSimApp(OperatorTools):
         self.server_url: str | None = None
         self._client_factory = client_factory
         self._engine_in_thread = engine_in_thread
-        self._client: VideoSimClient | None = None  # this process's own, for the compare view
-        self._records: dict[int, asyncio.Future[dict[str, Any]]] = {}  # asked of the engine
-        self._next_record = 0
+        self._asked: dict[int, asyncio.Future[Any]] = {}  # answers awaited from the engine
+        self._progress: dict[int, Callable[[int], None]] = {}  # of comparisons, by request
+        self._next_request = 0
         self._followed: str | None = None
         self._rng = random.Random(settings.spawn_seed)
         self._resort = False
@@ -183,8 +193,6 @@ class VideoSimApp(OperatorTools):
         engine, self.engine = self.engine, None
         if engine is not None:
             await engine.stop()
-        if self._client is not None:
-            await self._client.__aexit__(None, None, None)
         self.stop_embedded()
 
     def stop_embedded(self) -> None:
@@ -262,7 +270,20 @@ class VideoSimApp(OperatorTools):
         if isinstance(message, Delta):
             self.apply_delta(message)
         elif isinstance(message, RecordAnswer):
-            self._answer_record(message)
+            if message.record is None:
+                error = RecordUnavailable(message.error or "no record")
+                self._settle(message.request, error=error)
+            else:
+                self._settle(message.request, message.record)
+        elif isinstance(message, ComparisonProgress):
+            if (on_progress := self._progress.get(message.request)) is not None:
+                on_progress(message.done)
+        elif isinstance(message, ComparisonDone):
+            if message.runs is None:
+                failed = ComparisonFailed(message.error or "no result")
+                self._settle(message.request, error=failed)
+            else:
+                self._settle(message.request, message.runs)
         elif isinstance(message, Ready):
             self.engine_pid = message.pid
             self.connected = True
@@ -292,7 +313,7 @@ class VideoSimApp(OperatorTools):
         """The engine died: say so, and start another unless it keeps dying."""
         self.connected = False
         self.engine = None
-        self._fail_records(f"the polling engine stopped ({reason})")
+        self._fail_asked(f"the polling engine stopped ({reason})")
         # Starts the engine had not answered died with it: the server may or may not have
         # created those jobs, so they are not sent again (no duplicates); the user is told.
         lost, self.starting = self.starting, 0
@@ -543,44 +564,64 @@ class VideoSimApp(OperatorTools):
 
     async def fetch_record(self, job_id: str) -> dict[str, Any]:
         """The server's record of a job, fetched by the engine's client (its interactive
-        lane). Raises EngineNotReady without an engine, VideoSimError as the client does."""
+        lane). Raises EngineNotReady without an engine, RecordUnavailable with the
+        client's reason."""
+        request, answer = self._ask()
+        self._send_to_engine(FetchRecord(request, job_id))
+        try:
+            return cast(dict[str, Any], await answer)
+        finally:
+            self._asked.pop(request, None)
+
+    async def compare(
+        self,
+        presets: Sequence[PolicyPreset],
+        batch: Sequence[BatchJob],
+        on_progress: Callable[[int], None],
+    ) -> list[PolicyRun]:
+        """The compare view's run, on the engine's client; ``on_progress`` gets the watches
+        finished so far. Cancelling this (the view left) cancels the run in the engine.
+        Raises EngineNotReady without an engine, ComparisonFailed with the first failure."""
+        request, answer = self._ask()
+        self._progress[request] = on_progress
+        self._send_to_engine(RunComparison(request, list(presets), list(batch)))
+        try:
+            return cast(list[PolicyRun], await answer)
+        finally:
+            self._asked.pop(request, None)
+            self._progress.pop(request, None)
+            # a cancelled wait cancels the future too: either way no answer came
+            unanswered = answer.cancelled() or not answer.done()
+            if unanswered and self.engine is not None:
+                self.engine.send(StopComparison(request))
+
+    def _ask(self) -> tuple[int, asyncio.Future[Any]]:
+        """A request number and the future its answer from the engine will settle."""
         if self.engine is None or not self.connected:
             raise EngineNotReady("not connected to a server")
-        self._next_record += 1
-        request = self._next_record
-        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._records[request] = answer
-        self.engine.send(FetchRecord(request, job_id))
-        try:
-            return await answer
-        finally:
-            self._records.pop(request, None)
+        self._next_request += 1
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._asked[self._next_request] = answer
+        return self._next_request, answer
 
-    def _answer_record(self, message: RecordAnswer) -> None:
-        answer = self._records.pop(message.request, None)
+    def _send_to_engine(self, command: Command) -> None:
+        assert self.engine is not None  # _ask checked
+        self.engine.send(command)
+
+    def _settle(self, request: int, result: object = None, error: Exception | None = None) -> None:
+        answer = self._asked.pop(request, None)
         if answer is None or answer.done():
             return  # the view that asked has gone
-        if message.record is not None:
-            answer.set_result(message.record)
+        if error is None:
+            answer.set_result(result)
         else:
-            answer.set_exception(RecordUnavailable(message.error or "no record"))
+            answer.set_exception(error)
 
-    def _fail_records(self, reason: str) -> None:
-        records, self._records = self._records, {}
-        for answer in records.values():
+    def _fail_asked(self, reason: str) -> None:
+        asked, self._asked = self._asked, {}
+        for answer in asked.values():
             if not answer.done():
                 answer.set_exception(EngineNotReady(reason))
-
-    async def call_client(self, request: Callable[[VideoSimClient], Awaitable[T]]) -> T:
-        """Run ``request(client)`` with this process's own client (the compare view's
-        batch: its own jobs and watches, apart from the engine's). Raises EngineNotReady
-        when there is no server yet."""
-        if self.server_url is None:
-            raise EngineNotReady("not connected to a server")
-        if self._client is None:
-            self._client = self._client_factory(self.server_url)
-            await self._client.__aenter__()
-        return await request(self._client)
 
     def open_detail(self, key: str) -> None:
         if key in self.board:
@@ -751,7 +792,7 @@ class VideoSimApp(OperatorTools):
         self.push_screen(PolicyEditorScreen(self.defaults), save_if_given)
 
     def action_compare(self) -> None:
-        self.push_screen(CompareScreen(self.call_client))
+        self.push_screen(CompareScreen(self.compare))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

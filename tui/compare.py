@@ -57,7 +57,7 @@ class PolicyRun:
     status_requests: list[int] = field(default_factory=list)  # per job
     lags: list[float] = field(default_factory=list)  # detection_lag_s, jobs whose end was seen
     request_times: list[float] = field(default_factory=list)  # s since the batch was created
-    outcomes: Counter[str] = field(default_factory=Counter)  # how each watch ended
+    outcomes: dict[str, int] = field(default_factory=dict)  # how many watches ended how
     measured_by: str = SERVER_RECORDS
 
     @property
@@ -148,7 +148,7 @@ async def run_preset(
             group.create_task(watch(job))
     records = await read_records(client, [job.job_id for job in jobs])
     run = PolicyRun(
-        preset.name, str(preset.strategy), outcomes=Counter(job.outcome for job in jobs)
+        preset.name, str(preset.strategy), outcomes=dict(Counter(job.outcome for job in jobs))
     )
     if records is None:
         run.measured_by = CLIENT_CLOCK

@@ -8,7 +8,8 @@ folds the watch pool's batches into it, and every ``batch_interval_s`` sends one
 
 One client does everything: starts and the detail view's job records go in its
 interactive lane, ahead of the background polls (client_core's admission lanes), under one
-circuit breaker; the dashboard's process opens no connection of its own for them.
+circuit breaker, and the compare view's batches run on it too; the dashboard's process
+opens no connection of its own.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from collections.abc import Callable
 from typing import Any
 
 from client_core import VideoSimClient
+from tui.compare import first_error, run_comparison
 from tui.engine_protocol import (
     Cancel,
     Command,
+    ComparisonDone,
+    ComparisonProgress,
     Configure,
     Delta,
     EngineMessage,
@@ -33,7 +37,9 @@ from tui.engine_protocol import (
     History,
     Ready,
     RecordAnswer,
+    RunComparison,
     StartJobs,
+    StopComparison,
     Watch,
 )
 from tui.heap import FREEZE_EVERY_S, freeze_survivors
@@ -76,14 +82,19 @@ class Engine:
         self._follow: str | None = None
         self._history_sent = -1  # history_count of the followed job last sent; -1: none yet
         self._requests: set[asyncio.Task[None]] = set()  # record fetches in flight
+        self._comparisons: dict[int, asyncio.Task[None]] = {}  # by request
 
     async def run(self) -> None:
         """Until cancelled: the pool's tasks, the health probe and the deltas."""
         self._send(Ready(os.getpid()))
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self.pool.run(self._fold))
-            group.create_task(self._probe_health())
-            group.create_task(self._send_deltas())
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.pool.run(self._fold))
+                group.create_task(self._probe_health())
+                group.create_task(self._send_deltas())
+        finally:
+            for task in [*self._requests, *self._comparisons.values()]:
+                task.cancel()
 
     # -- commands from the dashboard -------------------------------------------------------
 
@@ -114,6 +125,13 @@ class Engine:
                 task = asyncio.create_task(self._fetch_record(fetch), name="job record")
                 self._requests.add(task)
                 task.add_done_callback(self._requests.discard)
+            case RunComparison() as comparison:
+                task = asyncio.create_task(self._compare(comparison), name="comparison")
+                self._comparisons[comparison.request] = task
+                task.add_done_callback(lambda _: self._comparisons.pop(comparison.request, None))
+            case StopComparison(request=request):
+                if (running := self._comparisons.get(request)) is not None:
+                    running.cancel()
             case Configure():
                 pass  # only the first command configures
 
@@ -124,6 +142,25 @@ class Engine:
             self._send(RecordAnswer(fetch.request, error=str(exc) or repr(exc)))
         else:
             self._send(RecordAnswer(fetch.request, record=record))
+
+    async def _compare(self, comparison: RunComparison) -> None:
+        """Its own jobs and watches, apart from the board's, on the same client."""
+        request, done = comparison.request, 0
+
+        def progress(finished: int) -> None:
+            nonlocal done
+            done += finished
+            self._send(ComparisonProgress(request, done))
+
+        try:
+            runs = await run_comparison(
+                self._client, comparison.presets, comparison.batch, progress, self._clock
+            )
+        except Exception as exc:  # a start refused, the server gone: the view says why
+            error = first_error(exc)
+            self._send(ComparisonDone(request, error=str(error) or type(error).__name__))
+        else:
+            self._send(ComparisonDone(request, runs=runs))
 
     def _forget(self, keys: list[str]) -> None:
         for key in keys:

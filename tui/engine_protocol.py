@@ -17,7 +17,9 @@ from typing import Any, TypeAlias
 
 import msgspec
 
+from tui.compare import BatchJob, PolicyRun
 from tui.model import JobSpec, PollRecord
+from tui.policies import PolicyPreset
 
 LENGTH = struct.Struct(">I")
 
@@ -75,7 +77,32 @@ class FetchRecord(msgspec.Struct, tag=True):
     job_id: str
 
 
-Command: TypeAlias = Configure | StartJobs | Watch | Cancel | Forget | Follow | FetchRecord
+class RunComparison(msgspec.Struct, tag=True):
+    """The compare view's batch under every preset, on the engine's client (tui.compare);
+    answered by :class:`ComparisonProgress` messages and one :class:`ComparisonDone`."""
+
+    request: int
+    presets: list[PolicyPreset]
+    batch: list[BatchJob]
+
+
+class StopComparison(msgspec.Struct, tag=True):
+    """The view that asked has gone: cancel every start and watch of that comparison."""
+
+    request: int
+
+
+Command: TypeAlias = (
+    Configure
+    | StartJobs
+    | Watch
+    | Cancel
+    | Forget
+    | Follow
+    | FetchRecord
+    | RunComparison
+    | StopComparison
+)
 
 
 class Health(msgspec.Struct):
@@ -118,7 +145,20 @@ class RecordAnswer(msgspec.Struct, tag=True):
     error: str | None = None
 
 
-EngineMessage: TypeAlias = Ready | Delta | RecordAnswer
+class ComparisonProgress(msgspec.Struct, tag=True):
+    request: int
+    done: int  # watches of the comparison finished so far
+
+
+class ComparisonDone(msgspec.Struct, tag=True):
+    """The end of :class:`RunComparison` ``request``: every set-up's run, or why it failed."""
+
+    request: int
+    runs: list[PolicyRun] | None = None
+    error: str | None = None
+
+
+EngineMessage: TypeAlias = Ready | Delta | RecordAnswer | ComparisonProgress | ComparisonDone
 
 
 class Channel:

@@ -280,5 +280,5 @@ def compare_runs() -> list[PolicyRun]:
         ),
     ]
     for run in runs:
-        run.outcomes.update(["completed"] * run.jobs)
+        run.outcomes["completed"] = run.jobs
     return runs

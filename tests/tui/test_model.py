@@ -276,7 +276,7 @@ def test_compare_batch_is_seeded_and_takeaway_names_the_costs() -> None:
     assert all(isinstance(job, BatchJob) and 1.0 <= job.duration_s <= 4.0 for job in batch)
     blind = PolicyRun("fixed 1s", "backoff", [4, 5], [0.5, 0.7], [0.0, 1.0, 2.0])
     helped = PolicyRun("long-poll", "long-poll", [1, 1], [0.01, 0.01], [0.0, 0.1])
-    helped.outcomes.update(["completed", "timed_out"])
+    helped.outcomes.update(completed=1, timed_out=1)
     line = takeaway([blind, helped])
     assert line.startswith("fixed 1s paid 4.5 requests per job")
     assert "long-poll needed 1.0 requests and was 0.01s late" in line

@@ -277,7 +277,7 @@ async def test_the_column_chooser_hides_columns_and_the_choice_is_remembered(
         assert SortColumn.SKIPPED not in app.columns
         await pilot.pause()
         assert "Skipped" not in screen_lines(table)[0]
-        assert remembered.close_session(app, path) is None
+        assert remembered.close_session(app, path=path) is None
     again = frozen_dashboard()
     remembered.open_session(again, given=set(), path=path)
     async with again.run_test(size=SIZE) as pilot:

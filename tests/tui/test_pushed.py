@@ -133,7 +133,7 @@ async def test_the_compare_view_lists_stream_and_batch() -> None:
     app = frozen_dashboard()
     async with app.run_test(size=(130, 40)) as pilot:
         await connected(pilot)
-        app.push_screen(CompareScreen(app.call_client))
+        app.push_screen(CompareScreen(app.compare))
         await pilot.pause()
         chosen = app.screen.query_one("#compare-presets", SelectionList).selected
         assert {"stream", "batch"} <= set(chosen)

@@ -273,7 +273,7 @@ async def test_q_quits_from_the_table_only_never_from_a_form() -> None:
         await pilot.press("q")  # on a select, not in a text field: still no quit
         assert app.is_running and isinstance(app.screen, SpawnScreen)
         await pilot.press("escape")
-        app.push_screen(CompareScreen(app.call_client))
+        app.push_screen(CompareScreen(app.compare))
         await pilot.pause()
         app.screen.query_one("#compare-run").focus()  # no text field has the focus
         await pilot.pause()
@@ -324,7 +324,7 @@ async def test_every_view_fits_80x24() -> None:
             for selector in parts:
                 assert_on_screen(app, selector)
             await pilot.press("escape")
-        app.push_screen(CompareScreen(app.call_client))
+        app.push_screen(CompareScreen(app.compare))
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, CompareScreen)
@@ -357,7 +357,7 @@ async def test_chart_lines_differ_in_marker_and_colour() -> None:
     app = frozen_dashboard()
     async with app.run_test(size=SIZE) as pilot:
         await connected(pilot)
-        app.push_screen(CompareScreen(app.call_client))
+        app.push_screen(CompareScreen(app.compare))
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, CompareScreen)

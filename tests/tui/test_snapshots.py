@@ -75,7 +75,7 @@ async def show_compare(pilot: Pilot[None]) -> None:
     await with_jobs(pilot)
     app = pilot.app
     assert isinstance(app, VideoSimApp)
-    app.push_screen(CompareScreen(app.call_client))
+    app.push_screen(CompareScreen(app.compare))
     await pilot.pause()
     screen = app.screen
     assert isinstance(screen, CompareScreen)

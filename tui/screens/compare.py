@@ -4,14 +4,13 @@ The table gives status requests per job and detection lag per set-up (from the s
 own records, or measured on this client when the server keeps none), the chart shows
 requests piling up over time, and one line under the table says what that means.
 
-The view gets what it needs from the app when it opens (a way to run work on the client)
-and sends nothing back: a comparison is the view's own business.
+The view gets what it needs from the app when it opens (a way to run a comparison on the
+polling engine's client) and sends nothing back: a comparison is the view's own business.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
 
 from rich.text import Text
 from textual import on, work
@@ -22,23 +21,24 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, SelectionList, Static
 from textual_plotext import PlotextPlot
 
-from client_core import VideoSimClient
 from tui.compare import (
     CLIENT_CLOCK,
     BatchJob,
     PolicyRun,
     draw_batch,
     first_error,
-    run_comparison,
     takeaway,
 )
 from tui.keys import COMPARE_KEYS
 from tui.policies import PolicyPreset, presets
 from tui.screens.form_fields import FieldError, parse_count, parse_durations
 
-T = TypeVar("T")
-#: Runs ``request(client)`` where the client lives (the app's polling engine).
-ClientCall = Callable[[Callable[[VideoSimClient], Awaitable[T]]], Awaitable[T]]
+#: Runs ``presets`` on ``batch`` where the client lives (the app's polling engine), calling
+#: back with the watches finished so far; cancelling it stops the run.
+RunComparison = Callable[
+    [Sequence[PolicyPreset], Sequence[BatchJob], Callable[[int], None]],
+    Awaitable[list[PolicyRun]],
+]
 
 MAX_JOBS = 500
 #: Narrow enough for 80 columns; the jobs per set-up are in the line above the table.
@@ -86,9 +86,9 @@ def _lag(value: float | None) -> Text:
 class CompareScreen(Screen[None]):
     BINDINGS = [key.binding() for key in COMPARE_KEYS]
 
-    def __init__(self, call_client: ClientCall[list[PolicyRun]]) -> None:
+    def __init__(self, run_comparison: RunComparison) -> None:
         super().__init__()
-        self._call_client = call_client
+        self._run_comparison = run_comparison
         self._comparing = False
 
     def compose(self) -> ComposeResult:
@@ -170,22 +170,17 @@ class CompareScreen(Screen[None]):
 
     @work(exclusive=True, group="compare", exit_on_error=False)
     async def _run(self, chosen_presets: list[PolicyPreset], batch: list[BatchJob]) -> None:
-        """The batch runs on the polling engine's loop; progress comes back as messages.
+        """The batch runs in the polling engine; progress comes back as messages.
 
         Leaving the view cancels this worker, and with it every start and watch of the run
-        (cancellation crosses to the engine's loop)."""
+        (the cancel is sent on to the engine)."""
         total = len(chosen_presets) * len(batch)
-        done = 0
 
-        def progress(n: int) -> None:
-            nonlocal done
-            done += n
+        def progress(done: int) -> None:
             self.post_message(CompareProgress(done, total))
 
         try:
-            runs = await self._call_client(
-                lambda client: run_comparison(client, chosen_presets, batch, progress)
-            )
+            runs = await self._run_comparison(chosen_presets, batch, progress)
         except Exception as exc:  # not connected, a start refused, the server gone: say so
             error = first_error(exc)
             self.post_message(CompareFinished(None, str(error) or type(error).__name__))
