@@ -270,20 +270,12 @@ class VideoSimApp(OperatorTools):
         if isinstance(message, Delta):
             self.apply_delta(message)
         elif isinstance(message, RecordAnswer):
-            if message.record is None:
-                error = RecordUnavailable(message.error or "no record")
-                self._settle(message.request, error=error)
-            else:
-                self._settle(message.request, message.record)
+            self._settle(message.request, message.record, message.error, RecordUnavailable)
         elif isinstance(message, ComparisonProgress):
             if (on_progress := self._progress.get(message.request)) is not None:
                 on_progress(message.done)
         elif isinstance(message, ComparisonDone):
-            if message.runs is None:
-                failed = ComparisonFailed(message.error or "no result")
-                self._settle(message.request, error=failed)
-            else:
-                self._settle(message.request, message.runs)
+            self._settle(message.request, message.runs, message.error, ComparisonFailed)
         elif isinstance(message, Ready):
             self.engine_pid = message.pid
             self.connected = True
@@ -608,14 +600,17 @@ class VideoSimApp(OperatorTools):
         assert self.engine is not None  # _ask checked
         self.engine.send(command)
 
-    def _settle(self, request: int, result: object = None, error: Exception | None = None) -> None:
+    def _settle(
+        self, request: int, result: object, error: str | None, failure: type[Exception]
+    ) -> None:
+        """Answer the wait for ``request``: its result, or ``failure(error)`` without one."""
         answer = self._asked.pop(request, None)
         if answer is None or answer.done():
             return  # the view that asked has gone
-        if error is None:
+        if result is not None:
             answer.set_result(result)
         else:
-            answer.set_exception(error)
+            answer.set_exception(failure(error or "no answer"))
 
     def _fail_asked(self, reason: str) -> None:
         asked, self._asked = self._asked, {}
