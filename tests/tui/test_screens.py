@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from textual.content import Content
 from textual.pilot import Pilot
@@ -244,23 +246,27 @@ async def test_retry_in_the_detail_view_says_a_new_job_is_starting() -> None:
         assert "This watch has already ended" in toasts(app)
 
 
-async def footer_keys(pilot: Pilot[None]) -> set[str]:
+async def footer_keys(pilot: Pilot[None], until: Callable[[set[str]], bool] = bool) -> set[str]:
     """The keys the footer on top shows (a form must bring its own: the table's footer
-    under a modal form lists keys that do not work there)."""
+    under a modal form lists keys that do not work there), once ``until`` holds for them:
+    by default, once it shows any (the footer recomposes when the focus settles)."""
     app = pilot.app
     footers = app.screen.query(Footer)
     assert footers, f"{type(app.screen).__name__} has no footer of its own"
     footer = footers.first()
-    await wait_until(pilot, lambda: bool(footer.query(FooterKey)), "the footer's keys")
-    return {key.key for key in footer.query(FooterKey) if key.display}
+
+    def shown() -> set[str]:
+        return {key.key for key in footer.query(FooterKey) if key.display}
+
+    await wait_until(pilot, lambda: until(shown()), "the footer's keys")
+    return shown()
 
 
 async def test_q_quits_from_the_table_only_never_from_a_form() -> None:
     app = frozen_dashboard()
     async with app.run_test(size=(80, 24)) as pilot:
         await connected(pilot)
-        shown = await footer_keys(pilot)
-        assert "q" in shown
+        shown = await footer_keys(pilot, until=lambda keys: "q" in keys)
         assert "ctrl+p" not in shown  # listed in the help; it crowded out q Quit
         for key in ("n", "p", "m"):
             await pilot.press(key)
