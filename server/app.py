@@ -311,7 +311,9 @@ async def _create_once(
             if body.callback_url is not None
         ]
         if targets:
-            await state.store.remember_callbacks(targets)
+            await state.store.remember_callbacks(
+                targets, takeover_s=state.settings.callback_takeover_s
+            )
         for job, url, secret in targets:
             state.webhooks.schedule(job, url, secret)
     return started.jobs
@@ -803,7 +805,12 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
         streams=streams,
         capabilities=capabilities,
         capabilities_header=capability_header(capabilities),
-        webhooks=WebhookDeliveries(store, clock, attempts=settings.callback_attempts),
+        webhooks=WebhookDeliveries(
+            store,
+            clock,
+            attempts=settings.callback_attempts,
+            takeover_s=settings.callback_takeover_s,
+        ),
         callback_url=re.compile(callback_url_pattern(settings)),
     )
 

@@ -58,6 +58,7 @@ _VALUE_FLAGS: list[tuple[str, str, str]] = [
     ("--events-send-timeout", "events_send_timeout_s", "SECONDS"),
     ("--callback-hosts", "callback_hosts", "HOSTS"),
     ("--callback-attempts", "callback_attempts", "N"),
+    ("--callback-takeover", "callback_takeover_s", "SECONDS"),
 ]
 
 

@@ -226,14 +226,35 @@ class JobStore(ABC):
         """The webhook delivery attempts of the job, oldest first."""
 
     async def remember_callbacks(  # noqa: B027  (only a durable store keeps them)
-        self, targets: Sequence[tuple[Job, str, str | None]]
+        self, targets: Sequence[tuple[Job, str, str | None]], *, takeover_s: float
     ) -> None:
         """Keep ``(job, callback_url, callback_secret)`` so that a restarted server still
-        delivers them; only a durable store keeps them (the others: nothing to do)."""
+        delivers them; only a durable store keeps them (the others: nothing to do). A store
+        shared by several processes leases each to this process until ``takeover_s`` after
+        its job's end (see :meth:`lease_callback`)."""
 
     async def callbacks_to_resume(self) -> list[tuple[Job, str, str | None, int]]:
         """After a restart: ``(job, url, secret, attempts so far)`` of every remembered
         callback that no attempt delivered yet."""
+        return []
+
+    # A store shared by several processes also shares the duty to deliver: each owed
+    # callback carries a lease, which its process renews before every attempt; when a
+    # process dies, its leases run out and another process claims what it owed.
+
+    async def lease_callback(self, job_id: str, until: float) -> bool:
+        """This process still delivers ``job_id``'s callback: keep it ours until ``until``.
+        False when it is no longer ours to deliver (delivered, or claimed by another)."""
+        return True
+
+    async def release_callback(self, job_id: str) -> None:  # noqa: B027
+        """The delivery ended (delivered, or its attempts spent): nobody owes it now."""
+
+    async def claim_lapsed_callbacks(
+        self, now: float, until: float
+    ) -> list[tuple[Job, str, str | None, int]]:
+        """Callbacks whose lease ran out before ``now`` (their process died), leased to this
+        process until ``until``: ``(job, url, secret, attempts so far)`` each."""
         return []
 
     # --- faults shared between processes --------------------------------------------

@@ -183,6 +183,33 @@ if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return 1
 """
 
+# Owed webhook deliveries: KEYS[1] a sorted set of job id -> lease end, and per job a
+# hash of url, secret and owner (the process that delivers it while its lease lasts).
+_LEASE_CALLBACK = """
+if redis.call('HGET', KEYS[2], 'owner') ~= ARGV[3] then return 0 end
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"""
+
+_CLAIM_CALLBACKS = """
+local prefix, now, until_, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[5])
+local claimed = {}
+for _, id in ipairs(lapsed) do
+  local target = prefix .. 'callback:' .. id
+  if redis.call('EXISTS', target) == 1 then
+    redis.call('HSET', target, 'owner', owner)
+    redis.call('ZADD', KEYS[1], until_, id)
+    claimed[#claimed + 1] = id
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return claimed
+"""
+_CLAIMS_PER_CALL = 100
+
 # A subscription's sorted set holds this member from birth, so an empty one still exists.
 _SUBSCRIPTION_MARKER = ""
 _IDS_PER_SCRIPT_CALL = 1000
@@ -230,6 +257,9 @@ class RedisJobStore(JobStore):
         self._join_client = self._redis.register_script(_JOIN_CLIENT)
         self._extend_subscription = self._redis.register_script(_EXTEND_SUBSCRIPTION)
         self._record_callback = self._redis.register_script(_RECORD_CALLBACK)
+        self._lease_callback = self._redis.register_script(_LEASE_CALLBACK)
+        self._claim_callbacks = self._redis.register_script(_CLAIM_CALLBACKS)
+        self._owner = uuid.uuid4().hex  # this process, as the owner of callback leases
         self._pipelined: GroupedCalls[_Command, Any] = GroupedCalls(self._run_pipeline)
         self.rate_limiter = _RedisTokenBuckets(self)
 
@@ -438,6 +468,74 @@ class RedisJobStore(JobStore):
         key = self._key("callbacks", job_id)
         documents = await self._direct(lambda: self._redis.lrange(key, 0, -1))
         return [CallbackAttempt.model_validate_json(document) for document in documents]
+
+    async def remember_callbacks(
+        self, targets: Sequence[tuple[Job, str, str | None]], *, takeover_s: float
+    ) -> None:
+        """Owed by this process, leased until ``takeover_s`` after each job's end."""
+        owed = self._key("callbacks-owed")
+        ttl_ms = max(1, int(self._retention_s * 1000))
+
+        async def write() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for job, url, secret in targets:
+                    target = self._key("callback", job.job_id)
+                    pipe.hset(target, "url", url)
+                    pipe.hset(target, "secret", secret or "")
+                    pipe.hset(target, "owner", self._owner)
+                    pipe.pexpire(target, ttl_ms)
+                    pipe.zadd(owed, {job.job_id: job.finishes_at + takeover_s})
+                await pipe.execute()
+
+        await self._direct(write)
+
+    async def lease_callback(self, job_id: str, until: float) -> bool:
+        keys = [self._key("callbacks-owed"), self._key("callback", job_id)]
+        args = [job_id, repr(until), self._owner]
+        return bool(await self._direct(lambda: self._lease_callback(keys=keys, args=args)))
+
+    async def release_callback(self, job_id: str) -> None:
+        owed, target = self._key("callbacks-owed"), self._key("callback", job_id)
+
+        async def write() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(owed, job_id)
+                pipe.delete(target)
+                await pipe.execute()
+
+        await self._direct(write)
+
+    async def claim_lapsed_callbacks(
+        self, now: float, until: float
+    ) -> list[tuple[Job, str, str | None, int]]:
+        keys = [self._key("callbacks-owed")]
+        args = [self._prefix, repr(now), repr(until), self._owner, str(_CLAIMS_PER_CALL)]
+        claimed = await self._direct(lambda: self._claim_callbacks(keys=keys, args=args))
+        owed: list[tuple[Job, str, str | None, int]] = []
+        for raw_id in claimed:
+            job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+            job = await self._get(job_id)
+            target, attempts = await self._callback_target(job_id)
+            if job is None or not target:
+                await self.release_callback(job_id)
+                continue
+            url, secret = target[b"url"].decode(), target[b"secret"].decode() or None
+            owed.append((job, url, secret, attempts))
+        return owed
+
+    async def _callback_target(self, job_id: str) -> tuple[dict[bytes, bytes], int]:
+        """An owed callback's url, secret and owner, and how many attempts it has had."""
+        target, attempts = self._key("callback", job_id), self._key("callbacks", job_id)
+
+        async def read() -> tuple[dict[bytes, bytes], int]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(target)
+                pipe.llen(attempts)
+                fields, count = await pipe.execute()
+            return fields, int(count)
+
+        result: tuple[dict[bytes, bytes], int] = await self._direct(read)
+        return result
 
     def _new_job(self, now: float, duration_s: float | None, outcome: str) -> Job:
         self._rng.getrandbits(128)  # as the memory store does, so a seed means the same

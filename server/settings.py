@@ -193,6 +193,13 @@ class ServerSettings(BaseSettings):
     callback_attempts: int = Field(
         6, ge=1, le=30, description="webhook deliveries tried per job (backoff 0.5, 1, 2, ... s)"
     )
+    callback_takeover_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="with a shared store: seconds past a webhook's due time before another "
+        "process delivers what a dead one owed",
+    )
 
     @field_validator("api_key")
     @classmethod

@@ -361,7 +361,9 @@ class SqliteJobStore(MemoryJobStore):
             ]
         )
 
-    async def remember_callbacks(self, targets: Sequence[tuple[Job, str, str | None]]) -> None:
+    async def remember_callbacks(
+        self, targets: Sequence[tuple[Job, str, str | None]], *, takeover_s: float
+    ) -> None:
         """Committed before the start is answered, like the jobs themselves."""
         await self._write(
             [

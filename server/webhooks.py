@@ -18,8 +18,11 @@ posts wherever a client says is a tool for reaching what the client cannot.
 
 Pending deliveries live in this process. With the SQLite store the callback of a start is
 committed with it, and a restarted server takes up what was not delivered yet; with the
-memory store a stop loses them, and with Redis they stay with the process that took the
-start (another worker does not take them over).
+memory store a stop loses them. With Redis each owed callback is kept in Redis with a lease
+held by the process that took the start, renewed before every attempt; every process looks
+for lapsed leases each second, so when a process dies (or stops) another one delivers what
+it owed, ``--callback-takeover`` seconds after it fell due. Delivery is at least once: a
+process stalled longer than that may deliver a second time what another took over.
 """
 
 from __future__ import annotations
@@ -128,10 +131,14 @@ class Delivery:
 class WebhookDeliveries:
     """The heap of due deliveries and the one task that works through it."""
 
-    def __init__(self, store: JobStore, clock: Clock, *, attempts: int) -> None:
+    def __init__(
+        self, store: JobStore, clock: Clock, *, attempts: int, takeover_s: float = 5.0
+    ) -> None:
         self._store = store
         self._clock = clock
         self._attempts = attempts
+        self._takeover_s = takeover_s
+        self._claimer: asyncio.Task[None] | None = None
         self._due: list[tuple[float, int, Delivery]] = []
         self._order = itertools.count()  # ties in due time go first come, first served
         self._changed = asyncio.Event()
@@ -172,16 +179,19 @@ class WebhookDeliveries:
         """Begin working (the app's lifespan calls this once the loop runs)."""
         self._http = httpx.AsyncClient(timeout=DELIVERY_TIMEOUT_S, follow_redirects=False)
         self._worker = asyncio.create_task(self._work())
+        if self._store.shared:
+            self._claimer = asyncio.create_task(self._claim_lapsed())
 
     def close(self) -> None:
         """The server is stopping: no new attempts (pending deliveries are dropped)."""
         self._stopping = True
-        if self._worker is not None:
-            self._worker.cancel()
+        for task in (self._worker, self._claimer):
+            if task is not None:
+                task.cancel()
 
     async def aclose(self) -> None:
         self.close()
-        tasks = [task for task in (self._worker, *self._running) if task is not None]
+        tasks = [t for t in (self._worker, self._claimer, *self._running) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -205,6 +215,35 @@ class WebhookDeliveries:
             self._running.add(task)
             task.add_done_callback(self._finished)
 
+    async def _claim_lapsed(self) -> None:
+        """Shared store: take over, each second, the callbacks a dead process still owed."""
+        every_s = min(1.0, self._takeover_s / 2)
+        while True:
+            await asyncio.sleep(every_s)
+            now = self._clock.now()
+            try:
+                owed = await self._store.claim_lapsed_callbacks(now, now + self._takeover_s)
+            except StoreUnavailable:
+                continue  # the store is down: so is every other process's claim
+            for job, url, secret, attempts in owed:
+                self.resume(job, url, secret, attempts)
+
+    async def _keep_lease(self, job_id: str, until: float) -> bool:
+        """Shared store: keep ``job_id``'s delivery ours until ``until``; False when another
+        process has taken it over (or it was delivered). A store that cannot answer is no
+        reason to drop a delivery: at least once."""
+        if not self._store.shared:
+            return True
+        try:
+            return await self._store.lease_callback(job_id, until)
+        except StoreUnavailable:
+            return True
+
+    async def _release(self, job_id: str) -> None:
+        if self._store.shared:
+            with contextlib.suppress(StoreUnavailable):
+                await self._store.release_callback(job_id)
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self._limit.release()
@@ -215,6 +254,9 @@ class WebhookDeliveries:
         """One POST; recorded; rescheduled with backoff unless it got a 2xx or the
         attempts are spent."""
         assert self._http is not None
+        lease_until = self._clock.now() + DELIVERY_TIMEOUT_S + self._takeover_s
+        if not await self._keep_lease(delivery.job_id, lease_until):
+            return  # another process delivers it now
         body = delivery.body()
         timestamp = int(self._clock.now())
         headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: str(timestamp)}
@@ -235,9 +277,12 @@ class WebhookDeliveries:
             await self._store.record_callback_attempt(
                 delivery.job_id, CallbackAttempt(at=at, status_code=status_code, error=error)
             )
-        if error is not None and delivery.attempts < self._attempts and not self._stopping:
-            backoff_s = FIRST_RETRY_S * 2 ** (delivery.attempts - 1)
-            self._push(self._clock.now() + backoff_s, delivery)
+        if error is None or delivery.attempts >= self._attempts:
+            await self._release(delivery.job_id)
+        elif not self._stopping:
+            next_at = self._clock.now() + FIRST_RETRY_S * 2 ** (delivery.attempts - 1)
+            if await self._keep_lease(delivery.job_id, next_at + self._takeover_s):
+                self._push(next_at, delivery)
 
 
 def _one_line(failure: Exception) -> str:

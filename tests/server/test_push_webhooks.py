@@ -256,3 +256,38 @@ def test_a_durable_server_delivers_after_a_crash_what_it_still_owed(
     assert [json.loads(d.body)["job_id"] for d in receiver.received] == [delivered, owed["job_id"]]
     assert "X-Videosim-Signature" in deliveries[1].headers
     assert len(_callbacks(server, owed["job_id"], 1)) == 1
+
+
+def test_with_redis_another_worker_delivers_what_a_killed_one_owed(
+    live_server_factory: Callable[..., LiveServer],
+    receiver_factory: Callable[[list[int]], Receiver],
+    redis_url: str,
+) -> None:
+    takeover = ("--store", redis_url, "--callback-takeover", "0.5")
+    doomed, survivor = live_server_factory(*takeover), live_server_factory(*takeover)
+    receiver = receiver_factory([200])
+    owed = _start(doomed, duration_s=0.8, callback_url=receiver.url, callback_secret="k")
+    doomed.kill()  # before the job ends: nothing delivered, nobody told
+    delivery = receiver.wait_for(1)[0]
+    assert json.loads(delivery.body)["job_id"] == owed["job_id"]
+    assert "X-Videosim-Signature" in delivery.headers
+    assert len(_callbacks(survivor, owed["job_id"], 1)) == 1  # recorded by the survivor
+    time.sleep(1.0)  # its lease ended with the delivery: nobody delivers it again
+    assert len(receiver.received) == 1
+
+
+def test_with_redis_a_live_worker_keeps_its_retries(
+    live_server_factory: Callable[..., LiveServer],
+    receiver_factory: Callable[[list[int]], Receiver],
+    redis_url: str,
+) -> None:
+    """Retries 0.5 and 1 s apart, each longer than the takeover delay would allow without
+    the lease being renewed: the other worker never takes the delivery over."""
+    takeover = ("--store", redis_url, "--callback-takeover", "0.3")
+    owner, _other = live_server_factory(*takeover), live_server_factory(*takeover)
+    receiver = receiver_factory([500, 500, 200])
+    job_id = _start(owner, duration_s=0.1, callback_url=receiver.url)["job_id"]
+    receiver.wait_for(3)
+    time.sleep(1.0)
+    assert len(receiver.received) == 3
+    assert [a["status_code"] for a in _callbacks(owner, job_id, 3)] == [500, 500, 200]

@@ -130,6 +130,7 @@ def test_every_flag_reaches_its_setting(clean_cwd: Path) -> None:
             "--callback-hosts=hooks.internal,10.0.0.7",
             "--allow-any-callback-host",
             "--callback-attempts=3",
+            "--callback-takeover=1.5",
         ]
     )
     assert settings.model_dump() == {
@@ -171,6 +172,7 @@ def test_every_flag_reaches_its_setting(clean_cwd: Path) -> None:
         "callback_hosts": "hooks.internal,10.0.0.7",
         "allow_any_callback_host": True,
         "callback_attempts": 3,
+        "callback_takeover_s": 1.5,
     }
 
 
