@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Unpack
 
 from server.clock import Clock
 from server.faults import LocalTokenBuckets
@@ -15,12 +15,11 @@ from server.job_store import (
     JobSpec,
     JobStore,
     StartedJobs,
+    StoreOptions,
     new_subscription_id,
 )
 from server.models import CallbackAttempt, Result
 from server.store import (
-    DEFAULT_REQUEST_LOG_LENGTH,
-    DEFAULT_RETENTION_S,
     Job,
     MemoryJobs,
     poll_retry_after,
@@ -38,32 +37,22 @@ class Subscription:
 class MemoryJobStore(JobStore):
     """Every method finishes without awaiting anything, so each is atomic on the loop."""
 
-    def __init__(
-        self,
-        clock: Clock,
-        *,
-        rng: random.Random,
-        default_duration_s: float,
-        error_rate: float,
-        max_jobs: int,
-        retention_s: float = DEFAULT_RETENTION_S,
-        request_log_length: int = DEFAULT_REQUEST_LOG_LENGTH,
-        max_idempotency_keys: int = 100_000,
-    ) -> None:
-        super().__init__(clock, max_jobs=max_jobs, request_log_length=request_log_length)
-        self.retention_s = retention_s
+    def __init__(self, clock: Clock, **options: Unpack[StoreOptions]) -> None:
+        max_jobs, log_length = options["max_jobs"], options["request_log_length"]
+        super().__init__(clock, max_jobs=max_jobs, request_log_length=log_length)
+        self.retention_s = options["retention_s"]
         self.jobs = MemoryJobs(
             clock,
-            rng=rng,
-            default_duration_s=default_duration_s,
-            error_rate=error_rate,
+            rng=options["rng"],
+            default_duration_s=options["default_duration_s"],
+            error_rate=options["error_rate"],
             max_jobs=max_jobs,
-            retention_s=retention_s,
-            request_log_length=request_log_length,
+            retention_s=self.retention_s,
+            request_log_length=log_length,
         )
         self.jobs.special = self.special
         self.idempotency = IdempotencyTable(
-            clock, keep_s=retention_s, max_keys=max_idempotency_keys
+            clock, keep_s=self.retention_s, max_keys=options["max_idempotency_keys"]
         )
         self.rate_limiter = LocalTokenBuckets(clock)
         # Push: job groups by X-Client-Id, subscriptions, webhook attempts. Each is pruned

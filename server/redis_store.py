@@ -24,12 +24,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
-import random
 import uuid
 from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import islice
-from typing import Any
+from typing import Any, Unpack
 
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
@@ -48,14 +47,13 @@ from server.job_store import (
     JobStore,
     RateLimiter,
     StartedJobs,
+    StoreOptions,
     StoreUnavailable,
     new_subscription_id,
 )
 from server.models import CallbackAttempt, Faults, Result
 from server.request_log import MAX_RETRY_AFTER_S
 from server.store import (
-    DEFAULT_REQUEST_LOG_LENGTH,
-    DEFAULT_RETENTION_S,
     SPECIAL_JOB_ID,
     Job,
     JobLimitReached,
@@ -222,27 +220,16 @@ class RedisJobStore(JobStore):
 
     shared = True
 
-    def __init__(
-        self,
-        url: str,
-        clock: Clock,
-        *,
-        rng: random.Random,
-        default_duration_s: float,
-        error_rate: float,
-        max_jobs: int,
-        retention_s: float = DEFAULT_RETENTION_S,
-        request_log_length: int = DEFAULT_REQUEST_LOG_LENGTH,
-        max_idempotency_keys: int = 100_000,  # Redis expires keys itself; no cap needed
-        key_prefix: str = KEY_PREFIX,
-    ) -> None:
-        super().__init__(clock, max_jobs=max_jobs, request_log_length=request_log_length)
+    def __init__(self, url: str, clock: Clock, **options: Unpack[StoreOptions]) -> None:
+        # options["max_idempotency_keys"] is not needed: Redis expires the keys itself
+        max_jobs, log_length = options["max_jobs"], options["request_log_length"]
+        super().__init__(clock, max_jobs=max_jobs, request_log_length=log_length)
         self.url = url
-        self._rng = rng
-        self._default_duration_s = float(default_duration_s)
-        self._error_rate = error_rate
-        self._retention_s = retention_s
-        self._prefix = key_prefix
+        self._rng = options["rng"]
+        self._default_duration_s = float(options["default_duration_s"])
+        self._error_rate = options["error_rate"]
+        self._retention_s = options["retention_s"]
+        self._prefix = KEY_PREFIX
         self._redis = redis.Redis.from_url(
             url,
             socket_timeout=TIMEOUT_S,
