@@ -190,6 +190,7 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 return 1
 """
 
+# Returns id, url, secret and the attempts recorded so far, four items per claimed job.
 _CLAIM_CALLBACKS = """
 local prefix, now, until_, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[5])
@@ -199,7 +200,11 @@ for _, id in ipairs(lapsed) do
   if redis.call('EXISTS', target) == 1 then
     redis.call('HSET', target, 'owner', owner)
     redis.call('ZADD', KEYS[1], until_, id)
-    claimed[#claimed + 1] = id
+    local url, secret = unpack(redis.call('HMGET', target, 'url', 'secret'))
+    local attempts = redis.call('LLEN', prefix .. 'callbacks:' .. id)
+    for _, item in ipairs({id, url or '', secret or '', attempts}) do
+      claimed[#claimed + 1] = item
+    end
   else
     redis.call('ZREM', KEYS[1], id)
   end
@@ -467,9 +472,8 @@ class RedisJobStore(JobStore):
             async with self._redis.pipeline(transaction=True) as pipe:
                 for job, url, secret in targets:
                     target = self._key("callback", job.job_id)
-                    pipe.hset(target, "url", url)
-                    pipe.hset(target, "secret", secret or "")
-                    pipe.hset(target, "owner", self._owner)
+                    fields = ["url", url, "secret", secret or "", "owner", self._owner]
+                    pipe.hset(target, items=fields)
                     pipe.pexpire(target, ttl_ms)
                     pipe.zadd(owed, {job.job_id: job.finishes_at + takeover_s})
                 await pipe.execute()
@@ -498,31 +502,16 @@ class RedisJobStore(JobStore):
         keys = [self._key("callbacks-owed")]
         args = [self._prefix, repr(now), repr(until), self._owner, str(_CLAIMS_PER_CALL)]
         claimed = await self._direct(lambda: self._claim_callbacks(keys=keys, args=args))
+        ids = [raw.decode() for raw in claimed[0::4]]
         owed: list[tuple[Job, str, str | None, int]] = []
-        for raw_id in claimed:
-            job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-            job = await self._get(job_id)
-            target, attempts = await self._callback_target(job_id)
-            if job is None or not target:
+        for job, job_id, url, secret, attempts in zip(
+            await self.get_many(ids), ids, claimed[1::4], claimed[2::4], claimed[3::4], strict=True
+        ):
+            if job is None or not url:  # expired with its record: nothing left to deliver
                 await self.release_callback(job_id)
                 continue
-            url, secret = target[b"url"].decode(), target[b"secret"].decode() or None
-            owed.append((job, url, secret, attempts))
+            owed.append((job, url.decode(), secret.decode() or None, int(attempts)))
         return owed
-
-    async def _callback_target(self, job_id: str) -> tuple[dict[bytes, bytes], int]:
-        """An owed callback's url, secret and owner, and how many attempts it has had."""
-        target, attempts = self._key("callback", job_id), self._key("callbacks", job_id)
-
-        async def read() -> tuple[dict[bytes, bytes], int]:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hgetall(target)
-                pipe.llen(attempts)
-                fields, count = await pipe.execute()
-            return fields, int(count)
-
-        result: tuple[dict[bytes, bytes], int] = await self._direct(read)
-        return result
 
     def _new_job(self, now: float, duration_s: float | None, outcome: str) -> Job:
         self._rng.getrandbits(128)  # as the memory store does, so a seed means the same

@@ -229,20 +229,18 @@ class WebhookDeliveries:
                 self.resume(job, url, secret, attempts)
 
     async def _keep_lease(self, job_id: str, until: float) -> bool:
-        """Shared store: keep ``job_id``'s delivery ours until ``until``; False when another
-        process has taken it over (or it was delivered). A store that cannot answer is no
-        reason to drop a delivery: at least once."""
-        if not self._store.shared:
-            return True
+        """Keep ``job_id``'s delivery ours until ``until`` (a shared store's lease; the
+        others always say yes); False when another process has taken it over (or it was
+        delivered). A store that cannot answer is no reason to drop a delivery: at least
+        once."""
         try:
             return await self._store.lease_callback(job_id, until)
         except StoreUnavailable:
             return True
 
     async def _release(self, job_id: str) -> None:
-        if self._store.shared:
-            with contextlib.suppress(StoreUnavailable):
-                await self._store.release_callback(job_id)
+        with contextlib.suppress(StoreUnavailable):
+            await self._store.release_callback(job_id)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
