@@ -558,8 +558,7 @@ class VideoSimApp(OperatorTools):
         """The server's record of a job, fetched by the engine's client (its interactive
         lane). Raises EngineNotReady without an engine, RecordUnavailable with the
         client's reason."""
-        request, answer = self._ask()
-        self._send_to_engine(FetchRecord(request, job_id))
+        request, answer = self._ask(lambda request: FetchRecord(request, job_id))
         try:
             return cast(dict[str, Any], await answer)
         finally:
@@ -574,9 +573,10 @@ class VideoSimApp(OperatorTools):
         """The compare view's run, on the engine's client; ``on_progress`` gets the watches
         finished so far. Cancelling this (the view left) cancels the run in the engine.
         Raises EngineNotReady without an engine, ComparisonFailed with the first failure."""
-        request, answer = self._ask()
+        request, answer = self._ask(
+            lambda request: RunComparison(request, list(presets), list(batch))
+        )
         self._progress[request] = on_progress
-        self._send_to_engine(RunComparison(request, list(presets), list(batch)))
         try:
             return cast(list[PolicyRun], await answer)
         finally:
@@ -587,18 +587,17 @@ class VideoSimApp(OperatorTools):
             if unanswered and self.engine is not None:
                 self.engine.send(StopComparison(request))
 
-    def _ask(self) -> tuple[int, asyncio.Future[Any]]:
-        """A request number and the future its answer from the engine will settle."""
-        if self.engine is None or not self.connected:
+    def _ask(self, command: Callable[[int], Command]) -> tuple[int, asyncio.Future[Any]]:
+        """Send the engine ``command(request number)``; returns the number and the future
+        its answer will settle."""
+        engine = self.engine
+        if engine is None or not self.connected:
             raise EngineNotReady("not connected to a server")
         self._next_request += 1
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._asked[self._next_request] = answer
+        engine.send(command(self._next_request))
         return self._next_request, answer
-
-    def _send_to_engine(self, command: Command) -> None:
-        assert self.engine is not None  # _ask checked
-        self.engine.send(command)
 
     def _settle(
         self, request: int, result: object, error: str | None, failure: type[Exception]

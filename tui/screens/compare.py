@@ -26,7 +26,6 @@ from tui.compare import (
     BatchJob,
     PolicyRun,
     draw_batch,
-    first_error,
     takeaway,
 )
 from tui.keys import COMPARE_KEYS
@@ -182,8 +181,7 @@ class CompareScreen(Screen[None]):
         try:
             runs = await self._run_comparison(chosen_presets, batch, progress)
         except Exception as exc:  # not connected, a start refused, the server gone: say so
-            error = first_error(exc)
-            self.post_message(CompareFinished(None, str(error) or type(error).__name__))
+            self.post_message(CompareFinished(None, str(exc) or type(exc).__name__))
         else:
             self.post_message(CompareFinished(runs))
 
