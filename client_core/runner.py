@@ -175,11 +175,11 @@ def build_command_line() -> CommandLine:
                 help="how to time polls (default auto)")  # fmt: skip
     cli.setting("--preset", field="preset", group=polling, choices=["original", "default", "fixed"],
                 help="policy preset (default original: 1-2-4-8-16 s)")  # fmt: skip
-    cli.setting("--initial", field="initial_s", group=polling, type=_positive_float,
+    cli.setting("--initial", field="initial_s", group=polling, type=float,
                 metavar="SECONDS", help="first delay (for 'original': BACKOFF_FACTOR)")  # fmt: skip
     cli.setting("--multiplier", field="multiplier", group=polling, type=float, metavar="X",
                 help="growth per attempt")  # fmt: skip
-    cli.setting("--max-delay", field="max_delay_s", group=polling, type=_positive_float,
+    cli.setting("--max-delay", field="max_delay_s", group=polling, type=float,
                 metavar="SECONDS", help="cap on any single delay")  # fmt: skip
     cli.setting("--jitter", field="jitter", group=polling, choices=[j.value for j in Jitter],
                 help="jitter kind")  # fmt: skip
@@ -187,19 +187,19 @@ def build_command_line() -> CommandLine:
                 help="+/- share for proportional jitter, 0..1")  # fmt: skip
     cli.setting("--retries", "--max-attempts", field="max_attempts", group=polling, type=int,
                 metavar="N", help="attempt budget: status checks per job (RETRIES)")  # fmt: skip
-    cli.setting("--deadline", field="deadline_s", group=polling, type=_positive_float,
+    cli.setting("--deadline", field="deadline_s", group=polling, type=float,
                 metavar="SECONDS",
                 help="give up on a job (and on its start) after this long")  # fmt: skip
     cli.setting("--max-server-pause", field="max_server_pause_s", group=polling,
-                type=_positive_float, metavar="SECONDS",
+                type=float, metavar="SECONDS",
                 help="cap on a Retry-After or hold (default 60)")  # fmt: skip
-    cli.setting("--read-timeout", field="read_timeout_s", group=polling, type=_positive_float,
+    cli.setting("--read-timeout", field="read_timeout_s", group=polling, type=float,
                 metavar="SECONDS",
                 help="no answer after this long is a failure (default 5)")  # fmt: skip
     cli.setting("--seed", field="seed", group=polling, type=int, help="seed for the jitter")
     cli.setting("--max-in-flight", field="max_in_flight", group=polling, type=int, metavar="N",
                 help="cap on concurrent requests (default 64)")  # fmt: skip
-    cli.setting("--max-rps", field="max_rps", group=polling, type=_positive_float,
+    cli.setting("--max-rps", field="max_rps", group=polling, type=float,
                 metavar="RPS", help="cap on requests per second (default: none)")  # fmt: skip
 
     output = cli.group("output")

@@ -122,6 +122,8 @@ def test_api_key_is_sent(
     ("args", "env", "message"),
     [
         (["--multiplier", "0.5"], {}, "invalid setting multiplier: Input should be greater"),
+        (["--initial", "0"], {}, "invalid setting initial_s: Input should be greater than 0"),
+        (["--read-timeout", "inf"], {}, "invalid setting read_timeout_s: Input should be a finite"),
         (["--initial", "5", "--max-delay", "1"], {}, "max_delay_s (1.0) must be >= initial_s"),
         ([], {"VIDEOSIM_MAX_RPS": "abc"}, "invalid setting max_rps: Input should be a valid"),
         ([], {"RETRIES": "lots"}, "invalid setting max_attempts: Input should be a valid integer"),
