@@ -28,19 +28,26 @@ class StatusRequest(NamedTuple):
     retry_after_s: float | None
 
 
-def pack(request: StatusRequest) -> bytes:
-    """One entry as 12 bytes, the form the Redis store keeps in a list."""
+def _packed(request: StatusRequest) -> int:
+    """The code and the Retry-After of ``request`` in one uint32."""
     retry = request.retry_after_s
-    packed = (request.code & _CODE_MASK) | (
+    return (request.code & _CODE_MASK) | (
         0 if retry is None else (min(round(retry), MAX_RETRY_AFTER_S) + 1) << _CODE_BITS
     )
-    return _ENTRY.pack(request.at, packed)
+
+
+def _request(at: float, packed: int) -> StatusRequest:
+    retry = packed >> _CODE_BITS
+    return StatusRequest(at, packed & _CODE_MASK, None if retry == 0 else retry - 1)
+
+
+def pack(request: StatusRequest) -> bytes:
+    """One entry as 12 bytes, the form the Redis store keeps in a list."""
+    return _ENTRY.pack(request.at, _packed(request))
 
 
 def unpack(entry: bytes) -> StatusRequest:
-    at, packed = _ENTRY.unpack(entry)
-    retry = packed >> _CODE_BITS
-    return StatusRequest(at, packed & _CODE_MASK, None if retry == 0 else retry - 1)
+    return _request(*_ENTRY.unpack(entry))
 
 
 def append(log: bytearray | None, length: int, request: StatusRequest) -> bytearray | None:
@@ -49,10 +56,7 @@ def append(log: bytearray | None, length: int, request: StatusRequest) -> bytear
         return None
     if log is None:
         log = bytearray(_HEADER.size)
-    retry = request.retry_after_s
-    packed = (request.code & _CODE_MASK) | (
-        0 if retry is None else (min(round(retry), MAX_RETRY_AFTER_S) + 1) << _CODE_BITS
-    )
+    packed = _packed(request)
     entries = (len(log) - _HEADER.size) // _ENTRY.size
     (next_index,) = _HEADER.unpack_from(log)
     if entries < length:
@@ -75,9 +79,7 @@ def entries(log: bytearray | None) -> list[StatusRequest]:
     found = []
     for step in range(count):
         index = (start + step) % count
-        at, packed = _ENTRY.unpack_from(log, _HEADER.size + index * _ENTRY.size)
-        retry = packed >> _CODE_BITS
-        found.append(StatusRequest(at, packed & _CODE_MASK, None if retry == 0 else retry - 1))
+        found.append(_request(*_ENTRY.unpack_from(log, _HEADER.size + index * _ENTRY.size)))
     return found
 
 
