@@ -766,13 +766,16 @@ class _VideoSimApp(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         state: ServerState = self.state.videosim
-        return EdgeMiddleware(
+        edge = EdgeMiddleware(
             super().build_middleware_stack(),
             max_body_bytes=state.settings.max_body_bytes,
             larger_bodies={} if state.settings.plain else push_body_caps(state.settings),
             count=state.metrics.count_request,
             serve_status=functools.partial(serve_status, state),
         )
+        state.store.on_close(edge.stop)
+        state.metrics.watch_bodies_arriving(lambda: edge.bodies_arriving)
+        return edge
 
 
 def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:

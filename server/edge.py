@@ -27,7 +27,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -89,7 +88,14 @@ _BUSY = _answer(503, "Service Unavailable", "Too many open connections", {"retry
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with the limits of :class:`EdgeLimits`."""
+    """uvicorn's httptools protocol with the limits of :class:`EdgeLimits`, per request.
+
+    Bytes reach the parser one request part at a time: the headers up to their blank
+    line (found here, so the cap counts this request's header bytes alone however many
+    pipelined requests share a socket read), then exactly the body its Content-Length
+    announces. A refused request is answered after every request before it on the
+    connection has had its answer.
+    """
 
     # Set by guarded_protocol(). None in a --reload child process, which has only the
     # VIDEOSIM_* environment to go by (and uvicorn hands it this class by name).
@@ -103,9 +109,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.limits = GuardedHttpToolsProtocol.configured
         super().connection_made(transport)
         self._refused = False
+        self._refusal: bytes | None = None  # waits for the answers owed before it
         self._in_headers = True
-        self._header_bytes = 0
+        self._header_bytes = 0  # of the request being read
         self._header_count = 0
+        self._tail = b""  # the last bytes of the headers so far: a blank line may span reads
+        self._body_left: int | None = 0  # None: chunked, parsed as it comes
         self._read_timer: asyncio.TimerHandle | None = None
         if len(self.connections) > self.limits.max_connections:
             self._refuse(_BUSY)
@@ -117,26 +126,38 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return
-        if not self._in_headers:
-            super().data_received(data)
-            return
-        budget = self.limits.max_header_bytes - self._header_bytes
-        if len(data) <= budget:
+        while data and not self._refused:
+            if self._in_headers:
+                data = self._feed_headers(data)
+            elif self._body_left is None:
+                super().data_received(data)  # a chunked body and whatever follows it
+                return
+            else:
+                part, data = data[: self._body_left], data[self._body_left :]
+                self._body_left -= len(part)
+                super().data_received(part)
+
+    def _feed_headers(self, data: bytes) -> bytes:
+        """Feed this request's headers, at most up to the cap; returns what follows them."""
+        seen = self._tail + data
+        end = seen.find(b"\r\n\r\n")
+        if end < 0:
+            room = self.limits.max_header_bytes - self._header_bytes
+            if len(data) > room:
+                self._refuse(_TOO_LARGE)
+                return b""
             self._header_bytes += len(data)
+            self._tail = seen[-3:]
             super().data_received(data)
-            return
-        # Feed only what the budget allows: either the headers end inside it and the rest
-        # is body (or the next request), or they are too large and nothing more is parsed.
-        self._header_bytes += budget
-        super().data_received(data[:budget])
-        if self._refused:
-            return
-        if self._in_headers:
+            return b""
+        used = end + 4 - len(self._tail)  # bytes of ``data`` up to the blank line's end
+        if self._header_bytes + used > self.limits.max_header_bytes:
             self._refuse(_TOO_LARGE)
-            return
-        super().data_received(data[budget:])
+            return b""
+        self._header_bytes += used
+        self._tail = b""
+        super().data_received(data[:used])
+        return data[used:]
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -156,8 +177,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             return
         self._in_headers = False
+        self._body_left = self._declared_body()
         self._disarm()
-        if self._expects_body():
+        if self._body_left != 0:
             self._arm(self.limits.body_timeout_s)
         super().on_headers_complete()
 
@@ -173,15 +195,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = True
         self._header_bytes = 0
         self._header_count = 0
+        self._body_left = 0
         super().on_message_complete()
 
-    def _expects_body(self) -> bool:
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._refusal is not None and not self.pipeline:
+            self._send_refusal()
+
+    def _declared_body(self) -> int | None:
+        """The body's length as its headers announce it; None when it is chunked."""
         for name, value in self.headers:
-            if name == b"content-length":
-                return value.strip() not in (b"0", b"")
             if name == b"transfer-encoding":
-                return True
-        return False
+                return None
+            if name == b"content-length":
+                try:
+                    return max(0, int(value))
+                except ValueError:
+                    return None  # the parser refuses it
+        return 0
 
     def _arm(self, seconds: float) -> None:
         self._disarm()
@@ -194,23 +226,37 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _on_read_timeout(self) -> None:
         self._read_timer = None
-        if self.cycle is not None and self.cycle.response_started:
+        if self.cycle is not None and self.cycle.response_started and self._in_headers is False:
             self.transport.close()  # too late for a 408: just hang up
         else:
             self._refuse(_TIMEOUT)
 
     def _refuse(self, answer: bytes) -> None:
+        """Stop reading this connection, and answer ``answer`` once every request before
+        the refused one has been answered."""
+        self._refused = True
+        self._disarm()
+        self.flow.pause_reading()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and not self._in_headers:
+            # The refused request itself is the one running (its body timed out).
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self._refusal = answer
+        if cycle is None or cycle.response_complete or cycle.disconnected:
+            self.pipeline.clear()
+            self._send_refusal()
+
+    def _send_refusal(self) -> None:
         """Answer and hang up. Reading (and dropping) what the client still sends for a
         moment first: closing with unread data would send a reset that can destroy the
         answer before the client reads it."""
-        self._refused = True
-        self._disarm()
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.disconnected = True
-            self.cycle.message_event.set()
-        if self.transport.is_closing():
+        answer, self._refusal = self._refusal, None
+        if answer is None or self.transport.is_closing():
             return
+        self._unset_keepalive_if_required()
         self.transport.write(answer)
+        self.flow.resume_reading()
         if self.transport.can_write_eof():
             self.transport.write_eof()
             self._read_timer = self.loop.call_later(_LINGER_S, self.transport.close)
@@ -245,15 +291,22 @@ _PLAIN_500_START: Message = {
 _PLAIN_500_BODY: Message = {"type": "http.response.body", "body": b"Internal Server Error"}
 
 
+_STOPPING_BODY = json.dumps(
+    {"detail": "Server is stopping; retry shortly"}, separators=(",", ":")
+).encode()
+# Methods whose announced body the edge reads in full before the app sees the request.
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 class EdgeMiddleware:
     """The app's one middleware, outside all of FastAPI's own, for every HTTP request:
 
-    - a request body over ``max_body_bytes`` (or the path's own limit in
+    - a request body is read here, whole, before the app runs: one 413 (with a JSON
+      detail) as soon as it passes ``max_body_bytes`` (or the path's own limit in
       ``larger_bodies``, for a route that takes large batches; a key ending in ``/``
-      covers every path under it) is answered 413 with a
-      JSON detail: at once, before the app, when its Content-Length says so (so a route
-      that never reads its body cannot act on the request first), else as soon as the
-      streamed bytes pass it;
+      covers every path under it), at once when its Content-Length says so; and when
+      the server begins to stop (:meth:`stop`) while a body is still arriving, the
+      request is answered 503 with Retry-After at once instead of holding the shutdown;
     - every answer is counted by method, route template and status code;
     - ``GET /status/{job_id}``, the hot path, is served right here by ``serve_status``,
       without FastAPI's routing and middleware: no send wrapper, nothing but the route's
@@ -280,6 +333,20 @@ class EdgeMiddleware:
         self.larger_prefixes = [(path, cap) for path, cap in larger.items() if path.endswith("/")]
         self.count = count
         self.serve_status = serve_status
+        self._stopping = False
+        self._reading: set[asyncio.Task[object]] = set()  # requests whose body is arriving
+
+    def stop(self) -> None:
+        """The server begins to stop: requests still receiving their body are answered 503
+        now, and so is any that starts to."""
+        self._stopping = True
+        for task in self._reading:
+            task.cancel()
+
+    @property
+    def bodies_arriving(self) -> int:
+        """Requests whose body is still being received."""
+        return len(self._reading)
 
     def _body_limit(self, path: str) -> int:
         limit = self.larger_bodies.get(path)
@@ -292,6 +359,8 @@ class EdgeMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan":  # the app (re)starts: it takes bodies again
+                self._stopping = False
             await self.app(scope, receive, send)
             return
         method: str = scope["method"]
@@ -312,6 +381,15 @@ class EdgeMiddleware:
             await _send_too_large(send, limit)
             self.count(method, _route_template(scope), 413)
             return
+        if method in _BODY_METHODS and (streamed or declared):
+            body = await self._read_body(receive, limit)
+            if not isinstance(body, bytes):
+                if body is not None:  # 413 or 503; None: the client hung up, nobody to tell
+                    await send(body[0])
+                    await send(body[1])
+                    self.count(method, _route_template(scope), body[0]["status"])
+                return
+            receive = _replaying(body, receive)
 
         code = 500
 
@@ -321,13 +399,43 @@ class EdgeMiddleware:
                 code = message["status"]
             await send(message)
 
-        if streamed:
-            receive = _limited(receive, limit)
         try:
             await self.app(scope, receive, send_noting_code)
         finally:
             route = scope.get("route")
             self.count(method, getattr(route, "path", UNMATCHED_ROUTE), code)
+
+    async def _read_body(
+        self, receive: Receive, limit: int
+    ) -> bytes | tuple[Message, Message] | None:
+        """The whole body; else the answer to give instead (413, or 503 when the server
+        stops meanwhile), or None when the client hung up."""
+        if self._stopping:
+            return _answer_messages(503, _STOPPING_BODY, {"retry-after": "1"})
+        task = asyncio.current_task()
+        assert task is not None, "ASGI requests run in a task"
+        self._reading.add(task)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    return _too_large_messages(limit)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            task.uncancel()
+            return _answer_messages(503, _STOPPING_BODY, {"retry-after": "1"})
+        finally:
+            self._reading.discard(task)
 
     async def _status(
         self, scope: Scope, receive: Receive, send: Send, job_id: str, over_limit: int | None
@@ -355,27 +463,41 @@ def _too_large(limit: int) -> str:
     return f"Request body larger than {limit} bytes"
 
 
-def _limited(receive: Receive, limit: int) -> Receive:
-    """``receive`` that raises a 413 (FastAPI answers it) once the body passes ``limit``."""
-    received = 0
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """``receive`` that gives the body already read, then whatever comes next (the
+    client hanging up)."""
+    given = False
 
-    async def receive_within_limit() -> Message:
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise HTTPException(413, _too_large(limit))
-        return message
+    async def receive_replayed() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
 
-    return receive_within_limit
+    return receive_replayed
+
+
+def _answer_messages(
+    status: int, body: bytes, extra: dict[str, str] | None = None
+) -> tuple[Message, Message]:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(name.encode(), value.encode()) for name, value in (extra or {}).items()]
+    if status >= 500:
+        headers.append((b"connection", b"close"))
+    start: Message = {"type": "http.response.start", "status": status, "headers": headers}
+    return start, {"type": "http.response.body", "body": body}
+
+
+def _too_large_messages(limit: int) -> tuple[Message, Message]:
+    body = json.dumps({"detail": _too_large(limit)}, separators=(",", ":")).encode()
+    return _answer_messages(413, body)
 
 
 async def _send_too_large(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": _too_large(limit)}, separators=(",", ":")).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    start, body = _too_large_messages(limit)
+    await send(start)
+    await send(body)
 
 
 def _declared_body(headers: Iterable[tuple[bytes, bytes]]) -> tuple[int | None, bool]:

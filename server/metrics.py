@@ -12,7 +12,7 @@ the shared store; held long-polls and injected faults are the answering worker's
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -33,6 +33,7 @@ class _StoreCollector(Collector):
         self._store = store
         self._faults = faults
         self.counts_by_state: dict[Result, int] = {}  # read from the store just before a scrape
+        self.bodies_arriving: Callable[[], int] = lambda: 0  # the edge tells, once built
 
     def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("videosim_jobs", "Stored jobs by state", labels=["state"])
@@ -43,6 +44,11 @@ class _StoreCollector(Collector):
             "videosim_long_polls_held",
             "GET /status?wait requests being held right now",
             value=self._store.held_requests,
+        )
+        yield GaugeMetricFamily(
+            "videosim_request_bodies_arriving",
+            "Requests whose body is still being received right now",
+            value=self.bodies_arriving(),
         )
         injected = CounterMetricFamily(
             "videosim_faults_injected", "Requests that got an injected fault", labels=["kind"]
@@ -77,6 +83,10 @@ class ServerMetrics:
                 self._scraped, path=shared_dir
             )
             self._scraped.register(self._store_collector)
+
+    def watch_bodies_arriving(self, count: Callable[[], int]) -> None:
+        """Report ``count()`` as the requests whose body is still arriving."""
+        self._store_collector.bodies_arriving = count
 
     async def render(self) -> bytes:
         self._store_collector.counts_by_state = await self._store.counts_by_state()

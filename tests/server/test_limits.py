@@ -201,3 +201,33 @@ def test_reload_keeps_the_edge_limits(live_server_factory: Callable[..., LiveSer
     response = httpx.get(f"{server.url}/healthz", headers=headers)
     assert response.status_code == 431
     assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_the_header_cap_counts_each_pipelined_request_alone(edge: LiveServer) -> None:
+    """Many small pipelined requests in one send are each under the cap: all answered."""
+    count = 490  # about 17 KB in one send, four times the 4 KB cap
+    requests = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * (count - 1)
+    requests += b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    assert len(requests) > 3 * 4096
+    answer = exchange(edge, requests)
+    assert answer.count(b"HTTP/1.1 200 ") == count
+    assert b"HTTP/1.1 431 " not in answer
+
+
+def test_a_large_header_after_a_pipelined_body_is_refused_after_its_answer(
+    edge: LiveServer,
+) -> None:
+    """The body of one request does not hide the next request's headers from the cap,
+    and the request before the refused one still gets its answer, first."""
+    body = b'{"duration_s": 1, "outcome": "completed"}' + b" " * 20_000
+    request = (
+        b"POST /start HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+    answer = exchange(edge, request + big)
+    first, _, rest = answer.partition(b"HTTP/1.1 431 ")
+    assert first.startswith(b"HTTP/1.1 200 ")
+    assert b'"job_id"' in first
+    assert rest.endswith(b'{"detail":"Request headers too large"}')
+    assert "write_eof" not in edge.stderr_text()  # no write after the connection's end

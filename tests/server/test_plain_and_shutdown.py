@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Callable
 
@@ -73,6 +74,44 @@ def test_sigterm_with_held_long_polls_is_quiet(
     for answer in answers:
         assert isinstance(answer, httpx.Response), answer
         assert answer.json()["result"] == "pending"
+    log = server.stderr_text()
+    assert "ERROR" not in log and "Traceback" not in log, log
+    assert "Application shutdown complete" in log
+
+
+def test_sigterm_while_request_bodies_arrive_is_quiet_and_prompt(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    """Half-sent bodies used to hold the stop for 2 s, then get a 500 each and log three
+    CancelledError tracebacks. Now each is answered 503 + Retry-After at once."""
+    server = live_server_factory("--log-level", "info")
+    routes = [b"POST /start", b"POST /status/batch", b"PUT /admin/faults"]
+    sockets = []
+    for route in routes:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.sendall(
+            route + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"jo'
+        )
+        sockets.append(sock)
+    deadline = time.monotonic() + 10
+    while "videosim_request_bodies_arriving 3.0" not in httpx.get(f"{server.url}/metrics").text:
+        assert time.monotonic() < deadline, "the bodies were never seen arriving"
+        time.sleep(0.05)
+
+    assert server.process is not None
+    stopped_at = time.monotonic()
+    server.process.terminate()
+    server.process.wait(timeout=10)
+    assert time.monotonic() - stopped_at < 1.5
+    for sock in sockets:
+        with sock:
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 503 "), received
+        assert b"retry-after: 1" in received.lower()
+        assert received.endswith(b'{"detail":"Server is stopping; retry shortly"}')
     log = server.stderr_text()
     assert "ERROR" not in log and "Traceback" not in log, log
     assert "Application shutdown complete" in log
