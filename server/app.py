@@ -659,8 +659,12 @@ async def put_faults(new_faults: Faults, faults: FaultsDep, store: StoreDep) -> 
 )
 async def healthz(state: StateDep) -> Health:
     jobs = await state.store.count()
+    problem = state.store.write_problem
+    if problem is None and jobs >= state.store.max_jobs:
+        problem = f"job limit reached: {state.store.max_jobs} jobs"
     return Health(
-        status="degraded" if jobs >= state.store.max_jobs else "ok",
+        status="degraded" if problem is not None else "ok",
+        **({"problem": problem} if problem is not None else {}),
         jobs=jobs,
         uptime_s=round(state.clock.now() - state.started_at, 3),
         hints=state.settings.hints,

@@ -48,6 +48,7 @@ _VALUE_FLAGS: list[tuple[str, str, str]] = [
     ("--header-timeout", "header_timeout_s", "SECONDS"),
     ("--body-timeout", "body_timeout_s", "SECONDS"),
     ("--max-connections", "max_connections", "N"),
+    ("--trusted-proxies", "trusted_proxies", "ADDRS"),
     ("--log-level", "log_level", "LEVEL"),
     ("--store", "store", "URL"),
     ("--workers", "workers", "N"),
@@ -129,6 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Held long-polls would otherwise delay Ctrl-C by up to long_poll_max_s.
         "timeout_graceful_shutdown": 2,
         "http": guarded_protocol(EdgeLimits.from_settings(settings)),
+        # uvicorn believes X-Forwarded-For from any loopback peer by default: then any
+        # local client could name itself anybody (dodging the rate limit, replaying
+        # another caller's Idempotency-Key). Only proxies named here are believed.
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": settings.trusted_proxies or None,
     }
     print(
         f"{PROG}: starting on http://{settings.host}:{settings.port} "

@@ -79,6 +79,10 @@ class IdempotencyTable:
             expires_at = self._clock.now() + self._keep_s
         self._entries[(scope, key)] = _Remembered(print_, jobs, expires_at)
 
+    def forget(self, scope: str, key: str) -> None:
+        """Drop the key (the start it answered was not committed after all)."""
+        self._entries.pop((scope, key), None)
+
     def _expire(self) -> None:
         now = self._clock.now()
         entries = self._entries

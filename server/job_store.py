@@ -87,6 +87,9 @@ class JobStore(ABC):
     rate_limiter: RateLimiter
     # True when other processes serve the same jobs (they then share the faults too).
     shared = False
+    # Why the store cannot keep new jobs right now (a full disk), or None: /healthz says
+    # degraded while it is set, and the store clears it once a write succeeds again.
+    write_problem: str | None = None
 
     # --- life cycle -------------------------------------------------------------------
 

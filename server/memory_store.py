@@ -89,6 +89,19 @@ class MemoryJobStore(JobStore):
             self.add_to_client(client_id, [job.job_id for job in jobs])
         return StartedJobs(jobs)
 
+    def undo_start(
+        self, started: StartedJobs, claim: IdempotencyClaim | None, client_id: str | None
+    ) -> None:
+        """Take back what :meth:`create_many_now` did for a start that could not be kept:
+        its jobs, its key and its place in the client's group."""
+        self.jobs.discard(started.jobs)
+        if claim is not None:
+            self.idempotency.forget(claim.scope, claim.key)
+        if client_id is not None:
+            gone = {job.job_id for job in started.jobs}
+            ids = self.client_jobs.get(client_id, [])
+            ids[:] = [job_id for job_id in ids if job_id not in gone]
+
     def add_to_client(self, client_id: str, job_ids: Sequence[str]) -> None:
         self.client_jobs.setdefault(client_id, []).extend(job_ids)
         if len(self.client_jobs) > self._prune_at["client_jobs"]:

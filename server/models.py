@@ -162,8 +162,11 @@ class Capabilities(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "degraded"] = Field(
-        "ok", description="degraded: the job cap is reached and POST /start answers 503"
+        "ok",
+        description="degraded: POST /start answers 503, because the job cap is reached "
+        "or the store cannot write (see problem)",
     )
+    problem: str | None = Field(None, description="why the server is degraded, when it is")
     jobs: int
     uptime_s: float
     hints: bool

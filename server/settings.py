@@ -139,6 +139,12 @@ class ServerSettings(BaseSettings):
         description="open connections beyond which new ones get 503 with Retry-After "
         "(default: the open-file limit less 64, at most 10000)",
     )
+    trusted_proxies: str = Field(
+        "",
+        description="comma-separated addresses of proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto name the client; empty: those headers are ignored, whoever "
+        "sends them (the client is the peer address)",
+    )
     log_level: LogLevel = Field("warning", description="uvicorn log level")
     store: str = Field(
         "memory",

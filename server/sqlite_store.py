@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,8 @@ from server.job_store import (
 from server.memory_store import MemoryJobStore, Subscription
 from server.models import CallbackAttempt
 from server.store import Job
+
+logger = logging.getLogger(__name__)
 
 WRITE_BEHIND_S = 0.05  # status counters reach the file at most this late (plus one commit)
 EXPIRE_EVERY_S = 1.0
@@ -252,22 +255,27 @@ class SqliteJobStore(MemoryJobStore):
     ) -> StartedJobs:
         started = self.create_many_now(specs, claim, client_id)
         if started.replayed:
-            # The first answer may still be committing: answer the replay only once it is.
+            # The first answer may still be committing: answer the replay only once it
+            # is, and only if it was (a failed commit took its jobs and key back).
             await self._commits.drain()
-            return started
+            if all(self.jobs.get(job.job_id) is job for job in started.jobs):
+                return started
+            return await self.create_many(specs, claim, client_id)
         key_row = None
         if claim is not None:
             job_ids = ",".join(job.job_id for job in started.jobs)
             expires_at = self.clock.now() + self.retention_s
             key_row = (claim.scope, claim.key, claim.fingerprint, job_ids, expires_at)
+        client_rows = [
+            (client_id, job.job_id, job.finishes_at + self.retention_s)
+            for job in started.jobs
+            if client_id is not None
+        ]
         try:
-            client_rows = [
-                (client_id, job.job_id, job.finishes_at + self.retention_s)
-                for job in started.jobs
-                if client_id is not None
-            ]
             await self._commits.call((self._rows(started.jobs), key_row, client_rows))
         except (OSError, sqlite3.Error) as error:  # disk full, file gone: not a 500
+            # Not committed, so never answered: no trace of it may stay in memory either.
+            self.undo_start(started, claim, client_id)
             raise StoreUnavailable(f"cannot write store file {self.path}: {error}") from None
         return started
 
@@ -401,13 +409,15 @@ class SqliteJobStore(MemoryJobStore):
                     connection.execute(sql, parameters)
                 connection.execute("COMMIT")
             except BaseException:
-                connection.execute("ROLLBACK")
+                _roll_back(connection)
                 raise
 
         try:
             await asyncio.get_running_loop().run_in_executor(self._thread, run)
         except (OSError, sqlite3.Error) as error:
+            self._writes_failed(error)
             raise StoreUnavailable(f"cannot write store file {self.path}: {error}") from None
+        self._writes_work()
 
     def _counters_changed(self, job: Job) -> None:
         if job.fails is None:
@@ -424,18 +434,38 @@ class SqliteJobStore(MemoryJobStore):
 
     async def _commit_group(self, starts: list[_Start | None]) -> list[None]:
         """One transaction for every start of the group and every job polled since."""
-        dirty = _counters(self._dirty.values())
+        real = [start for start in starts if start is not None]
+        if self._connection is None and not real:
+            return [None] * len(starts)  # never opened, or closed: nothing to write
+        polled = dict(self._dirty)
         self._dirty.clear()
         now = self.clock.now()
         expire = now - self._last_expiry >= EXPIRE_EVERY_S
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(
+                self._thread, self._write_all, real, _counters(polled.values()),
+                now if expire else None,
+            )  # fmt: skip
+        except (OSError, sqlite3.Error) as error:
+            # Counters are written again with the next commit; the starts are refused.
+            self._dirty = {**polled, **self._dirty}
+            self._writes_failed(error)
+            raise
         if expire:
             self._last_expiry = now
-        loop = asyncio.get_running_loop()
-        real = [start for start in starts if start is not None]
-        await loop.run_in_executor(
-            self._thread, self._write_all, real, dirty, now if expire else None
-        )
+        self._writes_work()
         return [None] * len(starts)
+
+    def _writes_failed(self, error: BaseException) -> None:
+        if self.write_problem is None:
+            logger.error("the store file %s cannot be written: %s", self.path, error)
+        self.write_problem = f"cannot write store file {self.path}: {error}"
+
+    def _writes_work(self) -> None:
+        if self.write_problem is not None:
+            logger.warning("the store file %s is written again", self.path)
+        self.write_problem = None
 
     def _write_all(
         self, starts: list[_Start], dirty: list[tuple[Any, ...]], expire_before: float | None
@@ -487,8 +517,14 @@ class SqliteJobStore(MemoryJobStore):
                 )
             connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            _roll_back(connection)
             raise
+
+
+def _roll_back(connection: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already (it does on a full disk)."""
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
 
 
 def _counters(jobs: Iterable[Job]) -> list[tuple[Any, ...]]:
@@ -505,7 +541,8 @@ def _counters(jobs: Iterable[Job]) -> list[tuple[Any, ...]]:
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        import logging
-
-        logging.getLogger(__name__).error("writing status counters failed: %s", task.exception())
+    """Write-behind failures are logged once, when writing starts to fail (see
+    ``_writes_failed``); anything else is a bug worth a line of its own."""
+    error = None if task.cancelled() else task.exception()
+    if error is not None and not isinstance(error, (OSError, sqlite3.Error)):
+        logger.error("writing status counters failed: %s", error)

@@ -16,7 +16,7 @@ import math
 import random
 import uuid
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Literal
@@ -173,6 +173,21 @@ class MemoryJobs:
         self._jobs[job.job_id] = job
         self._insert_by_finish(job)
         return job
+
+    def discard(self, jobs: Sequence[Job]) -> None:
+        """Forget ``jobs`` as if they had never been created (their start was not
+        committed); a job already gone is skipped."""
+        for job in jobs:
+            if self._jobs.get(job.job_id) is not job:
+                continue
+            del self._jobs[job.job_id]
+            fails = bool(job.fails)
+            finishes, by_finish = self._finishes[fails], self._by_finish[fails]
+            index = bisect_left(finishes, job.finishes_at)
+            while by_finish[index] is not job:  # jobs finishing at the same time
+                index += 1
+            del finishes[index]
+            del by_finish[index]
 
     def _insert_by_finish(self, job: Job) -> None:
         fails = bool(job.fails)

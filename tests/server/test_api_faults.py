@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import pytest
 
 from tests.server.conftest import Server, ServerFactory
+from tests.support.live_server import LiveServer
 
 FAULT_DEFAULTS = {
     "latency_ms": 0.0,
@@ -193,3 +196,47 @@ async def test_api_key_guards_every_route_but_healthz(server_factory: ServerFact
 async def test_without_api_key_setting_no_key_is_needed(server: Server) -> None:
     response = await server.http.post("/start", headers={"X-Api-Key": "anything"})
     assert response.status_code == 200
+
+
+# --- proxy headers (a real uvicorn process: it is uvicorn that reads them) ------------
+
+
+def _status_codes_with_spoofed_addresses(server_url: str, count: int) -> list[int]:
+    url = f"{server_url}/status/special-pending-job"
+    with httpx.Client(timeout=10) as http:
+        return [
+            http.get(url, headers={"X-Forwarded-For": f"10.9.{n}.1"}).status_code
+            for n in range(count)
+        ]
+
+
+def test_a_spoofed_x_forwarded_for_neither_dodges_the_limit_nor_replays_a_key(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    """uvicorn believed X-Forwarded-For from any loopback peer: a new address per request
+    dodged the rate limit (30 of 30 answered), and naming another caller's address
+    replayed that caller's Idempotency-Key."""
+    server = live_server_factory("--fault-rate-limit", "1")
+    codes = _status_codes_with_spoofed_addresses(server.url, 10)
+    assert codes.count(429) >= 8, codes
+
+    plain = live_server_factory()
+    body = {"duration_s": 60}
+    # The victim is another peer address on loopback.
+    victim_transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(transport=victim_transport, timeout=10) as victim:
+        started = victim.post(f"{plain.url}/start", headers={"Idempotency-Key": "k"}, json=body)
+    spoofed = httpx.post(
+        f"{plain.url}/start",
+        headers={"Idempotency-Key": "k", "X-Forwarded-For": "127.0.0.2"},
+        json=body,
+    )
+    assert "Idempotent-Replayed" not in spoofed.headers
+    assert spoofed.json()["job_id"] != started.json()["job_id"]
+
+
+def test_a_trusted_proxy_names_the_client(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    server = live_server_factory("--fault-rate-limit", "1", "--trusted-proxies", "127.0.0.1")
+    assert _status_codes_with_spoofed_addresses(server.url, 5) == [200] * 5
