@@ -273,7 +273,7 @@ def _check_callbacks(bodies: Sequence[StartRequest], state: ServerState, batch: 
             problem = {
                 "type": "value_error",
                 "loc": loc,
-                "msg": refused_callback_message(state.settings),
+                "msg": refused_callback_message(state.settings, body.callback_url),
                 "input": body.callback_url,
             }
             raise RequestValidationError([problem])
@@ -817,6 +817,7 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
             clock,
             attempts=settings.callback_attempts,
             takeover_s=settings.callback_takeover_s,
+            failure_details=settings.callback_failure_details,
         ),
         callback_url=re.compile(callback_url_pattern(settings)),
     )

@@ -82,6 +82,12 @@ def build_command_line() -> CommandLine:
         help=_help_for("allow_any_callback_host"),
     )
     command_line.setting(
+        "--callback-failure-details",
+        field="callback_failure_details",
+        action="store_true",
+        help=_help_for("callback_failure_details"),
+    )
+    command_line.setting(
         "--reload",
         field="reload",
         action="store_true",

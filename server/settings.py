@@ -191,7 +191,13 @@ class ServerSettings(BaseSettings):
     callback_hosts: str = Field(
         "",
         description="comma-separated hosts callback_url may name besides loopback "
-        "(127.0.0.0/8, ::1, localhost)",
+        "(127.0.0.0/8, ::1, localhost); host:port allows that port only",
+    )
+    callback_failure_details: bool = Field(
+        False,
+        description="record why a webhook delivery failed (the receiver's HTTP code or "
+        "connection error); off, a failure is recorded without them, so that clients "
+        "cannot map the ports this server reaches",
     )
     allow_any_callback_host: bool = Field(
         False, description="let callback_url name any host (not only loopback and --callback-hosts)"

@@ -53,25 +53,62 @@ logger = logging.getLogger(__name__)
 FIRST_RETRY_S = 0.5  # then doubled after each failed attempt
 DELIVERY_TIMEOUT_S = 5.0
 MAX_CONCURRENT_DELIVERIES = 64
+UNDELIVERED = "not delivered (the server shows why with --callback-failure-details)"
 TIMESTAMP_HEADER = "X-Videosim-Timestamp"
 SIGNATURE_HEADER = "X-Videosim-Signature"
-_LOOPBACK_HOSTS = [r"localhost", r"127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", r"\[::1\]"]
+# The parts of a callback URL, as regular expressions that read the same in Python and in
+# JSON Schema (ECMA), so the schema's pattern and the server agree on every string: no
+# \s, no unescaped ".", and nothing but printable ASCII without spaces after the host.
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+_IPV4 = rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}"
+# A DNS name whose last label is not all digits (a URL reads that as an IPv4 address).
+_NAME = r"([A-Za-z0-9-]+\.)*[A-Za-z0-9-]*[A-Za-z-][A-Za-z0-9-]*"
+_IPV6 = r"\[[0-9A-Fa-f:.]+\]"
+_LOOPBACK_HOSTS = ["localhost", rf"127\.{_OCTET}\.{_OCTET}\.{_OCTET}", r"\[::1\]"]
+_ANY_PORT = rf"(:{_PORT})?"
+_REST = r"([/?#][!-~]*)?"
+
+
+def _url_pattern(host_and_port: str) -> str:
+    return r"^https?://" + host_and_port + _REST + "$"
+
+
+WELL_FORMED_CALLBACK = re.compile(_url_pattern(f"({_NAME}|{_IPV4}|{_IPV6}){_ANY_PORT}"))
+
+
+def allowed_callback_hosts(settings: ServerSettings) -> list[tuple[str, int | None]]:
+    """``--callback-hosts`` as (host, port or None for any port)."""
+    allowed = []
+    for entry in filter(None, (entry.strip() for entry in settings.callback_hosts.split(","))):
+        host, colon, port = entry.rpartition(":")
+        if colon and host and port.isdigit():
+            allowed.append((host, int(port)))
+        else:
+            allowed.append((entry, None))
+    return allowed
 
 
 def callback_url_pattern(settings: ServerSettings) -> str:
     """The regular expression a callback_url must match on this server (also published in
     the OpenAPI schema, so that what the schema calls valid is what the server accepts)."""
-    # No \s or "." in it: Python and JSON Schema (ECMA) regular expressions read those
-    # differently, and the two must agree on every string.
     if settings.allow_any_callback_host:
-        host = r"[^ /?#@]+"
-    else:
-        extra = [host.strip() for host in settings.callback_hosts.split(",") if host.strip()]
-        host = "(" + "|".join(_LOOPBACK_HOSTS + [re.escape(name) for name in extra]) + ")"
-    return r"^https?://" + host + r"(:[0-9]{1,5})?([/?#][^ ]*)?$"
+        return WELL_FORMED_CALLBACK.pattern
+    choices = [host + _ANY_PORT for host in _LOOPBACK_HOSTS]
+    for host, port in allowed_callback_hosts(settings):
+        choices.append(re.escape(host) + (f":{port}" if port is not None else _ANY_PORT))
+    return _url_pattern("(" + "|".join(choices) + ")")
 
 
-def refused_callback_message(settings: ServerSettings) -> str:
+def refused_callback_message(settings: ServerSettings, url: str) -> str:
+    """Why ``url`` is refused as a callback: not a URL this server can post to, or a host
+    (or port) it may not post to."""
+    if not WELL_FORMED_CALLBACK.fullmatch(url):
+        return (
+            "not an http(s) URL this server can post to: the host must be a name, an IPv4 "
+            "address of four numbers 0-255 without leading zeros, or [IPv6]; the port "
+            "1-65535; the rest printable ASCII without spaces"
+        )
     if settings.callback_hosts.strip():
         return (
             "callback host not allowed: loopback (127.0.0.0/8, ::1, localhost) and "
@@ -132,9 +169,16 @@ class WebhookDeliveries:
     """The heap of due deliveries and the one task that works through it."""
 
     def __init__(
-        self, store: JobStore, clock: Clock, *, attempts: int, takeover_s: float = 5.0
+        self,
+        store: JobStore,
+        clock: Clock,
+        *,
+        attempts: int,
+        takeover_s: float = 5.0,
+        failure_details: bool = False,
     ) -> None:
         self._store = store
+        self._failure_details = failure_details
         self._clock = clock
         self._attempts = attempts
         self._takeover_s = takeover_s
@@ -268,8 +312,12 @@ class WebhookDeliveries:
             status_code = response.status_code
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}"
-        except httpx.HTTPError as failure:
+        except Exception as failure:  # any failure is an attempt, recorded
             error = _one_line(failure)
+        if error is not None and not self._failure_details:
+            # What the remote answered (a code, a refused port) would let any client map
+            # what listens where this server can reach: the operator may choose to show it.
+            status_code, error = None, UNDELIVERED
         delivery.attempts += 1
         with contextlib.suppress(StoreUnavailable):
             await self._store.record_callback_attempt(

@@ -26,6 +26,7 @@ def live_server_factory() -> Iterator[Callable[..., LiveServer]]:
 
 @pytest.fixture(scope="module")
 def live_server() -> Iterator[LiveServer]:
-    """One default-ish server per test module: short delay, hints and long-poll on."""
-    with LiveServer(args=["--delay", "0.5", "--seed", "7"]) as server:
+    """One default-ish server per test module: short delay, hints and long-poll on, and
+    webhook failures recorded with their cause."""
+    with LiveServer(args=["--delay", "0.5", "--seed", "7", "--callback-failure-details"]) as server:
         yield server

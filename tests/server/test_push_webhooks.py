@@ -88,7 +88,8 @@ def receiver_factory() -> Iterator[Callable[[list[int]], Receiver]]:
 @pytest.fixture(scope="module")
 def server() -> Iterator[LiveServer]:
     """Loopback callbacks, plus one allowed host: every test here shares it."""
-    with LiveServer(args=["--callback-hosts", "hooks.example.com"]) as live:
+    args = ["--callback-hosts", "hooks.example.com,hooks.other.com:8443"]
+    with LiveServer(args=[*args, "--callback-failure-details"]) as live:
         yield live
 
 
@@ -169,7 +170,7 @@ def test_a_failing_receiver_is_retried_with_backoff_and_each_attempt_recorded(
 async def test_attempts_stop_at_the_limit_and_a_refused_connection_is_recorded(
     open_server: OpenServer,
 ) -> None:
-    server = await open_server(SystemClock(), callback_attempts=2)
+    server = await open_server(SystemClock(), callback_attempts=2, callback_failure_details=True)
     nobody = f"http://127.0.0.1:{free_port()}/hook"
     job_id = (await server.start(duration_s=0.05, callback_url=nobody))["job_id"]
     deadline = time.monotonic() + 5
@@ -200,9 +201,13 @@ async def test_every_store_keeps_the_attempts_with_the_job(
 
 
 def test_a_callback_to_another_host_is_refused_unless_allowed(server: LiveServer) -> None:
+    refused = [
+        "http://example.com/hook",
+        "https://hooks.other.com/done",  # allowed on port 8443 only
+        "https://hooks.other.com:8444/done",
+    ]
     answers = [
-        httpx.post(f"{server.url}/start", json={"callback_url": url}, timeout=10)
-        for url in ["http://example.com/hook", "http://localhost@example.com/", "ftp://127.0.0.1/"]
+        httpx.post(f"{server.url}/start", json={"callback_url": url}, timeout=10) for url in refused
     ]
     before = httpx.get(f"{server.url}/jobs").json()["total"]
     batch = httpx.post(
@@ -215,14 +220,61 @@ def test_a_callback_to_another_host_is_refused_unless_allowed(server: LiveServer
         (problem,) = answer.json()["detail"]
         assert problem["msg"] == (
             "callback_url: callback host not allowed: loopback (127.0.0.0/8, ::1, localhost) "
-            "and hooks.example.com only"
+            "and hooks.example.com,hooks.other.com:8443 only"
         )
     assert batch.status_code == 422
     assert batch.json()["detail"][0]["loc"] == ["body", "jobs", 1, "callback_url"]
     assert httpx.get(f"{server.url}/jobs").json()["total"] == before  # nothing was created
-    for url in ["https://hooks.example.com:8443/done", "http://[::1]:9/x", "http://127.9.9.9"]:
+    allowed_urls = [
+        "https://hooks.example.com:8443/done",
+        "https://hooks.other.com:8443/done",
+        "http://[::1]:9/x",
+        "http://127.9.9.9",
+        "http://127.0.0.1:65535/a?b=c#d",
+    ]
+    for url in allowed_urls:
         allowed = httpx.post(f"{server.url}/start", json={"duration_s": 60, "callback_url": url})
         assert allowed.status_code == 200, (url, allowed.text)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.999.1.1/x",
+        "http://127.0.0.256:1/",
+        "http://127.000.000.001:19501/z",
+        "http://127.0.0.1:1/a\u0000b",
+        "http://127.0.0.1:99999/",
+        "http://127.0.0.1:0/",
+        "http://127.0.0.1/a b",
+        "http://localhost@example.com/",
+        "ftp://127.0.0.1/",
+        "http://1.2.3/",
+    ],
+)
+def test_a_malformed_callback_url_is_refused_naming_the_field(server: LiveServer, url: str) -> None:
+    """These were accepted with 200, then never attempted: no record ever said why."""
+    answer = httpx.post(f"{server.url}/start", json={"callback_url": url}, timeout=10)
+    assert answer.status_code == 422, answer.text
+    (problem,) = answer.json()["detail"]
+    assert problem["msg"].startswith("callback_url: not an http(s) URL this server can post to")
+
+
+async def test_a_failed_delivery_hides_what_the_receiver_answered_unless_allowed(
+    open_server: OpenServer,
+) -> None:
+    """Codes and connection errors per port would map what listens on the server's host."""
+    server = await open_server(SystemClock(), callback_attempts=1)
+    nobody = f"http://127.0.0.1:{free_port()}/hook"
+    job_id = (await server.start(duration_s=0.05, callback_url=nobody))["job_id"]
+    deadline = time.monotonic() + 5
+    while not (attempts := (await server.http.get(f"/jobs/{job_id}")).json()["callbacks"]):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert attempts[0]["status_code"] is None
+    assert attempts[0]["error"] == (
+        "not delivered (the server shows why with --callback-failure-details)"
+    )
 
 
 async def test_the_default_message_names_the_flags_and_any_host_can_be_allowed(
@@ -283,7 +335,7 @@ def test_with_redis_a_live_worker_keeps_its_retries(
 ) -> None:
     """Retries 0.5 and 1 s apart, each longer than the takeover delay would allow without
     the lease being renewed: the other worker never takes the delivery over."""
-    takeover = ("--store", redis_url, "--callback-takeover", "0.3")
+    takeover = ("--store", redis_url, "--callback-takeover", "0.3", "--callback-failure-details")
     owner, _other = live_server_factory(*takeover), live_server_factory(*takeover)
     receiver = receiver_factory([500, 500, 200])
     job_id = _start(owner, duration_s=0.1, callback_url=receiver.url)["job_id"]

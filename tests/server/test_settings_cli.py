@@ -130,6 +130,7 @@ def test_every_flag_reaches_its_setting(clean_cwd: Path) -> None:
             "--events-send-timeout=6",
             "--callback-hosts=hooks.internal,10.0.0.7",
             "--allow-any-callback-host",
+            "--callback-failure-details",
             "--callback-attempts=3",
             "--callback-takeover=1.5",
         ]
@@ -173,6 +174,7 @@ def test_every_flag_reaches_its_setting(clean_cwd: Path) -> None:
         "events_send_timeout_s": 6.0,
         "callback_hosts": "hooks.internal,10.0.0.7",
         "allow_any_callback_host": True,
+        "callback_failure_details": True,
         "callback_attempts": 3,
         "callback_takeover_s": 1.5,
     }
