@@ -79,7 +79,7 @@ WELL_FORMED_CALLBACK = re.compile(_url_pattern(f"({_NAME}|{_IPV4}|{_IPV6}){_ANY_
 
 def allowed_callback_hosts(settings: ServerSettings) -> list[tuple[str, int | None]]:
     """``--callback-hosts`` as (host, port or None for any port)."""
-    allowed = []
+    allowed: list[tuple[str, int | None]] = []
     for entry in filter(None, (entry.strip() for entry in settings.callback_hosts.split(","))):
         host, colon, port = entry.rpartition(":")
         if colon and host and port.isdigit():
