@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
-import hmac
 import json
 import logging
 import random
@@ -49,6 +47,7 @@ from server.edge import EdgeMiddleware
 from server.events import EventStreams, events_router
 from server.faults import FaultInjector, Rejection, retry_after_header
 from server.idempotency import IdempotencyConflict, fingerprint
+from server.identity import MISSING_OR_INVALID_KEY, api_key_accepted, caller_identity, identity
 from server.job_store import (
     IdempotencyClaim,
     JobStore,
@@ -149,28 +148,8 @@ async def require_api_key(
     request: Request, api_key: Annotated[str | None, Depends(_api_key_header)]
 ) -> None:
     """401 unless the server has no key or the request carries the right one."""
-    expected = request.app.state.videosim.settings.api_key
-    if expected is None:
-        return
-    if api_key is None or not hmac.compare_digest(api_key.encode(), expected.encode()):
-        raise HTTPException(401, "Missing or invalid API key")
-
-
-def caller_identity(request: Request) -> str:
-    """Who a request counts against: the API key's holder, else the peer address.
-
-    Never a header the client makes up (such as X-Client-Id): rotating it would dodge the
-    rate limit, and claiming another client's value would spend their allowance.
-    """
-    state: ServerState = request.app.state.videosim
-    return _identity(state.settings, request.headers.get("x-api-key"), request.scope)
-
-
-def _identity(settings: ServerSettings, api_key: str | None, scope: Scope) -> str:
-    if settings.api_key is not None and api_key:
-        return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:32]
-    client = scope.get("client")
-    return "peer:" + (client[0] if client else "unknown")
+    if not api_key_accepted(request.app.state.videosim.settings.api_key, api_key):
+        raise HTTPException(401, MISSING_OR_INVALID_KEY)
 
 
 async def injected_fault(request: Request) -> Rejection | None:
@@ -460,12 +439,12 @@ async def _status(
     api_key = None
     if settings.api_key is not None:
         api_key = _header(scope, b"x-api-key")
-        if api_key is None or not hmac.compare_digest(api_key.encode(), settings.api_key.encode()):
-            return 401, {"detail": "Missing or invalid API key"}, {}
+        if not api_key_accepted(settings.api_key, api_key):
+            return 401, {"detail": MISSING_OR_INVALID_KEY}, {}
     store, clock = state.store, state.clock
     # Before validation, as a dependency would be.
     await state.faults.add_latency()
-    fault = await state.faults.check(_identity(settings, api_key, scope))
+    fault = await state.faults.check(identity(settings.api_key, api_key, scope))
     hold_s = 0.0
     raw_wait = _query_value(scope["query_string"], "wait")
     if raw_wait is not None:

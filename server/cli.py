@@ -54,6 +54,8 @@ _VALUE_FLAGS: list[tuple[str, str, str]] = [
     ("--workers", "workers", "N"),
     ("--state-file", "state_file", "PATH"),
     ("--max-batch-status", "max_batch_status", "N"),
+    ("--max-subscriptions-per-client", "max_subscriptions_per_client", "N"),
+    ("--max-subscribed-ids-per-client", "max_subscribed_ids_per_client", "N"),
     ("--events-heartbeat", "events_heartbeat_s", "SECONDS"),
     ("--events-buffer", "events_buffer", "N"),
     ("--events-send-timeout", "events_send_timeout_s", "SECONDS"),

@@ -55,6 +55,41 @@ class StartedJobs:
     replayed: bool = False
 
 
+class SubscriptionQuotaExceeded(Exception):
+    """The caller holds as many subscriptions, or subscribed ids, as its quota allows; the
+    message names the limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionQuota:
+    """How much one caller may subscribe to: a subscription counts against the caller that
+    created it, with every id it holds, until it is deleted or expires."""
+
+    owner: str
+    max_subscriptions: int
+    max_ids: int
+
+    def too_many_subscriptions(self) -> SubscriptionQuotaExceeded:
+        return SubscriptionQuotaExceeded(
+            f"Subscription limit reached: {self.max_subscriptions} per client; "
+            "delete one first (DELETE /subscriptions/{id})"
+        )
+
+    def too_many_ids(self) -> SubscriptionQuotaExceeded:
+        return SubscriptionQuotaExceeded(
+            f"Subscribed job limit reached: {self.max_ids} job ids per client in all of "
+            "its subscriptions"
+        )
+
+    def check(self, subscriptions: int, ids: int) -> None:
+        """Raise unless ``subscriptions`` subscriptions holding ``ids`` ids in all (the
+        caller's, counting the change asked for) fit."""
+        if subscriptions > self.max_subscriptions:
+            raise self.too_many_subscriptions()
+        if ids > self.max_ids:
+            raise self.too_many_ids()
+
+
 class RateLimiter(ABC):
     """Token buckets per client for the rate-limit fault."""
 
@@ -196,13 +231,23 @@ class JobStore(ABC):
         expired jobs may still be listed (:meth:`get_many` then finds nothing)."""
 
     @abstractmethod
-    async def create_subscription(self, job_ids: Sequence[str]) -> str:
+    async def create_subscription(
+        self, job_ids: Sequence[str], quota: SubscriptionQuota | None = None
+    ) -> str:
         """A new subscription holding ``job_ids``; it expires ``retention_s`` after its last
-        :meth:`touch_subscription`."""
+        :meth:`touch_subscription`. Raises :class:`SubscriptionQuotaExceeded` (and creates
+        nothing) when it would take ``quota.owner`` past the quota."""
 
     @abstractmethod
-    async def extend_subscription(self, subscription_id: str, job_ids: Sequence[str]) -> bool:
-        """Add ``job_ids``; False if there is no such subscription."""
+    async def extend_subscription(
+        self,
+        subscription_id: str,
+        job_ids: Sequence[str],
+        quota: SubscriptionQuota | None = None,
+    ) -> bool:
+        """Add ``job_ids``; False if there is no such subscription. Raises
+        :class:`SubscriptionQuotaExceeded` (and adds nothing) when the new ids would take
+        the subscription's owner past ``quota``'s limits."""
 
     @abstractmethod
     async def subscription_jobs(

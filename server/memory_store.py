@@ -16,6 +16,7 @@ from server.job_store import (
     JobStore,
     StartedJobs,
     StoreOptions,
+    SubscriptionQuota,
     new_subscription_id,
 )
 from server.models import CallbackAttempt, Result
@@ -32,6 +33,7 @@ class Subscription:
 
     expires_at: float
     added: dict[str, float] = field(default_factory=dict)
+    owner: str | None = None  # the caller whose quota it counts against
 
 
 class MemoryJobStore(JobStore):
@@ -59,6 +61,7 @@ class MemoryJobStore(JobStore):
         # of expired entries whenever it has doubled since the last pruning.
         self.client_jobs: dict[str, list[str]] = {}
         self.subscriptions: dict[str, Subscription] = {}
+        self._owned: dict[str, set[str]] = {}  # owner -> its subscription ids
         self.callbacks: dict[str, list[CallbackAttempt]] = {}
         self._prune_at = {"client_jobs": 1024, "subscriptions": 1024, "callbacks": 1024}
 
@@ -136,33 +139,59 @@ class MemoryJobStore(JobStore):
     def _subscription(self, subscription_id: str) -> Subscription | None:
         subscription = self.subscriptions.get(subscription_id)
         if subscription is not None and subscription.expires_at <= self.clock.now():
-            del self.subscriptions[subscription_id]
-            self._subscriptions_changed(subscription_id)
+            self._drop_subscription(subscription_id)
             return None
         return subscription
 
-    async def create_subscription(self, job_ids: Sequence[str]) -> str:
+    def _drop_subscription(self, subscription_id: str) -> None:
+        subscription = self.subscriptions.pop(subscription_id)
+        owned = self._owned.get(subscription.owner or "")
+        if owned is not None:
+            owned.discard(subscription_id)
+            if not owned:
+                del self._owned[subscription.owner or ""]
+
+    def _owner_holds(self, owner: str) -> tuple[int, int]:
+        """(subscriptions, ids in all) that ``owner`` holds now."""
+        live = [self._subscription(s) for s in list(self._owned.get(owner, ()))]
+        held = [subscription for subscription in live if subscription is not None]
+        return len(held), sum(len(subscription.added) for subscription in held)
+
+    async def create_subscription(
+        self, job_ids: Sequence[str], quota: SubscriptionQuota | None = None
+    ) -> str:
         now = self.clock.now()
         if len(self.subscriptions) > self._prune_at["subscriptions"]:
             for gone in [s for s, sub in self.subscriptions.items() if sub.expires_at <= now]:
-                del self.subscriptions[gone]
-                self._subscriptions_changed(gone)
+                self._drop_subscription(gone)
             self._prune_at["subscriptions"] = max(1024, 2 * len(self.subscriptions))
+        added = dict.fromkeys(job_ids, now)
+        if quota is not None:
+            subscriptions, ids = self._owner_holds(quota.owner)
+            quota.check(subscriptions + 1, ids + len(added))
         subscription_id = new_subscription_id()
-        subscription = Subscription(now + self.retention_s)
-        subscription.added.update(dict.fromkeys(job_ids, now))
-        self.subscriptions[subscription_id] = subscription
-        self._subscriptions_changed(subscription_id)
+        owner = None if quota is None else quota.owner
+        self.subscriptions[subscription_id] = Subscription(now + self.retention_s, added, owner)
+        if owner is not None:
+            self._owned.setdefault(owner, set()).add(subscription_id)
         return subscription_id
 
-    async def extend_subscription(self, subscription_id: str, job_ids: Sequence[str]) -> bool:
+    async def extend_subscription(
+        self,
+        subscription_id: str,
+        job_ids: Sequence[str],
+        quota: SubscriptionQuota | None = None,
+    ) -> bool:
         subscription = self._subscription(subscription_id)
         if subscription is None:
             return False
+        new = [job_id for job_id in dict.fromkeys(job_ids) if job_id not in subscription.added]
+        if quota is not None and subscription.owner is not None:
+            subscriptions, ids = self._owner_holds(subscription.owner)
+            quota.check(subscriptions, ids + len(new))
         now = self.clock.now()
-        for job_id in job_ids:
-            subscription.added.setdefault(job_id, now)
-        self._subscriptions_changed(subscription_id)
+        for job_id in new:
+            subscription.added[job_id] = now
         return True
 
     async def subscription_jobs(
@@ -183,12 +212,8 @@ class MemoryJobStore(JobStore):
     async def delete_subscription(self, subscription_id: str) -> bool:
         if self._subscription(subscription_id) is None:
             return False
-        del self.subscriptions[subscription_id]
-        self._subscriptions_changed(subscription_id)
+        self._drop_subscription(subscription_id)
         return True
-
-    def _subscriptions_changed(self, subscription_id: str) -> None:
-        """A subscription was made, extended or dropped (the SQLite store writes it)."""
 
     async def record_callback_attempt(self, job_id: str, attempt: CallbackAttempt) -> None:
         self.callbacks.setdefault(job_id, []).append(attempt)
@@ -196,10 +221,6 @@ class MemoryJobStore(JobStore):
             for gone in [j for j in self.callbacks if self.jobs.get(j) is None]:
                 del self.callbacks[gone]
             self._prune_at["callbacks"] = max(1024, 2 * len(self.callbacks))
-        self._callbacks_changed(job_id, attempt)
-
-    def _callbacks_changed(self, job_id: str, attempt: CallbackAttempt) -> None:
-        """A delivery attempt was recorded (the SQLite store writes it)."""
 
     async def callback_attempts(self, job_id: str) -> list[CallbackAttempt]:
         if self.jobs.get(job_id) is None:

@@ -49,6 +49,7 @@ from server.job_store import (
     StartedJobs,
     StoreOptions,
     StoreUnavailable,
+    SubscriptionQuota,
     new_subscription_id,
 )
 from server.models import CallbackAttempt, Faults, Result
@@ -166,12 +167,63 @@ if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) en
 return 1
 """
 
-# Jobs join a subscription only if it still exists; each keeps the time it joined.
-_EXTEND_SUBSCRIPTION = """
+# A caller's quota: its subscriptions are the set owns:<owner>, each a sorted set holding
+# the marker and its ids. Returns the subscriptions and ids it holds (dropping gone ones).
+_OWNER_HOLDS = """
+local function owner_holds(prefix, owner)
+  local owns = prefix .. 'owns:' .. owner
+  local subscriptions, ids = 0, 0
+  for _, held in ipairs(redis.call('SMEMBERS', owns)) do
+    local size = redis.call('ZCARD', prefix .. 'sub:' .. held)
+    if size == 0 then redis.call('SREM', owns, held)
+    else subscriptions, ids = subscriptions + 1, ids + size - 1 end
+  end
+  return subscriptions, ids
+end
+"""
+
+# KEYS: the subscription, its owner key. ARGV: prefix, owner ('' for none), max
+# subscriptions, max ids, now, ttl ms, the ids. Returns 0, or 1/2 for the limit it passed.
+_CREATE_SUBSCRIPTION = (
+    _OWNER_HOLDS
+    + """
+local prefix, owner, now, ttl = ARGV[1], ARGV[2], ARGV[5], ARGV[6]
+if owner ~= '' then
+  local subscriptions, ids = owner_holds(prefix, owner)
+  if subscriptions + 1 > tonumber(ARGV[3]) then return 1 end
+  if ids + #ARGV - 6 > tonumber(ARGV[4]) then return 2 end
+  local owns = prefix .. 'owns:' .. owner
+  redis.call('SADD', owns, string.sub(KEYS[1], #prefix + 5))
+  if redis.call('PTTL', owns) < tonumber(ttl) then redis.call('PEXPIRE', owns, ttl) end
+  redis.call('SET', KEYS[2], owner, 'PX', ttl)
+end
+redis.call('ZADD', KEYS[1], 0, '')
+for i = 7, #ARGV do redis.call('ZADD', KEYS[1], 'NX', now, ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 0
+"""
+)
+
+# Jobs join a subscription only if it still exists, within its owner's quota; each keeps
+# the time it joined. KEYS: the subscription, its owner key. ARGV: prefix, max ids, now,
+# the ids. Returns 1 when added, 0 when there is no such subscription, 2 over the quota.
+_EXTEND_SUBSCRIPTION = (
+    _OWNER_HOLDS
+    + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[i]) end
+local owner = redis.call('GET', KEYS[2])
+if owner then
+  local _, ids = owner_holds(ARGV[1], owner)
+  local new = 0
+  for i = 4, #ARGV do
+    if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then new = new + 1 end
+  end
+  if ids + new > tonumber(ARGV[2]) then return 2 end
+end
+for i = 4, #ARGV do redis.call('ZADD', KEYS[1], 'NX', ARGV[3], ARGV[i]) end
 return 1
 """
+)
 
 # A webhook attempt is kept as long as its job.
 _RECORD_CALLBACK = """
@@ -247,6 +299,7 @@ class RedisJobStore(JobStore):
         self._take_token = self._redis.register_script(_TAKE_TOKEN)
         self._poll = self._redis.register_script(_POLL)
         self._join_client = self._redis.register_script(_JOIN_CLIENT)
+        self._create_subscription = self._redis.register_script(_CREATE_SUBSCRIPTION)
         self._extend_subscription = self._redis.register_script(_EXTEND_SUBSCRIPTION)
         self._record_callback = self._redis.register_script(_RECORD_CALLBACK)
         self._lease_callback = self._redis.register_script(_LEASE_CALLBACK)
@@ -393,33 +446,34 @@ class RedisJobStore(JobStore):
         ids = await self._call(lambda pipe: pipe.lrange(key, start, -1))
         return [_text(job_id) for job_id in ids]
 
-    async def create_subscription(self, job_ids: Sequence[str]) -> str:
+    async def create_subscription(
+        self, job_ids: Sequence[str], quota: SubscriptionQuota | None = None
+    ) -> str:
         subscription_id = new_subscription_id()
-        key = self._key("sub", subscription_id)
-        now = self.clock.now()
+        keys = [self._key("sub", subscription_id), self._key("subowner", subscription_id)]
         ttl_ms = max(1, int(self._retention_s * 1000))
-
-        async def run() -> None:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.zadd(key, {_SUBSCRIPTION_MARKER: 0})
-                for first in range(0, len(job_ids), _IDS_PER_SCRIPT_CALL):
-                    chunk = job_ids[first : first + _IDS_PER_SCRIPT_CALL]
-                    pipe.zadd(key, dict.fromkeys(chunk, now), nx=True)
-                pipe.pexpire(key, ttl_ms)
-                await pipe.execute()
-
-        await self._direct(run)
+        limits = (quota.max_subscriptions, quota.max_ids) if quota else (0, 0)
+        args: list[str | int | float] = [self._prefix, quota.owner if quota else ""]
+        args += [*limits, self.clock.now(), ttl_ms, *dict.fromkeys(job_ids)]
+        passed = await self._direct(partial(self._create_subscription, keys=keys, args=args))
+        if quota is not None and passed:
+            raise quota.too_many_subscriptions() if passed == 1 else quota.too_many_ids()
         return subscription_id
 
-    async def extend_subscription(self, subscription_id: str, job_ids: Sequence[str]) -> bool:
-        key = self._key("sub", subscription_id)
-        now = repr(self.clock.now())
-        for first in range(0, len(job_ids), _IDS_PER_SCRIPT_CALL):
-            args = [now, *job_ids[first : first + _IDS_PER_SCRIPT_CALL]]
-            done = await self._direct(partial(self._extend_subscription, keys=[key], args=args))
-            if not done:
-                return False
-        return True
+    async def extend_subscription(
+        self,
+        subscription_id: str,
+        job_ids: Sequence[str],
+        quota: SubscriptionQuota | None = None,
+    ) -> bool:
+        keys = [self._key("sub", subscription_id), self._key("subowner", subscription_id)]
+        max_ids = quota.max_ids if quota else 2**53
+        args: list[str | int] = [self._prefix, max_ids, repr(self.clock.now())]
+        args += dict.fromkeys(job_ids)
+        done = int(await self._direct(partial(self._extend_subscription, keys=keys, args=args)))
+        if quota is not None and done == 2:
+            raise quota.too_many_ids()
+        return done == 1
 
     async def subscription_jobs(
         self, subscription_id: str, added_after: float = -math.inf
@@ -443,13 +497,21 @@ class RedisJobStore(JobStore):
         ]
 
     async def touch_subscription(self, subscription_id: str) -> bool:
-        key = self._key("sub", subscription_id)
+        key, owner = self._key("sub", subscription_id), self._key("subowner", subscription_id)
         ttl_ms = max(1, int(self._retention_s * 1000))
-        return bool(await self._direct(lambda: self._redis.pexpire(key, ttl_ms)))
+
+        async def run() -> list[Any]:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.pexpire(key, ttl_ms)
+                pipe.pexpire(owner, ttl_ms)
+                return list(await pipe.execute())
+
+        return bool((await self._direct(run))[0])
 
     async def delete_subscription(self, subscription_id: str) -> bool:
-        key = self._key("sub", subscription_id)
-        return bool(await self._direct(lambda: self._redis.delete(key)))
+        keys = self._key("sub", subscription_id), self._key("subowner", subscription_id)
+        # The owner's set forgets it on its next count (the sorted set is gone).
+        return bool(await self._direct(lambda: self._redis.delete(*keys)))
 
     async def record_callback_attempt(self, job_id: str, attempt: CallbackAttempt) -> None:
         keys = [self._key("job", job_id), self._key("callbacks", job_id)]

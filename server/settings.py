@@ -166,6 +166,19 @@ class ServerSettings(BaseSettings):
         le=100_000,
         description="most job ids one POST /status/batch or POST /subscriptions may name",
     )
+    max_subscriptions_per_client: int = Field(
+        100,
+        ge=1,
+        le=1_000_000,
+        description="subscriptions one client (API key, else address) may hold at once; "
+        "beyond it POST /subscriptions answers 429",
+    )
+    max_subscribed_ids_per_client: int = Field(
+        100_000,
+        ge=1,
+        le=100_000_000,
+        description="job ids one client may hold in all of its subscriptions; beyond it 429",
+    )
     events_heartbeat_s: float = Field(
         15.0,
         gt=0,

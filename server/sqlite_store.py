@@ -34,6 +34,7 @@ from server.job_store import (
     StartedJobs,
     StoreOptions,
     StoreUnavailable,
+    SubscriptionQuota,
 )
 from server.memory_store import MemoryJobStore, Subscription
 from server.models import CallbackAttempt
@@ -294,13 +295,20 @@ class SqliteJobStore(MemoryJobStore):
 
     # --- push: subscriptions and webhook attempts, committed before the answer ---------
 
-    async def create_subscription(self, job_ids: Sequence[str]) -> str:
-        subscription_id = await super().create_subscription(job_ids)
+    async def create_subscription(
+        self, job_ids: Sequence[str], quota: SubscriptionQuota | None = None
+    ) -> str:
+        subscription_id = await super().create_subscription(job_ids, quota)
         await self._write(self._subscription_rows(subscription_id))
         return subscription_id
 
-    async def extend_subscription(self, subscription_id: str, job_ids: Sequence[str]) -> bool:
-        if not await super().extend_subscription(subscription_id, job_ids):
+    async def extend_subscription(
+        self,
+        subscription_id: str,
+        job_ids: Sequence[str],
+        quota: SubscriptionQuota | None = None,
+    ) -> bool:
+        if not await super().extend_subscription(subscription_id, job_ids, quota):
             return False
         added = self.subscriptions[subscription_id].added
         await self._write(

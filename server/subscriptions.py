@@ -12,7 +12,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from server.batch_status import id_list_body_cap
-from server.job_store import JobStore
+from server.identity import caller_identity
+from server.job_store import JobStore, SubscriptionQuota, SubscriptionQuotaExceeded
 from server.models import ErrorMessage, list_too_long
 from server.push_models import SubscriptionCreated, SubscriptionExtended, SubscriptionRequest
 from server.settings import ServerSettings
@@ -20,6 +21,12 @@ from server.settings import ServerSettings
 SUBSCRIPTION_NOT_FOUND = "Subscription not found"
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorMessage, "description": SUBSCRIPTION_NOT_FOUND}
+}
+_OVER_QUOTA: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorMessage,
+        "description": "The caller holds as many subscriptions or subscribed ids as allowed",
+    }
 }
 
 
@@ -30,6 +37,7 @@ def subscriptions_router(settings: ServerSettings) -> APIRouter:
     @router.post(
         "/subscriptions",
         status_code=201,
+        responses=_OVER_QUOTA,
         summary="Name a set of jobs for GET /events?subscription=",
         max_body_size=body_cap,
     )
@@ -37,12 +45,15 @@ def subscriptions_router(settings: ServerSettings) -> APIRouter:
         request: Request, body: SubscriptionRequest
     ) -> SubscriptionCreated:
         store, known, unknown = await _split(request, body)
-        subscription_id = await store.create_subscription(known)
+        try:
+            subscription_id = await store.create_subscription(known, _quota(request))
+        except SubscriptionQuotaExceeded as error:
+            raise HTTPException(429, str(error)) from error
         return SubscriptionCreated(subscription_id=subscription_id, unknown=unknown)
 
     @router.post(
         "/subscriptions/{subscription_id}/jobs",
-        responses=_NOT_FOUND,
+        responses={**_NOT_FOUND, **_OVER_QUOTA},
         summary="Add jobs to a subscription (open streams pick them up)",
         max_body_size=body_cap,
     )
@@ -50,7 +61,11 @@ def subscriptions_router(settings: ServerSettings) -> APIRouter:
         subscription_id: str, request: Request, body: SubscriptionRequest
     ) -> SubscriptionExtended:
         store, known, unknown = await _split(request, body)
-        if not await store.extend_subscription(subscription_id, known):
+        try:
+            extended = await store.extend_subscription(subscription_id, known, _quota(request))
+        except SubscriptionQuotaExceeded as error:
+            raise HTTPException(429, str(error)) from error
+        if not extended:
             raise HTTPException(404, SUBSCRIPTION_NOT_FOUND)
         await request.app.state.videosim.streams.subscription_extended(subscription_id, known)
         return SubscriptionExtended(unknown=unknown)
@@ -70,6 +85,15 @@ def subscriptions_router(settings: ServerSettings) -> APIRouter:
         return Response(status_code=204)
 
     return router
+
+
+def _quota(request: Request) -> SubscriptionQuota:
+    settings: ServerSettings = request.app.state.videosim.settings
+    return SubscriptionQuota(
+        owner=caller_identity(request),
+        max_subscriptions=settings.max_subscriptions_per_client,
+        max_ids=settings.max_subscribed_ids_per_client,
+    )
 
 
 async def _split(
