@@ -250,3 +250,15 @@ def _malformed(job_id: str, why: str, long_poll: float | None) -> JobStatus:
         kind=AnswerKind.MALFORMED,
         error=why if why.startswith("malformed answer") else f"malformed answer: {why}",
     )
+
+
+def gave_up_because(retry_after_s: float | None, time_left: float | None) -> str:
+    """Why retrying stopped: the deadline came, or the server asked for a pause that would
+    end past it (then the deadline has not come yet, and saying so would mislead)."""
+    if retry_after_s and time_left is not None and 0 < time_left < retry_after_s:
+        return (
+            f", Retry-After {retry_after_s:g}s (gave up: the server asked to wait longer "
+            f"than the {time_left:.3g}s left before the deadline)"
+        )
+    after = f", Retry-After {retry_after_s:g}s" if retry_after_s else ""
+    return f"{after} (gave up at the deadline)"

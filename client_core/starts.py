@@ -21,6 +21,7 @@ from client_core.admission import Lane
 from client_core.answers import (
     describe_transport_error,
     detail,
+    gave_up_because,
     is_retryable,
     json_object,
     read_batch_started,
@@ -256,15 +257,14 @@ class Starter:
             if clock.now() + wait >= deadline_at:
                 break  # the next try would land past the deadline
             await clock.sleep(wait)
-        raise _gave_up(failure)
+        raise _gave_up(failure, deadline_at - clock.now())
 
 
-def _gave_up(failure: VideoSimError) -> VideoSimError:
-    """The last failure, saying that the deadline ended the retries."""
+def _gave_up(failure: VideoSimError, time_left: float) -> VideoSimError:
+    """The last failure, saying why the retries ended."""
     if isinstance(failure, RequestRejected):
-        after = f", Retry-After {failure.retry_after_s:g}s" if failure.retry_after_s else ""
         return RequestRejected(
-            f"{failure}{after} (gave up at the deadline)",
+            f"{failure}{gave_up_because(failure.retry_after_s, time_left)}",
             http_status=failure.http_status,
             retry_after_s=failure.retry_after_s,
         )

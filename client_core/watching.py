@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator
 import httpx
 
 from client_core.admission import Lane
-from client_core.answers import JobStatus, describe_transport_error, read_status
+from client_core.answers import JobStatus, describe_transport_error, gave_up_because, read_status
 from client_core.channel import Channel, CircuitOpen
 from client_core.events import DelayReason, Outcome, PollEvent, Strategy
 from client_core.planner import AnswerKind, PollAnswer, PollTiming, plan_next_poll
@@ -109,7 +109,7 @@ async def watch_job(
                 elapsed_s=answered_at - started,
                 strategy=plan.strategy if plan.outcome is None else timed_by,
                 http_status=answer.http_status,
-                error=_final_error(answer, plan.outcome),
+                error=_final_error(answer, plan.outcome, policy.time_left(answered_at - started)),
                 eta_s=answer.eta_s,
                 progress=answer.progress,
                 sent=answer.sent,
@@ -186,11 +186,12 @@ async def fetch_status(
     return job
 
 
-def _final_error(answer: PollAnswer, outcome: Outcome | None) -> str | None:
+def _final_error(
+    answer: PollAnswer, outcome: Outcome | None, time_left: float | None
+) -> str | None:
     """The event's error; a watch given up on a refusal says why it stopped."""
     if outcome is not None and answer.kind is AnswerKind.RETRY:
-        after = f", Retry-After {answer.retry_after_s:g}s" if answer.retry_after_s else ""
-        return f"{answer.error}{after} (gave up at the deadline)"
+        return f"{answer.error}{gave_up_because(answer.retry_after_s, time_left)}"
     return answer.error
 
 

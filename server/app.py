@@ -706,12 +706,24 @@ async def _http_error(request: Request, error: Exception) -> Response:
         problem = {
             "type": "json_invalid",
             "loc": ["body"],
-            "msg": "body: Invalid JSON: the body is not UTF-8 text",
+            "msg": f"body: Invalid JSON: {_why_undecodable(error.__cause__)}",
         }
         return JSONResponse({"detail": [problem]}, status_code=422)
     if error.status_code == 405 and (allowed := _methods_for(request.app, request.url.path)):
         error = StarletteHTTPException(405, error.detail, {"Allow": ", ".join(allowed)})
     return await http_exception_handler(request, error)
+
+
+def _why_undecodable(cause: BaseException | None) -> str:
+    """What kept the JSON parser from reading a body, in words (FastAPI only says that
+    it could not)."""
+    if isinstance(cause, UnicodeDecodeError):
+        return "the body is not UTF-8 text"
+    if isinstance(cause, RecursionError):
+        return "nested too deeply"
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        return "a number has too many digits (at most 4300)"
+    return "the body could not be read as JSON"
 
 
 def _methods_for(app: FastAPI, path: str) -> list[str]:
@@ -752,13 +764,29 @@ class _VideoSimApp(FastAPI):
         edge = EdgeMiddleware(
             super().build_middleware_stack(),
             max_body_bytes=state.settings.max_body_bytes,
-            larger_bodies={} if state.settings.plain else push_body_caps(state.settings),
+            larger_bodies=larger_body_caps(state.settings),
             count=state.metrics.count_request,
             serve_status=functools.partial(serve_status, state),
         )
         state.store.on_close(edge.stop)
         state.metrics.watch_bodies_arriving(lambda: edge.bodies_arriving)
         return edge
+
+
+# The most a /start/batch item can weigh as JSON: a 2,048-character callback_url whose
+# every character is escaped (\" or \\), a 256-character secret of \uXXXX escapes, and
+# the other fields.
+_BYTES_PER_START_ITEM = 2 * 2048 + 6 * 256 + 512
+
+
+def larger_body_caps(settings: ServerSettings) -> dict[str, int]:
+    """Paths whose body cap is above ``max_body_bytes`` (a trailing ``/``: every path under
+    it): each route that takes a list takes its longest valid list, so that one item too
+    many is refused as invalid (422), not as too large (413)."""
+    if settings.plain:
+        return {}
+    start_batch = (settings.max_batch + 1) * _BYTES_PER_START_ITEM + 4096
+    return {**push_body_caps(settings), "/start/batch": max(settings.max_body_bytes, start_batch)}
 
 
 def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:

@@ -550,7 +550,9 @@ async def events(
     ] = None,
 ) -> Response:
     """One stream for the jobs named by exactly one of ``ids``, ``subscription`` or
-    ``all=true``; reconnect with ``Last-Event-ID`` to resume where it broke."""
+    ``all=true``; reconnect with ``Last-Event-ID`` to resume where it broke. An empty
+    ``ids=`` or ``subscription=`` counts as not given."""
+    ids, subscription = ids or None, subscription or None
     chosen = [name for name, given in
               [("ids", ids is not None), ("subscription", subscription is not None),
                ("all", bool(all))] if given]  # fmt: skip

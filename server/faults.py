@@ -22,9 +22,14 @@ from server.models import Faults
 MAX_TRACKED_CLIENTS = 10_000
 
 
+# The longest Retry-After the server sends: an hour, as long as any wait it can mean.
+MAX_RETRY_AFTER_HEADER_S = 3600
+
+
 def retry_after_header(seconds: float) -> str:
-    """Retry-After as RFC 9110 wants it: whole seconds, and never 0 (that invites a storm)."""
-    return str(max(1, math.ceil(seconds)))
+    """Retry-After as RFC 9110 wants it: whole seconds, never 0 (that invites a storm),
+    and at most an hour (a rate of 1e-300 requests/s would otherwise ask for centuries)."""
+    return str(min(MAX_RETRY_AFTER_HEADER_S, max(1, math.ceil(seconds))))
 
 
 @dataclass(frozen=True, slots=True)

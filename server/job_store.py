@@ -20,6 +20,7 @@ import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from server.clock import Clock
@@ -345,12 +346,29 @@ def store_kind(url: str) -> str:
     if url == "memory":
         return "memory"
     if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        sqlite_path(url)  # refuses an ambiguous path
         return "sqlite"
     if url.startswith(("redis://", "rediss://", "unix://")):
         return "redis"
     raise StoreUrlError(
         f"{url!r} is not a store: use memory, sqlite:///path/jobs.db or redis://host:port/db"
     )
+
+
+def sqlite_path(url: str) -> Path:
+    """The file a ``sqlite:///`` URL names: relative after three slashes, absolute after
+    four. Raises :class:`StoreUrlError` for a relative path that reads like an absolute
+    one written with three slashes (``sqlite:///tmp/jobs.db`` when ``./tmp`` does not
+    exist but ``/tmp`` does), which would silently make a new directory here."""
+    path = Path(url.removeprefix("sqlite:///"))
+    if not path.is_absolute():
+        first = path.parts[0]
+        if len(path.parts) > 1 and not Path(first).exists() and (Path("/") / first).is_dir():
+            raise StoreUrlError(
+                f"{url!r} names the relative path {path} (no ./{first} here); for "
+                f"/{path} write sqlite:////{path} (four slashes)"
+            )
+    return path
 
 
 class StoreOptions(TypedDict):
@@ -381,11 +399,9 @@ def build_store(settings: ServerSettings, clock: Clock, *, seed: int | None) -> 
         max_idempotency_keys=settings.max_idempotency_keys,
     )
     if kind == "sqlite":
-        from pathlib import Path
-
         from server.sqlite_store import SqliteJobStore
 
-        return SqliteJobStore(Path(url.removeprefix("sqlite:///")), clock, **options)
+        return SqliteJobStore(sqlite_path(url), clock, **options)
     if kind == "redis":
         from server.redis_store import RedisJobStore
 

@@ -205,6 +205,7 @@ class Faults(BaseModel):
     rate_limit_rps: float = Field(
         0.0,
         ge=0,
+        le=1_000_000,
         allow_inf_nan=False,
         strict=True,
         description="requests/s allowed per client (its API key, else its IP address); 0 = off",

@@ -339,10 +339,15 @@ class RedisJobStore(JobStore):
     async def _call(self, command: _Command) -> Any:
         """One command, sent in the next shared pipeline."""
         try:
-            result = await self._pipelined.call(command)
-            if isinstance(result, NoScriptError):  # Redis restarted: its script cache is empty
-                await self._load_scripts()
+            # One deadline for the whole call: a command queued behind a pipeline that is
+            # already waiting on a silent Redis would otherwise wait out both time-outs.
+            async with asyncio.timeout(TIMEOUT_S):
                 result = await self._pipelined.call(command)
+                if isinstance(result, NoScriptError):  # Redis restarted: no scripts cached
+                    await self._load_scripts()
+                    result = await self._pipelined.call(command)
+        except TimeoutError:
+            raise StoreUnavailable(f"Redis unavailable: no answer within {TIMEOUT_S:g} s") from None
         except (RedisError, OSError) as error:
             raise StoreUnavailable(f"Redis unavailable: {error}") from None
         if isinstance(result, RedisError):  # out of memory, read-only replica, busy...

@@ -37,6 +37,7 @@ class ServerSettings(BaseSettings):
     delay: float = Field(
         5.0,
         gt=0,
+        le=86400,
         validation_alias=AliasChoices("VIDEOSIM_DELAY", "DELAY"),
         allow_inf_nan=False,
         description="seconds a job stays pending when POST /start names no duration",
@@ -65,13 +66,16 @@ class ServerSettings(BaseSettings):
         None, description="seed for outcomes and faults (job ids are always random)"
     )
     reload: bool = Field(False, description="restart the server when its code changes")
-    max_jobs: int = Field(1_000_000, ge=1, description="cap on stored jobs; beyond it 503")
+    max_jobs: int = Field(
+        1_000_000, ge=1, le=100_000_000, description="cap on stored jobs; beyond it 503"
+    )
     max_batch: int = Field(
         1000, ge=1, le=100_000, description="most jobs one POST /start/batch may create"
     )
     retention_s: float = Field(
         3600.0,
         gt=0,
+        le=30 * 86400,
         allow_inf_nan=False,
         description="seconds a finished job (and an Idempotency-Key) is kept before it expires",
     )
@@ -79,15 +83,21 @@ class ServerSettings(BaseSettings):
         200, ge=0, le=10_000, description="status requests kept per job for GET /jobs/{id}"
     )
     max_idempotency_keys: int = Field(
-        100_000, ge=1, description="most Idempotency-Keys remembered; the oldest go first"
+        100_000,
+        ge=1,
+        le=10_000_000,
+        description="most Idempotency-Keys remembered; the oldest go first",
     )
     max_duration_s: float = Field(
         3600.0,
         gt=0,
+        le=30 * 86400,
         allow_inf_nan=False,
         description="largest duration_s a POST /start may ask for",
     )
-    max_body_bytes: int = Field(65536, ge=0, description="largest request body; beyond it 413")
+    max_body_bytes: int = Field(
+        65536, ge=0, le=1 << 30, description="largest request body; beyond it 413"
+    )
     api_key: str | None = Field(
         None, description="require this X-Api-Key on every route but /healthz"
     )
@@ -110,6 +120,7 @@ class ServerSettings(BaseSettings):
     fault_rate_limit_rps: float = Field(
         0.0,
         ge=0,
+        le=1_000_000,
         allow_inf_nan=False,
         description="per-client requests/s on /start and /status; 0 = off",
     )
@@ -136,6 +147,7 @@ class ServerSettings(BaseSettings):
     max_connections: int | None = Field(
         None,
         ge=1,
+        le=1_000_000,
         description="open connections beyond which new ones get 503 with Retry-After "
         "(default: the open-file limit less 64, at most 10000)",
     )
@@ -222,6 +234,7 @@ class ServerSettings(BaseSettings):
         5.0,
         gt=0,
         le=3600,
+        allow_inf_nan=False,
         description="with a shared store: seconds past a webhook's due time before another "
         "process delivers what a dead one owed",
     )

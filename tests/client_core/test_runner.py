@@ -274,3 +274,17 @@ def test_each_job_is_watched_as_soon_as_it_started(
     # The start answer told each job's duration: one poll just after it is enough.
     assert sum(record["status_requests"] for record in records) == 300
     assert max(record["detection_lag_s"] for record in records) < 3.0
+
+
+async def test_a_pause_longer_than_the_deadline_is_named_as_such() -> None:
+    """A Retry-After of a billion seconds was reported as "gave up at the deadline" 1.8 s
+    into a 60 s deadline; it now says that the server asked to wait past it."""
+    busy = http_answer("503 Service Unavailable", b'{"detail": "busy"}', Retry_After="999999999")
+    async with RawHttpServer(busy) as server:
+        result = await run_child("--server-url", server.url, *QUICK, "--json", "--quiet")
+    summary = json.loads(result.stdout.splitlines()[-1])
+    errors = [str(job["last_error"]) for job in summary["jobs"]]
+    assert errors, summary
+    for error in errors:
+        assert "gave up at the deadline" not in error, error
+        assert "the server asked to wait longer than the" in error, error

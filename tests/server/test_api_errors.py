@@ -221,3 +221,52 @@ async def test_schema_carries_the_servers_own_limits(server_factory: ServerFacto
     duration = schemas["StartRequest"]["properties"]["duration_s"]["anyOf"][0]
     assert (duration["minimum"], duration["maximum"]) == (0.001, 60)
     assert schemas["StartBatchRequest"]["properties"]["jobs"]["maxItems"] == 7
+
+
+async def test_one_item_too_many_is_invalid_not_too_large_at_the_defaults(
+    server: Server,
+) -> None:
+    """The heaviest valid batch plus one item must read as a 422: the batch route's body
+    cap follows from max_batch and the heaviest item, not the 64 KiB default."""
+    item = {
+        "duration_s": 1,
+        "outcome": "error",
+        "callback_url": "http://127.0.0.1:9/" + '"' * 2000,
+        "callback_secret": "\u0001" * 256,
+    }
+    answer = await server.http.post("/start/batch", json={"jobs": [item] * 1001})
+    assert answer.status_code == 422, answer.text[:200]
+    assert answer.json()["detail"][0]["msg"].startswith("jobs: ")
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b'{"duration_s": ' + b"1" * 5000 + b"}", "a number has too many digits (at most 4300)"),
+        (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+        (b'{"outcome": "\xff"}', "the body is not UTF-8 text"),
+    ],
+    ids=["5000-digit-number", "5000-deep", "not-utf8"],
+)
+async def test_an_unreadable_body_says_what_is_wrong(
+    server: Server, content: bytes, why: str
+) -> None:
+    answer = await server.http.post(
+        "/start", content=content, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["msg"] == f"body: Invalid JSON: {why}"
+
+
+async def test_numeric_settings_are_bounded_and_retry_after_stays_readable(
+    server: Server,
+) -> None:
+    assert (await server.http.put("/admin/faults", json={"rate_limit_rps": 1e7})).status_code == 422
+    assert (
+        await server.http.put("/admin/faults", json={"rate_limit_rps": 1e-300})
+    ).status_code == 200
+    url = "/status/special-pending-job"
+    await server.http.get(url)
+    limited = await server.http.get(url)
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "3600"

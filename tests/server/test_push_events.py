@@ -324,3 +324,16 @@ async def test_a_reader_gone_before_the_first_event_leaves_no_stream_behind(
     with pytest.raises(OSError):
         await response({"type": "http", "method": "GET"}, receive, send)
     assert streams.open_streams == 0
+
+
+def test_empty_ids_and_subscription_count_as_not_given(server_for: ServerFor) -> None:
+    """The schema allows ``ids=&subscription=&all=true``; schemathesis found it refused."""
+    server = server_for("memory")
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        job_id = _start_many(http, [0.05], **{"X-Client-Id": "0"})[0]
+        query = {"ids": "", "subscription": "", "all": "true"}
+        with http.stream("GET", "/events", params=query, headers={"X-Client-Id": "0"}) as answer:
+            assert answer.status_code == 200
+            for line in answer.iter_lines():
+                if line.startswith("data:") and job_id in line:
+                    break

@@ -305,6 +305,9 @@ def test_the_deprecated_state_file_names_a_sqlite_store(clean_cwd: Path) -> None
          "a store: use memory, sqlite:///path/jobs.db or redis://host:port/db"),
         (["--store=sqlite:///a.db", "--state-file=b.db"],
          "give --store or the deprecated --state-file, not both"),
+        (["--store=sqlite:///tmp/x.db"], "invalid setting store: Value error, "
+         "'sqlite:///tmp/x.db' names the relative path tmp/x.db (no ./tmp here); for "
+         "/tmp/x.db write sqlite:////tmp/x.db (four slashes)"),
     ],
 )  # fmt: skip
 def test_store_and_workers_are_refused_in_one_line(
