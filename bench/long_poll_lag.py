@@ -18,14 +18,15 @@ import random
 import statistics
 import time
 
-from server import long_poll as long_poll_module
-from server.clock import SystemClock
-from server.long_poll import LongPolls
-from server.store import Job, MemoryJobs
+from server.jobs import long_poll as long_poll_module
+from server.jobs.clock import SystemClock
+from server.jobs.job import Job
+from server.jobs.long_poll import LongPolls
+from server.stores.job_table import JobTable
 
 
 async def measure(jobs: int) -> dict[str, float | int]:
-    store = MemoryJobs(
+    store = JobTable(
         SystemClock(), rng=random.Random(1), default_duration_s=1.0, error_rate=0.5,
         max_jobs=jobs,
     )  # fmt: skip

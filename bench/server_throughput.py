@@ -35,7 +35,7 @@ from bench.server_process import (
     raise_open_file_limit,
     run_bench_child,
 )
-from server.store import DEFAULT_REQUEST_LOG_LENGTH
+from server.jobs.job import DEFAULT_REQUEST_LOG_LENGTH
 
 MIB = 2**20
 LONG_JOB_S = 3600.0  # every job stays pending for the whole section
@@ -260,7 +260,7 @@ def store_memory_table(rounds: list[dict[str, Any]], sizes: ServerSizes) -> Tabl
             Column("bytes_per_job", "bytes/job (median)", "{:,.0f}"),
             spread_column("bytes_per_job"),
         ],
-        caption="MemoryJobs.create then record_status_request as GET /status does; "
+        caption="JobTable.create then record_status_request as GET /status does; "
         f"the request log keeps the last {DEFAULT_REQUEST_LOG_LENGTH} requests",
     )
     rows = (

@@ -2,7 +2,7 @@
 
 Runs in a fresh process so nothing but the store allocates between the readings:
 resident set size (psutil) after imports and a garbage collection, again after
-``MemoryJobs.create()`` was called ``--jobs`` times, and again after every job was polled
+``JobTable.create()`` was called ``--jobs`` times, and again after every job was polled
 ``--polls`` times (``record_status_request``, as GET /status does). Prints one JSON line;
 ``bytes_per_job_polled`` is the whole cost of a job polled that often.
 """
@@ -17,8 +17,9 @@ import time
 
 import psutil
 
-from server.clock import SystemClock
-from server.store import DEFAULT_REQUEST_LOG_LENGTH, MemoryJobs
+from server.jobs.clock import SystemClock
+from server.jobs.job import DEFAULT_REQUEST_LOG_LENGTH
+from server.stores.job_table import JobTable
 
 MIB = 2**20
 
@@ -30,7 +31,7 @@ def measure(jobs: int, polls: int, log_length: int) -> dict[str, float]:
     options: dict[str, object] = {}
     if log_length != DEFAULT_REQUEST_LOG_LENGTH:
         options["request_log_length"] = log_length  # older stores have no such setting
-    store = MemoryJobs(
+    store = JobTable(
         SystemClock(),
         rng=random.Random(1),
         default_duration_s=3600.0,

@@ -93,9 +93,7 @@ def main() -> None:
     parser.add_argument("--subscriptions", type=int, default=20)
     parser.add_argument("--subscription-ids", type=int, default=10_000)
     args = parser.parse_args()
-    figures = asyncio.run(
-        measure(args.jobs, args.polls, args.subscriptions, args.subscription_ids)
-    )
+    figures = asyncio.run(measure(args.jobs, args.polls, args.subscriptions, args.subscription_ids))
     print(json.dumps(figures), flush=True)
 
 

@@ -6,7 +6,7 @@ line with ``python -m server`` (see :mod:`server.cli`).
 """
 
 from server.app import create_app
-from server.clock import Clock, FakeClock, SystemClock
+from server.jobs.clock import Clock, FakeClock, SystemClock
 from server.settings import ServerSettings
 
 __all__ = ["Clock", "FakeClock", "ServerSettings", "SystemClock", "create_app"]

@@ -40,22 +40,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.batch_status import batch_status_router, push_body_caps
-from server.capabilities import capabilities_of, capabilities_router, capability_header
-from server.clock import Clock, SystemClock
-from server.edge import EdgeMiddleware
-from server.events import EventStreams, events_router
 from server.faults import FaultInjector, Rejection, retry_after_header
-from server.idempotency import IdempotencyConflict, fingerprint
-from server.identity import MISSING_OR_INVALID_KEY, api_key_accepted, caller_identity, identity
-from server.job_store import (
-    IdempotencyClaim,
-    JobStore,
-    StartedJobs,
-    StoreUnavailable,
-    build_store,
-)
-from server.metrics import CONTENT_TYPE, ServerMetrics
+from server.http.edge import EdgeMiddleware
+from server.http.identity import MISSING_OR_INVALID_KEY, api_key_accepted, caller_identity, identity
+from server.http.metrics import CONTENT_TYPE, ServerMetrics
+from server.jobs.clock import Clock, SystemClock
+from server.jobs.idempotency import IdempotencyConflict, fingerprint
+from server.jobs.job import Job, JobLimitReached, poll_retry_after
 from server.models import (
     Capabilities,
     ErrorMessage,
@@ -73,16 +64,20 @@ from server.models import (
     StatusResponse,
     list_too_long,
 )
-from server.push_models import CLIENT_ID_PATTERN
-from server.settings import ServerSettings
-from server.store import Job, JobLimitReached, poll_retry_after
-from server.subscriptions import subscriptions_router
-from server.webhooks import (
+from server.push.batch_status import batch_status_router, push_body_caps
+from server.push.capabilities import capabilities_of, capabilities_router, capability_header
+from server.push.events import EventStreams, events_router
+from server.push.models import CLIENT_ID_PATTERN
+from server.push.subscriptions import subscriptions_router
+from server.push.webhooks import (
     WebhookDeliveries,
     callback_url_pattern,
     document_callback_pattern,
     refused_callback_message,
 )
+from server.settings import ServerSettings
+from server.stores.base import IdempotencyClaim, JobStore, StartedJobs, StoreUnavailable
+from server.stores.factory import build_store
 
 # HTTP has no code for "the client hung up first"; nginx's 499 is the customary one.
 CLIENT_CLOSED_REQUEST = 499
@@ -399,7 +394,7 @@ async def job_status(
     """The job's state; hints and long-poll depend on the server's settings.
 
     This operation documents the route for the OpenAPI schema; requests never reach it:
-    :class:`server.edge.EdgeMiddleware` hands them to :func:`serve_status` first.
+    :class:`server.http.edge.EdgeMiddleware` hands them to :func:`serve_status` first.
     """
     raise HTTPException(500, "GET /status is served by the edge middleware")
 
@@ -485,13 +480,7 @@ async def _status(
         return CLIENT_CLOSED_REQUEST, {}, headers
 
     now = clock.now()
-    await store.record_status_request(
-        job,
-        at=now,
-        code=200,
-        retry_after_s=poll_retry_after(job, now, settings.hints),
-        result=job.result_at(now),
-    )
+    await store.record_poll(job, now, settings.hints)
     return 200, _status_answer(job, now, settings.hints, headers), headers
 
 
@@ -512,7 +501,7 @@ async def _hold(store: JobStore, job: Job, hold_s: float, receive: Receive) -> b
     client hung up meanwhile.
 
     The request waits in ``receive()``, which returns only when the client hangs up, so
-    a held request is its own parked coroutine and a :class:`~server.long_poll.Hold`:
+    a held request is its own parked coroutine and a :class:`~server.jobs.long_poll.Hold`:
     no task, timer or event of its own. The long-polls wake it by cancelling its task,
     the way ``asyncio.timeout()`` interrupts a wait, and this takes the cancel back.
     """
@@ -744,7 +733,7 @@ def _methods_for(app: FastAPI, path: str) -> list[str]:
 
 
 class _VideoSimApp(FastAPI):
-    """FastAPI with :class:`~server.edge.EdgeMiddleware` outside all of its own middleware."""
+    """FastAPI with :class:`~server.http.edge.EdgeMiddleware` outside all of its own middleware."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """HTTP requests go straight to the middleware stack, the edge first, as in
@@ -798,7 +787,7 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
     clock = clock or SystemClock()
     seed = settings.seed
     fault_rng = random.Random(None if seed is None else f"{seed}:faults")
-    store = build_store(settings, clock, seed=seed)
+    store = build_store(settings.store_url, clock, settings.store_options())
     faults = FaultInjector(settings.initial_faults(), clock, fault_rng, store.rate_limiter)
     capabilities = capabilities_of(settings)
     streams = EventStreams(
@@ -917,9 +906,9 @@ def create_app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory`` (used by --reload and --workers): settings
     from env/.env. Also gives this process's connection guard its limits, which a worker
     process does not inherit from the command that started it, and releases held
-    long-polls as soon as a stop begins, as :func:`server.serving.serve` does."""
-    from server.edge import EdgeLimits, guarded_protocol
-    from server.serving import release_on_exit_signals
+    long-polls as soon as a stop begins, as :func:`server.http.serving.serve` does."""
+    from server.http.edge import EdgeLimits, guarded_protocol
+    from server.http.serving import release_on_exit_signals
 
     settings = ServerSettings()
     guarded_protocol(EdgeLimits.from_settings(settings))

@@ -120,8 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings(argv)
     import uvicorn  # imported late: --help and bad flags answer without loading it
 
-    from server.edge import EdgeLimits, guarded_protocol
-    from server.serving import serve
+    from server.http.edge import EdgeLimits, guarded_protocol
+    from server.http.serving import serve
 
     if settings.state_file is not None:
         print(
@@ -173,12 +173,13 @@ def _check_store(settings: ServerSettings) -> int:
     """Open the store and close it again; returns its job count, exits 2 if it fails."""
     import asyncio
 
-    from server.clock import SystemClock
-    from server.job_store import StoreUnavailable, build_store
-    from server.sqlite_store import StoreFileError
+    from server.jobs.clock import SystemClock
+    from server.stores.base import StoreUnavailable
+    from server.stores.factory import build_store
+    from server.stores.sqlite import StoreFileError
 
     async def open_and_count() -> int:
-        store = build_store(settings, SystemClock(), seed=settings.seed)
+        store = build_store(settings.store_url, SystemClock(), settings.store_options())
         try:
             await store.open()
             return await store.count()
@@ -198,7 +199,7 @@ def _share_metrics_between_workers() -> None:
     import shutil
     import tempfile
 
-    from server.metrics import MULTIPROCESS_DIR_VARIABLE
+    from server.http.metrics import MULTIPROCESS_DIR_VARIABLE
 
     directory = tempfile.mkdtemp(prefix="videosim-metrics-")
     atexit.register(shutil.rmtree, directory, ignore_errors=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from server.clock import Clock
-from server.job_store import RateLimiter
+from server.jobs.clock import Clock
 from server.models import Faults
 
 # At most this many clients have a bucket; a new one pushes out the least recently seen,
@@ -30,6 +30,19 @@ def retry_after_header(seconds: float) -> str:
     """Retry-After as RFC 9110 wants it: whole seconds, never 0 (that invites a storm),
     and at most an hour (a rate of 1e-300 requests/s would otherwise ask for centuries)."""
     return str(min(MAX_RETRY_AFTER_HEADER_S, max(1, math.ceil(seconds))))
+
+
+class RateLimiter(ABC):
+    """Token buckets per client for the rate-limit fault."""
+
+    @abstractmethod
+    async def take_token(self, client_id: str, rate: float) -> float:
+        """Spend one of ``client_id``'s tokens: 0.0 if there was one, else the seconds
+        until there is."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Start every client again with a full bucket (the rate limit was changed)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,14 +7,16 @@ passes its flags as keyword arguments, which pydantic-settings ranks above both.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from server.job_store import store_kind
 from server.models import Faults
+from server.stores.base import StoreOptions
+from server.stores.urls import store_kind
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
@@ -286,6 +288,18 @@ class ServerSettings(BaseSettings):
         if self.state_file is not None:
             return f"sqlite:///{self.state_file}"
         return self.store
+
+    def store_options(self) -> StoreOptions:
+        """What the store is built with (its generator seeded with ``seed``)."""
+        return StoreOptions(
+            rng=random.Random(self.seed),
+            default_duration_s=self.delay,
+            error_rate=self.error_rate,
+            max_jobs=self.max_jobs,
+            retention_s=self.retention_s,
+            request_log_length=self.request_log_length,
+            max_idempotency_keys=self.max_idempotency_keys,
+        )
 
     def initial_faults(self) -> Faults:
         """The fault settings the server starts with (PUT /admin/faults changes them)."""

@@ -1,6 +1,6 @@
 """The two places the project extends a dependency's internals, pinned and fingerprinted.
 
-server/edge.py extends uvicorn's httptools protocol (uvicorn has no header-read timeout
+server/http/edge.py extends uvicorn's httptools protocol (uvicorn has no header-read timeout
 and no per-request header cap); tui/terminal_driver.py replaces Textual's Linux input
 loop (its thread waits out a select timeout on quit) and uses Textual's xterm parser.
 Both dependencies are pinned exactly in pyproject.toml. These tests fail the day an
@@ -19,7 +19,7 @@ import pytest
 from textual.drivers.linux_driver import LinuxDriver
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from server.edge import GuardedHttpToolsProtocol
+from server.http.edge import GuardedHttpToolsProtocol
 from tui.terminal_driver import PromptLinuxDriver
 
 PINNED = {"uvicorn": "0.55.0", "httptools": "0.9.0", "textual": "8.2.8"}

@@ -19,7 +19,7 @@ import redis
 from fastapi import FastAPI
 
 from server.app import ServerState, create_app
-from server.clock import FakeClock
+from server.jobs.clock import FakeClock
 from server.settings import ServerSettings
 from tests.support.live_server import free_port
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from server.edge import EdgeMiddleware
+from server.http.edge import EdgeMiddleware
 from tests.server.conftest import Server, ServerFactory
 
 

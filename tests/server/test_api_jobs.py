@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from server.store import DEFAULT_REQUEST_LOG_LENGTH, SPECIAL_JOB_ID
+from server.jobs.job import DEFAULT_REQUEST_LOG_LENGTH, SPECIAL_JOB_ID
 from tests.server.conftest import Server, ServerFactory
 
 
@@ -299,7 +299,7 @@ async def test_many_concurrent_starts_get_distinct_ids(server: Server) -> None:
 async def test_status_is_served_at_the_edge_and_still_documented(server: Server) -> None:
     """The hot path skips FastAPI's routing, middleware and dependency solving; the schema
     keeps the operation (and schemathesis checks the edge's answers against it)."""
-    from server.edge import EdgeMiddleware
+    from server.http.edge import EdgeMiddleware
 
     assert isinstance(server.app.build_middleware_stack(), EdgeMiddleware)
     operation = (await server.http.get("/openapi.json")).json()["paths"]["/status/{job_id}"]

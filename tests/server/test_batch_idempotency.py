@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from server.clock import FakeClock
-from server.idempotency import IdempotencyConflict, IdempotencyTable, fingerprint
+from server.jobs.clock import FakeClock
+from server.jobs.idempotency import IdempotencyConflict, IdempotencyTable, fingerprint
 from tests.server.conftest import ServerFactory
 from tests.support.live_server import LiveServer
 

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from server.clock import FakeClock
 from server.faults import MAX_TRACKED_CLIENTS, FaultInjector, retry_after_header
+from server.jobs.clock import FakeClock
 from server.models import Faults
 
 

@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from server.clock import FakeClock
-from server.persistence import StateFileError, load_jobs, save_jobs
+from server.jobs.clock import FakeClock
 from server.settings import ServerSettings
-from server.store import MemoryJobs
+from server.stores.job_table import JobTable
+from server.stores.state_file import StateFileError, load_jobs, save_jobs
 from tests.server.conftest import Server
 from tests.support.live_server import LiveServer, free_port
 
@@ -49,8 +49,8 @@ async def shut_down(server: Server) -> None:
     await server.state.store.aclose()
 
 
-def empty_store(max_jobs: int = 100, seed: int | None = None) -> MemoryJobs:
-    return MemoryJobs(
+def empty_store(max_jobs: int = 100, seed: int | None = None) -> JobTable:
+    return JobTable(
         FakeClock(),
         rng=random.Random(seed),
         default_duration_s=1,

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import redis
 
-from server.events import JobSet
+from server.push.events import JobSet
 from tests.server.conftest import RedisServer, Server, ServerFactory
 from tests.support.live_server import LiveServer
 from tests.support.sse import Event, finals, open_stream

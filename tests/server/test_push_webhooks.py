@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server.clock import SystemClock
+from server.jobs.clock import SystemClock
 from server.models import CallbackAttempt
 from tests.server.conftest import Server, ServerFactory
 from tests.support.live_server import LiveServer, free_port

@@ -8,13 +8,14 @@ import time
 
 import pytest
 
-from server import long_poll
-from server.clock import FakeClock, SystemClock
-from server.long_poll import LongPolls
-from server.store import DEFAULT_REQUEST_LOG_LENGTH, Job, JobLimitReached, MemoryJobs
+from server.jobs import long_poll
+from server.jobs.clock import FakeClock, SystemClock
+from server.jobs.job import DEFAULT_REQUEST_LOG_LENGTH, Job, JobLimitReached
+from server.jobs.long_poll import LongPolls
+from server.stores.job_table import JobTable
 
 
-def make_store(clock: FakeClock | SystemClock, **overrides: object) -> MemoryJobs:
+def make_store(clock: FakeClock | SystemClock, **overrides: object) -> JobTable:
     options: dict[str, object] = {
         "rng": random.Random(1),
         "default_duration_s": 5.0,
@@ -22,7 +23,7 @@ def make_store(clock: FakeClock | SystemClock, **overrides: object) -> MemoryJob
         "max_jobs": 1000,
     }
     options.update(overrides)
-    return MemoryJobs(clock, **options)  # type: ignore[arg-type]
+    return JobTable(clock, **options)  # type: ignore[arg-type]
 
 
 def test_state_is_a_function_of_the_clock() -> None:
@@ -125,8 +126,8 @@ def test_a_job_polled_ten_times_costs_under_600_bytes() -> None:
 
 
 def test_the_request_log_ring_keeps_the_newest_in_order() -> None:
-    from server import request_log
-    from server.request_log import StatusRequest
+    from server.jobs import request_log
+    from server.jobs.request_log import StatusRequest
 
     log = None
     for n in range(7):

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from server.clock import FakeClock
+from server.jobs.clock import FakeClock
 from tests.server.conftest import Server
 
 OpenServer = Callable[..., Awaitable[Server]]

@@ -42,11 +42,11 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from server.clock import Clock
-from server.job_store import JobStore, StoreUnavailable
+from server.jobs.clock import Clock
+from server.jobs.job import Job
 from server.models import CallbackAttempt
 from server.settings import ServerSettings
-from server.store import Job
+from server.stores.base import JobStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from server.clock import Clock
-from server.store import Job
+from server.jobs.clock import Clock
+from server.jobs.job import Job
 
 # Stale heap entries (holds that ended before they were due) are dropped all at once
 # when they are this many and outnumber the live ones.
@@ -126,7 +126,7 @@ class LongPolls:
         """Wake the holds of every job that has finished; returns how many jobs woke.
 
         The alarm does this on its own with the system clock; tests that move a
-        :class:`~server.clock.FakeClock` call it right after ``advance()``.
+        :class:`~server.jobs.clock.FakeClock` call it right after ``advance()``.
         """
         now = self._clock.now()
         woken: set[str] = set()

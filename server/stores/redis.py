@@ -5,7 +5,7 @@ Keys (all under one prefix, ``videosim:`` by default):
 - ``job:<id>``: a hash (``c`` created_at, ``d`` duration_s, ``f`` 1 if it fails, ``n``
   status requests, ``s`` first-final-seen), expiring ``retention_s`` after the job ends;
 - ``log:<id>``: its last status requests, a list of 12-byte entries (see
-  :mod:`server.request_log`), trimmed to ``request_log_length``, expiring with the job;
+  :mod:`server.jobs.request_log`), trimmed to ``request_log_length``, expiring with the job;
 - ``finishes:ok`` / ``finishes:err``: sorted sets of job ids by finish time, so jobs by
   state and the job cap are a count over a score range, whatever the number of jobs;
 - ``created``: job ids by creation sequence (``seq``), for GET /jobs paging;
@@ -37,29 +37,24 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError
 
-from server import request_log
-from server.clock import Clock
-from server.grouped_calls import GroupedCalls
-from server.idempotency import IdempotencyConflict
-from server.job_store import (
+from server.faults import RateLimiter
+from server.jobs import request_log
+from server.jobs.clock import Clock
+from server.jobs.idempotency import IdempotencyConflict
+from server.jobs.job import SPECIAL_JOB_ID, Job, JobLimitReached, NewJobs
+from server.jobs.request_log import MAX_RETRY_AFTER_S
+from server.models import CallbackAttempt, Faults, Result
+from server.stores.base import (
     IdempotencyClaim,
     JobSpec,
     JobStore,
-    RateLimiter,
     StartedJobs,
     StoreOptions,
     StoreUnavailable,
     SubscriptionQuota,
     new_subscription_id,
 )
-from server.models import CallbackAttempt, Faults, Result
-from server.request_log import MAX_RETRY_AFTER_S
-from server.store import (
-    SPECIAL_JOB_ID,
-    Job,
-    JobLimitReached,
-    poll_retry_after,
-)
+from server.stores.grouped_calls import GroupedCalls
 
 KEY_PREFIX = "videosim:"
 # Past this, a request answers 503 rather than wait for Redis.
@@ -282,9 +277,11 @@ class RedisJobStore(JobStore):
         max_jobs, log_length = options["max_jobs"], options["request_log_length"]
         super().__init__(clock, max_jobs=max_jobs, request_log_length=log_length)
         self.url = url
-        self._rng = options["rng"]
-        self._default_duration_s = float(options["default_duration_s"])
-        self._error_rate = options["error_rate"]
+        self._new_jobs = NewJobs(
+            options["rng"],
+            error_rate=options["error_rate"],
+            default_duration_s=options["default_duration_s"],
+        )
         self._retention_s = options["retention_s"]
         self._prefix = KEY_PREFIX
         self._redis = redis.Redis.from_url(
@@ -370,7 +367,10 @@ class RedisJobStore(JobStore):
         client_id: str | None = None,
     ) -> StartedJobs:
         now = self.clock.now()
-        jobs = [self._new_job(now, duration_s, outcome) for duration_s, outcome in specs]
+        jobs = [
+            self._new_jobs.make(str(uuid.uuid4()), now, duration_s, outcome)
+            for duration_s, outcome in specs
+        ]
         args: list[Any] = [
             self._prefix,
             repr(now - self._retention_s),
@@ -433,18 +433,7 @@ class RedisJobStore(JobStore):
 
     async def record_batch_poll(self, jobs: Sequence[Job], now: float, hints: bool) -> None:
         """Every job's record in the same shared pipeline (one round trip, not one per job)."""
-        await asyncio.gather(
-            *(
-                self.record_status_request(
-                    job,
-                    at=now,
-                    code=200,
-                    retry_after_s=poll_retry_after(job, now, hints),
-                    result=job.result_at(now),
-                )
-                for job in jobs
-            )
-        )
+        await asyncio.gather(*(self.record_poll(job, now, hints) for job in jobs))
 
     async def client_job_ids(self, client_id: str, start: int = 0) -> list[str]:
         key = self._key("client", client_id)
@@ -579,13 +568,6 @@ class RedisJobStore(JobStore):
                 continue
             owed.append((job, url.decode(), secret.decode() or None, int(attempts)))
         return owed
-
-    def _new_job(self, now: float, duration_s: float | None, outcome: str) -> Job:
-        self._rng.getrandbits(128)  # as the memory store does, so a seed means the same
-        coin = self._rng.random()
-        fails = coin < self._error_rate if outcome == "random" else outcome == "error"
-        duration = self._default_duration_s if duration_s is None else float(duration_s)
-        return Job(str(uuid.uuid4()), now, duration, fails)
 
     async def _get(self, job_id: str) -> Job | None:
         fields = await self._call(

@@ -25,10 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Unpack
 
-from server import persistence
-from server.clock import Clock
-from server.grouped_calls import GroupedCalls
-from server.job_store import (
+from server.jobs.clock import Clock
+from server.jobs.job import Job
+from server.models import CallbackAttempt
+from server.stores import state_file
+from server.stores.base import (
     IdempotencyClaim,
     JobSpec,
     StartedJobs,
@@ -36,9 +37,8 @@ from server.job_store import (
     StoreUnavailable,
     SubscriptionQuota,
 )
-from server.memory_store import MemoryJobStore, Subscription
-from server.models import CallbackAttempt
-from server.store import Job
+from server.stores.grouped_calls import GroupedCalls
+from server.stores.memory import MemoryJobStore, Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -237,10 +237,10 @@ class SqliteJobStore(MemoryJobStore):
             raise StoreFileError(f"cannot read store file {self.path}: {error}") from None
         if first not in (b"{", b""):
             return []  # a SQLite file
-        from server.persistence import StateFileError
+        from server.stores.state_file import StateFileError
 
         try:
-            jobs = persistence.read_jobs(self.path, self.request_log_length)
+            jobs = state_file.read_jobs(self.path, self.request_log_length)
         except StateFileError as error:
             raise StoreFileError(str(error)) from None
         self.path.rename(self.path.with_name(self.path.name + ".json-migrated"))

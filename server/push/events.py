@@ -36,11 +36,11 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
-from server.clock import Clock
-from server.job_store import JobStore, StoreUnavailable
+from server.jobs.clock import Clock
+from server.jobs.job import Job
 from server.models import ErrorMessage
-from server.push_models import CLIENT_ID_PATTERN
-from server.store import Job
+from server.push.models import CLIENT_ID_PATTERN
+from server.stores.base import JobStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 

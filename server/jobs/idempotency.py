@@ -14,8 +14,8 @@ import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from server.clock import Clock
-from server.store import Job
+from server.jobs.clock import Clock
+from server.jobs.job import Job
 
 
 class IdempotencyConflict(Exception):

@@ -2,7 +2,7 @@
 
 Without ``wait`` it answers every known job's state at once. With ``wait`` it is a
 long-poll on the whole batch: held on the pending job that finishes first (one
-:class:`~server.long_poll.LongPolls` wait, so one timer however large the batch), then
+:class:`~server.jobs.long_poll.LongPolls` wait, so one timer however large the batch), then
 a few milliseconds more to collect jobs that finish together, and it lists only the final
 jobs. Each job is counted in its record as one status request, so requests-per-job
 figures stay honest whichever way a client asks.
@@ -15,11 +15,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from server.faults import Rejection, retry_after_header
-from server.job_store import JobStore
+from server.jobs.job import Job
 from server.models import list_too_long
-from server.push_models import BatchStatusItem, BatchStatusRequest, BatchStatusResponse
+from server.push.models import BatchStatusItem, BatchStatusRequest, BatchStatusResponse
 from server.settings import ServerSettings
-from server.store import Job
+from server.stores.base import JobStore
 
 # Once the first job of a held batch finishes, jobs finishing within this much more are
 # answered with it, rather than each costing the client another round trip.

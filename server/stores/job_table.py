@@ -1,12 +1,10 @@
-"""All jobs, kept as small records whose state is computed from the clock.
-
-A job is pending while ``now < created_at + duration_s`` and then shows its fated outcome;
-no thread, task or timer exists per job (long-polls have their own timers, see
-:mod:`server.long_poll`).
+"""The memory store's table of jobs: found by id, counted by state and expired by finish
+time, all in this process.
 
 A finished job is kept ``retention_s`` seconds, then it expires with its request log, so
 memory is bounded by the rate of starts, not by the uptime. Jobs are also kept sorted by
-finish time (the expiry order), so expiring the oldest is a slice off the front.
+finish time (the expiry order), so expiring the oldest is a slice off the front and jobs
+by state are two bisections.
 """
 
 from __future__ import annotations
@@ -19,82 +17,28 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Literal
 
-from server import request_log
-from server.clock import Clock
-from server.models import FinalOutcome, Result
-from server.request_log import StatusRequest
+from server.jobs.clock import Clock
+from server.jobs.job import (
+    DEFAULT_REQUEST_LOG_LENGTH,
+    DEFAULT_RETENTION_S,
+    SPECIAL_JOB_ID,
+    Job,
+    JobLimitReached,
+    NewJobs,
+    RequestedOutcome,
+)
+from server.models import Result
 
-SPECIAL_JOB_ID = "special-pending-job"
-DEFAULT_REQUEST_LOG_LENGTH = 200
-DEFAULT_RETENTION_S = 3600.0
 # Expired jobs are dropped in slices (a memmove of the sorted arrays): at least this many
 # at once, or whatever expired once this many seconds have passed since the last sweep.
 _SWEEP_BATCH = 256
 _SWEEP_EVERY_S = 1.0
 
-RequestedOutcome = Literal["completed", "error", "random"]
 
-
-class JobLimitReached(Exception):
-    """The store already holds ``max_jobs`` jobs."""
-
-
-class Job:
-    """One job. ``__slots__`` and shared floats keep a million of them affordable."""
-
-    __slots__ = (
-        "created_at",
-        "duration_s",
-        "fails",
-        "first_final_seen_at",
-        "job_id",
-        "log",
-        "status_requests",
-    )
-
-    def __init__(self, job_id: str, created_at: float, duration_s: float, fails: bool | None):
-        self.job_id = job_id
-        self.created_at = created_at
-        self.duration_s = duration_s  # math.inf for the special job
-        self.fails = fails  # None: no fate (the special job)
-        self.status_requests = 0
-        self.first_final_seen_at: float | None = None
-        self.log: bytearray | None = None  # see server.request_log; made on the first request
-
-    @property
-    def finishes_at(self) -> float:
-        return self.created_at + self.duration_s
-
-    @property
-    def outcome(self) -> FinalOutcome | None:
-        if self.fails is None:
-            return None
-        return "error" if self.fails else "completed"
-
-    def result_at(self, now: float) -> Result:
-        if now < self.finishes_at or self.fails is None:
-            return "pending"
-        return "error" if self.fails else "completed"
-
-    def requests(self) -> list[StatusRequest]:
-        """The last status requests still in the job's log, oldest first."""
-        return request_log.entries(self.log)
-
-
-def poll_retry_after(job: Job, now: float, hints: bool) -> int | None:
-    """The Retry-After of a 200 status answer: whole seconds until the job ends, at least
-    1 (as :func:`server.faults.retry_after_header`); None once it has ended, without
-    hints, and for the special job."""
-    if not hints or job.fails is None or job.result_at(now) != "pending":
-        return None
-    return max(1, math.ceil(job.finishes_at - now))
-
-
-class MemoryJobs:
-    """Creates, finds, counts and expires jobs and records status requests, in this
-    process's memory. The memory and SQLite stores keep their jobs here."""
+class JobTable:
+    """Creates, finds, counts and expires jobs, in this process's memory. The memory and
+    SQLite stores keep their jobs here."""
 
     def __init__(
         self,
@@ -108,9 +52,7 @@ class MemoryJobs:
         request_log_length: int = DEFAULT_REQUEST_LOG_LENGTH,
     ) -> None:
         self._clock = clock
-        self._rng = rng
-        self._default_duration_s = float(default_duration_s)
-        self._error_rate = error_rate
+        self._new_jobs = NewJobs(rng, error_rate=error_rate, default_duration_s=default_duration_s)
         self._max_jobs = max_jobs
         self._retention_s = retention_s
         self.request_log_length = request_log_length
@@ -163,13 +105,7 @@ class MemoryJobs:
         return finishes[-1] + self._retention_s - now
 
     def _add(self, now: float, duration_s: float | None, outcome: RequestedOutcome) -> Job:
-        # The seeded generator decides outcomes only. It still spends 128 bits per job, as
-        # it did when it also drew the id, so a seed gives the same outcomes as before.
-        self._rng.getrandbits(128)
-        coin = self._rng.random()
-        fails = coin < self._error_rate if outcome == "random" else outcome == "error"
-        duration = self._default_duration_s if duration_s is None else float(duration_s)
-        job = Job(self._new_id(), now, duration, fails)
+        job = self._new_jobs.make(self._new_id(), now, duration_s, outcome)
         self._jobs[job.job_id] = job
         self._insert_by_finish(job)
         return job
@@ -292,9 +228,10 @@ class MemoryJobs:
         self, job: Job, *, at: float, code: int, retry_after_s: float | None, result: Result | None
     ) -> None:
         """Remember one GET /status answer; ``result`` is None when it was a fault."""
-        job.status_requests += 1
-        job.log = request_log.append(
-            job.log, self.request_log_length, StatusRequest(at, code, retry_after_s)
+        job.record_request(
+            at=at,
+            code=code,
+            retry_after_s=retry_after_s,
+            result=result,
+            log_length=self.request_log_length,
         )
-        if job.first_final_seen_at is None and result is not None and result != "pending":
-            job.first_final_seen_at = at

@@ -2,7 +2,7 @@
 
 Before stores existed, ``--state-file PATH`` saved the jobs to PATH on a graceful
 shutdown only, so a crash lost them all. The flag now names a SQLite store file
-(:mod:`server.sqlite_store`); a JSON-lines file found at that path is read with this
+(:mod:`server.stores.sqlite`); a JSON-lines file found at that path is read with this
 module, renamed to ``PATH.json-migrated`` and replaced by the SQLite file, once.
 ``save_jobs`` writes the old format, for tests and for going back to an older server.
 
@@ -31,9 +31,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from server import request_log
-from server.request_log import StatusRequest
-from server.store import DEFAULT_REQUEST_LOG_LENGTH, Job, MemoryJobs
+from server.jobs import request_log
+from server.jobs.job import DEFAULT_REQUEST_LOG_LENGTH, Job
+from server.jobs.request_log import StatusRequest
+from server.stores.job_table import JobTable
 
 FORMAT = "videosim-jobs"
 VERSION = 1
@@ -78,7 +79,7 @@ class _SavedJob(BaseModel):
         return job
 
 
-def load_jobs(store: MemoryJobs, path: Path) -> int:
+def load_jobs(store: JobTable, path: Path) -> int:
     """Fill the empty ``store`` with the jobs saved in ``path``; returns how many.
 
     A missing or empty file means a fresh start.
@@ -148,7 +149,7 @@ def _first_problem(error: ValidationError) -> str:
     return f"{where}: {message}" if where else message
 
 
-def save_jobs(store: MemoryJobs, path: Path, saved_at: float) -> int:
+def save_jobs(store: JobTable, path: Path, saved_at: float) -> int:
     """Write every job of ``store`` to ``path`` atomically; returns how many."""
     header = {"format": FORMAT, "version": VERSION, "saved_at": saved_at, "jobs": len(store)}
     # Same directory, so the rename cannot cross file systems; the pid keeps two servers

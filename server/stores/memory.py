@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Unpack
 
-from server.clock import Clock
 from server.faults import LocalTokenBuckets
-from server.idempotency import IdempotencyTable
-from server.job_store import (
+from server.jobs.clock import Clock
+from server.jobs.idempotency import IdempotencyTable
+from server.jobs.job import Job
+from server.models import CallbackAttempt, Result
+from server.stores.base import (
     IdempotencyClaim,
     JobSpec,
     JobStore,
@@ -19,12 +21,7 @@ from server.job_store import (
     SubscriptionQuota,
     new_subscription_id,
 )
-from server.models import CallbackAttempt, Result
-from server.store import (
-    Job,
-    MemoryJobs,
-    poll_retry_after,
-)
+from server.stores.job_table import JobTable
 
 
 @dataclass
@@ -43,7 +40,7 @@ class MemoryJobStore(JobStore):
         max_jobs, log_length = options["max_jobs"], options["request_log_length"]
         super().__init__(clock, max_jobs=max_jobs, request_log_length=log_length)
         self.retention_s = options["retention_s"]
-        self.jobs = MemoryJobs(
+        self.jobs = JobTable(
             clock,
             rng=options["rng"],
             default_duration_s=options["default_duration_s"],
@@ -124,13 +121,7 @@ class MemoryJobStore(JobStore):
 
     async def record_batch_poll(self, jobs: Sequence[Job], now: float, hints: bool) -> None:
         for job in jobs:
-            self.jobs.record_status_request(
-                job,
-                at=now,
-                code=200,
-                retry_after_s=poll_retry_after(job, now, hints),
-                result=job.result_at(now),
-            )
+            job.record_poll(now, hints, self.request_log_length)
             self._counters_changed(job)
 
     async def client_job_ids(self, client_id: str, start: int = 0) -> list[str]:
@@ -234,19 +225,23 @@ class MemoryJobStore(JobStore):
         """The hot path without a coroutine per step."""
         job = self.jobs.get(job_id)
         if job is not None:
-            retry_after_s = poll_retry_after(job, now, hints)
-            result = job.result_at(now)
-            self.jobs.record_status_request(
-                job, at=now, code=200, retry_after_s=retry_after_s, result=result
-            )
+            job.record_poll(now, hints, self.request_log_length)
             self._counters_changed(job)
         return job
+
+    async def record_poll(self, job: Job, now: float, hints: bool) -> None:
+        job.record_poll(now, hints, self.request_log_length)
+        self._counters_changed(job)
 
     async def record_status_request(
         self, job: Job, *, at: float, code: int, retry_after_s: float | None, result: Result | None
     ) -> None:
-        self.jobs.record_status_request(
-            job, at=at, code=code, retry_after_s=retry_after_s, result=result
+        job.record_request(
+            at=at,
+            code=code,
+            retry_after_s=retry_after_s,
+            result=result,
+            log_length=self.request_log_length,
         )
         self._counters_changed(job)
 

@@ -11,12 +11,12 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from server.batch_status import id_list_body_cap
-from server.identity import caller_identity
-from server.job_store import JobStore, SubscriptionQuota, SubscriptionQuotaExceeded
+from server.http.identity import caller_identity
 from server.models import ErrorMessage, list_too_long
-from server.push_models import SubscriptionCreated, SubscriptionExtended, SubscriptionRequest
+from server.push.batch_status import id_list_body_cap
+from server.push.models import SubscriptionCreated, SubscriptionExtended, SubscriptionRequest
 from server.settings import ServerSettings
+from server.stores.base import JobStore, SubscriptionQuota, SubscriptionQuotaExceeded
 
 SUBSCRIPTION_NOT_FOUND = "Subscription not found"
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {

@@ -1,15 +1,9 @@
-"""The one interface every job store offers, and the setting that picks one.
-
-``--store`` / ``VIDEOSIM_STORE`` is a URL:
-
-- ``memory`` (default): jobs in this process's memory, the fastest; gone when it stops.
-- ``sqlite:///path/jobs.db``: the same memory tables, plus a SQLite file (WAL) that every
-  answered start is committed to first, so jobs survive ``kill -9``. One process only.
-- ``redis://host:port/db``: jobs in Redis, shared by every worker and host that names it.
+"""The one interface every job store offers (:class:`JobStore`) and what crosses it.
 
 Whatever the store, a job's state is a function of the clock (``created_at +
 duration_s``): any process can answer a poll and hold a long-poll (see
-:mod:`server.long_poll`), and only counters and logs are ever written after a start.
+:mod:`server.jobs.long_poll`), and only counters and logs are ever written after a start.
+Which store a URL names is :mod:`server.stores.urls`; building one, :mod:`server.stores.factory`.
 """
 
 from __future__ import annotations
@@ -20,16 +14,13 @@ import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TypedDict
 
-from server.clock import Clock
-from server.long_poll import LongPolls
+from server.faults import RateLimiter
+from server.jobs.clock import Clock
+from server.jobs.job import SPECIAL_JOB_ID, Job, RequestedOutcome, poll_retry_after
+from server.jobs.long_poll import LongPolls
 from server.models import CallbackAttempt, Faults, Result
-from server.store import SPECIAL_JOB_ID, Job, RequestedOutcome, poll_retry_after
-
-if TYPE_CHECKING:
-    from server.settings import ServerSettings
 
 JobSpec = tuple[float | None, RequestedOutcome]
 
@@ -91,19 +82,6 @@ class SubscriptionQuota:
             raise self.too_many_ids()
 
 
-class RateLimiter(ABC):
-    """Token buckets per client for the rate-limit fault."""
-
-    @abstractmethod
-    async def take_token(self, client_id: str, rate: float) -> float:
-        """Spend one of ``client_id``'s tokens: 0.0 if there was one, else the seconds
-        until there is."""
-
-    @abstractmethod
-    def reset(self) -> None:
-        """Start every client again with a full bucket (the rate limit was changed)."""
-
-
 class JobStore(ABC):
     """Creates, finds, counts and expires jobs, records status requests, holds long-polls.
 
@@ -156,9 +134,9 @@ class JobStore(ABC):
         client_id: str | None = None,
     ) -> StartedJobs:
         """All of ``specs`` as new jobs, or none: raises
-        :class:`~server.store.JobLimitReached` if they do not all fit. With a ``claim``
+        :class:`~server.jobs.job.JobLimitReached` if they do not all fit. With a ``claim``
         whose key was seen before, the jobs made then (or
-        :class:`~server.idempotency.IdempotencyConflict` if the body differed). New jobs
+        :class:`~server.jobs.idempotency.IdempotencyConflict` if the body differed). New jobs
         join ``client_id``'s group (the start's X-Client-Id), see :meth:`client_job_ids`."""
 
     async def get(self, job_id: str) -> Job | None:
@@ -175,8 +153,18 @@ class JobStore(ABC):
         and logged: the hot path's one call (one round trip on Redis)."""
         job = await self.get(job_id)
         if job is not None:
-            await self.record_batch_poll((job,), now, hints)
+            await self.record_poll(job, now, hints)
         return job
+
+    async def record_poll(self, job: Job, now: float, hints: bool) -> None:
+        """Count the 200 answer GET /status gives ``job`` at ``now``."""
+        await self.record_status_request(
+            job,
+            at=now,
+            code=200,
+            retry_after_s=poll_retry_after(job, now, hints),
+            result=job.result_at(now),
+        )
 
     async def get_record(self, job_id: str) -> Job | None:
         """The job with its request log, for GET /jobs/{id}."""
@@ -217,13 +205,7 @@ class JobStore(ABC):
         """Count one 200 status answer at ``now`` for each of ``jobs`` (POST /status/batch),
         so requests-per-job figures stay honest whichever way a client asks."""
         for job in jobs:
-            await self.record_status_request(
-                job,
-                at=now,
-                code=200,
-                retry_after_s=poll_retry_after(job, now, hints),
-                result=job.result_at(now),
-            )
+            await self.record_poll(job, now, hints)
 
     @abstractmethod
     async def client_job_ids(self, client_id: str, start: int = 0) -> list[str]:
@@ -337,40 +319,6 @@ def new_subscription_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-class StoreUrlError(ValueError):
-    """The store URL names no store this server has."""
-
-
-def store_kind(url: str) -> str:
-    """``memory``, ``sqlite`` or ``redis``; raises :class:`StoreUrlError` for anything else."""
-    if url == "memory":
-        return "memory"
-    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
-        sqlite_path(url)  # refuses an ambiguous path
-        return "sqlite"
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        return "redis"
-    raise StoreUrlError(
-        f"{url!r} is not a store: use memory, sqlite:///path/jobs.db or redis://host:port/db"
-    )
-
-
-def sqlite_path(url: str) -> Path:
-    """The file a ``sqlite:///`` URL names: relative after three slashes, absolute after
-    four. Raises :class:`StoreUrlError` for a relative path that reads like an absolute
-    one written with three slashes (``sqlite:///tmp/jobs.db`` when ``./tmp`` does not
-    exist but ``/tmp`` does), which would silently make a new directory here."""
-    path = Path(url.removeprefix("sqlite:///"))
-    if not path.is_absolute():
-        first = path.parts[0]
-        if len(path.parts) > 1 and not Path(first).exists() and (Path("/") / first).is_dir():
-            raise StoreUrlError(
-                f"{url!r} names the relative path {path} (no ./{first} here); for "
-                f"/{path} write sqlite:////{path} (four slashes)"
-            )
-    return path
-
-
 class StoreOptions(TypedDict):
     """What every store is built with, from the settings."""
 
@@ -381,29 +329,3 @@ class StoreOptions(TypedDict):
     retention_s: float
     request_log_length: int
     max_idempotency_keys: int
-
-
-def build_store(settings: ServerSettings, clock: Clock, *, seed: int | None) -> JobStore:
-    """The store ``settings.store_url`` names, not yet opened."""
-    from server.memory_store import MemoryJobStore
-
-    url = settings.store_url
-    kind = store_kind(url)
-    options = StoreOptions(
-        rng=random.Random(seed),
-        default_duration_s=settings.delay,
-        error_rate=settings.error_rate,
-        max_jobs=settings.max_jobs,
-        retention_s=settings.retention_s,
-        request_log_length=settings.request_log_length,
-        max_idempotency_keys=settings.max_idempotency_keys,
-    )
-    if kind == "sqlite":
-        from server.sqlite_store import SqliteJobStore
-
-        return SqliteJobStore(sqlite_path(url), clock, **options)
-    if kind == "redis":
-        from server.redis_store import RedisJobStore
-
-        return RedisJobStore(url, clock, **options)
-    return MemoryJobStore(clock, **options)
