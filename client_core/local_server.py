@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -31,8 +30,9 @@ from types import TracebackType
 
 import httpx
 
+from client_core.parent_death import guarded
+
 LOOPBACK = "127.0.0.1"
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 READY_POLL_S = 0.05
 
 
@@ -45,25 +45,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
-
-
-def _load_prctl() -> object | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-# Looked up once in the parent: the child runs only this call between fork and exec.
-_prctl = _load_prctl()
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the thread that started us goes away."""
-    if _prctl is not None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # type: ignore[operator]
 
 
 def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -124,13 +105,12 @@ class ServerProcess:
         self._workdir = tempfile.TemporaryDirectory(prefix="videosim-server-")
         with self._stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(
-                self.command,
+                guarded(self.command) if self.die_with_parent else self.command,
                 cwd=self._workdir.name,
                 env=child_environment(self.env),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
-                preexec_fn=_die_with_parent if self.die_with_parent and _prctl else None,
             )
         atexit.register(self.stop)
 

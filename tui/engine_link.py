@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from typing import IO
 
 from client_core import VideoSimClient
 from tui.engine import Engine
-from tui.engine_process import die_with_parent
+from tui.engine_process import PARENT_PID_VARIABLE
 from tui.engine_protocol import LENGTH, Channel, Command, Configure, EngineMessage
 
 MessageHandler = Callable[[EngineMessage], None]
@@ -74,7 +75,7 @@ class ProcessLink(EngineLink):
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
-            preexec_fn=die_with_parent,
+            env={**os.environ, PARENT_PID_VARIABLE: str(os.getpid())},
         )
         self.pid = self._process.pid
         self.send(config)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import signal
 import sys
@@ -20,17 +19,12 @@ from collections.abc import Coroutine
 from typing import Any
 
 from client_core import VideoSimClient
+from client_core.parent_death import die_with_parent
 from tui.engine import Engine
 from tui.engine_protocol import LENGTH, Channel, Command, Configure, EngineMessage
 
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """Linux: get SIGKILL when the parent goes away (a no-op elsewhere)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+# The dashboard names itself here, so the engine can tell whether it is still there.
+PARENT_PID_VARIABLE = "VIDEOSIM_ENGINE_PARENT"
 
 
 async def serve(commands_fd: int, messages_fd: int) -> None:
@@ -92,7 +86,8 @@ ENGINE_NICENESS = 4  # the UI first: a key press should not wait behind a burst 
 
 
 def main() -> None:
-    die_with_parent()
+    parent = os.environ.get(PARENT_PID_VARIABLE)
+    die_with_parent(int(parent) if parent else os.getppid(), signal.SIGKILL)
     with contextlib.suppress(OSError, AttributeError):
         os.nice(ENGINE_NICENESS)
     # stdout carries the frames: anything printed by mistake goes to the log instead
