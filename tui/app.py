@@ -50,7 +50,7 @@ from tui.engine_protocol import (
     Watch,
 )
 from tui.event_log import EventKind
-from tui.heap import FREEZE_EVERY_S, freeze_survivors
+from tui.gc_pauses import FREEZE_EVERY_S, freeze_survivors, release_frozen
 from tui.keys import MAIN_KEYS
 from tui.messages import PollEventsBatch, ServerFailed, ServerResolved
 from tui.model import (
@@ -724,6 +724,8 @@ class VideoSimApp(OperatorTools):
         if removed and self.engine is not None:
             self.engine.send(Forget(removed))
         self.refresh_view()
+        if removed:
+            release_frozen()
         self.notify(f"Cleared {len(removed)} finished job(s)")
 
     def action_cycle_filter(self) -> None:

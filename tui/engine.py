@@ -42,7 +42,7 @@ from tui.engine_protocol import (
     StopComparison,
     Watch,
 )
-from tui.heap import FREEZE_EVERY_S, freeze_survivors
+from tui.gc_pauses import FREEZE_EVERY_S, freeze_survivors, release_frozen
 from tui.model import JobBoard, Now, PoolBatch, row_fields
 from tui.watch_pool import WatchPool
 
@@ -119,6 +119,7 @@ class Engine:
                     self.board.cancel(key, now)
             case Forget(keys=keys):
                 self._forget(keys)
+                release_frozen()
             case Follow(key=key):
                 self._follow, self._history_sent = key, -1
             case FetchRecord() as fetch:
@@ -182,7 +183,7 @@ class Engine:
             delta = self.delta()
             if delta is not None:
                 self._send(delta)
-            if self._clock() - frozen_at >= FREEZE_EVERY_S:  # short GC pauses (tui.heap)
+            if self._clock() - frozen_at >= FREEZE_EVERY_S:  # short GC pauses (tui.gc_pauses)
                 freeze_survivors()
                 frozen_at = self._clock()
 

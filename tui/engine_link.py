@@ -22,7 +22,7 @@ from typing import IO
 from client_core import VideoSimClient
 from tui.engine import Engine
 from tui.engine_process import PARENT_PID_VARIABLE
-from tui.engine_protocol import LENGTH, Channel, Command, Configure, EngineMessage
+from tui.engine_protocol import LENGTH, Command, Configure, EngineMessage, FrameCodec
 
 MessageHandler = Callable[[EngineMessage], None]
 ExitHandler = Callable[[str], None]
@@ -38,7 +38,7 @@ class EngineLink:
     def __init__(self, on_message: MessageHandler, on_exit: ExitHandler) -> None:
         self.on_message = on_message
         self.on_exit = on_exit
-        self._channel = Channel(EngineMessage)
+        self._channel = FrameCodec(EngineMessage)
         self._stopping = False
 
     async def start(self, config: Configure) -> None:
@@ -62,7 +62,7 @@ class ProcessLink(EngineLink):
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._log: IO[bytes] | None = None
-        self._command_channel = Channel(Command)
+        self._command_channel = FrameCodec(Command)
 
     async def start(self, config: Configure) -> None:
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - open as long as the child runs
@@ -142,7 +142,7 @@ class ThreadLink(EngineLink):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
         self._pending: list[bytes] = []  # commands sent before the engine's loop runs
-        self._command_channel = Channel(Command)
+        self._command_channel = FrameCodec(Command)
         self._thread: threading.Thread | None = None
 
     async def start(self, config: Configure) -> None:

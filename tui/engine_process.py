@@ -21,7 +21,7 @@ from typing import Any
 from client_core import VideoSimClient
 from client_core.parent_death import die_with_parent
 from tui.engine import Engine
-from tui.engine_protocol import LENGTH, Channel, Command, Configure, EngineMessage
+from tui.engine_protocol import LENGTH, Command, Configure, EngineMessage, FrameCodec
 
 # The dashboard names itself here, so the engine can tell whether it is still there.
 PARENT_PID_VARIABLE = "VIDEOSIM_ENGINE_PARENT"
@@ -36,7 +36,7 @@ async def serve(commands_fd: int, messages_fd: int) -> None:
     transport, _ = await loop.connect_write_pipe(
         asyncio.Protocol, os.fdopen(messages_fd, "wb", buffering=0)
     )
-    channel = Channel(Command)
+    channel = FrameCodec(Command)
 
     async def next_command() -> Command:
         header = await reader.readexactly(LENGTH.size)

@@ -4,7 +4,8 @@ The engine runs in a process of its own (see tui.engine). Commands go from the d
 to the engine, engine messages come back; both are msgspec structs encoded as MessagePack
 and framed by a 4-byte big-endian length, over the child's stdin and stdout pipes.
 
-The engine sends one :class:`Delta` per interval (~75 ms) holding only what changed: for
+The engine sends one :class:`Delta` per ``batch_interval_s`` (0.1 s) holding only what
+changed: for
 each changed row, only its changed fields (``tui.model.ROW_FIELDS``), plus the start
 counters, the server's health when it changed, and the history of the one job the
 dashboard follows (the detail view).
@@ -161,9 +162,11 @@ class ComparisonDone(msgspec.Struct, tag=True):
 EngineMessage: TypeAlias = Ready | Delta | RecordAnswer | ComparisonProgress | ComparisonDone
 
 
-class Channel:
-    """Encoders and decoders for one side: ``Channel(Command)`` in the engine reads
-    commands; ``Channel(EngineMessage)`` in the dashboard reads engine messages."""
+class FrameCodec:
+    """Frames outgoing messages and decodes incoming ones, for one side:
+    ``FrameCodec(Command)`` in the engine reads commands; ``FrameCodec(EngineMessage)`` in
+    the dashboard reads engine messages. (Not to be confused with
+    :class:`client_core.channel.Channel`, the client's HTTP lane to the server.)"""
 
     def __init__(self, incoming: Any) -> None:
         self._encoder = msgspec.msgpack.Encoder()

@@ -26,7 +26,7 @@ class DashboardSettings:
     policy: BackoffPolicy = field(default_factory=BackoffPolicy)
     start_concurrency: int = 16  # POST /start requests in flight at once
     start_deadline_s: float = 60.0  # a start keeps trying (honouring Retry-After) this long
-    batch_interval_s: float = 0.1  # at most one PollEventsBatch message per interval
+    batch_interval_s: float = 0.1  # at most one Delta (or PollEventsBatch) per interval
     frame_interval_s: float = 0.1  # the table and summary refresh rate
     health_interval_s: float = 1.0
     history_length: int = 200  # poll records kept per job

@@ -7,6 +7,12 @@ rows and histories live as long as the board; they are freed by reference counti
 they go, not by the cycle collector. So once a second the young generations are collected
 and every survivor is frozen (``gc.freeze``): full collections then only walk what was
 created since, and a pause costs milliseconds.
+
+A frozen object is never looked at by the collector again, so one that later becomes part
+of an unreachable cycle would stay forever. :func:`release_frozen` unfreezes everything and
+runs one full collection: called when many rows go at once (the user cleared finished
+jobs, a moment when a short pause is expected), so a long session does not grow by what
+it let go of.
 """
 
 from __future__ import annotations
@@ -19,4 +25,11 @@ FREEZE_EVERY_S = 1.0
 def freeze_survivors() -> None:
     """Collect the young generations (young cyclic garbage goes now), freeze the rest."""
     gc.collect(1)
+    gc.freeze()
+
+
+def release_frozen() -> None:
+    """Unfreeze, collect everything once (cycles among the frozen go now), freeze again."""
+    gc.unfreeze()
+    gc.collect()
     gc.freeze()
