@@ -1,30 +1,51 @@
-# Everything runs from a project-local virtualenv built from pyproject.toml.
+# Everything runs from a project-local virtualenv built from uv.lock, the exact versions the
+# suite passed with: `make run` installs what the dashboard needs, `make test` adds the test
+# and lint tools (pyproject.toml's dev group), `make lock` upgrades the lock.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+UV_VERSION := 0.13.10
+UV     := .uv/bin/uv
+RUNTIME := $(VENV)/.runtime-installed
+DEV     := $(VENV)/.dev-installed
 
-.PHONY: run server client test lint format bench clean browser redis-server screenshot wrk
+# uv uses this machine's Python (never a download) and its certificate store.
+export UV_PYTHON_DOWNLOADS := never
+export UV_SYSTEM_CERTS := 1
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+SYNC := $(UV) sync --frozen --quiet --python $(PYTHON)
+
+.PHONY: run server client test test-fast lint format bench clean browser redis-server screenshot wrk lock
 
 # The Redis store's tests run a real redis-server (Debian's package); installed when missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
-run: $(STAMP)        ## open the dashboard (starts an embedded server if none answers)
+$(RUNTIME): pyproject.toml uv.lock | $(UV)
+	$(SYNC) --no-dev
+	rm -f $(DEV)
+	touch $@
+
+$(DEV): pyproject.toml uv.lock | $(UV)
+	$(SYNC)
+	touch $@ $(RUNTIME)
+
+lock: | $(UV)        ## upgrade every locked version to the newest allowed by pyproject.toml
+	$(UV) lock --upgrade --python $(PYTHON)
+
+run: $(RUNTIME)        ## open the dashboard (starts an embedded server if none answers)
 	$(PY) -m tui $(ARGS)
 
-server: $(STAMP)     ## run the simulation server in the foreground
+server: $(RUNTIME)     ## run the simulation server in the foreground
 	$(PY) -m server $(ARGS)
 
-client: $(STAMP)     ## run the headless polling client
+client: $(RUNTIME)     ## run the headless polling client
 	$(PY) -m client_core $(ARGS)
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
@@ -43,19 +64,19 @@ redis-server:        ## install redis-server for the tests, only if it is missin
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 
-format: $(STAMP)
+format: $(DEV)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-screenshot: $(STAMP) ## retake the main-screen snapshot and copy it to the README's picture
+screenshot: $(DEV) ## retake the main-screen snapshot and copy it to the README's picture
 	$(PY) -m pytest -q tests/tui/test_snapshots.py -k "test_main_screen and not sizes" --snapshot-update
 	cp tests/tui/__snapshots__/test_snapshots/test_main_screen.svg docs/dashboard.svg
 
 wrk:                 ## the load generator the benchmarks drive the server with (installed when missing)
 	bash .ci/install-wrk
 
-bench: $(STAMP) wrk  ## benchmarks: prints tables, writes bench/results/*.json
+bench: $(DEV) wrk  ## benchmarks: prints tables, writes bench/results/*.json
 	$(PY) -m bench $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .uv .pytest_cache .ruff_cache
