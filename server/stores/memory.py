@@ -236,12 +236,8 @@ class MemoryJobStore(JobStore):
     async def record_status_request(
         self, job: Job, *, at: float, code: int, retry_after_s: float | None, result: Result | None
     ) -> None:
-        job.record_request(
-            at=at,
-            code=code,
-            retry_after_s=retry_after_s,
-            result=result,
-            log_length=self.request_log_length,
+        self.jobs.record_status_request(
+            job, at=at, code=code, retry_after_s=retry_after_s, result=result
         )
         self._counters_changed(job)
 

@@ -59,16 +59,7 @@ def test_sigterm_with_held_long_polls_is_quiet(
     server = live_server_factory("--log-level", "info")
     job_id = httpx.post(f"{server.url}/start", json={"duration_s": 60}).json()["job_id"]
     polls = HeldLongPolls(server.url, job_id, 3)
-    deadline = time.monotonic() + 10
-    while "videosim_long_polls_held 3.0" not in httpx.get(f"{server.url}/metrics").text:
-        assert time.monotonic() < deadline, "the long-polls were never held"
-        time.sleep(0.05)
-
-    assert server.process is not None
-    stopped_at = time.monotonic()
-    server.process.terminate()
-    server.process.wait(timeout=10)
-    assert time.monotonic() - stopped_at < 1.5
+    _stop_once_metrics_show(server, "videosim_long_polls_held 3.0")
     answers = polls.join()
     assert len(answers) == 3
     for answer in answers:
@@ -94,16 +85,7 @@ def test_sigterm_while_request_bodies_arrive_is_quiet_and_prompt(
             b'Content-Length: 100\r\n\r\n{"jo'
         )
         sockets.append(sock)
-    deadline = time.monotonic() + 10
-    while "videosim_request_bodies_arriving 3.0" not in httpx.get(f"{server.url}/metrics").text:
-        assert time.monotonic() < deadline, "the bodies were never seen arriving"
-        time.sleep(0.05)
-
-    assert server.process is not None
-    stopped_at = time.monotonic()
-    server.process.terminate()
-    server.process.wait(timeout=10)
-    assert time.monotonic() - stopped_at < 1.5
+    _stop_once_metrics_show(server, "videosim_request_bodies_arriving 3.0")
     for sock in sockets:
         with sock:
             received = b""
@@ -115,3 +97,16 @@ def test_sigterm_while_request_bodies_arrive_is_quiet_and_prompt(
     log = server.stderr_text()
     assert "ERROR" not in log and "Traceback" not in log, log
     assert "Application shutdown complete" in log
+
+
+def _stop_once_metrics_show(server: LiveServer, line: str) -> None:
+    """Wait until /metrics shows ``line``, then SIGTERM the server: it must be gone soon."""
+    deadline = time.monotonic() + 10
+    while line not in httpx.get(f"{server.url}/metrics").text:
+        assert time.monotonic() < deadline, f"never saw {line!r}"
+        time.sleep(0.05)
+    assert server.process is not None
+    stopped_at = time.monotonic()
+    server.process.terminate()
+    server.process.wait(timeout=10)
+    assert time.monotonic() - stopped_at < 1.5

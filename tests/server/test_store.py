@@ -92,39 +92,6 @@ def test_jobs_are_small() -> None:
     assert Job.__slots__
 
 
-def test_a_million_jobs_fit_in_memory_budget() -> None:
-    """Per-job cost measured on 20,000 jobs; a million must stay well under 1 GB."""
-    import tracemalloc
-
-    store = make_store(FakeClock(), max_jobs=10**6)
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    for _ in range(20_000):
-        store.create()
-    per_job = (tracemalloc.get_traced_memory()[0] - before) / 20_000
-    tracemalloc.stop()
-    assert per_job < 400, f"{per_job:.0f} bytes per job"
-
-
-def test_a_job_polled_ten_times_costs_under_600_bytes() -> None:
-    """The request log is a compact ring: a deque of tuples made this ~2.2 KB."""
-    import tracemalloc
-
-    clock = FakeClock()
-    store = make_store(clock, max_jobs=10**6)
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    for _ in range(10_000):
-        job = store.create()
-        for poll in range(10):
-            store.record_status_request(
-                job, at=clock.now() + poll, code=200, retry_after_s=5, result="pending"
-            )
-    per_job = (tracemalloc.get_traced_memory()[0] - before) / 10_000
-    tracemalloc.stop()
-    assert per_job <= 600, f"{per_job:.0f} bytes per job polled 10 times"
-
-
 def test_the_request_log_ring_keeps_the_newest_in_order() -> None:
     from server.jobs import request_log
     from server.jobs.request_log import StatusRequest
