@@ -184,6 +184,8 @@ _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
 start_router = APIRouter()  # POST /start with its extensions, and POST /start/batch
 plain_start_router = APIRouter()  # POST /start exactly as the original simulation
 jobs_router = APIRouter()
+status_router = APIRouter()  # GET /status/{job_id}, documented here, served at the edge
+plain_status_router = APIRouter()  # the same under --plain: no query parameters
 health_router = APIRouter()
 
 ClientId = Annotated[
@@ -372,7 +374,7 @@ async def start_job_plain(state: StateDep, fault: InjectedFault) -> JSONResponse
     return JSONResponse({"job_id": job.job_id})
 
 
-@jobs_router.get(
+@status_router.get(
     "/status/{job_id}",
     response_model=StatusResponse,
     response_model_exclude_none=True,
@@ -396,6 +398,20 @@ async def job_status(
     This operation documents the route for the OpenAPI schema; requests never reach it:
     :class:`server.http.edge.EdgeMiddleware` hands them to :func:`serve_status` first.
     """
+    raise HTTPException(500, "GET /status is served by the edge middleware")
+
+
+@plain_status_router.get(
+    "/status/{job_id}",
+    response_model=StatusResponse,
+    response_model_exclude_none=True,
+    responses={**_ERRORS, **_NOT_FOUND},
+    summary="Poll a job (the original simulation: no query parameters)",
+)
+async def plain_job_status(job_id: str) -> StatusResponse:
+    """The job's state, as the original answers it (no hints, no long-poll).
+
+    Documentation only, as :func:`job_status`."""
     raise HTTPException(500, "GET /status is served by the edge middleware")
 
 
@@ -441,7 +457,7 @@ async def _status(
     await state.faults.add_latency()
     fault = await state.faults.check(identity(settings.api_key, api_key, scope))
     hold_s = 0.0
-    raw_wait = _query_value(scope["query_string"], "wait")
+    raw_wait = None if settings.plain else _query_value(scope["query_string"], "wait")
     if raw_wait is not None:
         try:
             hold_s = min(_WAIT.validate_python(raw_wait), settings.long_poll_max_s)
@@ -724,7 +740,7 @@ def _methods_for(app: FastAPI, path: str) -> list[str]:
     for template, operations in paths.items():
         if compile_path(template)[0].match(path):
             methods |= {method.upper() for method in operations}
-    if "GET" in methods:
+    if "GET" in methods and not app.state.videosim.settings.plain:
         methods.add("HEAD")
     return sorted(methods)
 
@@ -756,6 +772,8 @@ class _VideoSimApp(FastAPI):
             larger_bodies=larger_body_caps(state.settings),
             count=state.metrics.count_request,
             serve_status=functools.partial(serve_status, state),
+            # The original answers HEAD with 405, as FastAPI does any GET route.
+            status_methods=frozenset({"GET"} if state.settings.plain else {"GET", "HEAD"}),
         )
         state.store.on_close(edge.stop)
         state.metrics.watch_bodies_arriving(lambda: edge.bodies_arriving)
@@ -858,6 +876,8 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
         app.include_router(subscriptions_router(settings), dependencies=guard, responses=guarded)
         app.include_router(events_router, dependencies=guard, responses=guarded)
         app.include_router(capabilities_router)
+    status_docs = plain_status_router if settings.plain else status_router
+    app.include_router(status_docs, dependencies=guard, responses=guarded)
     app.include_router(jobs_router, dependencies=guard, responses=guarded)
     app.include_router(health_router)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -325,6 +325,7 @@ class EdgeMiddleware:
         count: RequestCounter,
         serve_status: StatusHandler,
         larger_bodies: Mapping[str, int] | None = None,
+        status_methods: frozenset[str] = frozenset({"GET", "HEAD"}),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
@@ -333,6 +334,7 @@ class EdgeMiddleware:
         self.larger_prefixes = [(path, cap) for path, cap in larger.items() if path.endswith("/")]
         self.count = count
         self.serve_status = serve_status
+        self.status_methods = status_methods  # others go to the app, which answers 405
         self._stopping = False
         self._reading: set[asyncio.Task[object]] = set()  # requests whose body is arriving
 
@@ -369,7 +371,7 @@ class EdgeMiddleware:
         limit = self._body_limit(path)
         too_large = declared is not None and declared > limit
         if (
-            (method == "GET" or method == "HEAD")
+            method in self.status_methods
             and path.startswith(STATUS_PREFIX)
             and "/" not in path[len(STATUS_PREFIX) :]
             and len(path) > len(STATUS_PREFIX)

@@ -46,6 +46,19 @@ def test_plain_start_ignores_any_body_and_answers_the_id_alone(
         assert record["duration_s"] == 0.5  # the delay, whatever the body said
 
 
+def test_plain_status_takes_no_query_and_no_head(plain: LiveServer) -> None:
+    """As the original: a query parameter is ignored (wait=abc was a 422), HEAD is 405."""
+    with httpx.Client(base_url=plain.url, timeout=20) as http:
+        job_id = http.post("/start").json()["job_id"]
+        answer = http.get(f"/status/{job_id}", params={"wait": "abc"})
+        assert answer.status_code == 200
+        assert answer.json() == {"job_id": job_id, "result": "pending"}
+        head = http.head(f"/status/{job_id}")
+        assert head.status_code == 405 and head.headers["Allow"] == "GET"
+        schema = http.get("/openapi.json").json()["paths"]["/status/{job_id}"]["get"]
+        assert [parameter["name"] for parameter in schema["parameters"]] == ["job_id"]
+
+
 @pytest.fixture(scope="module")
 def plain() -> LiveServer:  # type: ignore[misc]
     with LiveServer(args=["--plain", "--delay", "0.5"]) as server:
