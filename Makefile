@@ -15,7 +15,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 SYNC := $(UV) sync --frozen --quiet --python $(PYTHON)
 
-.PHONY: run server client test test-fast lint format bench clean browser redis-server screenshot wrk lock
+.PHONY: run server client test lint format bench clean browser redis-server screenshot wrk lock
 
 # The Redis store's tests run a real redis-server (Debian's package); installed when missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
