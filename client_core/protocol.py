@@ -21,8 +21,6 @@ CLIENT_ID_HEADER = "X-Client-Id"  # groups the jobs a client started, for GET /e
 CAPABILITIES_PATH = "/capabilities"
 EVENTS_PATH = "/events"
 BATCH_STATUS_PATH = "/status/batch"
-SIGNATURE_HEADER = "X-Videosim-Signature"  # "sha256=<hex HMAC of f'{timestamp}.' + body>"
-TIMESTAMP_HEADER = "X-Videosim-Timestamp"  # unix seconds, an integer
 
 
 def check_url(base_url: str) -> str:

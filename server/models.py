@@ -54,8 +54,8 @@ class StartRequest(BaseModel):
         None,
         min_length=1,
         max_length=256,
-        description="signs each callback: X-Videosim-Signature: sha256=HMAC(secret, "
-        "timestamp + '.' + body)",
+        description="signs each callback as Standard Webhooks (webhook-id, "
+        "webhook-timestamp, webhook-signature), keyed with the secret's UTF-8 bytes",
     )
 
 

@@ -7,10 +7,10 @@ delivery; anything else (another code, a refused connection, a time-out) is retr
 after 0.5, 1, 2, 4, 8 ... s, up to ``--callback-attempts`` in all. Every attempt is
 recorded in the job's record (``GET /jobs/{id}``, ``callbacks``).
 
-Each delivery is signed when the start gave a ``callback_secret``:
-``X-Videosim-Signature: sha256=<hex HMAC-SHA256(secret, f"{timestamp}.".encode() + body)>``
-with ``X-Videosim-Timestamp: <timestamp>`` (unix seconds), so a receiver can check both
-who sent it and that it is fresh.
+Each delivery follows Standard Webhooks (the ``standardwebhooks`` library signs it):
+``webhook-id`` (the job id), ``webhook-timestamp`` (unix seconds) and, when the start gave a
+``callback_secret``, ``webhook-signature``, so any Standard Webhooks receiver (Svix's,
+the library's ``Webhook(secret).verify``) can check who sent it and that it is fresh.
 
 Only loopback hosts (127.0.0.0/8, ::1, localhost) may be named, unless the server allows
 more hosts (``--callback-hosts``) or any (``--allow-any-callback-host``): a server that
@@ -29,18 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import heapq
-import hmac
 import itertools
 import json
 import logging
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from standardwebhooks import Webhook
 
 from server.jobs.clock import Clock
 from server.jobs.job import Job
@@ -54,8 +54,6 @@ FIRST_RETRY_S = 0.5  # then doubled after each failed attempt
 DELIVERY_TIMEOUT_S = 5.0
 MAX_CONCURRENT_DELIVERIES = 64
 UNDELIVERED = "not delivered (the server shows why with --callback-failure-details)"
-TIMESTAMP_HEADER = "X-Videosim-Timestamp"
-SIGNATURE_HEADER = "X-Videosim-Signature"
 # The parts of a callback URL, as regular expressions that read the same in Python and in
 # JSON Schema (ECMA), so the schema's pattern and the server agree on every string: no
 # \s, no unescaped ".", and nothing but printable ASCII without spaces after the host.
@@ -120,10 +118,20 @@ def refused_callback_message(settings: ServerSettings, url: str) -> str:
     )
 
 
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """The value of X-Videosim-Signature for ``body`` sent at ``timestamp``."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return "sha256=" + digest.hexdigest()
+def signed_headers(job_id: str, timestamp: int, body: bytes, secret: str | None) -> dict[str, str]:
+    """The headers of a delivery, as Standard Webhooks has them: ``webhook-id`` (the job's
+    id: the same on every retry, so a receiver can drop repeats), ``webhook-timestamp``
+    and, with a secret, ``webhook-signature`` (``v1,<base64 HMAC-SHA256>`` over
+    ``id.timestamp.body``, keyed with the secret's UTF-8 bytes)."""
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": job_id,
+        "webhook-timestamp": str(timestamp),
+    }
+    if secret is not None:
+        moment = datetime.fromtimestamp(timestamp, tz=UTC)
+        headers["webhook-signature"] = Webhook(secret.encode()).sign(job_id, moment, body)
+    return headers
 
 
 def document_callback_pattern(app: FastAPI, pattern: str) -> None:
@@ -301,9 +309,7 @@ class WebhookDeliveries:
             return  # another process delivers it now
         body = delivery.body()
         timestamp = int(self._clock.now())
-        headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: str(timestamp)}
-        if delivery.secret is not None:
-            headers[SIGNATURE_HEADER] = signature(delivery.secret, timestamp, body)
+        headers = signed_headers(delivery.job_id, timestamp, body, delivery.secret)
         at = self._clock.now()
         status_code: int | None = None
         error: str | None = None

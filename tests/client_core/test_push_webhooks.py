@@ -9,9 +9,11 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from standardwebhooks import Webhook
 
 from client_core import (
     BackoffPolicy,
@@ -23,7 +25,6 @@ from client_core import (
     VideoSimClient,
     WebhookReceiver,
 )
-from client_core.webhooks import sign
 from tests.support.live_server import LiveServer
 
 Factory = Callable[..., LiveServer]
@@ -32,11 +33,14 @@ FINAL = {"job_id": "j1", "result": "completed", "created_at": 1.0, "finished_at"
 
 
 def signed(body: bytes, secret: str = SECRET, at: float | None = None) -> dict[str, str]:
+    """Headers as any Standard Webhooks sender would make them (the library signs)."""
     stamp = int(time.time() if at is None else at)
+    moment = datetime.fromtimestamp(stamp, tz=UTC)
     return {
         "Content-Type": "application/json",
-        "X-Videosim-Timestamp": str(stamp),
-        "X-Videosim-Signature": sign(secret, stamp, body),
+        "webhook-id": "msg-1",
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": Webhook(secret.encode()).sign("msg-1", moment, body),
     }
 
 
