@@ -32,12 +32,17 @@ from client_core.answers import describe_transport_error, detail, retry_after_s
 from client_core.channel import ClientStats
 from client_core.clock import Clock
 from client_core.lean_transport import LeanTransport
+from client_core.policy import BackoffPolicy, Jitter
 from client_core.protocol import EVENTS_PATH
 from client_core.pushed import NOT_FOUND, PushedState, Route, read_pushed
 from client_core.racing import stop_task
 
 NOT_OFFERED = frozenset({404, 405, 422})  # an older server, or one refusing all=true
-RETRY_DELAYS_S = (0.1, 0.2, 0.4, 0.8, 1.6, 2.0)  # between reconnects; the last one repeats
+# Between reconnects: 0.1, 0.2, 0.4 ... s, capped at 2 s, each +-20 % so that clients a
+# restarted server dropped together do not come back together.
+RECONNECT_POLICY = BackoffPolicy(
+    initial_s=0.1, multiplier=2.0, max_delay_s=2.0, jitter=Jitter.PROPORTIONAL, jitter_ratio=0.2
+)
 GIVE_UP_AFTER_FAILURES = 10  # consecutive failed connects (about 15 s): then batch takes over
 MAX_BREAKS = 6  # breaks within BREAK_WINDOW_S of each other: a stream that keeps breaking
 BREAK_WINDOW_S = 60.0
@@ -52,6 +57,7 @@ class StreamSettings:
     connect_timeout_s: float
     read_timeout_s: float = DEFAULT_STREAM_READ_TIMEOUT_S
     max_pause_s: float = 60.0
+    reconnect: BackoffPolicy = RECONNECT_POLICY
 
 
 class EventStream:
@@ -103,6 +109,9 @@ class EventStream:
     async def _run(self) -> None:
         failures = 0
         breaks: list[float] = []
+        policy = self._settings.reconnect
+        rng = policy.rng()
+        previous: float | None = None
         while True:
             wait_s: float | None = None
             try:
@@ -127,8 +136,8 @@ class EventStream:
             if failures >= GIVE_UP_AFTER_FAILURES or len(breaks) > MAX_BREAKS:
                 self._gone(f"the event stream keeps breaking ({self.last_error})")
                 return
-            delay = RETRY_DELAYS_S[min(max(failures - 1, 0), len(RETRY_DELAYS_S) - 1)]
-            await self._clock.sleep(max(delay, wait_s or 0.0))
+            previous = policy.delay(max(failures, 1), previous, rng)
+            await self._clock.sleep(max(previous, wait_s or 0.0))
 
     async def _listen_once(self) -> None:
         """One connection, read until it ends; ``connected`` is set while it is open."""

@@ -832,6 +832,7 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
             attempts=settings.callback_attempts,
             takeover_s=settings.callback_takeover_s,
             failure_details=settings.callback_failure_details,
+            rng=random.Random(None if seed is None else f"{seed}:webhooks"),
         ),
         callback_url=re.compile(callback_url_pattern(settings)),
     )

@@ -4,7 +4,8 @@ Delivery never runs on the request path: a start only pushes the job onto a heap
 deliveries (ordered by finish time), and one background task per server takes them off
 as they fall due and posts them with one pooled ``httpx.AsyncClient``. A 2xx ends a
 delivery; anything else (another code, a refused connection, a time-out) is retried
-after 0.5, 1, 2, 4, 8 ... s, up to ``--callback-attempts`` in all. Every attempt is
+after about 0.5, 1, 2, 4, 8 ... s (:class:`RetrySchedule`: capped, +-20 % jitter), up to
+``--callback-attempts`` in all. Every attempt is
 recorded in the job's record (``GET /jobs/{id}``, ``callbacks``).
 
 Each delivery follows Standard Webhooks (the ``standardwebhooks`` library signs it):
@@ -33,6 +34,7 @@ import heapq
 import itertools
 import json
 import logging
+import random
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,7 +52,6 @@ from server.stores.base import JobStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
-FIRST_RETRY_S = 0.5  # then doubled after each failed attempt
 DELIVERY_TIMEOUT_S = 5.0
 MAX_CONCURRENT_DELIVERIES = 64
 UNDELIVERED = "not delivered (the server shows why with --callback-failure-details)"
@@ -151,6 +152,23 @@ def document_callback_pattern(app: FastAPI, pattern: str) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+@dataclass(frozen=True)
+class RetrySchedule:
+    """When a failed delivery is tried again: ``first_s`` after the first failure, doubled
+    after each one, at most ``max_s``, each wait +-``jitter`` of itself so that receivers a
+    restart failed together are not retried together. The server's one retry schedule
+    (the client has its own, ``BackoffPolicy``: the two programs share no code)."""
+
+    first_s: float = 0.5
+    max_s: float = 30.0
+    jitter: float = 0.2
+
+    def wait_s(self, failures: int, rng: random.Random) -> float:
+        """The wait after the ``failures``-th failed attempt (1-based)."""
+        base: float = min(self.max_s, self.first_s * 2.0 ** (failures - 1))
+        return base * rng.uniform(1 - self.jitter, 1 + self.jitter)
+
+
 @dataclass
 class Delivery:
     """One job's callback: where, signed how, and how many attempts so far."""
@@ -184,8 +202,12 @@ class WebhookDeliveries:
         attempts: int,
         takeover_s: float = 5.0,
         failure_details: bool = False,
+        retries: RetrySchedule = RetrySchedule(),
+        rng: random.Random | None = None,
     ) -> None:
         self._store = store
+        self._retries = retries
+        self._rng = rng or random.Random()
         self._failure_details = failure_details
         self._clock = clock
         self._attempts = attempts
@@ -332,7 +354,7 @@ class WebhookDeliveries:
         if error is None or delivery.attempts >= self._attempts:
             await self._release(delivery.job_id)
         elif not self._stopping:
-            next_at = self._clock.now() + FIRST_RETRY_S * 2 ** (delivery.attempts - 1)
+            next_at = self._clock.now() + self._retries.wait_s(delivery.attempts, self._rng)
             if await self._keep_lease(delivery.job_id, next_at + self._takeover_s):
                 self._push(next_at, delivery)
 

@@ -344,3 +344,19 @@ def test_with_redis_a_live_worker_keeps_its_retries(
     time.sleep(1.0)
     assert len(receiver.received) == 3
     assert [a["status_code"] for a in _callbacks(owner, job_id, 3)] == [500, 500, 200]
+
+
+def test_the_retry_schedule_doubles_with_jitter_and_a_cap() -> None:
+    """Tested without sleeping: the waits the delivery loop takes between attempts."""
+    import random
+
+    from server.push.webhooks import RetrySchedule
+
+    schedule = RetrySchedule(first_s=0.5, max_s=30.0, jitter=0.2)
+    rng = random.Random(3)
+    waits = [schedule.wait_s(failures, rng) for failures in range(1, 11)]
+    bases = [min(30.0, 0.5 * 2 ** (n - 1)) for n in range(1, 11)]
+    for wait, base in zip(waits, bases, strict=True):
+        assert 0.8 * base <= wait <= 1.2 * base
+    assert waits != bases  # jittered
+    assert max(waits) <= 36.0  # capped
