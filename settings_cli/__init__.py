@@ -32,6 +32,20 @@ _SETTING = "setting:"  # argparse dest prefix of the flags that set a model fiel
 Model = TypeVar("Model", bound=BaseModel)
 
 
+def value_name(field: str) -> str:
+    """What ``--help`` calls a setting's value when the flag names none: ``URL``,
+    ``SECONDS``, ``N``, ``KEY``, else the field's own name (never argparse's ``dest``)."""
+    if field == "url" or field.endswith("_url"):
+        return "URL"
+    if field.endswith("_s"):
+        return "SECONDS"
+    if field == "seed" or field.startswith(("max_", "min_")):
+        return "N"
+    if field.endswith("_key"):
+        return "KEY"
+    return field.upper()
+
+
 class UsageError(Exception):
     """A value a program checks itself was refused; the message is the line shown."""
 
@@ -93,6 +107,8 @@ class CommandLine:
     ) -> None:
         """A flag that sets ``field`` of the settings model, only when given."""
         target = group or self.parser
+        if not {"metavar", "choices", "action"} & options.keys():
+            options["metavar"] = value_name(field)
         target.add_argument(*names, dest=_SETTING + field, default=argparse.SUPPRESS, **options)
 
     def option(

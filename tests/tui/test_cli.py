@@ -122,3 +122,15 @@ def test_max_duration_reaches_the_spawn_forms_limit() -> None:
 def test_retries_and_max_attempts_both_set_the_budget() -> None:
     assert build_settings(parse_args(["--retries", "4"])).policy.max_attempts == 4
     assert build_settings(parse_args(["--max-attempts", "6"])).policy.max_attempts == 6
+
+
+def test_help_names_values_for_a_reader_not_by_internal_field(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--help showed SETTING:SERVER_URL and SETTING:SEED as value names."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    shown = capsys.readouterr().out
+    assert "SETTING:" not in shown
+    assert "--server-url URL" in shown and "--seed N" in shown and "--api-key KEY" in shown
+    assert "{auto,backoff" in shown  # a choice list stays a choice list
