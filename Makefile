@@ -15,7 +15,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 SYNC := $(UV) sync --frozen --quiet --python $(PYTHON)
 
-.PHONY: run server client test lint format bench clean browser redis-server screenshot wrk lock
+.PHONY: run server client test test-fast lint format bench clean browser redis-server screenshot wrk lock
 
 # The Redis store's tests run a real redis-server (Debian's package); installed when missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -58,6 +58,9 @@ test: lint browser redis-server  ## lint, types, architecture contracts, then th
 	@# Two workers, one test file each at a time: much of the suite waits on the servers it
 	@# starts, so two cores run it in about two thirds of the time.
 	$(PY) -m pytest -q -n 2 --dist loadfile
+
+test-fast: $(DEV)    ## every test that starts no process (servers, Redis, terminals, browsers)
+	$(PY) -m pytest -q -n 2 -m "not slow"
 
 redis-server:        ## install redis-server for the tests, only if it is missing
 	@command -v redis-server >/dev/null 2>&1 || { \
