@@ -128,8 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{PROG}: --state-file is deprecated: it now means --store {settings.store_url}",
             file=sys.stderr,
         )
-    # Opened once before anything is printed, so an unreadable store file or an
+    # Checked before anything is printed, so a taken port, an unreadable store file or an
     # unreachable Redis fails like a bad flag (and an old JSON state file is migrated).
+    _check_port(settings.host, settings.port)
     restored = _check_store(settings)
     common: dict[str, Any] = {
         "host": settings.host,
@@ -167,6 +168,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not serve(uvicorn.Config(app, **common), app.state.videosim.store.close):
         return EXIT_STARTUP_FAILED
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """Exit 2 with one line if nothing can listen on ``host:port`` (taken, or no such
+    address), instead of uvicorn's ERROR line and exit code 3."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        why = error.strerror or str(error)
+        fail(f"cannot listen on {host}:{port}: {why.split(' (while attempting')[0]}")
 
 
 def _check_store(settings: ServerSettings) -> int:

@@ -318,3 +318,24 @@ def test_store_and_workers_are_refused_in_one_line(
     assert exited.value.code == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"videosim-server: {message}")
+
+
+def test_a_taken_port_is_one_line_and_exit_2(clean_cwd: Path) -> None:
+    """It was uvicorn's ERROR line and exit code 3."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        finished = subprocess.run(
+            [sys.executable, "-m", "server", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert finished.returncode == 2
+    assert finished.stderr.strip() == (
+        f"videosim-server: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
+    assert "starting" not in finished.stdout
