@@ -44,7 +44,7 @@ RECONNECT_POLICY = BackoffPolicy(
     initial_s=0.1, multiplier=2.0, max_delay_s=2.0, jitter=Jitter.PROPORTIONAL, jitter_ratio=0.2
 )
 GIVE_UP_AFTER_FAILURES = 10  # consecutive failed connects (about 15 s): then batch takes over
-MAX_BREAKS = 6  # breaks within BREAK_WINDOW_S of each other: a stream that keeps breaking
+MAX_BREAKS = 6  # open streams broken within BREAK_WINDOW_S: a stream that keeps breaking
 BREAK_WINDOW_S = 60.0
 # The server sends a heartbeat every 15 s: three missed in a row means a dead connection.
 DEFAULT_STREAM_READ_TIMEOUT_S = 45.0
@@ -132,7 +132,9 @@ class EventStream:
             self.connected.clear()
             failures = 0 if opened else failures + 1
             now = self._clock.now()
-            breaks = [at for at in breaks if now - at < BREAK_WINDOW_S] + [now]
+            breaks = [at for at in breaks if now - at < BREAK_WINDOW_S]
+            if opened:  # refused connects count as failures, not as breaks
+                breaks.append(now)
             if failures >= GIVE_UP_AFTER_FAILURES or len(breaks) > MAX_BREAKS:
                 self._gone(f"the event stream keeps breaking ({self.last_error})")
                 return

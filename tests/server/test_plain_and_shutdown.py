@@ -122,4 +122,6 @@ def _stop_once_metrics_show(server: LiveServer, line: str) -> None:
     stopped_at = time.monotonic()
     server.process.terminate()
     server.process.wait(timeout=10)
-    assert time.monotonic() - stopped_at < 1.5
+    # A generous ceiling (a busy machine may take seconds to exit); what shows the old
+    # behaviour is the log and the answers, checked by the callers.
+    assert time.monotonic() - stopped_at < 10
