@@ -126,16 +126,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        while data and not self._refused:
+        while data and self._still_reading():
             if self._in_headers:
                 data = self._feed_headers(data)
-            elif self._body_left is None:
-                super().data_received(data)  # a chunked body and whatever follows it
+            elif not self._body_left:
+                # A chunked body and whatever follows it, or a state the parser ends by
+                # itself (an upgrade, an error): all of it, as uvicorn would.
+                super().data_received(data)
                 return
             else:
                 part, data = data[: self._body_left], data[self._body_left :]
                 self._body_left -= len(part)
                 super().data_received(part)
+
+    def _still_reading(self) -> bool:
+        """Not refused, not closing, and still this connection's protocol (an upgrade
+        hands the connection to another)."""
+        transport = self.transport
+        return not (self._refused or transport.is_closing() or transport.get_protocol() is not self)
 
     def _feed_headers(self, data: bytes) -> bytes:
         """Feed this request's headers, at most up to the cap; returns what follows them."""

@@ -231,3 +231,19 @@ def test_a_large_header_after_a_pipelined_body_is_refused_after_its_answer(
     assert b'"job_id"' in first
     assert rest.endswith(b'{"detail":"Request headers too large"}')
     assert "write_eof" not in edge.stderr_text()  # no write after the connection's end
+
+
+def test_an_upgrade_or_a_bad_request_with_more_behind_it_never_hangs_the_server(
+    edge: LiveServer,
+) -> None:
+    """Requests the parser ends by itself (an upgrade, an invalid Content-Length) with
+    pipelined bytes behind them: answered, and the server goes on serving."""
+    follow = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    upgrade = (
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    bad_length = b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"
+    assert exchange(edge, upgrade + follow).startswith(b"HTTP/1.1 403 ")
+    assert exchange(edge, bad_length + follow).startswith(b"HTTP/1.1 400 ")
+    assert httpx.get(f"{edge.url}/healthz", timeout=5).status_code == 200
