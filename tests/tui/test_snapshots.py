@@ -98,6 +98,9 @@ async def show_compare(pilot: Pilot[None]) -> None:
     assert isinstance(screen, CompareScreen)
     screen.show_results(compare_runs())
     await pilot.pause()
+    for field in screen.query(Input):  # no picture mid-blink, however late it is taken
+        field.cursor_blink = False
+    await pilot.pause()
 
 
 async def open_detail(pilot: Pilot[None]) -> None:
