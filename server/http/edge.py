@@ -185,7 +185,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             return
         self._in_headers = False
-        self._body_left = self._declared_body()
+        declared, streamed = _declared_body(self.headers)
+        self._body_left = None if streamed else max(0, declared or 0)
         self._disarm()
         if self._body_left != 0:
             self._arm(self.limits.body_timeout_s)
@@ -211,18 +212,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._refusal is not None and not self.pipeline:
             self._send_refusal()
 
-    def _declared_body(self) -> int | None:
-        """The body's length as its headers announce it; None when it is chunked."""
-        for name, value in self.headers:
-            if name == b"transfer-encoding":
-                return None
-            if name == b"content-length":
-                try:
-                    return max(0, int(value))
-                except ValueError:
-                    return None  # the parser refuses it
-        return 0
-
     def _arm(self, seconds: float) -> None:
         self._disarm()
         self._read_timer = self.loop.call_later(seconds, self._on_read_timeout)
@@ -234,7 +223,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _on_read_timeout(self) -> None:
         self._read_timer = None
-        if self.cycle is not None and self.cycle.response_started and self._in_headers is False:
+        if self.cycle is not None and self.cycle.response_started and not self._in_headers:
             self.transport.close()  # too late for a 408: just hang up
         else:
             self._refuse(_TIMEOUT)
@@ -299,9 +288,6 @@ _PLAIN_500_START: Message = {
 _PLAIN_500_BODY: Message = {"type": "http.response.body", "body": b"Internal Server Error"}
 
 
-_STOPPING_BODY = json.dumps(
-    {"detail": "Server is stopping; retry shortly"}, separators=(",", ":")
-).encode()
 # Methods whose announced body the edge reads in full before the app sees the request.
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -388,16 +374,14 @@ class EdgeMiddleware:
             await self._status(scope, receive, send, job_id, limit if too_large else None)
             return
         if too_large:
-            await _send_too_large(send, limit)
-            self.count(method, _route_template(scope), 413)
+            await self._refuse(scope, send, _too_large_messages(limit))
             return
         if method in _BODY_METHODS and (streamed or declared):
             body = await self._read_body(receive, limit)
+            if body is None:
+                return  # the client hung up: nobody to tell
             if not isinstance(body, bytes):
-                if body is not None:  # 413 or 503; None: the client hung up, nobody to tell
-                    await send(body[0])
-                    await send(body[1])
-                    self.count(method, _route_template(scope), body[0]["status"])
+                await self._refuse(scope, send, body)  # 413, or 503 as the server stops
                 return
             receive = _replaying(body, receive)
 
@@ -415,13 +399,18 @@ class EdgeMiddleware:
             route = scope.get("route")
             self.count(method, getattr(route, "path", UNMATCHED_ROUTE), code)
 
+    async def _refuse(self, scope: Scope, send: Send, answer: tuple[Message, Message]) -> None:
+        """Give a prepared answer instead of running the app, and count it."""
+        await _send_answer(send, answer)
+        self.count(scope["method"], _route_template(scope), answer[0]["status"])
+
     async def _read_body(
         self, receive: Receive, limit: int
     ) -> bytes | tuple[Message, Message] | None:
         """The whole body; else the answer to give instead (413, or 503 when the server
         stops meanwhile), or None when the client hung up."""
         if self._stopping:
-            return _answer_messages(503, _STOPPING_BODY, {"retry-after": "1"})
+            return _STOPPING
         task = asyncio.current_task()
         assert task is not None, "ASGI requests run in a task"
         self._reading.add(task)
@@ -443,7 +432,7 @@ class EdgeMiddleware:
             if not self._stopping:
                 raise
             task.uncancel()
-            return _answer_messages(503, _STOPPING_BODY, {"retry-after": "1"})
+            return _STOPPING
         finally:
             self._reading.discard(task)
 
@@ -454,7 +443,7 @@ class EdgeMiddleware:
         try:
             if over_limit is not None:  # a body declared larger than this
                 code = 413
-                await _send_too_large(send, over_limit)
+                await _send_answer(send, _too_large_messages(over_limit))
             else:
                 code = await self.serve_status(scope, receive, send, job_id)
         except Exception:
@@ -499,13 +488,21 @@ def _answer_messages(
     return start, {"type": "http.response.body", "body": body}
 
 
+# The answer to a request whose body is still arriving when the server stops.
+_STOPPING = _answer_messages(
+    503,
+    json.dumps({"detail": "Server is stopping; retry shortly"}, separators=(",", ":")).encode(),
+    {"retry-after": "1"},
+)
+
+
 def _too_large_messages(limit: int) -> tuple[Message, Message]:
     body = json.dumps({"detail": _too_large(limit)}, separators=(",", ":")).encode()
     return _answer_messages(413, body)
 
 
-async def _send_too_large(send: Send, limit: int) -> None:
-    start, body = _too_large_messages(limit)
+async def _send_answer(send: Send, answer: tuple[Message, Message]) -> None:
+    start, body = answer
     await send(start)
     await send(body)
 
