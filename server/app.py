@@ -76,7 +76,13 @@ from server.push.webhooks import (
     refused_callback_message,
 )
 from server.settings import ServerSettings
-from server.stores.base import IdempotencyClaim, JobStore, StartedJobs, StoreUnavailable
+from server.stores.base import (
+    IdempotencyClaim,
+    JobStore,
+    StartedJobs,
+    StoreUnavailable,
+    SubscriptionQuotaExceeded,
+)
 from server.stores.factory import build_store
 
 # HTTP has no code for "the client hung up first"; nginx's 499 is the customary one.
@@ -176,7 +182,7 @@ _START_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorMessage, "description": "Missing or invalid API key"}
+    401: {"model": ErrorMessage, "description": MISSING_OR_INVALID_KEY}
 }
 
 # Each app includes the routers its settings call for; every one but health_router
@@ -697,6 +703,12 @@ async def _store_unavailable(request: Request, error: Exception) -> JSONResponse
     )
 
 
+async def _over_quota(request: Request, error: Exception) -> JSONResponse:
+    """A caller past its subscription quota: 429 naming the limit (no Retry-After: room
+    comes back when the caller deletes a subscription, not with time)."""
+    return JSONResponse({"detail": str(error)}, status_code=429)
+
+
 # FastAPI answers a body it cannot even decode (not UTF-8) with this 400; every other
 # malformed body is a 422, so this one becomes a 422 as well.
 _UNDECODABLE_BODY = "There was an error parsing the body"
@@ -884,6 +896,7 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
+    app.add_exception_handler(SubscriptionQuotaExceeded, _over_quota)
     return app
 
 

@@ -179,8 +179,8 @@ def _check_port(host: str, port: int) -> None:
         with socket.create_server((host, port)):
             pass
     except OSError as error:
-        why = error.strerror or str(error)
-        fail(f"cannot listen on {host}:{port}: {why.split(' (while attempting')[0]}")
+        why = os.strerror(error.errno) if error.errno else str(error)
+        fail(f"cannot listen on {host}:{port}: {why}")
 
 
 def _check_store(settings: ServerSettings) -> int:

@@ -2,7 +2,8 @@
 
 A subscription lives in the job store, so any worker of a shared store (or a durable
 server after a restart) can serve its stream. It expires ``retention_s`` after the last
-stream let go of it. Ids the server does not know are reported and not added.
+stream let go of it. Ids the server does not know are reported and not added. A caller
+past its quota gets 429 (the app turns :class:`SubscriptionQuotaExceeded` into it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from server.models import ErrorMessage, list_too_long
 from server.push.batch_status import id_list_body_cap
 from server.push.models import SubscriptionCreated, SubscriptionExtended, SubscriptionRequest
 from server.settings import ServerSettings
-from server.stores.base import JobStore, SubscriptionQuota, SubscriptionQuotaExceeded
+from server.stores.base import JobStore, SubscriptionQuota
 
 SUBSCRIPTION_NOT_FOUND = "Subscription not found"
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -45,10 +46,7 @@ def subscriptions_router(settings: ServerSettings) -> APIRouter:
         request: Request, body: SubscriptionRequest
     ) -> SubscriptionCreated:
         store, known, unknown = await _split(request, body)
-        try:
-            subscription_id = await store.create_subscription(known, _quota(request))
-        except SubscriptionQuotaExceeded as error:
-            raise HTTPException(429, str(error)) from error
+        subscription_id = await store.create_subscription(known, _quota(request))
         return SubscriptionCreated(subscription_id=subscription_id, unknown=unknown)
 
     @router.post(
@@ -61,11 +59,7 @@ def subscriptions_router(settings: ServerSettings) -> APIRouter:
         subscription_id: str, request: Request, body: SubscriptionRequest
     ) -> SubscriptionExtended:
         store, known, unknown = await _split(request, body)
-        try:
-            extended = await store.extend_subscription(subscription_id, known, _quota(request))
-        except SubscriptionQuotaExceeded as error:
-            raise HTTPException(429, str(error)) from error
-        if not extended:
+        if not await store.extend_subscription(subscription_id, known, _quota(request)):
             raise HTTPException(404, SUBSCRIPTION_NOT_FOUND)
         await request.app.state.videosim.streams.subscription_extended(subscription_id, known)
         return SubscriptionExtended(unknown=unknown)
