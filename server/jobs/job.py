@@ -115,7 +115,7 @@ class NewJobs:
     def __init__(self, rng: random.Random, *, error_rate: float, default_duration_s: float):
         self._rng = rng
         self._error_rate = error_rate
-        self.default_duration_s = float(default_duration_s)
+        self._default_duration_s = float(default_duration_s)
 
     def make(
         self, job_id: str, now: float, duration_s: float | None, outcome: RequestedOutcome
@@ -123,5 +123,5 @@ class NewJobs:
         self._rng.getrandbits(128)
         coin = self._rng.random()
         fails = coin < self._error_rate if outcome == "random" else outcome == "error"
-        duration = self.default_duration_s if duration_s is None else float(duration_s)
+        duration = self._default_duration_s if duration_s is None else float(duration_s)
         return Job(job_id, now, duration, fails)

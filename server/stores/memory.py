@@ -121,8 +121,7 @@ class MemoryJobStore(JobStore):
 
     async def record_batch_poll(self, jobs: Sequence[Job], now: float, hints: bool) -> None:
         for job in jobs:
-            job.record_poll(now, hints, self.request_log_length)
-            self._counters_changed(job)
+            self._record_poll_now(job, now, hints)
 
     async def client_job_ids(self, client_id: str, start: int = 0) -> list[str]:
         return self.client_jobs.get(client_id, [])[start:]
@@ -135,12 +134,12 @@ class MemoryJobStore(JobStore):
         return subscription
 
     def _drop_subscription(self, subscription_id: str) -> None:
-        subscription = self.subscriptions.pop(subscription_id)
-        owned = self._owned.get(subscription.owner or "")
-        if owned is not None:
+        owner = self.subscriptions.pop(subscription_id).owner
+        owned = None if owner is None else self._owned.get(owner)
+        if owner is not None and owned is not None:
             owned.discard(subscription_id)
             if not owned:
-                del self._owned[subscription.owner or ""]
+                del self._owned[owner]
 
     def _owner_holds(self, owner: str) -> tuple[int, int]:
         """(subscriptions, ids in all) that ``owner`` holds now."""
@@ -225,11 +224,14 @@ class MemoryJobStore(JobStore):
         """The hot path without a coroutine per step."""
         job = self.jobs.get(job_id)
         if job is not None:
-            job.record_poll(now, hints, self.request_log_length)
-            self._counters_changed(job)
+            self._record_poll_now(job, now, hints)
         return job
 
     async def record_poll(self, job: Job, now: float, hints: bool) -> None:
+        self._record_poll_now(job, now, hints)
+
+    def _record_poll_now(self, job: Job, now: float, hints: bool) -> None:
+        """Every 200 status answer is recorded here, without a coroutine of its own."""
         job.record_poll(now, hints, self.request_log_length)
         self._counters_changed(job)
 

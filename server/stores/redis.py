@@ -177,23 +177,24 @@ local function owner_holds(prefix, owner)
 end
 """
 
-# KEYS: the subscription, its owner key. ARGV: prefix, owner ('' for none), max
-# subscriptions, max ids, now, ttl ms, the ids. Returns 0, or 1/2 for the limit it passed.
+# KEYS: the subscription, its owner key. ARGV: prefix, subscription id, owner ('' for
+# none), max subscriptions, max ids, now, ttl ms, the ids. Returns 0, or 1/2 for the limit
+# it passed.
 _CREATE_SUBSCRIPTION = (
     _OWNER_HOLDS
     + """
-local prefix, owner, now, ttl = ARGV[1], ARGV[2], ARGV[5], ARGV[6]
+local prefix, id, owner, now, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[6], ARGV[7]
 if owner ~= '' then
   local subscriptions, ids = owner_holds(prefix, owner)
-  if subscriptions + 1 > tonumber(ARGV[3]) then return 1 end
-  if ids + #ARGV - 6 > tonumber(ARGV[4]) then return 2 end
+  if subscriptions + 1 > tonumber(ARGV[4]) then return 1 end
+  if ids + #ARGV - 7 > tonumber(ARGV[5]) then return 2 end
   local owns = prefix .. 'owns:' .. owner
-  redis.call('SADD', owns, string.sub(KEYS[1], #prefix + 5))
+  redis.call('SADD', owns, id)
   if redis.call('PTTL', owns) < tonumber(ttl) then redis.call('PEXPIRE', owns, ttl) end
   redis.call('SET', KEYS[2], owner, 'PX', ttl)
 end
 redis.call('ZADD', KEYS[1], 0, '')
-for i = 7, #ARGV do redis.call('ZADD', KEYS[1], 'NX', now, ARGV[i]) end
+for i = 8, #ARGV do redis.call('ZADD', KEYS[1], 'NX', now, ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], ttl)
 return 0
 """
@@ -447,7 +448,8 @@ class RedisJobStore(JobStore):
         keys = [self._key("sub", subscription_id), self._key("subowner", subscription_id)]
         ttl_ms = max(1, int(self._retention_s * 1000))
         limits = (quota.max_subscriptions, quota.max_ids) if quota else (0, 0)
-        args: list[str | int | float] = [self._prefix, quota.owner if quota else ""]
+        args: list[str | int | float] = [self._prefix, subscription_id]
+        args.append(quota.owner if quota else "")
         args += [*limits, self.clock.now(), ttl_ms, *dict.fromkeys(job_ids)]
         passed = await self._direct(partial(self._create_subscription, keys=keys, args=args))
         if quota is not None and passed:
