@@ -109,7 +109,7 @@ async def watch_job(
                 elapsed_s=answered_at - started,
                 strategy=plan.strategy if plan.outcome is None else timed_by,
                 http_status=answer.http_status,
-                error=_final_error(answer, plan.outcome, policy.time_left(answered_at - started)),
+                error=_final_error(answer, plan.outcome, policy, answered_at - started),
                 eta_s=answer.eta_s,
                 progress=answer.progress,
                 sent=answer.sent,
@@ -187,10 +187,11 @@ async def fetch_status(
 
 
 def _final_error(
-    answer: PollAnswer, outcome: Outcome | None, time_left: float | None
+    answer: PollAnswer, outcome: Outcome | None, policy: BackoffPolicy, elapsed_s: float
 ) -> str | None:
     """The event's error; a watch given up on a refusal says why it stopped."""
     if outcome is not None and answer.kind is AnswerKind.RETRY:
+        time_left = policy.time_left(elapsed_s)
         return f"{answer.error}{gave_up_because(answer.retry_after_s, time_left)}"
     return answer.error
 

@@ -2,7 +2,8 @@
 
 server/http/edge.py extends uvicorn's httptools protocol (uvicorn has no header-read timeout
 and no per-request header cap); tui/terminal_driver.py replaces Textual's Linux input
-loop (its thread waits out a select timeout on quit) and uses Textual's xterm parser.
+loop (its thread waits out a select timeout on quit) and drives Textual's xterm parser
+(a private module, fingerprinted here too).
 Both dependencies are pinned exactly in pyproject.toml. These tests fail the day an
 upgrade changes a version or the source of a method the extensions rely on, before any
 behaviour changes silently: read the new upstream code, adapt, then update the pins here.
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from importlib.metadata import version
 
 import pytest
+from textual._xterm_parser import XTermParser
 from textual.drivers.linux_driver import LinuxDriver
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -31,6 +33,10 @@ FINGERPRINTS: dict[tuple[type, str], str] = {
     (LinuxDriver, "disable_input"): "6154c5a7c1743fe9",
     (LinuxDriver, "start_application_mode"): "7c41f5ba11a8ef05",
     (LinuxDriver, "stop_application_mode"): "9a7e99c8d4bdbd3b",
+    # the parser the copied input loop drives
+    (XTermParser, "__init__"): "d72babb3e40ab7da",
+    (XTermParser, "feed"): "a2ae8e648629c0a1",
+    (XTermParser, "tick"): "44606084ad3bf7c1",
     (HttpToolsProtocol, "data_received"): "010a7ae59a5d3b1a",
     (HttpToolsProtocol, "on_message_begin"): "96d377fdc7c2baef",
     (HttpToolsProtocol, "on_header"): "1e86ebb6cea0458c",
