@@ -587,6 +587,7 @@ def _summary_fields(job: Job, now: float) -> dict[str, Any]:
         "finishes_at": job.finishes_at if finite else None,
         "status_requests": job.status_requests,
         "first_final_seen_at": job.first_final_seen_at,
+        "first_final_channel": job.first_final_channel,
         "detection_lag_s": lag,
     }
 

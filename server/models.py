@@ -25,6 +25,9 @@ WholeNumber = Annotated[int, BeforeValidator(_number_not_bool_or_text)]
 # The shortest job: a millisecond. Without a floor, 5e-324 was a valid duration.
 MIN_DURATION_S = 0.001
 FinalOutcome = Literal["completed", "error"]
+#: How a final state reached a client: a status answer (long-polls included), a batch
+#: status answer, an event stream, or a webhook the receiver accepted.
+DeliveryChannel = Literal["status", "batch", "stream", "webhook"]
 
 
 class StartRequest(BaseModel):
@@ -114,7 +117,11 @@ class JobSummary(BaseModel):
     finishes_at: float | None
     status_requests: int = Field(description="GET /status calls for this job, faulted included")
     first_final_seen_at: float | None = Field(
-        description="when the first status answer showing the final state was given"
+        description="when the final state first reached a client, by any channel"
+    )
+    first_final_channel: DeliveryChannel | None = Field(
+        description="the channel that delivered it first: a status answer, a batch status "
+        "answer, an event stream or an accepted webhook"
     )
     detection_lag_s: float | None = Field(description="first_final_seen_at - finishes_at")
 

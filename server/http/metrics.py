@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from server.faults import FaultInjector
-from server.models import Result
+from server.models import DeliveryChannel, Result
 from server.stores.base import JobStore
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -56,6 +57,15 @@ class _StoreCollector(Collector):
         for kind, count in self._faults.injected.items():
             injected.add_metric([kind], count)
         yield injected
+        delivered = CounterMetricFamily(
+            "videosim_final_deliveries",
+            "Final job states delivered to clients, by channel (status, batch, stream, "
+            "webhook); every delivery, not only a job's first",
+            labels=["channel"],
+        )
+        for channel in get_args(DeliveryChannel):
+            delivered.add_metric([channel], self._store.final_deliveries[channel])
+        yield delivered
 
 
 class ServerMetrics:

@@ -5,6 +5,9 @@ no thread, task or timer exists per job (long-polls have their own timers, see
 :mod:`server.jobs.long_poll`). Every store makes its jobs with :class:`NewJobs` (so a seed
 means the same outcomes whatever the store) and records a status answer with
 :meth:`Job.record_request` (the Redis store's script packs the log entry the same way).
+Whatever channel first brings a client the final state (a status or batch answer, an event
+stream, an accepted webhook) is remembered with its time, so the detection lag is known
+for every strategy.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Literal
 
 from server.jobs import request_log
 from server.jobs.request_log import StatusRequest
-from server.models import FinalOutcome, Result
+from server.models import DeliveryChannel, FinalOutcome, Result
 
 SPECIAL_JOB_ID = "special-pending-job"
 DEFAULT_REQUEST_LOG_LENGTH = 200
@@ -35,6 +38,7 @@ class Job:
         "created_at",
         "duration_s",
         "fails",
+        "first_final_channel",
         "first_final_seen_at",
         "job_id",
         "log",
@@ -48,6 +52,7 @@ class Job:
         self.fails = fails  # None: no fate (the special job)
         self.status_requests = 0
         self.first_final_seen_at: float | None = None
+        self.first_final_channel: DeliveryChannel | None = None
         self.log: bytearray | None = None  # see server.jobs.request_log; made on the first request
 
     @property
@@ -77,24 +82,37 @@ class Job:
         retry_after_s: float | None,
         result: Result | None,
         log_length: int,
-    ) -> None:
-        """Count one GET /status answer and log it (the log keeps the last ``log_length``);
-        ``result`` is None when it was a fault. The first answer that showed a final state
-        is remembered, once."""
+        channel: DeliveryChannel = "status",
+    ) -> bool:
+        """Count one GET /status answer (or one job's part of a batch answer) and log it
+        (the log keeps the last ``log_length``); ``result`` is None when it was a fault.
+        Returns whether the answer delivered the final state."""
         self.status_requests += 1
         self.log = request_log.append(self.log, log_length, StatusRequest(at, code, retry_after_s))
-        if self.first_final_seen_at is None and result is not None and result != "pending":
-            self.first_final_seen_at = at
+        if result is None or result == "pending":
+            return False
+        self.record_delivery(at, channel)
+        return True
 
-    def record_poll(self, now: float, hints: bool, log_length: int) -> None:
-        """Count the 200 answer GET /status gives this job at ``now``."""
-        self.record_request(
+    def record_poll(
+        self, now: float, hints: bool, log_length: int, channel: DeliveryChannel = "status"
+    ) -> bool:
+        """Count the 200 answer GET /status gives this job at ``now``; returns whether it
+        delivered the final state."""
+        return self.record_request(
             at=now,
             code=200,
             retry_after_s=poll_retry_after(self, now, hints),
             result=self.result_at(now),
             log_length=log_length,
+            channel=channel,
         )
+
+    def record_delivery(self, at: float, channel: DeliveryChannel) -> None:
+        """The final state reached a client at ``at`` by ``channel``: the first is kept."""
+        if self.first_final_seen_at is None:
+            self.first_final_seen_at = at
+            self.first_final_channel = channel
 
 
 def poll_retry_after(job: Job, now: float, hints: bool) -> int | None:

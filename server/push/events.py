@@ -15,6 +15,10 @@ of a shared store, and a durable server after a restart, can compute the same re
 a shared store another worker learns of new jobs only by re-reading (every
 :data:`REFRESH_S`), so a replay there starts :data:`SHARED_REPLAY_MARGIN_S` earlier: a
 reader may see a final state twice, never miss one.
+
+A final state written to a stream is recorded as delivered (the job's record then knows
+when a client learned it, see :meth:`~server.stores.base.JobStore.record_deliveries`), in
+batches, by one task per process.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal, NamedTuple, NoReturn
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -58,6 +62,13 @@ LOAD_CHUNK = 1000  # jobs read from the store per call while opening a stream
 Cursor = tuple[float, str]
 # Sorts after every job id (uuid4 text and "special-pending-job"): "every job up to time t".
 _AFTER_ALL_IDS = "~"
+
+
+class Outgoing(NamedTuple):
+    """An event to send, and the job whose final state it delivers (None for others)."""
+
+    event: ServerSentEvent
+    final_job_id: str | None = None
 
 
 class BadCursor(ValueError):
@@ -130,7 +141,7 @@ class EventStream:
         self._pending: list[tuple[float, str, Job]] = []  # heap by finish time
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
-        self._queue: deque[ServerSentEvent] = deque()
+        self._queue: deque[Outgoing] = deque()
         self._wake = asyncio.Event()
         self._failure: str | None = None
         self.watermark: Cursor = (-math.inf, "")
@@ -148,9 +159,7 @@ class EventStream:
 
     # --- opening ------------------------------------------------------------------------
 
-    def opening_events(
-        self, jobs: Sequence[tuple[str, Job | None, float]]
-    ) -> list[ServerSentEvent]:
+    def opening_events(self, jobs: Sequence[tuple[str, Job | None, float]]) -> list[Outgoing]:
         """The snapshot (or, resuming, the replay) for ``(job_id, job, joined_at)`` and
         the jobs it starts watching. Finals come first in key order, then pending jobs
         (snapshot only), then unknown ids."""
@@ -172,7 +181,7 @@ class EventStream:
             else:
                 finals.append(((max(job.finishes_at, joined_at), job_id), job))
         finals.sort(key=lambda item: item[0])
-        events: list[ServerSentEvent] = []
+        events: list[Outgoing] = []
         resume = self._resume_from
         if resume is not None:
             margin = SHARED_REPLAY_MARGIN_S if self._streams.shared else 0.0
@@ -187,16 +196,19 @@ class EventStream:
             self.watermark = max(self.watermark, (now, _AFTER_ALL_IDS))
             cursor = format_cursor(self.watermark)
             for job in pending:
-                events.append(ServerSentEvent(_state_data(job, now), event="state", id=cursor))
+                event = ServerSentEvent(_state_data(job, now), event="state", id=cursor)
+                events.append(Outgoing(event))
         for job_id in unknown:
-            events.append(ServerSentEvent(_compact({"job_id": job_id}), event="unknown"))
+            events.append(Outgoing(ServerSentEvent(_compact({"job_id": job_id}), event="unknown")))
         self._arm()
         return events
 
-    def _state_event(self, job: Job, key: Cursor, now: float) -> ServerSentEvent:
+    def _state_event(self, job: Job, key: Cursor, now: float) -> Outgoing:
+        """A final state's event (the stream's watermark moves past ``key``)."""
         self.watermark = max(self.watermark, key)
-        return ServerSentEvent(
-            _state_data(job, now), event="state", id=format_cursor(self.watermark)
+        data = _state_data(job, now)
+        return Outgoing(
+            ServerSentEvent(data, event="state", id=format_cursor(self.watermark)), job.job_id
         )
 
     # --- live ---------------------------------------------------------------------------
@@ -271,13 +283,13 @@ class EventStream:
         self._queue.append(self._state_event(job, key, now))
         self._wake.set()
 
-    async def live_events(self) -> AsyncIterator[ServerSentEvent]:
+    async def live_events(self) -> AsyncIterator[Outgoing]:
         """Queued events as they come; an error event and the end after :meth:`fail`."""
         while True:
             while self._queue:
                 yield self._queue.popleft()
             if self._failure is not None:
-                yield ServerSentEvent(_compact({"detail": self._failure}), event="error")
+                yield Outgoing(ServerSentEvent(_compact({"detail": self._failure}), event="error"))
                 return
             self._wake.clear()
             await self._wake.wait()
@@ -308,6 +320,8 @@ class EventStreams:
         # only the streams that carry it: ("client", id) and ("subscription", id).
         self._by_group: dict[tuple[str, str], set[EventStream]] = {}
         self._closing = False
+        self._delivered: list[tuple[str, float]] = []  # (job id, when), not yet recorded
+        self._recording: asyncio.Future[None] | None = None
         store.on_close(self.close)
 
     @property
@@ -341,22 +355,44 @@ class EventStreams:
         )
 
     async def _events(
-        self, stream: EventStream, opening: list[ServerSentEvent]
+        self, stream: EventStream, opening: list[Outgoing]
     ) -> AsyncIterator[ServerSentEvent]:
         upkeep = asyncio.ensure_future(self._upkeep(stream))
         try:
-            for event in opening:
+            for outgoing in opening:
                 if stream.failed:
                     break  # stopping, or the subscription is gone: say so at once
-                yield event
+                yield outgoing.event
+                self._sent(outgoing)
             opening.clear()
-            async for event in stream.live_events():
-                yield event
+            async for outgoing in stream.live_events():
+                yield outgoing.event
+                self._sent(outgoing)
         finally:
             upkeep.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await upkeep
             self._discard(stream)
+
+    def _sent(self, outgoing: Outgoing) -> None:
+        """``outgoing`` was written to its stream (the generator resumes only then)."""
+        if outgoing.final_job_id is None:
+            return
+        self._delivered.append((outgoing.final_job_id, self.clock.now()))
+        if self._recording is None:
+            self._recording = asyncio.ensure_future(self._record_delivered())
+
+    async def _record_delivered(self) -> None:
+        """Record what the streams sent since the last call, in one store call per batch."""
+        try:
+            while self._delivered:
+                batch, self._delivered = self._delivered, []
+                try:
+                    await self.store.record_deliveries(batch, "stream")
+                except StoreUnavailable as error:
+                    logger.warning("event stream: deliveries not recorded: %s", error)
+        finally:
+            self._recording = None
 
     def _discard(self, stream: EventStream) -> None:
         if stream not in self._streams:

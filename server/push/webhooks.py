@@ -347,10 +347,13 @@ class WebhookDeliveries:
             # what listens where this server can reach: the operator may choose to show it.
             status_code, error = None, UNDELIVERED
         delivery.attempts += 1
+        accepted_at = self._clock.now()
         with contextlib.suppress(StoreUnavailable):
             await self._store.record_callback_attempt(
                 delivery.job_id, CallbackAttempt(at=at, status_code=status_code, error=error)
             )
+            if error is None:  # the receiver has the final state (by the time it answered)
+                await self._store.record_deliveries([(delivery.job_id, accepted_at)], "webhook")
         if error is None or delivery.attempts >= self._attempts:
             await self._release(delivery.job_id)
         elif not self._stopping:

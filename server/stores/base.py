@@ -12,6 +12,7 @@ import math
 import random
 import secrets
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypedDict
@@ -20,7 +21,7 @@ from server.faults import RateLimiter
 from server.jobs.clock import Clock
 from server.jobs.job import SPECIAL_JOB_ID, Job, RequestedOutcome, poll_retry_after
 from server.jobs.long_poll import LongPolls
-from server.models import CallbackAttempt, Faults, Result
+from server.models import CallbackAttempt, DeliveryChannel, Faults, Result
 
 JobSpec = tuple[float | None, RequestedOutcome]
 
@@ -97,6 +98,9 @@ class JobStore(ABC):
         self.long_polls = LongPolls(clock)
         self.special = Job(SPECIAL_JOB_ID, clock.now(), math.inf, None)
         self._close_listeners: list[Callable[[], None]] = []
+        # Final states this process delivered, by channel (every one, not only the first
+        # of a job): /metrics reports them.
+        self.final_deliveries: Counter[DeliveryChannel] = Counter()
 
     rate_limiter: RateLimiter
     # True when other processes serve the same jobs (they then share the faults too).
@@ -156,15 +160,36 @@ class JobStore(ABC):
             await self.record_poll(job, now, hints)
         return job
 
-    async def record_poll(self, job: Job, now: float, hints: bool) -> None:
-        """Count the 200 answer GET /status gives ``job`` at ``now``."""
+    async def record_poll(
+        self, job: Job, now: float, hints: bool, channel: DeliveryChannel = "status"
+    ) -> None:
+        """Count the 200 answer GET /status (or, with ``channel`` "batch", POST
+        /status/batch) gives ``job`` at ``now``."""
+        result = job.result_at(now)
         await self.record_status_request(
             job,
             at=now,
             code=200,
             retry_after_s=poll_retry_after(job, now, hints),
-            result=job.result_at(now),
+            result=result,
+            channel=channel,
         )
+        if result != "pending":
+            self.final_deliveries[channel] += 1
+
+    async def record_deliveries(
+        self, deliveries: Sequence[tuple[str, float]], channel: DeliveryChannel
+    ) -> None:
+        """Final states pushed to a client, as ``(job id, when)``: by an event stream, or
+        a webhook its receiver accepted. Each job keeps the first delivery by any channel
+        (see :meth:`~server.jobs.job.Job.record_delivery`)."""
+        self.final_deliveries[channel] += len(deliveries)
+        await self._record_deliveries(deliveries, channel)
+
+    @abstractmethod
+    async def _record_deliveries(
+        self, deliveries: Sequence[tuple[str, float]], channel: DeliveryChannel
+    ) -> None: ...
 
     async def get_record(self, job_id: str) -> Job | None:
         """The job with its request log, for GET /jobs/{id}."""
@@ -172,10 +197,17 @@ class JobStore(ABC):
 
     @abstractmethod
     async def record_status_request(
-        self, job: Job, *, at: float, code: int, retry_after_s: float | None, result: Result | None
+        self,
+        job: Job,
+        *,
+        at: float,
+        code: int,
+        retry_after_s: float | None,
+        result: Result | None,
+        channel: DeliveryChannel = "status",
     ) -> None:
         """Count one GET /status answer and log it; ``result`` is None when it was a
-        fault. The first answer that showed a final state is remembered, once."""
+        fault. An answer that showed a final state counts as its delivery by ``channel``."""
 
     @abstractmethod
     async def page(self, offset: int, limit: int) -> list[Job]:
@@ -205,7 +237,7 @@ class JobStore(ABC):
         """Count one 200 status answer at ``now`` for each of ``jobs`` (POST /status/batch),
         so requests-per-job figures stay honest whichever way a client asks."""
         for job in jobs:
-            await self.record_poll(job, now, hints)
+            await self.record_poll(job, now, hints, "batch")
 
     @abstractmethod
     async def client_job_ids(self, client_id: str, start: int = 0) -> list[str]:

@@ -28,7 +28,7 @@ from server.jobs.job import (
     NewJobs,
     RequestedOutcome,
 )
-from server.models import Result
+from server.models import DeliveryChannel, Result
 
 # Expired jobs are dropped in slices (a memmove of the sorted arrays): at least this many
 # at once, or whatever expired once this many seconds have passed since the last sweep.
@@ -225,13 +225,22 @@ class JobTable:
         return {"pending": len(self) - completed - error, "completed": completed, "error": error}
 
     def record_status_request(
-        self, job: Job, *, at: float, code: int, retry_after_s: float | None, result: Result | None
-    ) -> None:
-        """Remember one GET /status answer; ``result`` is None when it was a fault."""
-        job.record_request(
+        self,
+        job: Job,
+        *,
+        at: float,
+        code: int,
+        retry_after_s: float | None,
+        result: Result | None,
+        channel: DeliveryChannel = "status",
+    ) -> bool:
+        """Remember one GET /status answer; ``result`` is None when it was a fault.
+        Returns whether it delivered the final state."""
+        return job.record_request(
             at=at,
             code=code,
             retry_after_s=retry_after_s,
             result=result,
             log_length=self.request_log_length,
+            channel=channel,
         )

@@ -11,7 +11,7 @@ from server.faults import LocalTokenBuckets
 from server.jobs.clock import Clock
 from server.jobs.idempotency import IdempotencyTable
 from server.jobs.job import Job
-from server.models import CallbackAttempt, Result
+from server.models import CallbackAttempt, DeliveryChannel, Result
 from server.stores.base import (
     IdempotencyClaim,
     JobSpec,
@@ -121,7 +121,7 @@ class MemoryJobStore(JobStore):
 
     async def record_batch_poll(self, jobs: Sequence[Job], now: float, hints: bool) -> None:
         for job in jobs:
-            self._record_poll_now(job, now, hints)
+            self._record_poll_now(job, now, hints, "batch")
 
     async def client_job_ids(self, client_id: str, start: int = 0) -> list[str]:
         return self.client_jobs.get(client_id, [])[start:]
@@ -227,21 +227,43 @@ class MemoryJobStore(JobStore):
             self._record_poll_now(job, now, hints)
         return job
 
-    async def record_poll(self, job: Job, now: float, hints: bool) -> None:
-        self._record_poll_now(job, now, hints)
+    async def record_poll(
+        self, job: Job, now: float, hints: bool, channel: DeliveryChannel = "status"
+    ) -> None:
+        self._record_poll_now(job, now, hints, channel)
 
-    def _record_poll_now(self, job: Job, now: float, hints: bool) -> None:
+    def _record_poll_now(
+        self, job: Job, now: float, hints: bool, channel: DeliveryChannel = "status"
+    ) -> None:
         """Every 200 status answer is recorded here, without a coroutine of its own."""
-        job.record_poll(now, hints, self.request_log_length)
+        if job.record_poll(now, hints, self.request_log_length, channel):
+            self.final_deliveries[channel] += 1
         self._counters_changed(job)
 
     async def record_status_request(
-        self, job: Job, *, at: float, code: int, retry_after_s: float | None, result: Result | None
+        self,
+        job: Job,
+        *,
+        at: float,
+        code: int,
+        retry_after_s: float | None,
+        result: Result | None,
+        channel: DeliveryChannel = "status",
     ) -> None:
-        self.jobs.record_status_request(
-            job, at=at, code=code, retry_after_s=retry_after_s, result=result
-        )
+        if self.jobs.record_status_request(
+            job, at=at, code=code, retry_after_s=retry_after_s, result=result, channel=channel
+        ):
+            self.final_deliveries[channel] += 1
         self._counters_changed(job)
+
+    async def _record_deliveries(
+        self, deliveries: Sequence[tuple[str, float]], channel: DeliveryChannel
+    ) -> None:
+        for job_id, at in deliveries:
+            job = self.special if job_id == self.special.job_id else self.jobs.get(job_id)
+            if job is not None and job.first_final_seen_at is None:
+                job.record_delivery(at, channel)
+                self._counters_changed(job)
 
     def _counters_changed(self, job: Job) -> None:
         """A job's counters or log changed (the SQLite store writes them behind)."""

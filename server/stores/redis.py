@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import islice
-from typing import Any, Unpack
+from typing import Any, Unpack, get_args
 
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
@@ -43,7 +43,7 @@ from server.jobs.clock import Clock
 from server.jobs.idempotency import IdempotencyConflict
 from server.jobs.job import SPECIAL_JOB_ID, Job, JobLimitReached, NewJobs
 from server.jobs.request_log import MAX_RETRY_AFTER_S
-from server.models import CallbackAttempt, Faults, Result
+from server.models import CallbackAttempt, DeliveryChannel, Faults, Result
 from server.stores.base import (
     IdempotencyClaim,
     JobSpec,
@@ -103,10 +103,22 @@ end
 return {'created', joined}
 """
 
-_RECORD = """
+# A job's hash: c created, d duration, f fails, n status requests, s when the final state
+# first reached a client and v by which channel (absent: a status answer).
+_FIRST_DELIVERY = """
+local function first_delivery(key, at, channel)
+  if redis.call('HSETNX', key, 's', at) == 1 and channel ~= 'status' then
+    redis.call('HSET', key, 'v', channel)
+  end
+end
+"""
+
+_RECORD = (
+    _FIRST_DELIVERY
+    + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'n', 1)
-if ARGV[1] ~= '' then redis.call('HSETNX', KEYS[1], 's', ARGV[1]) end
+if ARGV[1] ~= '' then first_delivery(KEYS[1], ARGV[1], ARGV[4]) end
 local length = tonumber(ARGV[3])
 if length > 0 then
   redis.call('RPUSH', KEYS[2], ARGV[2])
@@ -115,17 +127,20 @@ if length > 0 then
 end
 return 1
 """
+)
 
 # GET /status's common case in one call: read the job and count and log the 200 answer
 # it gets at ARGV[1], with the Retry-After that answer carries (see poll_retry_after).
-_POLL = """
-local fields = redis.call('HMGET', KEYS[1], 'c', 'd', 'f', 'n', 's')
+_POLL = (
+    _FIRST_DELIVERY
+    + """
+local fields = redis.call('HMGET', KEYS[1], 'c', 'd', 'f', 'n', 's', 'v')
 if not fields[1] then return fields end
 local now = tonumber(ARGV[1])
 local finishes = tonumber(fields[1]) + tonumber(fields[2])
 local retry_after = 0
 if now >= finishes then
-  redis.call('HSETNX', KEYS[1], 's', ARGV[1])
+  first_delivery(KEYS[1], ARGV[1], 'status')
 elseif ARGV[2] == '1' then
   retry_after = math.min(math.max(1, math.ceil(finishes - now)), tonumber(ARGV[4]))
 end
@@ -140,6 +155,18 @@ if length > 0 then
 end
 return fields
 """
+)
+
+# Pushed final states: KEYS are job hashes, ARGV the channel then one time per key.
+_DELIVERED = (
+    _FIRST_DELIVERY
+    + """
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then first_delivery(key, ARGV[i + 1], ARGV[1]) end
+end
+return 1
+"""
+)
 
 _TAKE_TOKEN = """
 local rate, capacity, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -296,6 +323,7 @@ class RedisJobStore(JobStore):
         self._record = self._redis.register_script(_RECORD)
         self._take_token = self._redis.register_script(_TAKE_TOKEN)
         self._poll = self._redis.register_script(_POLL)
+        self._delivered = self._redis.register_script(_DELIVERED)
         self._join_client = self._redis.register_script(_JOIN_CLIENT)
         self._create_subscription = self._redis.register_script(_CREATE_SUBSCRIPTION)
         self._extend_subscription = self._redis.register_script(_EXTEND_SUBSCRIPTION)
@@ -325,7 +353,7 @@ class RedisJobStore(JobStore):
     async def _load_scripts(self) -> None:
         """Pipelined scripts run by hash alone: a pipeline that carried the script would
         ask SCRIPT EXISTS first, one more round trip per pipeline."""
-        for script in (self._record, self._poll, self._take_token):
+        for script in (self._record, self._poll, self._delivered, self._take_token):
             await self._redis.script_load(script.script)
 
     async def _run_pipeline(self, commands: list[_Command]) -> list[Any]:
@@ -434,7 +462,7 @@ class RedisJobStore(JobStore):
 
     async def record_batch_poll(self, jobs: Sequence[Job], now: float, hints: bool) -> None:
         """Every job's record in the same shared pipeline (one round trip, not one per job)."""
-        await asyncio.gather(*(self.record_poll(job, now, hints) for job in jobs))
+        await asyncio.gather(*(self.record_poll(job, now, hints, "batch") for job in jobs))
 
     async def client_job_ids(self, client_id: str, start: int = 0) -> list[str]:
         key = self._key("client", client_id)
@@ -573,7 +601,7 @@ class RedisJobStore(JobStore):
 
     async def _get(self, job_id: str) -> Job | None:
         fields = await self._call(
-            lambda pipe: pipe.hmget(self._key("job", job_id), "c", "d", "f", "n", "s")
+            lambda pipe: pipe.hmget(self._key("job", job_id), "c", "d", "f", "n", "s", "v")
         )
         return self._job(job_id, fields)
 
@@ -583,7 +611,10 @@ class RedisJobStore(JobStore):
         keys = [self._key("job", job_id), self._key("log", job_id)]
         args = [repr(now), "1" if hints else "0", self.request_log_length, MAX_RETRY_AFTER_S]
         fields = await self._call(lambda pipe: _evalsha(pipe, self._poll, keys, args))
-        return self._job(job_id, fields)
+        job = self._job(job_id, fields)
+        if job is not None and job.result_at(now) != "pending":
+            self.final_deliveries["status"] += 1
+        return job
 
     async def get_record(self, job_id: str) -> Job | None:
         job = await self.get(job_id)
@@ -600,7 +631,7 @@ class RedisJobStore(JobStore):
 
         def read_all(pipe: Pipeline) -> None:
             for job_id in job_ids:
-                pipe.hmget(self._key("job", job_id), "c", "d", "f", "n", "s")
+                pipe.hmget(self._key("job", job_id), "c", "d", "f", "n", "s", "v")
 
         async def run() -> list[Any]:
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -611,18 +642,27 @@ class RedisJobStore(JobStore):
         return [self._job(job_id, fields) for job_id, fields in zip(job_ids, rows, strict=True)]
 
     def _job(self, job_id: str, fields: list[bytes | None]) -> Job | None:
-        created_at, duration_s, fails, count, first_final = fields
+        created_at, duration_s, fails, count, first_final, channel = fields
         if created_at is None or duration_s is None:
             return None
         job = Job(job_id, float(created_at), float(duration_s), fails == b"1")
         if job.finishes_at <= self.clock.now() - self._retention_s:
             return None
         job.status_requests = int(count or 0)
-        job.first_final_seen_at = None if first_final is None else float(first_final)
+        if first_final is not None:
+            job.first_final_seen_at = float(first_final)
+            job.first_final_channel = _channel(channel)
         return job
 
     async def record_status_request(
-        self, job: Job, *, at: float, code: int, retry_after_s: float | None, result: Result | None
+        self,
+        job: Job,
+        *,
+        at: float,
+        code: int,
+        retry_after_s: float | None,
+        result: Result | None,
+        channel: DeliveryChannel = "status",
     ) -> None:
         if job.fails is None:  # the special job lives in each process, not in Redis
             job.status_requests += 1
@@ -630,8 +670,18 @@ class RedisJobStore(JobStore):
         final = result is not None and result != "pending"
         entry = request_log.pack(request_log.StatusRequest(at, code, retry_after_s))
         keys = [self._key("job", job.job_id), self._key("log", job.job_id)]
-        args = [repr(at) if final else "", entry, self.request_log_length]
+        args = [repr(at) if final else "", entry, self.request_log_length, channel]
         await self._call(lambda pipe: _evalsha(pipe, self._record, keys, args))
+
+    async def _record_deliveries(
+        self, deliveries: Sequence[tuple[str, float]], channel: DeliveryChannel
+    ) -> None:
+        shared = [(job_id, at) for job_id, at in deliveries if job_id != SPECIAL_JOB_ID]
+        if not shared:
+            return
+        keys = [self._key("job", job_id) for job_id, _ in shared]
+        args = [channel, *(repr(at) for _, at in shared)]
+        await self._call(lambda pipe: _evalsha(pipe, self._delivered, keys, args))
 
     async def page(self, offset: int, limit: int) -> list[Job]:
         job_ids = await self._direct(
@@ -715,6 +765,16 @@ class _RedisTokenBuckets(RateLimiter):
 
     def reset(self) -> None:
         pass
+
+
+_CHANNELS: dict[bytes, DeliveryChannel] = {
+    channel.encode(): channel for channel in get_args(DeliveryChannel)
+}
+
+
+def _channel(stored: bytes | None) -> DeliveryChannel:
+    """The channel kept in a job's hash (field v; absent for a status answer)."""
+    return _CHANNELS.get(stored or b"", "status")
 
 
 def _evalsha(pipe: Pipeline, script: AsyncScript, keys: list[str], args: list[Any]) -> None:

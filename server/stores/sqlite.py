@@ -23,11 +23,11 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Unpack
+from typing import Any, Unpack, get_args
 
 from server.jobs.clock import Clock
 from server.jobs.job import Job
-from server.models import CallbackAttempt
+from server.models import CallbackAttempt, DeliveryChannel
 from server.stores import state_file
 from server.stores.base import (
     IdempotencyClaim,
@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     fails INTEGER NOT NULL,
     status_requests INTEGER NOT NULL DEFAULT 0,
     first_final_seen_at REAL,
+    first_final_channel TEXT,
     log BLOB,
     expires_at REAL NOT NULL
 );
@@ -201,6 +202,7 @@ class SqliteJobStore(MemoryJobStore):
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             connection.executescript(_SCHEMA)
+            _add_missing_columns(connection)
         except (OSError, sqlite3.Error) as error:
             raise StoreFileError(f"cannot open store file {self.path}: {error}") from None
         self._connection = connection
@@ -209,14 +211,17 @@ class SqliteJobStore(MemoryJobStore):
         now = self.clock.now()
         rows = connection.execute(
             "SELECT job_id, created_at, duration_s, fails, status_requests,"
-            " first_final_seen_at, log FROM jobs WHERE expires_at > ? ORDER BY seq",
+            " first_final_seen_at, first_final_channel, log FROM jobs"
+            " WHERE expires_at > ? ORDER BY seq",
             (now,),
         ).fetchall()
         jobs = []
-        for job_id, created_at, duration_s, fails, count, first_final, log in rows:
+        for job_id, created_at, duration_s, fails, count, first_final, channel, log in rows:
             job = Job(job_id, created_at, duration_s, bool(fails))
             job.status_requests = count
             job.first_final_seen_at = first_final
+            if first_final is not None:
+                job.first_final_channel = _CHANNELS.get(channel, "status")
             job.log = bytearray(log) if log else None
             jobs.append(job)
         keys = connection.execute(
@@ -499,7 +504,8 @@ class SqliteJobStore(MemoryJobStore):
                     )
             if dirty:
                 connection.executemany(
-                    "UPDATE jobs SET status_requests = ?, first_final_seen_at = ?, log = ?"
+                    "UPDATE jobs SET status_requests = ?, first_final_seen_at = ?,"
+                    " first_final_channel = ?, log = ?"
                     " WHERE job_id = ?",
                     dirty,
                 )
@@ -529,6 +535,16 @@ class SqliteJobStore(MemoryJobStore):
             raise
 
 
+_CHANNELS: dict[str, DeliveryChannel] = {channel: channel for channel in get_args(DeliveryChannel)}
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    """Bring a store file written by an earlier version up to today's jobs table."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(jobs)")}
+    if "first_final_channel" not in columns:
+        connection.execute("ALTER TABLE jobs ADD COLUMN first_final_channel TEXT")
+
+
 def _roll_back(connection: sqlite3.Connection) -> None:
     """Roll back the open transaction, if SQLite has not already (it does on a full disk)."""
     if connection.in_transaction:
@@ -541,6 +557,7 @@ def _counters(jobs: Iterable[Job]) -> list[tuple[Any, ...]]:
         (
             job.status_requests,
             job.first_final_seen_at,
+            job.first_final_channel,
             bytes(job.log) if job.log else None,
             job.job_id,
         )

@@ -74,6 +74,8 @@ class _SavedJob(BaseModel):
         job = Job(self.job_id, self.created_at, self.duration_s, self.outcome == "error")
         job.status_requests = self.status_requests
         job.first_final_seen_at = self.first_final_seen_at
+        if self.first_final_seen_at is not None:  # the old format knew status answers only
+            job.first_final_channel = "status"
         requests = [StatusRequest(*request) for request in self.requests]
         job.log = request_log.build(requests, log_length)
         return job

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -109,6 +110,34 @@ async def test_jobs_records_and_counts_survive_a_restart(
         assert answer["result"] == seen_before[job_id]["outcome"]
     assert (await states(after))["pending"] == 0
     assert sum((await states(after)).values()) == 3
+
+
+async def test_a_store_file_without_delivery_channels_is_brought_up_to_date(
+    open_server: OpenServer, tmp_path: Path
+) -> None:
+    """A file an earlier version wrote has no first_final_channel column: it gains one,
+    and what it recorded reads as delivered by a status answer."""
+    clock = FakeClock()
+    path = tmp_path / "jobs.db"
+    before = await open_server(clock, store=f"sqlite:///{path}")
+    job_id = (await before.start(duration_s=1, outcome="completed"))["job_id"]
+    before.advance(2)
+    await before.http.get(f"/status/{job_id}")
+    await shut_down(before)
+    with sqlite3.connect(path) as connection:
+        connection.execute("ALTER TABLE jobs DROP COLUMN first_final_channel")
+
+    after = await open_server(clock, store=f"sqlite:///{path}")
+    record = (await after.http.get(f"/jobs/{job_id}")).json()
+    assert record["first_final_channel"] == "status" and record["detection_lag_s"] == 1
+    later = (await after.start(duration_s=1, outcome="error"))["job_id"]
+    after.advance(2)
+    batch = await after.http.post("/status/batch", json={"job_ids": [later]})
+    assert batch.status_code == 200
+    await shut_down(after)
+    again = await open_server(clock, store=f"sqlite:///{path}")
+    record = (await again.http.get(f"/jobs/{later}")).json()
+    assert record["first_final_channel"] == "batch" and record["detection_lag_s"] == 1
 
 
 async def test_a_seeded_server_hands_out_new_ids_after_a_restart(

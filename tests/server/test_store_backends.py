@@ -174,3 +174,23 @@ async def test_a_long_poll_wakes_when_the_job_finishes(open_store: OpenServer) -
     assert answer.json()["result"] == "completed"
     record = (await server.http.get(f"/jobs/{job_id}")).json()
     assert record["first_final_seen_at"] == server.clock.now()
+
+
+async def test_the_first_delivery_by_any_channel_is_kept(open_store: OpenServer) -> None:
+    server = await open_store()
+    ids = [(await server.start(duration_s=1, outcome="completed"))["job_id"] for _ in range(3)]
+    server.advance(1.5)
+    pushed_at = server.clock.now()
+    await server.state.store.record_deliveries([(ids[0], pushed_at)], "stream")
+    server.advance(0.5)
+    await server.http.get(f"/status/{ids[0]}")  # later: the stream stays the first
+    assert (await server.http.post("/status/batch", json={"job_ids": ids[1:2]})).status_code == 200
+    await server.state.store.record_deliveries([(ids[2], server.clock.now())], "webhook")
+    await server.state.store.record_deliveries([("no-such-job", server.clock.now())], "stream")
+
+    records = [(await server.http.get(f"/jobs/{job_id}")).json() for job_id in ids]
+    assert [record["first_final_channel"] for record in records] == ["stream", "batch", "webhook"]
+    assert records[0]["first_final_seen_at"] == pushed_at
+    assert records[0]["detection_lag_s"] == 0.5
+    assert records[1]["detection_lag_s"] == records[2]["detection_lag_s"] == 1.0
+    assert (await server.http.get("/jobs/no-such-job")).status_code == 404
