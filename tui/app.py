@@ -67,7 +67,7 @@ from tui.model import (
 from tui.operator_tools import OperatorTools
 from tui.policies import PolicyPreset
 from tui.screens.column_chooser import ColumnChooserScreen
-from tui.screens.compare import CompareScreen
+from tui.screens.compare import CompareForm, CompareScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
 from tui.screens.policy_editor import PolicyEditorScreen
@@ -150,6 +150,7 @@ class VideoSimApp(OperatorTools):
         self._resort = False
         self._pause_text = ""
         self._finder: Worker[None] | None = None
+        self._compare_shown: CompareForm | None = None  # the compare view, as last left
 
     # -- layout and lifecycle ---------------------------------------------------------
 
@@ -788,7 +789,10 @@ class VideoSimApp(OperatorTools):
         self.push_screen(PolicyEditorScreen(self.defaults), save_if_given)
 
     def action_compare(self) -> None:
-        self.push_screen(CompareScreen(self.compare))
+        def keep(shown: CompareForm | None) -> None:
+            self._compare_shown = shown
+
+        self.push_screen(CompareScreen(self.compare, self._compare_shown), keep)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

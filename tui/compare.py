@@ -3,9 +3,11 @@
 Each set-up gets its own copy of one batch (durations and outcomes drawn once from a seeded
 RNG), all copies run at the same time, and the numbers come from the server's job records:
 how many status requests each job cost, and how late the end was noticed
-(``detection_lag_s``). Those two numbers are what polling costs. A server that keeps no
-records (the original simulation has no ``GET /jobs/{id}``) gets the same two numbers
-measured on this client's clock. No Textual here.
+(``detection_lag_s``, whatever channel brought the end). Those two numbers are what
+polling costs. A server that keeps no records (the original simulation has no ``GET
+/jobs/{id}``) gets the requests counted on this client, and the lag as a bound: the job
+ended between the last pending answer and the first final one (the duration asked for is
+no guide: the original ignores it). No Textual here.
 """
 
 from __future__ import annotations
@@ -59,6 +61,28 @@ class PolicyRun:
     request_times: list[float] = field(default_factory=list)  # s since the batch was created
     outcomes: dict[str, int] = field(default_factory=dict)  # how many watches ended how
     measured_by: str = SERVER_RECORDS
+    # The strategy that ended each watch (a fallback shows here): watches per strategy.
+    used: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def lag_is_bound(self) -> bool:
+        """Lags are upper bounds (no server record says when the jobs ended)."""
+        return self.measured_by == CLIENT_CLOCK
+
+    @property
+    def used_label(self) -> str:
+        """What the watches actually did: ``stream``, or ``backoff 7, stream 3`` if mixed."""
+        if not self.used:
+            return self.strategy
+        if len(self.used) == 1:
+            return next(iter(self.used))
+        ranked = sorted(self.used.items(), key=lambda item: (-item[1], item[0]))
+        return ", ".join(f"{name} {count}" for name, count in ranked)
+
+    @property
+    def fell_back(self) -> bool:
+        """Asked for help from the server (hints, long-poll, push) and polled blind."""
+        return self.strategy != "backoff" and set(self.used) == {"backoff"}
 
     @property
     def jobs(self) -> int:
@@ -100,15 +124,19 @@ class WatchedJob:
     duration_s: float
     started_at: float  # the client's clock when POST /start answered
     outcome: str = ""
+    ended_by: str = ""  # the strategy that timed the watch's last poll (or got the push)
     request_times: list[float] = field(default_factory=list)  # client clock, requests sent
-    end_seen_at: float | None = None  # client clock, the poll that saw completed/error
+    last_pending_at: float | None = None  # client clock, the last answer that said pending
+    end_seen_at: float | None = None  # client clock, the answer that saw completed/error
 
     @property
-    def lag(self) -> float | None:
-        """How late the end was seen, within one round trip of the server's own figure."""
+    def lag_bound(self) -> float | None:
+        """At most this late: the job ended after the last pending answer was given (the
+        start's answer if none came). Not the duration asked for: a server may ignore it."""
         if self.end_seen_at is None:
             return None
-        return max(0.0, self.end_seen_at - (self.started_at + self.duration_s))
+        since = self.started_at if self.last_pending_at is None else self.last_pending_at
+        return max(0.0, self.end_seen_at - since)
 
 
 async def run_preset(
@@ -129,10 +157,15 @@ async def run_preset(
 
     async def watch(job: WatchedJob) -> None:
         def seen(event: PollEvent) -> None:
+            now = clock()
             if event.sent:
-                job.request_times.append(clock())
-            if event.status in ("completed", "error") and job.end_seen_at is None:
-                job.end_seen_at = clock()
+                job.request_times.append(now)
+            if event.status == "pending":
+                job.last_pending_at = now
+            elif event.status in ("completed", "error") and job.end_seen_at is None:
+                job.end_seen_at = now
+            if event.final:
+                job.ended_by = str(event.strategy)
 
         result = await client.wait(
             job.job_id, policy=preset.policy, strategy=preset.strategy, on_event=seen
@@ -148,26 +181,24 @@ async def run_preset(
             group.create_task(watch(job))
     records = await read_records(client, [job.job_id for job in jobs])
     run = PolicyRun(
-        preset.name, str(preset.strategy), outcomes=dict(Counter(job.outcome for job in jobs))
+        preset.name,
+        str(preset.strategy),
+        outcomes=dict(Counter(job.outcome for job in jobs)),
+        used=dict(Counter(job.ended_by for job in jobs if job.ended_by)),
     )
     if records is None:
         run.measured_by = CLIENT_CLOCK
         batch_start = min((job.started_at for job in jobs), default=0.0)
         for job in jobs:
             run.status_requests.append(len(job.request_times))
-            if job.lag is not None:
-                run.lags.append(job.lag)
+            if (bound := job.lag_bound) is not None:
+                run.lags.append(bound)
             run.request_times.extend(at - batch_start for at in job.request_times)
         return run
     batch_start = min(record["created_at"] for record in records)
-    for record, job in zip(records, jobs, strict=True):
+    for record in records:
         run.status_requests.append(int(record["status_requests"]))
-        lag = record.get("detection_lag_s")
-        if lag is None:
-            # A state pushed over the event stream answers no status request, so the
-            # server never saw anyone look: the lag is this client's (within a round trip).
-            lag = job.lag
-        if lag is not None:
+        if (lag := record.get("detection_lag_s")) is not None:
             run.lags.append(float(lag))
         run.request_times.extend(r["at"] - batch_start for r in record.get("requests", []))
     return run
@@ -191,19 +222,23 @@ async def read_records(
 
 
 async def run_comparison(
-    client: VideoSimClient,
+    make_client: Callable[[], VideoSimClient],
     presets: Sequence[PolicyPreset],
     batch: Sequence[BatchJob],
     on_watch_done: ProgressCallback,
     clock: Now = time.monotonic,
 ) -> list[PolicyRun]:
-    """Every preset on its own copy of ``batch``, all at the same time; the first failure
-    cancels the other set-ups and is raised (see :func:`first_error`)."""
+    """Every preset on its own copy of ``batch`` and its own client (a client's event
+    stream carries every job it started, so set-ups sharing one would see each other's
+    pushes), all at the same time; the first failure cancels the other set-ups and is
+    raised (see :func:`first_error`)."""
+
+    async def run_one(preset: PolicyPreset) -> PolicyRun:
+        async with make_client() as client:
+            return await run_preset(client, preset, batch, on_watch_done, clock)
+
     async with asyncio.TaskGroup() as group:
-        runs = [
-            group.create_task(run_preset(client, preset, batch, on_watch_done, clock))
-            for preset in presets
-        ]
+        runs = [group.create_task(run_one(preset)) for preset in presets]
     return [task.result() for task in runs]
 
 
@@ -215,23 +250,55 @@ def first_error(error: BaseException) -> BaseException:
 
 
 def takeaway(runs: Sequence[PolicyRun]) -> str:
-    """One line on what polling cost: the costliest and slowest set-ups against the best."""
+    """What the figures say, derived from them alone: the cheapest and the costliest
+    set-up, the slowest, who gave up, and whether the server's help (hints, long-poll,
+    pushes) was there to be had at all."""
     measured = [run for run in runs if run.jobs]
     if len(measured) < 2:
         return "Run at least two set-ups to compare what polling costs."
     best = min(measured, key=lambda run: (run.requests_per_job, _lag_or_inf(run)))
     costliest = max(measured, key=lambda run: run.requests_per_job)
     slowest = max(measured, key=lambda run: run.mean_lag or 0.0)
-    line = (
+    late = "at most " if slowest.lag_is_bound else ""
+    sentences = [
         f"{costliest.name} paid {costliest.requests_per_job:.1f} requests per job and "
-        f"{slowest.name} noticed the end {_seconds(slowest.mean_lag)} late on average; "
-        f"{best.name} needed {best.requests_per_job:.1f} requests and was "
-        f"{_seconds(best.mean_lag)} late"
-    )
+        f"{slowest.name} noticed the end {late}{_seconds(slowest.mean_lag)} late on average; "
+        f"{best.name} needed {best.requests_per_job:.1f} and was "
+        f"{late if best.lag_is_bound else ''}{_seconds(best.mean_lag)} late"
+    ]
     missed = [run for run in measured if run.missed]
     if missed:
-        line += " (" + ", ".join(f"{run.name} gave up on {run.missed}" for run in missed) + ")"
-    return line + ". Blind polling trades requests for lag; hints, long-poll and pushes cut both."
+        sentences[0] += (
+            " (" + ", ".join(f"{run.name} gave up on {run.missed}" for run in missed) + ")"
+        )
+    helped = [run for run in measured if set(run.used) - {"backoff"}]
+    fell_back = [run for run in measured if run.fell_back]
+    blind = [run for run in measured if set(run.used) <= {"backoff"}]
+    if not helped:
+        if fell_back:
+            sentences.append(
+                "The server offered no help: "
+                + ", ".join(run.name for run in fell_back)
+                + " fell back to the backoff schedule"
+            )
+        else:
+            sentences.append("Every set-up polled on its own schedule")
+    elif blind:
+        cheapest_helped = min(helped, key=lambda run: run.requests_per_job)
+        cheapest_blind = min(blind, key=lambda run: run.requests_per_job)
+        if cheapest_helped.requests_per_job < cheapest_blind.requests_per_job:
+            sentences.append(
+                f"With the server's help ({cheapest_helped.used_label}) "
+                f"{cheapest_helped.name} needed {cheapest_helped.requests_per_job:.1f} "
+                f"requests per job where blind polling needed at least "
+                f"{cheapest_blind.requests_per_job:.1f}"
+            )
+        else:
+            sentences.append(
+                f"The server's help did not cut requests here: {cheapest_blind.name} "
+                f"polled blind for {cheapest_blind.requests_per_job:.1f} per job"
+            )
+    return ". ".join(sentences) + "."
 
 
 def _lag_or_inf(run: PolicyRun) -> float:

@@ -60,9 +60,11 @@ class Engine:
         config: Configure,
         send: Callable[[EngineMessage], None],
         *,
+        make_client: Callable[[], VideoSimClient],
         clock: Now = time.monotonic,
     ) -> None:
         self._client = client
+        self._make_client = make_client
         self._config = config
         self._send = send
         self._clock = clock
@@ -145,7 +147,9 @@ class Engine:
             self._send(RecordAnswer(fetch.request, record=record))
 
     async def _compare(self, comparison: RunComparison) -> None:
-        """Its own jobs and watches, apart from the board's, on the same client."""
+        """Its own jobs and watches, apart from the board's: each set-up on a client of its
+        own (its own X-Client-Id, so one set-up's jobs never reach another's event stream
+        and the server's record of a job tells what its own set-up saw)."""
         request, done = comparison.request, 0
 
         def progress(finished: int) -> None:
@@ -155,7 +159,7 @@ class Engine:
 
         try:
             runs = await run_comparison(
-                self._client, comparison.presets, comparison.batch, progress, self._clock
+                self._make_client, comparison.presets, comparison.batch, progress, self._clock
             )
         except Exception as exc:  # a start refused, the server gone: the view says why
             error = first_error(exc)

@@ -168,7 +168,9 @@ class ThreadLink(EngineLink):
 
     async def _serve(self, config: Configure, deliver: Callable[[EngineMessage], None]) -> None:
         async with self._client_factory(config.url) as client:
-            engine = Engine(client, config, deliver)
+            engine = Engine(
+                client, config, deliver, make_client=lambda: self._client_factory(config.url)
+            )
             self._loop, self._main = asyncio.get_running_loop(), asyncio.current_task()
             self._engine = engine
             for payload in self._pending:

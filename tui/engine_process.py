@@ -53,8 +53,15 @@ async def serve(commands_fd: int, messages_fd: int) -> None:
         return
     if not isinstance(config, Configure):
         raise SystemExit(f"engine: expected Configure first, got {type(config).__name__}")
+
+    def sibling_client() -> VideoSimClient:
+        """A client like the engine's own, with an X-Client-Id of its own."""
+        options = {name: value for name, value in config.client_options.items()
+                   if name != "client_id"}  # fmt: skip
+        return VideoSimClient(config.url, **options)
+
     async with VideoSimClient(config.url, **config.client_options) as client:
-        engine = Engine(client, config, send)
+        engine = Engine(client, config, send, make_client=sibling_client)
 
         async def obey() -> None:
             try:

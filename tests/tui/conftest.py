@@ -235,6 +235,7 @@ class FakeClient:
             "finishes_at": 1003.0,
             "status_requests": 3,
             "first_final_seen_at": 1003.1,
+            "first_final_channel": "status",
             "detection_lag_s": 0.1,
             "requests": [
                 {"at": 1000.1, "code": 200, "retry_after_s": None},
@@ -278,7 +279,9 @@ def compare_runs() -> list[PolicyRun]:
             [0.01, 0.01, 0.02, 0.01],
             [0.0, 0.1, 2.0, 0.2, 3.1, 0.3],
         ),
+        PolicyRun("stream", "stream", [0, 0, 0, 0], [0.002, 0.003, 0.002, 0.004], []),
     ]
     for run in runs:
         run.outcomes["completed"] = run.jobs
+        run.used[run.strategy] = run.jobs
     return runs

@@ -75,7 +75,7 @@ class SteppedClient:
 class Harness:
     def __init__(self, client: SteppedClient) -> None:
         self.messages: list[EngineMessage] = []
-        self.engine = Engine(client, CONFIG, self.messages.append)  # type: ignore[arg-type]
+        self.engine = Engine(client, CONFIG, self.messages.append, make_client=SteppedClient)  # type: ignore[arg-type]
         self.task: asyncio.Task[None] | None = None
 
     def deltas(self) -> list[Delta]:
@@ -158,7 +158,7 @@ async def test_a_server_without_a_health_route_is_reported_as_the_original_api()
 
 
 def test_a_flood_of_new_rows_goes_out_in_several_deltas() -> None:
-    engine = Engine(SteppedClient(), CONFIG, lambda message: None)  # type: ignore[arg-type]
+    engine = Engine(SteppedClient(), CONFIG, lambda message: None, make_client=SteppedClient)  # type: ignore[arg-type]
     for n in range(MAX_ROWS_PER_DELTA + 500):
         engine.board.add(f"job-{n}", f"job-{n}", JobSpec(), 1.0)
     first, second = engine.delta(), engine.delta()

@@ -16,7 +16,7 @@ from tests.tui.conftest import (
     poll,
     synthetic_batch,
 )
-from tui.compare import BatchJob, PolicyRun, draw_batch, takeaway
+from tui.compare import CLIENT_CLOCK, BatchJob, PolicyRun, WatchedJob, draw_batch, takeaway
 from tui.model import (
     FILTER_CYCLE,
     JobBoard,
@@ -275,11 +275,50 @@ def test_compare_batch_is_seeded_and_takeaway_names_the_costs() -> None:
     assert batch != draw_batch(20, seed=8, low_s=1.0, high_s=4.0)
     assert all(isinstance(job, BatchJob) and 1.0 <= job.duration_s <= 4.0 for job in batch)
     blind = PolicyRun("fixed 1s", "backoff", [4, 5], [0.5, 0.7], [0.0, 1.0, 2.0])
+    blind.used.update(backoff=2)
     helped = PolicyRun("long-poll", "long-poll", [1, 1], [0.01, 0.01], [0.0, 0.1])
     helped.outcomes.update(completed=1, timed_out=1)
+    helped.used.update({"long-poll": 2})
     line = takeaway([blind, helped])
     assert line.startswith("fixed 1s paid 4.5 requests per job")
-    assert "long-poll needed 1.0 requests and was 0.01s late" in line
+    assert "long-poll needed 1.0 and was 0.01s late" in line
     assert "long-poll gave up on 1" in line
+    assert "With the server's help (long-poll) long-poll needed 1.0 requests per job" in line
+    assert "blind polling needed at least 4.5" in line
     assert blind.cumulative_requests() == ([0.0, 1.0, 2.0], [1, 2, 3])
     assert "at least two" in takeaway([blind])
+
+
+def test_the_takeaway_says_when_every_set_up_fell_back_to_polling() -> None:
+    """Against the original simulation nothing but polling exists: the sentence says so
+    and never claims that hints or pushes cut anything; lags there are bounds."""
+    runs = []
+    for name, strategy in (("backoff", "backoff"), ("stream", "stream"), ("hinted", "hinted")):
+        run = PolicyRun(name, strategy, [7, 7], [0.9, 1.0], measured_by=CLIENT_CLOCK)
+        run.used.update(backoff=2)
+        runs.append(run)
+    line = takeaway(runs)
+    assert "The server offered no help: stream, hinted fell back to the backoff schedule" in line
+    assert "cut" not in line
+    assert "at most 0.95s late" in line
+    assert runs[1].fell_back and not runs[0].fell_back
+    assert runs[1].used_label == "backoff"
+
+
+def test_a_mixed_set_up_names_what_each_watch_used() -> None:
+    run = PolicyRun("auto", "auto", [0, 0, 3], [0.01, 0.01, 0.4])
+    run.used.update(stream=2, backoff=1)
+    assert run.used_label == "stream 2, backoff 1"
+    assert not run.fell_back
+
+
+def test_the_lag_bound_runs_from_the_last_pending_answer() -> None:
+    """The original ignores the duration asked for (every job lasts 5 s): a lag from the
+    asked duration was seconds off; the bound only uses what the answers said."""
+    job = WatchedJob("j", duration_s=1.0, started_at=100.0)
+    assert job.lag_bound is None
+    job.last_pending_at = 104.5
+    job.end_seen_at = 105.2
+    assert job.lag_bound == pytest.approx(0.7)
+    no_pending = WatchedJob("k", duration_s=1.0, started_at=100.0, end_seen_at=100.4)
+    assert no_pending.lag_bound == pytest.approx(0.4)

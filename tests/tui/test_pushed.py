@@ -114,19 +114,29 @@ async def test_a_stream_job_spawned_from_the_form_shows_pushed_in_its_history(
 
 
 async def test_compare_runs_stream_and_batch_with_their_lags(live_server: LiveServer) -> None:
+    """Each set-up on its own client: the stream set-up's pushes never end the backoff
+    set-up's jobs early in the server's record, so its lag is its own."""
     assert {"stream", "batch"} <= {preset.name for preset in presets()}
     batch = draw_batch(3, seed=1, low_s=0.2, high_s=0.4)
-    async with VideoSimClient(live_server.url) as client:
-        runs = await run_comparison(
-            client, [preset_named("stream"), preset_named("batch")], batch, lambda n: None
-        )
-    stream, batch_run = runs
+    chosen = [preset_named("stream"), preset_named("batch"), preset_named("backoff")]
+    runs = await run_comparison(lambda: VideoSimClient(live_server.url), chosen, batch,
+                                lambda n: None)  # fmt: skip
+    stream, batch_run, backoff = runs
     assert stream.strategy == "stream" and batch_run.strategy == "batch"
+    assert (stream.used, batch_run.used, backoff.used) == (
+        {"stream": 3},
+        {"batch": 3},
+        {"backoff": 3},
+    )
     for run in runs:
         assert run.jobs == 3 and run.missed == 0
-        assert len(run.lags) == 3  # the stream's from this client: the server saw no poll
+        assert len(run.lags) == 3  # from the server's record, whatever the channel
+    for run in (stream, batch_run):
         assert run.requests_per_job <= 1.0
     assert stream.status_requests == [0, 0, 0]
+    # A poll schedule of a second or more against jobs of 0.2-0.4 s: late by tenths of a
+    # second at least, where the pushes were not.
+    assert min(backoff.lags) > max(stream.lags)
 
 
 async def test_the_compare_view_lists_stream_and_batch() -> None:

@@ -25,6 +25,7 @@ from tests.tui.conftest import (
 )
 from tests.tui.original_api import OriginalApiServer
 from tui.app import VideoSimApp, make_app
+from tui.compare import PolicyRun
 from tui.model import PollRecord, SortColumn
 from tui.screens.compare import CompareScreen
 from tui.screens.detail import DetailScreen
@@ -71,20 +72,62 @@ def compare_status(screen: CompareScreen) -> str:
 
 
 async def test_compare_measures_on_the_client_when_the_server_keeps_no_records() -> None:
-    with OriginalApiServer(delay_s=0.3) as server:
+    """The original ignores the duration asked for (here 0.3 s; its jobs last 3 s) and
+    offers no push: the lag is a bound from the answers, each set-up shows that it fell
+    back to polling, and the closing sentence claims nothing the figures do not show."""
+    with OriginalApiServer(delay_s=3.0) as server:
         app = make_app(server_url=server.url, settings=fast_settings())
         async with app.run_test(size=SIZE) as pilot:
-            screen = await run_compare(pilot, "3", ["hinted", "long-poll"])
+            screen = await run_compare(pilot, "3", ["fixed 1s", "stream"])
             table = screen.query_one("#compare-table", DataTable)
             await wait_until(
                 pilot, lambda: table.row_count == 2, f"results ({compare_status(screen)})"
             )
-            assert "measured by this client" in compare_status(screen)
-            for row in range(2):
-                cells = [cell.plain for cell in table.get_row_at(row)]
-                assert float(cells[1]) >= 1.0  # requests per job
-                assert cells[3].endswith("s") and float(cells[3][:-1]) >= 0  # mean lag
+            assert "counted by this client" in compare_status(screen)
+            assert "at most the time from the last pending answer" in compare_status(screen)
+            rows = [[cell.plain for cell in table.get_row_at(row)] for row in range(2)]
+            assert [row[0] for row in rows] == ["fixed 1s", "stream -> backoff"]
+            fixed = rows[0]
+            assert float(fixed[1]) >= 3.0  # requests per job: a poll a second for 3 s
+            assert fixed[3].startswith("<=") and fixed[3].endswith("s")
+            # Asked 0.3 s, seen after ~3 s: the old figure was >= 2.7 s; a poll a second
+            # bounds the truth by about a second.
+            assert float(fixed[3][2:-1]) < 2.0
+            takeaway = str(screen.query_one("#takeaway", Static).render())
+            assert "The server offered no help: stream fell back to the backoff" in takeaway
+            assert "cut" not in takeaway
             assert not screen.query_one("#compare-run", Button).disabled
+
+
+async def test_the_compare_view_refuses_what_it_cannot_read_and_keeps_its_results() -> None:
+    app = offline_dashboard()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("m")
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        count = screen.query_one("#compare-count", Input)
+        for typed, message in (
+            ("1e9", "jobs: a whole number from 1 to 500 (got '1e9')"),
+            ("abc", "jobs: a whole number from 1 to 500 (got 'abc')"),
+            ("-1", "jobs: a whole number from 1 to 500 (got -1)"),
+        ):
+            count.value = typed
+            await pilot.press("ctrl+r")
+            assert compare_status(screen) == f"Cannot run: {message}"
+        count.value = "2"
+        screen.query_one("#compare-seed", Input).value = "1.5"
+        await pilot.press("ctrl+r")
+        assert compare_status(screen) == "Cannot run: seed: a whole number (got '1.5')"
+        screen.query_one("#compare-seed", Input).value = "-3"  # any integer seeds a batch
+        runs = [PolicyRun("backoff", "backoff", [3, 4], [0.4, 0.6], [0.1, 0.2])]
+        screen.show_results(runs)
+        await pilot.press("escape")
+        await pilot.press("m")
+        again = app.screen
+        assert isinstance(again, CompareScreen) and again is not screen
+        await pilot.pause()
+        assert again.query_one("#compare-seed", Input).value == "-3"
+        assert again.query_one("#compare-table", DataTable).row_count == 1
 
 
 async def test_a_failed_set_up_cancels_the_others_and_its_failure_stays_shown() -> None:
@@ -371,8 +414,8 @@ async def test_chart_lines_differ_in_marker_and_colour() -> None:
         monitor = screen.query_one(PlotextPlot).plt._active.monitor
         markers = [series[0] for series in monitor.marker]
         colours = [series[0] for series in monitor.color]
-        assert len(set(markers)) == len(markers) == 3
-        assert len(set(colours)) == 3
+        assert len(set(markers)) == len(markers) == 4  # the stream set-up, at zero requests, too
+        assert len(set(colours)) == 4
         assert "braille" not in markers  # one glyph per point, readable without colour
 
 

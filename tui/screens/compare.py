@@ -11,11 +11,12 @@ polling engine's client) and sends nothing back: a comparison is the view's own 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, SelectionList, Static
@@ -30,7 +31,13 @@ from tui.compare import (
 )
 from tui.keys import COMPARE_KEYS
 from tui.policies import PolicyPreset, presets
-from tui.screens.form_fields import FieldError, parse_count, parse_durations
+from tui.screens.form_fields import (
+    FieldError,
+    FieldValidator,
+    parse_count,
+    parse_durations,
+    parse_integer,
+)
 
 #: Runs ``presets`` on ``batch`` where the client lives (the app's polling engine), calling
 #: back with the watches finished so far; cancelling it stops the run.
@@ -41,7 +48,7 @@ RunComparison = Callable[
 
 MAX_JOBS = 500
 #: Narrow enough for 80 columns; the jobs per set-up are in the line above the table.
-RESULT_COLUMNS = ("Set-up", "Req/job", "Max", "Lag avg", "Lag max", "Gave up")
+RESULT_COLUMNS = ("Set-up", "Req/job", "Max", "Lag", "Lag max", "Gave up")
 #: One marker and one colour per chart line: told apart in 16 colours, 256, or none.
 LINE_STYLES = (
     ("*", "cyan+"),
@@ -53,6 +60,30 @@ LINE_STYLES = (
     ("%", "white"),
     ("&", "orange"),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class CompareForm:
+    """What the view shows: the form as typed and the last results. Leaving the view hands
+    it back, and the next visit opens on it."""
+
+    jobs: str = "10"
+    durations: str = "1-4"
+    seed: str = "7"
+    chosen: tuple[str, ...] = tuple(preset.name for preset in presets())
+    runs: tuple[PolicyRun, ...] = ()
+
+
+def _parse_jobs(text: str) -> int:
+    return parse_count(text, "jobs", MAX_JOBS)
+
+
+def _parse_durations(text: str) -> tuple[float | None, float | None]:
+    return parse_durations(text, blank_allowed=False)
+
+
+def _parse_seed(text: str) -> int:
+    return parse_integer(text, "seed")
 
 
 class CompareProgress(Message):
@@ -78,47 +109,67 @@ def _preset_label(preset: PolicyPreset) -> str:
     return preset.name if preset.name == strategy else f"{preset.name} ({strategy})"
 
 
-def _lag(value: float | None) -> Text:
-    return Text("-" if value is None else f"{value:.2f}s", justify="right")
+def _lag(value: float | None, bound: bool) -> Text:
+    """A lag cell; ``<=`` marks an upper bound (no server record of the end)."""
+    if value is None:
+        return Text("-", justify="right")
+    return Text(f"{'<=' if bound else ''}{value:.2f}s", justify="right")
 
 
-class CompareScreen(Screen[None]):
+def _setup_label(run: PolicyRun) -> Text:
+    """The set-up's name, and what its watches used when that is not what was asked."""
+    label = Text(run.name, style="bold")
+    if run.used and run.used_label != run.strategy:
+        label.append(f" -> {run.used_label}", style="yellow" if run.fell_back else "dim")
+    return label
+
+
+class CompareScreen(Screen[CompareForm]):
     BINDINGS = [key.binding() for key in COMPARE_KEYS]
 
-    def __init__(self, run_comparison: RunComparison) -> None:
+    def __init__(self, run_comparison: RunComparison, shown: CompareForm | None = None) -> None:
         super().__init__()
         self._run_comparison = run_comparison
         self._comparing = False
+        self._shown = shown or CompareForm()
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="compare-body"):
             with Vertical(id="compare-form"):
+                shown = self._shown
                 yield Label("Jobs per set-up")
                 yield Input(
-                    "10",
+                    shown.jobs,
                     id="compare-count",
                     compact=True,
-                    type="integer",
                     tooltip=f"1 to {MAX_JOBS}",
+                    validators=[FieldValidator(_parse_jobs)],
                 )
                 yield Label("Durations (s)")
                 yield Input(
-                    "1-4",
+                    shown.durations,
                     id="compare-duration",
                     compact=True,
                     tooltip="a number, or a range like 1-4 drawn once per job",
+                    validators=[FieldValidator(_parse_durations)],
                 )
                 yield Label("Seed")
-                yield Input("7", id="compare-seed", compact=True, type="integer")
+                yield Input(
+                    shown.seed,
+                    id="compare-seed",
+                    compact=True,
+                    tooltip="any whole number; the same seed draws the same batch",
+                    validators=[FieldValidator(_parse_seed)],
+                )
                 yield Label("Set-ups")
                 yield SelectionList[str](
-                    *((_preset_label(p), p.name, True) for p in presets()),
+                    *((_preset_label(p), p.name, p.name in shown.chosen) for p in presets()),
                     id="compare-presets",
                     compact=True,
                 )
                 yield Button("Run", variant="primary", id="compare-run", compact=True)
-            with Vertical(id="compare-results"):
+            with VerticalScroll(id="compare-results"):
                 yield Static("Pick set-ups and press Run (ctrl+r).", id="compare-status")
                 yield DataTable(
                     id="compare-table", cursor_type="row", zebra_stripes=True, cell_padding=1
@@ -129,7 +180,10 @@ class CompareScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.screen.query_one("#compare-table", DataTable).add_columns(*RESULT_COLUMNS)
-        self._draw_chart([])
+        if self._shown.runs:
+            self.show_results(self._shown.runs)
+        else:
+            self._draw_chart([])
 
     def _status(self, text: Text) -> None:
         self.screen.query_one("#compare-status", Static).update(text)
@@ -139,22 +193,16 @@ class CompareScreen(Screen[None]):
         if self._comparing:
             self._status(Text("A comparison is running; wait for it to finish.", style="yellow"))
             return
+        form = self._form()
         try:
-            count = parse_count(
-                self.screen.query_one("#compare-count", Input).value, "jobs", MAX_JOBS
-            )
-            low, high = parse_durations(
-                self.screen.query_one("#compare-duration", Input).value, blank_allowed=False
-            )
-            seed = parse_count(
-                self.screen.query_one("#compare-seed", Input).value, "seed", None, minimum=0
-            )
+            count = _parse_jobs(form.jobs)
+            low, high = _parse_durations(form.durations)
+            seed = _parse_seed(form.seed)
         except FieldError as exc:
             self._status(Text(f"Cannot run: {exc}", style="red"))
             return
         assert low is not None and high is not None  # blank_allowed=False
-        chosen = set(self.screen.query_one("#compare-presets", SelectionList).selected)
-        chosen_presets = [p for p in presets() if p.name in chosen]
+        chosen_presets = [p for p in presets() if p.name in form.chosen]
         if not chosen_presets:
             self._status(Text("Tick at least one set-up.", style="red"))
             return
@@ -196,14 +244,35 @@ class CompareScreen(Screen[None]):
             return
         self.show_results(message.runs)
 
+    def _form(self) -> CompareForm:
+        """The form as typed now, with the results shown."""
+        query = self.screen.query_one
+        return CompareForm(
+            jobs=query("#compare-count", Input).value,
+            durations=query("#compare-duration", Input).value,
+            seed=query("#compare-seed", Input).value,
+            chosen=tuple(query("#compare-presets", SelectionList).selected),
+            runs=self._shown.runs,
+        )
+
     def action_back(self) -> None:
-        self.dismiss()
+        self.dismiss(self._form())
 
     def show_results(self, runs: Sequence[PolicyRun]) -> None:
         """Fill the table, the takeaway and the chart (also used by the snapshot tests)."""
+        self._shown = CompareForm(
+            self._shown.jobs,
+            self._shown.durations,
+            self._shown.seed,
+            self._shown.chosen,
+            tuple(runs),
+        )
         jobs = runs[0].jobs if runs else 0
         if any(run.measured_by == CLIENT_CLOCK for run in runs):
-            source = "measured by this client (the server keeps no job records)"
+            source = (
+                "requests counted by this client (the server keeps no job records); a lag "
+                "is at most the time from the last pending answer to the first final one"
+            )
         else:
             source = "numbers from the server's job records"
         self._status(Text(f"{jobs} jobs per set-up, {source}."))
@@ -211,11 +280,11 @@ class CompareScreen(Screen[None]):
         table.clear()
         for run in runs:
             table.add_row(
-                Text(run.name, style="bold"),
+                _setup_label(run),
                 Text(f"{run.requests_per_job:.1f}", justify="right"),
                 Text(str(max(run.status_requests, default=0)), justify="right"),
-                _lag(run.mean_lag),
-                _lag(run.max_lag),
+                _lag(run.mean_lag, run.lag_is_bound),
+                _lag(run.max_lag, run.lag_is_bound),
                 Text(str(run.missed), justify="right", style="bold red" if run.missed else ""),
             )
         self.screen.query_one("#takeaway", Static).update(Text(takeaway(runs)))
@@ -228,9 +297,11 @@ class CompareScreen(Screen[None]):
         plt.clear_figure()
         plt.title("Status requests so far, per set-up")
         plt.xlabel("seconds since the batch started")
+        end_s = max((max(run.request_times, default=0.0) for run in runs), default=0.0)
         for index, run in enumerate(runs):
             times, counts = run.cumulative_requests()
+            if not times:  # pushed states, no status request: a line at zero, in the legend
+                times, counts = [0.0, max(end_s, 1.0)], [0, 0]
             marker, color = LINE_STYLES[index % len(LINE_STYLES)]
-            if times:
-                plt.plot(times, counts, label=run.name, marker=marker, color=color)
+            plt.plot(times, counts, label=run.name, marker=marker, color=color)
         plot.refresh()

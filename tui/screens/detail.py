@@ -36,6 +36,7 @@ RECORD_FIELDS = (
     "created_at",
     "finishes_at",
     "first_final_seen_at",
+    "first_final_channel",
 )
 
 

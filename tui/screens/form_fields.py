@@ -17,7 +17,7 @@ from textual.validation import ValidationResult, Validator
 
 from tui.settings import DEFAULT_MAX_DURATION_S
 
-_WHOLE = re.compile(r"[0-9]+")
+_WHOLE = re.compile(r"-?[0-9]+")
 _NUMBER = r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _DURATION = re.compile(rf"({_NUMBER})(?:\s*-\s*({_NUMBER}))?")
 
@@ -37,6 +37,15 @@ def parse_count(text: str, name: str, maximum: int | None, *, minimum: int = 1) 
     if value < minimum or (maximum is not None and value > maximum):
         raise FieldError(f"{name}: a whole number {within} (got {value:,})")
     return value
+
+
+def parse_integer(text: str, name: str) -> int:
+    """Any whole number written with digits (and a sign), as a seed."""
+    shown = text.strip()
+    if not _WHOLE.fullmatch(shown):
+        got = repr(shown) if shown else "nothing"
+        raise FieldError(f"{name}: a whole number (got {got})")
+    return int(shown)
 
 
 def parse_durations(
