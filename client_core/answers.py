@@ -183,8 +183,9 @@ def detail(response: httpx.Response) -> str:
         for item in found:
             if isinstance(item, dict):
                 where = [str(p) for p in item.get("loc", []) if p not in ("body", "query", "path")]
-                field = ".".join(where)
-                parts.append(f"{field}: {item.get('msg')}" if field else str(item.get("msg")))
+                field, message = ".".join(where), str(item.get("msg"))
+                named = field and not message.startswith(f"{field}:")  # ours name it already
+                parts.append(f"{field}: {message}" if named else message)
         if parts:
             return "; ".join(parts)
     return response.reason_phrase or f"HTTP {response.status_code}"

@@ -141,6 +141,7 @@ class VideoSimClient:
             self._channel, default_deadline_s=start_deadline_s, on_started=self._hub.note_started
         )
         self.push_safety_s = push_safety_s
+        self.connect_timeout_s = connect_timeout_s
         self.max_in_flight = max_in_flight
         self.max_rps = max_rps
         self.max_server_pause_s = max_server_pause_s

@@ -33,6 +33,7 @@ import json
 import math
 import secrets
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
@@ -42,6 +43,7 @@ from rich.live import Live
 from rich.table import Table
 
 import settings_cli
+from client_core.answers import HealthCheck
 from client_core.client import VideoSimClient
 from client_core.errors import ServerUnreachable
 from client_core.events import Outcome, PollEvent, Strategy
@@ -65,6 +67,8 @@ SUMMARY_ROWS = 50  # beyond this many jobs the summary groups by outcome
 PIPED_WIDTH = 120  # table width when stdout is not a terminal
 LIVE_OTHER_COLUMNS_WIDTH = 56  # status, attempt, next poll, why, elapsed, borders
 SUMMARY_OTHER_COLUMNS_WIDTH = 50  # outcome, attempts, requests, time, borders
+
+HEALTH_RETRY_S = 0.2  # while nothing answers yet, within the connect timeout
 
 EXIT_OK = 0
 EXIT_JOB_FAILED = 1
@@ -102,6 +106,7 @@ class JobRow:
     elapsed_s: float = 0.0
     outcome: Outcome | None = None
     last_error: str | None = None
+    used: Strategy | None = None  # the strategy that ended the watch (a fallback shows here)
 
     def update(self, event: PollEvent) -> None:
         self.status = event.status or self.status
@@ -112,6 +117,8 @@ class JobRow:
         self.elapsed_s = event.elapsed_s
         self.outcome = event.outcome
         self.last_error = event.error or self.last_error
+        if event.final:
+            self.used = event.strategy
 
     def start_answered(self, result: StartResult) -> None:
         if result.job_id is not None:
@@ -193,6 +200,10 @@ def build_command_line() -> CommandLine:
     cli.setting("--max-server-pause", field="max_server_pause_s", group=polling,
                 type=float, metavar="SECONDS",
                 help="cap on a Retry-After or hold (default 60)")  # fmt: skip
+    cli.setting("--connect-timeout", field="connect_timeout_s", group=polling, type=float,
+                metavar="SECONDS",
+                help="no connection after this long is a failure; nothing answering at "
+                     "start-up ends the run after it (default 2)")  # fmt: skip
     cli.setting("--read-timeout", field="read_timeout_s", group=polling, type=float,
                 metavar="SECONDS",
                 help="no answer after this long is a failure (default 5)")  # fmt: skip
@@ -273,14 +284,16 @@ async def run(
         else contextlib.nullcontext()
     )  # fmt: skip
     async with client, contextlib.AsyncExitStack() as stack:
-        client.health_gate.add_listener(_breaker_reporter(client, start_deadline_s))
-        health = await client.health()
-        if not health.ok and health.latency_s is None:  # no answer at all
+        health = await _first_answer(client)
+        if not health.ok and health.latency_s is None:
             _warn(
-                f"no answer from {client.base_url} yet ({health.error}); connecting and "
-                f"retrying for up to {start_deadline_s:g} s"
+                f"nothing answers at {client.base_url} ({health.error}) within the "
+                f"{client.connect_timeout_s:g} s connect timeout; is the server running? "
+                "(start one with videosim-server)"
             )
-        elif not health.ok:
+            return EXIT_UNREACHABLE
+        client.health_gate.add_listener(_breaker_reporter(client, start_deadline_s))
+        if not health.ok:
             _warn(f"server at {client.base_url} is not healthy ({health.error}); trying anyway")
         if options.webhook:
             if (await client.capabilities()).webhooks:
@@ -299,6 +312,18 @@ async def run(
         console.print(_summary_table(rows, client.base_url, policy, strategy, console.width))
     _report_failures(client, rows)
     return code
+
+
+async def _first_answer(client: VideoSimClient) -> HealthCheck:
+    """The health check, asked again until something answers or the connect timeout has
+    passed: a server still binding its port gets that long, nobody gets a 60 s wait."""
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + client.connect_timeout_s
+    while True:
+        health = await client.health()
+        if health.latency_s is not None or loop.time() >= give_up_at:
+            return health
+        await asyncio.sleep(min(HEALTH_RETRY_S, max(0.0, give_up_at - loop.time())))
 
 
 async def _start_and_watch(
@@ -362,9 +387,13 @@ def _breaker_reporter(client: VideoSimClient, deadline_s: float) -> Callable[[Ga
 
 def _report_failures(client: VideoSimClient, rows: list[JobRow]) -> None:
     """One stderr line per kind of bad ending a user must know about."""
-    not_started = [row for row in rows if not row.started]
+    startable = [row for row in rows if not row.special]  # the special job is never started
+    not_started = [row for row in startable if not row.started]
     if not_started:
-        _warn(f"{len(not_started)} of {len(rows)} jobs did not start: {not_started[0].last_error}")
+        _warn(
+            f"{len(not_started)} of {len(startable)} jobs did not start: "
+            f"{not_started[0].last_error}"
+        )
     unreachable = [row for row in rows if row.started and row.outcome is Outcome.UNREACHABLE]
     if unreachable:
         reason = unreachable[0].last_error or "no answer"
@@ -407,7 +436,7 @@ def _summary(
         "type": "summary",
         "exit_code": code,
         "server_url": client.base_url,
-        "strategy": strategy.value,
+        "strategy": {"asked": strategy.value, "used": _strategies_used(rows)},
         "policy": policy.describe(),
         "jobs": [
             {
@@ -415,6 +444,7 @@ def _summary(
                 "special": row.special,
                 "started": row.started,
                 "outcome": row.outcome.value if row.outcome else None,
+                "strategy": row.used.value if row.used else None,
                 "attempts": row.attempt,
                 "requests": row.requests,
                 "elapsed_s": round(row.elapsed_s, 3),
@@ -423,6 +453,19 @@ def _summary(
             for row in rows
         ],
     }
+
+
+def _strategies_used(rows: list[JobRow]) -> dict[str, int]:
+    """Watches per strategy that ended them: ``auto`` asked, ``backoff`` used shows here."""
+    return dict(Counter(row.used.value for row in rows if row.used is not None))
+
+
+def _strategy_text(strategy: Strategy, rows: list[JobRow]) -> str:
+    used = _strategies_used(rows)
+    if not used or set(used) == {strategy.value}:
+        return f"strategy {strategy.value}"
+    ranked = ", ".join(f"{name} {count}" for name, count in sorted(used.items()))
+    return f"strategy {strategy.value} asked, used: {ranked}"
 
 
 def _live_table(rows: list[JobRow], width: int) -> Table:
@@ -452,7 +495,7 @@ def _summary_table(
     rows: list[JobRow], url: str, policy: BackoffPolicy, strategy: Strategy, width: int
 ) -> Table:
     table = Table(title=f"videosim: {len(rows)} jobs on {url}")
-    table.caption = f"strategy {strategy.value}; policy {policy.describe()}"
+    table.caption = f"{_strategy_text(strategy, rows)}; policy {policy.describe()}"
     if len(rows) <= SUMMARY_ROWS:
         any_error = any(row.last_error for row in rows)
         table.add_column(
