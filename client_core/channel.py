@@ -158,34 +158,41 @@ class Channel:
         """``GET /healthz`` within the connect timeout, never raising.
 
         A server of the original API has no ``/healthz``: a 404 there while
-        ``GET /status/special-pending-job`` answers means "up, no health route".
+        ``GET /status/special-pending-job`` answers means "up, no health route". That is
+        remembered: later checks ask the special job alone, until it stops answering 200
+        (another server may be there now) and ``/healthz`` is asked again.
         """
         began = time.perf_counter()
-        quick = self.connect_timeout_s
         try:
-            response = await self.send(
-                "GET", "/healthz", lane=Lane.INTERACTIVE, admitted=False, timeout_s=quick
-            )
-            if response.status_code == 404:
-                special = await self.send(
-                    "GET",
-                    status_path(SPECIAL_JOB_ID),
-                    lane=Lane.INTERACTIVE,
-                    admitted=False,
-                    timeout_s=quick,
-                )
-                if special.status_code == 200:
-                    self.health_route = False
+            if self.health_route is False:
+                if (await self._special_status()).status_code == 200:
                     return HealthCheck(
                         ok=True, latency_s=time.perf_counter() - began, health_route=False
                     )
+                self.health_route = None
+            response = await self._get_quickly("/healthz")
+            if response.status_code == 404 and (await self._special_status()).status_code == 200:
+                self.health_route = False
+                return HealthCheck(
+                    ok=True, latency_s=time.perf_counter() - began, health_route=False
+                )
         except httpx.RequestError as exc:
+            self.health_route = None
             return HealthCheck(ok=False, error=describe_transport_error(exc))
         check = read_health(response, time.perf_counter() - began, self.max_server_pause_s)
         if check.ok:
             self.health_route = True
             self.long_poll_max_s = check.long_poll_max_s
         return check
+
+    async def _special_status(self) -> httpx.Response:
+        return await self._get_quickly(status_path(SPECIAL_JOB_ID))
+
+    async def _get_quickly(self, path: str) -> httpx.Response:
+        """A GET on the interactive lane within the connect timeout, not admitted."""
+        return await self.send(
+            "GET", path, lane=Lane.INTERACTIVE, admitted=False, timeout_s=self.connect_timeout_s
+        )
 
     async def _probe(self) -> bool:
         return (await self.health()).ok

@@ -96,4 +96,9 @@ async def test_a_server_without_a_health_route_counts_as_up() -> None:
         VideoSimClient(server.url) as client,
     ):
         health = await client.health()
+        again = [await client.health() for _ in range(3)]
     assert health.ok and health.health_route is False
+    # The absence is remembered: later checks ask the special job alone.
+    assert all(check.ok and check.health_route is False for check in again)
+    special = "/status/special-pending-job"
+    assert server.paths == ["/healthz", special, special, special, special]

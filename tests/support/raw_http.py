@@ -22,6 +22,7 @@ class RawHttpServer:
     not_found: tuple[str, ...] = ("/start/batch", "/capabilities")
     close_after_answer: bool = False  # hang up after each answer, without saying so
     connections: int = 0
+    paths: list[str] = field(default_factory=list)  # every request's path, in order
     _server: asyncio.Server | None = field(default=None, repr=False)
     _held: list[asyncio.StreamWriter] = field(default_factory=list, repr=False)
 
@@ -49,6 +50,7 @@ class RawHttpServer:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 path = head.split(b" ", 2)[1].decode()
+                self.paths.append(path)
                 length = 0
                 for line in head.split(b"\r\n"):
                     if line.lower().startswith(b"content-length:"):
