@@ -130,7 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     # Checked before anything is printed, so a taken port, an unreadable store file or an
     # unreachable Redis fails like a bad flag (and an old JSON state file is migrated).
-    _check_port(settings.host, settings.port)
+    if (problem := settings_cli.listen_problem(settings.host, settings.port)) is not None:
+        fail(problem)
     restored = _check_store(settings)
     common: dict[str, Any] = {
         "host": settings.host,
@@ -168,19 +169,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not serve(uvicorn.Config(app, **common), app.state.videosim.store.close):
         return EXIT_STARTUP_FAILED
     return 0
-
-
-def _check_port(host: str, port: int) -> None:
-    """Exit 2 with one line if nothing can listen on ``host:port`` (taken, or no such
-    address), instead of uvicorn's ERROR line and exit code 3."""
-    import socket
-
-    try:
-        with socket.create_server((host, port)):
-            pass
-    except OSError as error:
-        why = os.strerror(error.errno) if error.errno else str(error)
-        fail(f"cannot listen on {host}:{port}: {why}")
 
 
 def _check_store(settings: ServerSettings) -> int:

@@ -20,6 +20,8 @@ stands alone) can use it.
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn, TypeVar
@@ -44,6 +46,35 @@ def value_name(field: str) -> str:
     if field.endswith("_key"):
         return "KEY"
     return field.upper()
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535; never wrapped modulo 65536."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a port number from 0 to 65535 (got {text!r})") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port number from 0 to 65535 (got {port})")
+    return port
+
+
+def listen_problem(host: str, port: int) -> str | None:
+    """Why nothing can listen on ``host:port`` (taken, no such address), or None. Asked
+    before any banner, so a busy port is one line and no half start."""
+    try:
+        with socket.create_server((host, port)):
+            return None
+    except OSError as error:
+        why = os.strerror(error.errno) if error.errno else str(error)
+        return f"cannot listen on {host}:{port}: {why}"
+
+
+def free_port(host: str) -> int:
+    """A port free on ``host`` right now: what ``--port 0`` listens on, so the address
+    printed is the real one."""
+    with socket.create_server((host, 0)) as listener:
+        return int(listener.getsockname()[1])
 
 
 class UsageError(Exception):

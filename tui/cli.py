@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from client_core import ClientSettings, Jitter, Strategy
 from client_core.protocol import check_url
-from settings_cli import CommandLine, UsageError, first_error_line
+from settings_cli import CommandLine, UsageError, first_error_line, port_number
 from tui import remembered, web
 from tui.app import make_app
 from tui.settings import DEFAULT_MAX_DURATION_S, DashboardSettings
@@ -71,7 +71,8 @@ def build_command_line() -> CommandLine:
     cli.option("--export-dir", default=".", metavar="DIR", help="where e writes")
     cli.option("--reset", action="store_true", help="forget the remembered settings")
     cli.option("--web", action="store_true", help="serve the dashboard to a browser")
-    cli.option("--port", type=int, default=web.DEFAULT_PORT, help="for --web")
+    cli.option("--port", type=port_number, default=web.DEFAULT_PORT,
+               help="for --web (0: any free port)")  # fmt: skip
     cli.option("--host", default=web.DEFAULT_HOST, help="for --web")
     return cli
 

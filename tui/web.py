@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from textual_serve.server import Server
 
+import settings_cli
 from tui.embedded import EmbeddedServer, EmbeddedServerError, server_answers
 from tui.settings import DashboardSettings
 
@@ -81,7 +82,13 @@ def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
 ) -> None:
-    """Serve the dashboard on http://host:port until Ctrl+C or SIGTERM."""
+    """Serve the dashboard on http://host:port until Ctrl+C or SIGTERM. A port that
+    cannot be listened on is refused before anything starts; port 0 becomes a free port
+    first, so the banner shows the address the browser needs."""
+    if (problem := settings_cli.listen_problem(host, port)) is not None:
+        raise WebModeError(problem)
+    if port == 0:
+        port = settings_cli.free_port(host)
     embedded = shared_server(settings)
     try:
         command = session_command(argv, embedded.url if embedded else None)

@@ -190,9 +190,48 @@ def test_a_port_in_use_is_one_line_and_exit_code_2(capsys: pytest.CaptureFixture
         port = str(taken.getsockname()[1])
         argv = ["--web", "--host", "127.0.0.1", "--port", port, "--server-url", "http://h:1"]
         assert main(argv) == 2
-    error = capsys.readouterr().err.strip()
-    assert error.startswith(f"videosim: cannot serve on 127.0.0.1:{port}")
-    assert "\n" not in error
+    said = capsys.readouterr()
+    assert said.err == f"videosim: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert said.out == ""  # no banner before the error
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_a_port_out_of_range_is_refused_not_wrapped(
+    port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--web", "--port", port, "--server-url", "http://h:1"])
+    assert exited.value.code == 2
+    said = capsys.readouterr()
+    assert said.err.count("\n") == 1 and "a port number from 0 to 65535" in said.err
+    assert said.out == ""
+
+
+def test_port_0_serves_on_a_free_port_and_says_which() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tui", "--web", "--host", "127.0.0.1", "--port", "0",
+         "--server-url", "http://127.0.0.1:9"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = ""
+        while (line := process.stdout.readline()) and "http://" not in line.split("'")[-1]:
+            pass  # the banner's last line names the address (wrapped or not)
+        address = line.split("'")[-1].strip().removeprefix("on ")
+        assert address.startswith("http://127.0.0.1:") and not address.endswith(":0"), line
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(address, timeout=5).status_code == 200
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        process.communicate(timeout=15)
 
 
 def test_tabs_share_one_embedded_server_when_none_answers() -> None:
