@@ -736,8 +736,11 @@ class VideoSimApp(OperatorTools):
         self.refresh_view()  # show it now, not at the next frame
 
     def action_cycle_sort(self) -> None:
-        columns = list(SortColumn)
-        self.sort_column = columns[(columns.index(self.sort_column) + 1) % len(columns)]
+        """The next column on screen, left to right, after insertion order: a hidden
+        column is never a sort nobody can see."""
+        columns = [SortColumn.ADDED, *(key for key, _, _ in self.table.column_layout())]
+        at = columns.index(self.sort_column) if self.sort_column in columns else 0
+        self.sort_column = columns[(at + 1) % len(columns)]
         self._resort = True
         self.refresh_view()  # show it now, not at the next frame
 

@@ -15,7 +15,7 @@ from tests.tui.conftest import (
 )
 from tui.app import VideoSimApp
 from tui.model import JobSpec, JobState, SortColumn
-from tui.widgets.job_table import JobTable
+from tui.widgets.job_table import CHOOSABLE_COLUMNS, JobTable, layout_for, line_width
 
 
 def screen_lines(table: JobTable) -> list[str]:
@@ -115,3 +115,34 @@ async def test_enter_and_a_header_click_reach_the_app() -> None:
         await pilot.press("enter")
         await pilot.pause()
         assert app.screen.__class__.__name__ == "DetailScreen"
+
+
+def test_at_80_columns_the_watched_columns_fit_and_the_others_give_way() -> None:
+    """Job, status, attempt, next delay and outcome always fit an 80-column terminal, at
+    their full widths; the others get room in the order they give way, and no line is
+    wider than the table (nothing to scroll sideways to)."""
+    width = 78  # an 80-column terminal, less the scrollbar and the border
+    shown = layout_for(width, CHOOSABLE_COLUMNS)
+    keys = [key for key, _, _ in shown]
+    watched = [SortColumn.JOB, SortColumn.STATUS, SortColumn.ATTEMPT, SortColumn.NEXT,
+               SortColumn.OUTCOME]  # fmt: skip
+    assert set(watched) <= set(keys)
+    assert dict((key, w) for key, _, w in shown)[SortColumn.OUTCOME] == len("unreachable")
+    assert line_width(shown) <= width
+    assert keys == [SortColumn.JOB, SortColumn.STATUS, SortColumn.ATTEMPT, SortColumn.NEXT,
+                    SortColumn.ELAPSED, SortColumn.REQUESTS, SortColumn.OUTCOME]  # fmt: skip
+    wide = [key for key, _, _ in layout_for(220, CHOOSABLE_COLUMNS)]
+    assert wide == list(CHOOSABLE_COLUMNS)  # in the table's order when all fit
+
+
+async def test_the_sort_cycle_follows_the_columns_on_screen() -> None:
+    app = frozen_dashboard()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await connected(pilot)
+        shown = [key for key, _, _ in app.table.column_layout()]
+        assert SortColumn.HTTP not in shown  # given way at 80 columns
+        seen = []
+        for _ in range(len(shown) + 1):
+            await pilot.press("o")
+            seen.append(app.sort_column)
+        assert seen == [*shown, SortColumn.ADDED]

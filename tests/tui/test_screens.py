@@ -363,6 +363,13 @@ async def test_every_view_fits_80x24() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await with_jobs(pilot)
         assert_on_screen(app, "FooterKey")
+        jobs = app.table
+        assert jobs.virtual_size.width <= jobs.scrollable_content_region.width  # no sideways
+        app.open_detail(next(iter(app.board)).key)
+        await pilot.pause()
+        history = app.screen.query_one("#history", DataTable)
+        assert history.virtual_size.width <= history.region.width  # "Why" shows whole
+        await pilot.press("escape")
         for key, parts in (
             ("p", ["#submit", "#close", "#schedule", "FooterKey"]),
             ("n", ["#submit", "#close", "FooterKey"]),

@@ -25,7 +25,8 @@ from tui.widgets.job_table import OUTCOME_STYLES, STATUS_STYLES
 #: The server's record of a job id (the polling engine fetches it).
 FetchRecord = Callable[[str], Awaitable[dict[str, Any]]]
 
-HISTORY_COLUMNS = ("t", "Attempt", "HTTP", "Status", "Next delay", "Why")
+# Short labels: at 80 columns the reason ("retry-after", "pushed") is what must fit.
+HISTORY_COLUMNS = ("t", "#", "HTTP", "Status", "Next", "Why")
 RECORD_FIELDS = (
     "job_id",
     "result",

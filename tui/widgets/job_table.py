@@ -42,31 +42,34 @@ from tui.model import (
 
 class ColumnSpec(NamedTuple):
     """A column: its key (also the sort key), label, and width. ``widest``: the column
-    grows into spare room up to that many cells. ``when_room``: shown only when the
-    terminal has room for it beside the others."""
+    grows into spare room up to that many cells. ``gives_way``: None for the columns a
+    user watches (always shown); otherwise the order in which the others get room when
+    the terminal is too narrow for all of them (1 first)."""
 
     key: SortColumn
     label: str
     width: int
     widest: int | None = None
-    when_room: bool = False
+    gives_way: int | None = None
 
 
 # Widths are fixed for a given terminal width, so no update ever re-measures a column.
+# At 80 columns the watched ones (job, status, attempt, next, outcome) and the first two
+# that give way fit, so nothing scrolls sideways.
 COLUMN_SPECS: tuple[ColumnSpec, ...] = (
     ColumnSpec(SortColumn.JOB, "Job", 10, widest=38),  # a whole uuid and "#n" given room
     ColumnSpec(SortColumn.STATUS, "Status", 11),
-    ColumnSpec(SortColumn.HTTP, "HTTP", 9),
+    ColumnSpec(SortColumn.HTTP, "HTTP", 9, gives_way=4),
     ColumnSpec(SortColumn.ATTEMPT, "Attempt", 9),
-    ColumnSpec(SortColumn.SKIPPED, "Skipped", 9),
+    ColumnSpec(SortColumn.SKIPPED, "Skipped", 9, gives_way=5),
     ColumnSpec(SortColumn.NEXT, "Next", 7),
-    ColumnSpec(SortColumn.PROGRESS, "Progress", 10, when_room=True),
-    ColumnSpec(SortColumn.STRATEGY, "Strategy", 10),
-    ColumnSpec(SortColumn.ELAPSED, "Elapsed", 9),
-    ColumnSpec(SortColumn.REQUESTS, "Requests", 10),
+    ColumnSpec(SortColumn.PROGRESS, "Progress", 10, gives_way=6),
+    ColumnSpec(SortColumn.STRATEGY, "Strategy", 10, gives_way=3),
+    ColumnSpec(SortColumn.ELAPSED, "Elapsed", 9, gives_way=2),
+    ColumnSpec(SortColumn.REQUESTS, "Requests", 10, gives_way=1),
     ColumnSpec(SortColumn.OUTCOME, "Outcome", 11),
     # the last error takes whatever room is left at the end of the line
-    ColumnSpec(SortColumn.ERROR, "Last error", 16, widest=10_000, when_room=True),
+    ColumnSpec(SortColumn.ERROR, "Last error", 16, widest=10_000, gives_way=7),
 )
 CHOOSABLE_COLUMNS: tuple[SortColumn, ...] = tuple(spec.key for spec in COLUMN_SPECS)
 COLUMN_LABELS = {spec.key: spec.label for spec in COLUMN_SPECS}
@@ -74,15 +77,17 @@ Layout = tuple[tuple[SortColumn, str, int], ...]  # (key, label, width) of each 
 
 
 def layout_for(width: int, columns: Collection[SortColumn]) -> Layout:
-    """The chosen columns' widths for a table ``width`` cells wide: the columns that are
-    always shown at their widths; then, while there is room, the columns shown when there
-    is room (in order); then the growing columns (the job id, the last error) take the
-    rest, in order."""
+    """The chosen columns' widths for a table ``width`` cells wide: the watched columns
+    always, at their widths; then each other column that still fits, in the order they
+    give way; then the growing columns (the job id, the last error) take the rest. Shown
+    columns keep the order of :data:`COLUMN_SPECS`."""
     chosen = [spec for spec in COLUMN_SPECS if spec.key in columns]
-    shown = {spec.key for spec in chosen if not spec.when_room}
+    shown = {spec.key for spec in chosen if spec.gives_way is None}
     spare = width - sum(spec.width + 1 for spec in chosen if spec.key in shown) - 1
-    for spec in chosen:
-        if spec.when_room and spare >= spec.width + 1:
+    optional = sorted((spec for spec in chosen if spec.gives_way is not None),
+                      key=lambda spec: spec.gives_way or 0)  # fmt: skip
+    for spec in optional:
+        if spare >= spec.width + 1:
             shown.add(spec.key)
             spare -= spec.width + 1
     layout: list[tuple[SortColumn, str, int]] = []
