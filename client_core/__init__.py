@@ -26,7 +26,7 @@ from client_core.events import DelayReason, Outcome, PollEvent, Strategy, WatchR
 from client_core.planner import PollTiming
 from client_core.policy import BackoffPolicy, Jitter
 from client_core.protocol import DEFAULT_SERVER_URL, SPECIAL_JOB_ID
-from client_core.pushed import PushedState
+from client_core.pushed import PushedState, PushWait, Route
 from client_core.settings import ClientSettings
 from client_core.starts import StartResult, StartSpec
 from client_core.webhooks import WebhookReceiver
@@ -49,8 +49,10 @@ __all__ = [
     "Outcome",
     "PollEvent",
     "PollTiming",
+    "PushWait",
     "PushedState",
     "RequestRejected",
+    "Route",
     "ServerUnreachable",
     "StartResult",
     "StartSpec",

@@ -48,6 +48,7 @@ from client_core.protocol import (
 )
 from client_core.push_hub import PushHub
 from client_core.push_watch import DEFAULT_SAFETY_S, PUSH_STRATEGIES, watch_pushed
+from client_core.pushed import PushWait, Route
 from client_core.starts import (
     DEFAULT_START_DEADLINE_S,
     START_RETRY_POLICY,
@@ -162,6 +163,11 @@ class VideoSimClient:
         await self._channel.aclose()
 
     @property
+    def clock(self) -> Clock:
+        """The clock the client's times (e.g. :class:`PushWait`'s) are read on."""
+        return self._channel.clock
+
+    @property
     def stats(self) -> ClientStats:
         return self._channel.stats
 
@@ -264,6 +270,17 @@ class VideoSimClient:
             return json_object(response)
         except MalformedAnswer as exc:
             raise MalformedAnswer(f"cannot read job {job_id}: {exc}", http_status=200) from None
+
+    def push_wait(self, job_id: str) -> PushWait | None:
+        """How a watch of ``job_id`` waits for a pushed end right now (the event stream,
+        the batch loop, a webhook), or None while it polls or nobody watches it."""
+        route = self._hub.route_of(job_id)
+        if route is None:
+            return None
+        stream = self._hub.stream
+        if route is Route.STREAM and stream is not None:
+            return PushWait(route, stream.connected_since, stream.last_heard_at)
+        return PushWait(route)
 
     async def health(self) -> HealthCheck:
         """``GET /healthz`` with the connect timeout; never raises."""

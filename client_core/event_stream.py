@@ -15,14 +15,16 @@ the batch loop.
 
 The stream has its own ``httpx.AsyncClient`` (its own connection, outside the admission
 queue and its in-flight cap), on the lean transport, which hands an event stream's
-body out as it arrives: one pass through the parser per read, not per event.
+body out as it arrives: one pass through the parser per read, not per event. Wrapped
+around it, :class:`_NotingArrivals` notes when bytes last came, heartbeats included (the SSE
+parser drops those comment lines), so a user can see that a quiet stream is alive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -82,10 +84,12 @@ class EventStream:
             base_url=settings.base_url,
             headers=dict(settings.headers),
             timeout=httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s),
-            transport=transport or LeanTransport(max_keepalive=1),
+            transport=_NotingArrivals(transport or LeanTransport(max_keepalive=1), self._heard),
         )
         self.last_event_id: str | None = None
         self.connected = asyncio.Event()  # set while a stream is open
+        self.connected_since: float | None = None  # the open connection's start (the clock's)
+        self.last_heard_at: float | None = None  # bytes last arrived, heartbeats included
         self.last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -130,6 +134,7 @@ class EventStream:
                 )
             opened = self.connected.is_set()  # it was open, then broke: not a failed connect
             self.connected.clear()
+            self.connected_since = None
             failures = 0 if opened else failures + 1
             now = self._clock.now()
             breaks = [at for at in breaks if now - at < BREAK_WINDOW_S]
@@ -164,6 +169,7 @@ class EventStream:
             if kind != "text/event-stream":
                 raise _NotOffered(f"GET /events answered {kind or 'no content type'}")
             self.connected.set()
+            self.connected_since = self._clock.now()
             async for event in source.aiter_sse():
                 if event.event == "error":
                     self.last_error = f"the server closed the event stream: {event.data}"
@@ -171,6 +177,9 @@ class EventStream:
                 self._handle(event.event, event.data)
                 if event.id:
                     self.last_event_id = event.id
+
+    def _heard(self) -> None:
+        self.last_heard_at = self._clock.now()
 
     def _handle(self, kind: str, data: str) -> None:
         try:
@@ -190,6 +199,41 @@ class EventStream:
     def _gone(self, why: str) -> None:
         self.last_error = why
         self._on_gone(why)
+
+
+class _NotingArrivals(httpx.AsyncBaseTransport):
+    """A transport that calls ``on_bytes`` whenever a response body's bytes arrive."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, on_bytes: Callable[[], None]) -> None:
+        self._inner = inner
+        self._on_bytes = on_bytes
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_NotedBody(response.stream, self._on_bytes),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _NotedBody(httpx.AsyncByteStream):
+    def __init__(self, body: httpx.AsyncByteStream, on_bytes: Callable[[], None]) -> None:
+        self._body = body
+        self._on_bytes = on_bytes
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._body:
+            self._on_bytes()
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._body.aclose()
 
 
 class _NotOffered(Exception):

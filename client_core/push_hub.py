@@ -132,6 +132,11 @@ class PushHub:
         if not waiters:
             self._forget(job_id)
 
+    def route_of(self, job_id: str) -> Route | None:
+        """How a watched job's pushed end is awaited right now; None when nobody waits
+        for one (the job is polled, or not watched)."""
+        return self._routes.get(job_id) if job_id in self._waiters else None
+
     def deliver(self, state: PushedState) -> None:
         """A final state arrived, by whatever route: every watch of the job gets it."""
         self._started.pop(state.job_id, None)

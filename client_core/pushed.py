@@ -30,6 +30,18 @@ class PushedState:
     carried_by: int = 1  # requests that named the job before it came (batch answers)
 
 
+@dataclass(frozen=True, slots=True)
+class PushWait:
+    """How a watch waits for its job's pushed end, for a UI to show that it is alive.
+
+    Times are the client's clock. For ``stream``: when the open connection began (None
+    while reconnecting) and when its bytes last arrived, heartbeats included."""
+
+    route: Route
+    connected_since: float | None = None
+    last_heard_at: float | None = None
+
+
 def read_pushed(body: object, route: Route) -> PushedState | None:
     """A final state from a pushed JSON object; None if it is not one (pending, malformed)."""
     if not isinstance(body, dict):

@@ -120,6 +120,13 @@ class JobRow:
         if event.final:
             self.used = event.strategy
 
+    def never_answered(self, why: str) -> None:
+        """Nothing answered at the server's address: this job was never asked for."""
+        self.started = self.special
+        self.status = "not started" if not self.special else self.status
+        self.outcome = Outcome.UNREACHABLE
+        self.last_error = why
+
     def start_answered(self, result: StartResult) -> None:
         if result.job_id is not None:
             self.job_id = result.job_id
@@ -286,11 +293,17 @@ async def run(
     async with client, contextlib.AsyncExitStack() as stack:
         health = await _first_answer(client)
         if not health.ok and health.latency_s is None:
-            _warn(
+            message = (
                 f"nothing answers at {client.base_url} ({health.error}) within the "
                 f"{client.connect_timeout_s:g} s connect timeout; is the server running? "
                 "(start one with videosim-server)"
             )
+            if options.json_lines:  # a reader of the JSON lines still gets its summary
+                for row in rows:
+                    row.never_answered(message)
+                print(json.dumps(_summary(rows, EXIT_UNREACHABLE, client, policy, strategy)),
+                      file=out)  # fmt: skip
+            _warn(message)
             return EXIT_UNREACHABLE
         client.health_gate.add_listener(_breaker_reporter(client, start_deadline_s))
         if not health.ok:

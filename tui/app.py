@@ -133,6 +133,7 @@ class VideoSimApp(OperatorTools):
         self.columns: tuple[SortColumn, ...] = CHOOSABLE_COLUMNS  # the column chooser's
         self.health = ServerHealth()
         self.health_note = ""  # e.g. "original API, no health route"
+        self.push_note = ""  # how the engine's event stream is doing (the detail view shows it)
         self.engine: EngineLink | None = None
         self.engine_pid: int | None = None
         self.engine_crashes: deque[float] = deque(maxlen=MAX_CRASHES)
@@ -358,6 +359,7 @@ class VideoSimApp(OperatorTools):
                 self.health, ok=health.ok, latency_s=health.latency_s, error=health.error
             )
             self.health_note = health.note
+            self.push_note = health.push_note
             if health.ok is not None:
                 self.event_log.note_server(health.ok, self.health.where(), health.error)
             self.event_log.note_circuit(health.circuit_open, health.error or "")
@@ -627,7 +629,13 @@ class VideoSimApp(OperatorTools):
         self._followed = key
         if self.engine is not None:
             self.engine.send(Follow(key))
-        return DetailScreen(key, board=self.board, clock=self.clock, fetch_record=self.fetch_record)
+        return DetailScreen(
+            key,
+            board=self.board,
+            clock=self.clock,
+            fetch_record=self.fetch_record,
+            push_note=lambda: self.push_note,
+        )
 
     def on_detail_screen_cancel_requested(self, message: DetailScreen.CancelRequested) -> None:
         if not self.cancel_job(message.key):

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from client_core import VideoSimClient
+from client_core import PushWait, Route, Strategy, VideoSimClient
 from tui.compare import first_error, run_comparison
 from tui.engine_protocol import (
     Cancel,
@@ -47,6 +47,19 @@ from tui.model import JobBoard, Now, PoolBatch, row_fields
 from tui.watch_pool import WatchPool
 
 ORIGINAL_API = "original API, no health route"
+PUSH_ROUTES = {Route.STREAM: Strategy.STREAM, Route.BATCH: Strategy.BATCH}
+
+
+def stream_note(wait: PushWait, now: float) -> str:
+    """``event stream connected 62s, heard 2s ago`` (or reconnecting)."""
+    if wait.connected_since is None:
+        return "event stream reconnecting"
+    note = f"event stream connected {now - wait.connected_since:.0f}s"
+    if wait.last_heard_at is not None:
+        note += f", heard {now - wait.last_heard_at:.0f}s ago"
+    return note
+
+
 # Rows per delta: 10,000 new jobs arrive in a few deltas, each a short pause for the UI.
 MAX_ROWS_PER_DELTA = 2_000
 
@@ -248,7 +261,27 @@ class Engine:
                 note = ORIGINAL_API
             elif check.degraded:
                 note = "at its job cap: new starts wait"
+            push_note = self._note_push_waits()
             self._health = Health(
-                check.ok, check.latency_s, check.error, note, self._client.circuit_open
+                check.ok, check.latency_s, check.error, note, self._client.circuit_open, push_note
             )
             await asyncio.sleep(self._config.health_interval_s)
+
+    def _note_push_waits(self) -> str:
+        """Rows whose watch waits for a pushed end show the route (their Next cell says
+        "push"); returns how the event stream is doing, for the detail view: a watch that
+        sends nothing is visibly alive."""
+        stream: PushWait | None = None
+        for key, view in self.board.jobs.items():
+            if view.finished or view.reason is not None:
+                continue  # ended, or it polls: its events say how
+            wait = self._client.push_wait(view.job_id)
+            if wait is None:
+                continue
+            if wait.route is Route.STREAM and stream is None:
+                stream = wait
+            strategy = PUSH_ROUTES.get(wait.route)
+            if strategy is not None and view.strategy is not strategy:
+                view.strategy = strategy
+                self.board.touch(key)
+        return "" if stream is None else stream_note(stream, self._client.clock.now())

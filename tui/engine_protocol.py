@@ -112,6 +112,7 @@ class Health(msgspec.Struct):
     error: str | None = None
     note: str = ""  # e.g. "original API, no health route"
     circuit_open: bool = False  # the client's breaker holds every poll back
+    push_note: str = ""  # how the event stream is doing, e.g. "... connected 62s, heard 2s ago"
 
 
 class History(msgspec.Struct):

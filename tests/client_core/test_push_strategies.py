@@ -15,6 +15,8 @@ from client_core import (
     DelayReason,
     Outcome,
     PollEvent,
+    PushWait,
+    Route,
     StartSpec,
     Strategy,
     VideoSimClient,
@@ -171,3 +173,47 @@ async def test_stream_falls_back_live_to_batch_then_to_polling(
 
 def _spec(duration_s: float) -> StartSpec:
     return StartSpec(duration_s, "completed")
+
+
+async def test_a_push_wait_is_visible_and_its_stream_heartbeats_are_heard(
+    live_server_factory: Factory,
+) -> None:
+    """A watch that sends nothing can still be shown alive: which route it waits on,
+    since when the stream is connected, and when bytes last came (heartbeat comments
+    included, which no event carries)."""
+    server = live_server_factory("--events-heartbeat", "0.2")
+    async with VideoSimClient(server.url) as client:
+        job_id = await client.start(30, "completed")
+        special = "special-pending-job"
+        assert client.push_wait(job_id) is None  # nobody watches it yet
+        cancel = asyncio.Event()
+        watches = [
+            asyncio.create_task(client.wait(job_id, POLICY.replace(deadline_s=60),
+                                            Strategy.STREAM, cancel=cancel)),
+            asyncio.create_task(client.wait(special, POLICY.replace(deadline_s=60),
+                                            Strategy.STREAM, cancel=cancel)),
+        ]  # fmt: skip
+
+        async def until(condition: Callable[[], bool], what: str) -> None:
+            deadline = asyncio.get_running_loop().time() + 15
+            while not condition():
+                assert asyncio.get_running_loop().time() < deadline, f"no {what}"
+                await asyncio.sleep(0.02)
+
+        def stream_wait() -> PushWait | None:
+            return client.push_wait(job_id)
+
+        await until(lambda: (w := stream_wait()) is not None and w.connected_since is not None,
+                    "connected stream")  # fmt: skip
+        first = stream_wait()
+        assert first is not None and first.route is Route.STREAM
+        await until(lambda: (w := stream_wait()) is not None and w.last_heard_at is not None
+                    and first.last_heard_at is not None
+                    and w.last_heard_at > first.last_heard_at + 0.3,
+                    "heartbeat heard")  # fmt: skip
+        # The special job was not started by this client: it is not on its stream.
+        special_wait = client.push_wait(special)
+        assert special_wait is not None and special_wait.route is Route.BATCH
+        cancel.set()
+        await asyncio.gather(*watches)
+        assert client.push_wait(job_id) is None  # the watch ended

@@ -161,7 +161,9 @@ def test_a_port_nobody_listens_on_is_said_at_once_and_exits_3() -> None:
             f"videosim-client: nothing answers at {url} (connection refused) within the "
             "0.5 s connect timeout; is the server running? (start one with videosim-server)\n"
         )
-        assert result.stdout == ""
+    assert result.stdout.count("\n") == 1  # --json: the summary alone, nothing watched
+    (special,) = json.loads(result.stdout)["jobs"]
+    assert special["outcome"] == "unreachable" and special["requests"] == 0
 
 
 def test_refused_starts_are_counted_without_the_special_job(

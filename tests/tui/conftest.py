@@ -222,6 +222,9 @@ class FakeClient:
     async def __aexit__(self, *exc_info: object) -> None:
         return None
 
+    def push_wait(self, job_id: str) -> None:
+        return None  # its watches poll
+
     async def health(self) -> HealthCheck:
         return HealthCheck(ok=True, latency_s=0.004)
 

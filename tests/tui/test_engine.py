@@ -48,6 +48,9 @@ class SteppedClient:
         self.health_404 = health_404
         self.started = 0
 
+    def push_wait(self, job_id: str) -> None:
+        return None  # its watches poll
+
     async def health(self) -> HealthCheck:
         # with health_404, an original-API server: /healthz missing, /status answering
         return HealthCheck(ok=True, latency_s=0.001, health_route=not self.health_404)

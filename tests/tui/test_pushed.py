@@ -147,3 +147,41 @@ async def test_the_compare_view_lists_stream_and_batch() -> None:
         await pilot.pause()
         chosen = app.screen.query_one("#compare-presets", SelectionList).selected
         assert {"stream", "batch"} <= set(chosen)
+
+
+async def test_an_auto_watch_waiting_for_a_push_shows_how_it_is_watched(
+    live_server: LiveServer,
+) -> None:
+    """The special job under auto (no budget) is followed in batch, a long job on the
+    event stream: neither sends a poll, so the rows say "push" with the route, and the
+    detail view says how the stream is doing."""
+    app = make_app(server_url=live_server.url, settings=fast_settings(health_interval_s=0.1))
+    async with app.run_test(size=(110, 32)) as pilot:
+        await connected(pilot)
+        no_budget = replace(FAST_POLICY, max_attempts=None, deadline_s=None)
+        app.set_defaults(Strategy.AUTO, no_budget)
+        await pilot.press("s")
+        long_job = SpawnRequest(
+            count=1,
+            duration_min_s=60,
+            duration_max_s=60,
+            outcome="completed",
+            strategy=Strategy.AUTO,
+            policy=no_budget,
+        )
+        app.spawn(long_job)
+        await wait_until(pilot, lambda: len(app.board) == 2, "two rows")
+        special = app.board["special-pending-job"]
+        job = next(view for view in app.board if view.key != special.key)
+        await wait_until(pilot, lambda: special.strategy is Strategy.BATCH, "special on batch")
+        await wait_until(pilot, lambda: job.strategy is Strategy.STREAM, "the job on the stream")
+        now = app.clock()
+        assert cell_text(special, SortColumn.NEXT, now) == cell_text(job, SortColumn.NEXT, now)
+        assert cell_text(job, SortColumn.NEXT, now) == "push"
+        app.open_detail(job.key)
+        await pilot.pause()
+        assert isinstance(app.screen, DetailScreen)
+        summary = app.screen.query_one("#detail-summary", Static)
+        await wait_until(pilot, lambda: "event stream connected" in str(summary.render()),
+                         "the stream's state")  # fmt: skip
+        assert "watched by push (stream)" in str(summary.render())

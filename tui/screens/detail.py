@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from tui.keys import DETAIL_KEYS
 from tui.model import JobBoard, Now, PollRecord, WatchedJob
-from tui.widgets.job_table import OUTCOME_STYLES, STATUS_STYLES
+from tui.widgets.job_table import OUTCOME_STYLES, PUSHED_STRATEGIES, STATUS_STYLES
 
 #: The server's record of a job id (the polling engine fetches it).
 FetchRecord = Callable[[str], Awaitable[dict[str, Any]]]
@@ -72,7 +72,7 @@ def history_row(record: PollRecord) -> tuple[Text, ...]:
     )
 
 
-def summary_text(view: WatchedJob, now: float) -> Text:
+def summary_text(view: WatchedJob, now: float, push_note: str = "") -> Text:
     text = Text()
     text.append(view.job_id, style="bold")
     text.append(f"  ({view.key})\n" if view.key != view.job_id else "\n", style="dim")
@@ -90,6 +90,12 @@ def summary_text(view: WatchedJob, now: float) -> Text:
     text.append("asked for ", style="dim")
     text.append(f"duration {duration}, outcome {spec.outcome or 'random'}, {spec.strategy}, ")
     text.append(spec.policy.describe())
+    if not view.finished and view.reason is None and view.strategy in PUSHED_STRATEGIES:
+        text.append("\nwatched by push ", style="dim")
+        text.append(f"({view.strategy}) for {view.elapsed(now):.0f}s", style="cyan")
+        text.append(": no poll is due, the server sends the end", style="dim")
+        if push_note:
+            text.append(f"; {push_note}", style="cyan")
     if view.last_error:
         text.append("\nlast error ", style="dim")
         text.append(view.last_error, style="red")
@@ -158,10 +164,12 @@ class DetailScreen(Screen[None]):
         board: JobBoard,
         clock: Now,
         fetch_record: FetchRecord,
+        push_note: Callable[[], str] = str,
     ) -> None:
         super().__init__()
         self.key = key
         self._board = board
+        self._push_note = push_note  # how the event stream is doing, read when drawn
         self._clock = clock
         self._fetch_record = fetch_record
         self._last_record: PollRecord | None = None  # newest history row shown
@@ -200,7 +208,7 @@ class DetailScreen(Screen[None]):
         if view is None:
             summary.update(Text("This job was cleared from the table.", style="dim"))
             return
-        summary.update(summary_text(view, self._clock()))
+        summary.update(summary_text(view, self._clock(), self._push_note()))
         new_records: list[PollRecord] = []
         for record in reversed(view.history):
             if record is self._last_record:
