@@ -150,9 +150,14 @@ EVENT_LOG_KEYS: tuple[KeyAction, ...] = (
     KeyAction("escape,L", "back", "Back", "Back to the job table"),
 )
 
-FORM_KEYS: tuple[KeyAction, ...] = (
-    KeyAction("escape", "close", "Close", "Close the form without saving"),
-    KeyAction("ctrl+s", "submit", "Submit", "Spawn / save (same as the form's button)"),
+# The footer says what the form's buttons say.
+SPAWN_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("escape", "close", "Cancel", "Close the form, spawning nothing"),
+    KeyAction("ctrl+s", "submit", "Spawn", "Spawn the jobs (the form's Spawn button)"),
+)
+POLICY_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("escape", "close", "Cancel", "Close the editor, keeping the old defaults"),
+    KeyAction("ctrl+s", "submit", "Save", "Save the defaults for new jobs (the Save button)"),
 )
 
 KEY_GROUPS: tuple[tuple[str, tuple[KeyAction, ...]], ...] = (
@@ -164,5 +169,6 @@ KEY_GROUPS: tuple[tuple[str, tuple[KeyAction, ...]], ...] = (
     ("Job detail", DETAIL_KEYS),
     ("Compare", COMPARE_KEYS),
     ("Event log", EVENT_LOG_KEYS),
-    ("Spawn form and policy editor", FORM_KEYS),
+    ("Spawn form", SPAWN_KEYS),
+    ("Policy editor", POLICY_KEYS),
 )

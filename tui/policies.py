@@ -133,3 +133,45 @@ def schedule_preview(policy: BackoffPolicy, polls: int = 8) -> str:
         f"delays{sampled}: {' '.join(f'{d:.2f}' for d in delays)}{more} s\n"
         f"polls at: {' '.join(f'{t:.1f}' for t in times)}{more} s{ending}"
     )
+
+
+def strategy_preview(strategy: Strategy, policy: BackoffPolicy) -> str:
+    """What a watch with ``strategy`` and ``policy`` will do, first line first: the
+    schedule only where the schedule is what times the polls.
+
+    ``auto`` with an attempt budget polls (a budget counts status checks), long-polling
+    where the server offers it; without one it waits for a push. The other push and hint
+    strategies fall back to the schedule only when the server offers nothing better.
+    """
+    deadline = "" if policy.deadline_s is None else f"; gives up after {policy.deadline_s:g} s"
+    budget = policy.max_attempts
+    if strategy is Strategy.AUTO and budget is not None:
+        return (
+            f"auto with a budget of {budget} polls: long-polls where the server offers it "
+            f"(each held poll counts), else follows its hints, else this schedule:\n"
+            + schedule_preview(policy)
+        )
+    if strategy in (Strategy.AUTO, Strategy.STREAM):
+        where = "the event stream" if strategy is Strategy.STREAM else "the event stream, "
+        if strategy is Strategy.AUTO:
+            where += "else held batch requests, else long-polls"
+        return (
+            f"no poll per job: the end is pushed on {where}{deadline}. Where the server "
+            "offers no push, this schedule:\n" + schedule_preview(policy)
+        )
+    if strategy is Strategy.BATCH:
+        return (
+            f"no poll per job: one held batch request asks about every job at once{deadline}."
+            " Where the server offers no batch route, this schedule:\n" + schedule_preview(policy)
+        )
+    if strategy is Strategy.LONG_POLL:
+        return (
+            "each poll is held by the server until the job ends (up to its cap); "
+            "this schedule times retries after errors:\n" + schedule_preview(policy)
+        )
+    if strategy is Strategy.HINTED:
+        return (
+            "polls when the server's hint says the job ends; without a hint, this "
+            "schedule:\n" + schedule_preview(policy)
+        )
+    return schedule_preview(policy)

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 from textual.content import Content
 from textual.pilot import Pilot
-from textual.widgets import Button, DataTable, Footer, Input, SelectionList, Static
-from textual.widgets._footer import FooterKey
+from textual.widget import Widget
+from textual.widgets import Button, DataTable, Footer, Input, Select, SelectionList, Static
 from textual_plotext import PlotextPlot
 
 from client_core import SPECIAL_JOB_ID, DelayReason, Strategy
@@ -41,6 +41,7 @@ async def test_policy_preview_lists_one_delay_per_allowed_poll() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("p")
         assert isinstance(app.screen, PolicyEditorScreen)
+        app.screen.query_one("#strategy", Select).value = Strategy.BACKOFF
         app.screen.query_one("#max_attempts", Input).value = "5"
         app.screen.query_one("#jitter_ratio", Input).value = "0.1"
         await pilot.pause()
@@ -48,6 +49,34 @@ async def test_policy_preview_lists_one_delay_per_allowed_poll() -> None:
         delays_line, polls_line = preview.splitlines()
         assert len(delays_line.removeprefix("delays").split(":")[1].split()) == 5 + 1  # and "s"
         assert polls_line.endswith("gives up after poll 5")
+
+
+async def test_policy_preview_says_what_the_chosen_strategy_will_do() -> None:
+    """auto with a budget long-polls, without one it waits for a push: the preview says
+    which, not the backoff schedule alone; the footer names the Save button."""
+    app = frozen_dashboard()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("p")
+        screen = app.screen
+        assert isinstance(screen, PolicyEditorScreen)
+        schedule = screen.query_one("#schedule", Static)
+
+        async def preview(strategy: Strategy, attempts: str) -> str:
+            screen.query_one("#strategy", Select).value = strategy
+            screen.query_one("#max_attempts", Input).value = attempts
+            await pilot.pause()
+            return str(schedule.render())
+
+        budgeted = await preview(Strategy.AUTO, "5")
+        assert budgeted.startswith("auto with a budget of 5 polls: long-polls")
+        assert budgeted.splitlines()[-1].endswith("gives up after poll 5")
+        assert (await preview(Strategy.AUTO, "")).startswith(
+            "no poll per job: the end is pushed on the event stream, else held batch"
+        )
+        assert (await preview(Strategy.BATCH, "")).startswith("no poll per job: one held batch")
+        assert (await preview(Strategy.LONG_POLL, "")).startswith("each poll is held")
+        assert (await preview(Strategy.BACKOFF, "")).startswith("delays")
+        assert footer_labels(screen) == {"esc Cancel", "^s Save"}
 
 
 async def run_compare(
@@ -289,6 +318,12 @@ async def test_retry_in_the_detail_view_says_a_new_job_is_starting() -> None:
         assert "This watch has already ended" in toasts(app)
 
 
+def footer_labels(node: Widget) -> set[str]:
+    """What the footer keys under ``node`` read, e.g. ``^s Save`` (FooterKey, found by its
+    type name: the class itself is private to Textual)."""
+    return {" ".join(str(key.render()).split()) for key in node.query("FooterKey") if key.display}
+
+
 async def footer_keys(pilot: Pilot[None], until: Callable[[set[str]], bool] = bool) -> set[str]:
     """The keys the footer on top shows (a form must bring its own: the table's footer
     under a modal form lists keys that do not work there), once ``until`` holds for them:
@@ -299,7 +334,7 @@ async def footer_keys(pilot: Pilot[None], until: Callable[[set[str]], bool] = bo
     footer = footers.first()
 
     def shown() -> set[str]:
-        return {key.key for key in footer.query(FooterKey) if key.display}
+        return {label.split()[0] for label in footer_labels(footer)}
 
     await wait_until(pilot, lambda: until(shown()), "the footer's keys")
     return shown()
@@ -310,12 +345,12 @@ async def test_q_quits_from_the_table_only_never_from_a_form() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await connected(pilot)
         shown = await footer_keys(pilot, until=lambda keys: "q" in keys)
-        assert "ctrl+p" not in shown  # listed in the help; it crowded out q Quit
+        assert "^p" not in shown  # listed in the help; it crowded out q Quit
         for key in ("n", "p", "m"):
             await pilot.press(key)
             await pilot.pause()
             assert "q" not in await footer_keys(pilot), key
-            assert "escape" in await footer_keys(pilot), key
+            assert "esc" in await footer_keys(pilot), key
             await pilot.press("escape")
         await pilot.press("n")
         app.screen.query_one("#outcome").focus()

@@ -16,9 +16,9 @@ from textual.validation import Function, Number
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from client_core import BackoffPolicy, Jitter, Strategy
-from tui.keys import FORM_KEYS
+from tui.keys import POLICY_KEYS
 from tui.model import JobSpec
-from tui.policies import POLICY_FIELDS, policy_from_text, policy_to_text, schedule_preview
+from tui.policies import POLICY_FIELDS, policy_from_text, policy_to_text, strategy_preview
 
 FIELD_HELP = {
     "initial_s": "first delay (s)",
@@ -56,7 +56,7 @@ def _validators(name: str) -> list[Function | Number]:
 class PolicyEditorScreen(ModalScreen[tuple[Strategy, BackoffPolicy] | None]):
     """Returns (strategy, policy) on Save, None on Cancel."""
 
-    BINDINGS = [key.binding() for key in FORM_KEYS]
+    BINDINGS = [key.binding() for key in POLICY_KEYS]
 
     def __init__(self, defaults: JobSpec) -> None:
         super().__init__()
@@ -129,7 +129,8 @@ class PolicyEditorScreen(ModalScreen[tuple[Strategy, BackoffPolicy] | None]):
             schedule.update(Text("schedule: fix the value above", style="dim"))
         else:
             error.update("")
-            schedule.update(Text(schedule_preview(self.policy)))
+            strategy = Strategy(str(self.screen.query_one("#strategy", Select).value))
+            schedule.update(Text(strategy_preview(strategy, self.policy)))
         self.screen.query_one("#submit", Button).disabled = self.policy is None
 
     @on(Button.Pressed, "#submit")

@@ -17,7 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from client_core import BackoffPolicy, Strategy
-from tui.keys import FORM_KEYS
+from tui.keys import SPAWN_KEYS
 from tui.model import JobSpec, SpawnRequest
 from tui.policies import presets
 from tui.screens.form_fields import (
@@ -36,7 +36,7 @@ NOT_CONNECTED = "Not connected to a server yet: the form stays open; spawn again
 class SpawnScreen(ModalScreen[SpawnRequest | None]):
     """Returns a :class:`SpawnRequest`, or None when closed."""
 
-    BINDINGS = [key.binding() for key in FORM_KEYS]
+    BINDINGS = [key.binding() for key in SPAWN_KEYS]
 
     def __init__(
         self,
