@@ -68,7 +68,8 @@ def build_command_line() -> CommandLine:
                help="extra flags for the embedded server, e.g. "
                '"--delay 2 --error-rate 0.2"')  # fmt: skip
     cli.option("--theme", help="a built-in Textual theme, e.g. nord, gruvbox")
-    cli.option("--export-dir", default=".", metavar="DIR", help="where e writes")
+    cli.option("--export-dir", metavar="DIR",
+               help="where e writes (default ~/.local/share/videosim/exports)")  # fmt: skip
     cli.option("--reset", action="store_true", help="forget the remembered settings")
     cli.option("--web", action="store_true", help="serve the dashboard to a browser")
     cli.option("--port", type=port_number, default=web.DEFAULT_PORT,

@@ -3,8 +3,10 @@
 A screen is for looking; a file is for a spreadsheet, a bug report or a script. Each
 export writes the same rows twice, as CSV (one header line, one line per job or poll) and
 as JSON (the rows under a key, plus when they were exported), into the export directory
-(the current directory unless ``--export-dir`` says otherwise), named by what and when:
-``videosim-board-20261201-233000.csv``. The app names the files in a toast.
+(``--export-dir``, else :func:`default_directory`: the user's data folder, never the
+directory the dashboard happened to start in), named by what and when:
+``videosim-board-20261201-233000.csv``. The app names the files, with their full paths,
+in a toast.
 
 Everything here is plain Python over the model, so it is tested without a terminal; time
 is passed in (``now`` from the app's clock for elapsed times, ``when`` for the name).
@@ -20,7 +22,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 from tui.model import JobBoard, PollRecord, WatchedJob
+from tui.remembered import APP_NAME
 
 Row = dict[str, Any]
 
@@ -122,6 +127,11 @@ def write_pair(directory: Path, stem: str, csv_text: str, json_text: str) -> lis
     paths[0].write_text(csv_text, encoding="utf-8")
     paths[1].write_text(json_text, encoding="utf-8")
     return paths
+
+
+def default_directory() -> Path:
+    """``~/.local/share/videosim/exports`` on Linux (``XDG_DATA_HOME`` moves it)."""
+    return platformdirs.user_data_path(APP_NAME) / "exports"
 
 
 def write_board(board: JobBoard, now: float, directory: Path, when: datetime) -> list[Path]:

@@ -49,6 +49,9 @@ class OperatorTools(App[None]):
         self.push_screen(EventLogScreen(self.event_log))
 
     def action_export(self) -> None:
+        if not len(self.board):
+            self.notify("Nothing to export: the board has no jobs yet", severity="warning")
+            return
         now = self.clock()
         self.save_export(lambda where, when: export.write_board(self.board, now, where, when))
 
@@ -60,9 +63,12 @@ class OperatorTools(App[None]):
 
     def save_export(self, write: Callable[[Path, datetime], list[Path]]) -> None:
         """Write an export and name its files in a toast; a failed write is a toast too."""
+        given = self.settings.export_dir
+        directory = (Path(given) if given else export.default_directory()).absolute()
         try:
-            paths = write(Path(self.settings.export_dir), datetime.now())
+            paths = write(directory, datetime.now())
         except OSError as exc:
             self.notify(f"Export failed: {exc}", severity="error", markup=False)
             return
-        self.notify(" and ".join(map(str, paths)), title="Exported", markup=False)
+        names = " and ".join(path.name for path in paths)
+        self.notify(f"{names} in {directory}", title="Exported", markup=False)

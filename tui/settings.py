@@ -32,5 +32,5 @@ class DashboardSettings:
     history_length: int = 200  # poll records kept per job
     spawn_seed: int | None = None  # seeds duration ranges in the spawn form
     max_duration_s: float = DEFAULT_MAX_DURATION_S  # the server's cap on duration_s
-    export_dir: str = "."  # where `e` writes its CSV and JSON files
+    export_dir: str | None = None  # where `e` writes; None: export.default_directory()
     given: frozenset[str] = frozenset()  # set by a flag or the environment: beat remembered

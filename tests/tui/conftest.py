@@ -33,8 +33,9 @@ FAST_POLICY = BackoffPolicy(initial_s=0.05, multiplier=1.5, max_delay_s=0.2, jit
 def own_config_directory(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """Remembered settings go to a fresh config directory, never the developer's."""
+    """Remembered settings and exports go to fresh directories, never the developer's."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
 
 
 def fast_settings(**changes: object) -> DashboardSettings:

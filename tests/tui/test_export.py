@@ -7,6 +7,8 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from tests.tui.conftest import (
     JOB_DONE,
     JOB_LOST,
@@ -98,14 +100,45 @@ async def test_e_exports_the_board_and_the_detail_views_e_the_job(tmp_path: Path
         boards = sorted((tmp_path / "out").glob("videosim-board-*"))
         assert [p.suffix for p in boards] == [".csv", ".json"]
         assert len(json.loads(boards[1].read_text())["jobs"]) == 7
-        assert str(boards[0]) in exported_toasts(app)[-1]
+        assert exported_toasts(app)[-1] == (
+            f"{boards[0].name} and {boards[1].name} in {tmp_path / 'out'}"
+        )
 
         app.open_detail(JOB_DONE)
         await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen), "the detail view")
         await pilot.press("e")
         jobs = sorted((tmp_path / "out").glob(f"videosim-job-{JOB_DONE}-*"))
         assert [p.suffix for p in jobs] == [".csv", ".json"]
-        assert str(jobs[1]) in exported_toasts(app)[-1]
+        assert exported_toasts(app)[-1].endswith(f"{jobs[1].name} in {tmp_path / 'out'}")
+
+
+async def test_exports_go_to_the_data_folder_and_an_empty_board_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not into whatever directory the dashboard started in (the repository after make
+    run): the user's data folder, named in full; nothing to export is said, not written."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    app = make_app(
+        client_factory=FakeClient,  # type: ignore[arg-type]
+        server_url="http://127.0.0.1:1",
+        settings=fast_settings(health_interval_s=3600.0),
+        clock=FrozenClock(),
+    )
+    async with app.run_test(size=(120, 32)) as pilot:
+        await pilot.press("e")
+        warnings = [entry.message for entry in app.event_log if entry.severity == "warning"]
+        assert warnings == ["Nothing to export: the board has no jobs yet"]
+        app.ingest(synthetic_batch())
+        await pilot.press("e")
+    folder = tmp_path / "data" / "videosim" / "exports"
+    assert len(names_in(folder, "videosim-board-*")) == 2
+    assert exported_toasts(app)[-1].endswith(f" in {folder}")
+    assert names_in(tmp_path) == ["data"]  # nothing in the directory it started in
+
+
+def names_in(folder: Path, pattern: str = "*") -> list[str]:
+    return sorted(path.name for path in folder.glob(pattern))
 
 
 async def test_an_unusable_export_dir_is_a_toast_not_a_crash(tmp_path: Path) -> None:
@@ -118,6 +151,7 @@ async def test_an_unusable_export_dir_is_a_toast_not_a_crash(tmp_path: Path) -> 
         clock=FrozenClock(),
     )
     async with app.run_test(size=(120, 32)) as pilot:
+        app.ingest(synthetic_batch())
         await pilot.press("e")
         failed = [entry for entry in app.event_log if entry.severity == "error"]
         assert failed[-1].message.startswith("Export failed:")
