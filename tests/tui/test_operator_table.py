@@ -101,6 +101,21 @@ async def test_vi_keys_move_the_cursor() -> None:
         assert table.cursor_key == keys[0]
 
 
+async def test_tab_leaves_the_keys_on_the_rows_the_screen_shows() -> None:
+    """Tab used to move the focus to + Spawn: then j/k/G did nothing while c still
+    cancelled the old cursor row. Nothing on the main screen takes the focus from the table."""
+    app = frozen_dashboard()
+    async with app.run_test(size=SIZE) as pilot:
+        table = await with_story(app, pilot)
+        keys = table.shown_keys()
+        await pilot.press("tab")
+        assert app.focused is table
+        await pilot.press("j", "j")
+        assert table.cursor_key == keys[2]
+        await pilot.press("shift+tab", "G")
+        assert app.focused is table and table.cursor_key == keys[-1]
+
+
 async def test_sort_picker_sets_the_sort_and_the_header_marks_it() -> None:
     app = frozen_dashboard()
     async with app.run_test(size=SIZE) as pilot:

@@ -100,6 +100,11 @@ def view_text(
     return text
 
 
+class SpawnButton(Button, can_focus=False):
+    """The mouse's way to spawn (the keyboard has ``n``). It never takes the focus, so
+    the table's keys (j, k, c, enter...) always act on the rows the screen shows."""
+
+
 class SummaryBar(Vertical):
     """Two lines: counts and server health; request rate, its sparkline, filter and sort."""
 
@@ -112,7 +117,7 @@ class SummaryBar(Vertical):
             yield Static(id="counts")
             yield Static(id="health")
         with Horizontal():
-            yield Button("+ Spawn", id="spawn-button", compact=True, tooltip="Spawn jobs (n)")
+            yield SpawnButton("+ Spawn", id="spawn-button", compact=True, tooltip="Spawn jobs (n)")
             yield Static(id="rate-label")
             yield Sparkline([0.0], id="rate")
             yield Static(id="view")
