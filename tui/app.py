@@ -677,8 +677,11 @@ class VideoSimApp(OperatorTools):
             cancelled = self._cancel(*selected)
             self.refresh_view()
             self.notify(f"Cancelled {cancelled} of {len(selected)} selected watch(es)")
-        elif (key := self.table.cursor_key) is not None and not self.cancel_job(key):
-            self.notify("That watch has already ended", severity="warning")
+        elif (key := self.table.cursor_key) is not None:
+            if self.cancel_job(key):
+                self.notify(f"Cancelled the watch of {key}")  # as for several: one toast each
+            else:
+                self.notify("That watch has already ended", severity="warning")
 
     def action_cancel_all(self) -> None:
         cancelled = self._cancel(*self.board.live_keys())

@@ -125,7 +125,7 @@ PICKER_KEYS: tuple[KeyAction, ...] = (
 )
 
 COLUMN_KEYS: tuple[KeyAction, ...] = (
-    KeyAction("escape", "close", "Close", "Close without changing anything"),
+    KeyAction("escape", "close", "Cancel", "Close without changing anything"),
     KeyAction("ctrl+s", "submit", "Show", "Show the ticked columns (same as the Show button)"),
 )
 

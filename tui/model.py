@@ -196,9 +196,13 @@ def requests_of(event: PollEvent) -> int:
 
 
 def progress_of(view: WatchedJob) -> float | None:
-    """How far the job is, 0..1: the server's hint, 1 once completed, None when unknown."""
+    """How far the job is, 0..1: the server's hint while it runs, 1 once completed, None
+    when unknown or when it ended any other way (a failed job's last bar would read as
+    work still under way)."""
     if view.outcome is Outcome.COMPLETED:
         return 1.0
+    if view.outcome is not None:
+        return None
     return view.progress
 
 

@@ -33,7 +33,7 @@ from tui.model import (
     sort_key,
 )
 from tui.policies import policy_from_text, policy_to_text, presets, schedule_preview
-from tui.widgets.job_table import cell_text, short_id
+from tui.widgets.job_table import cell_text, progress_text, short_id
 
 
 def board_from_synthetic() -> JobBoard:
@@ -322,3 +322,15 @@ def test_the_lag_bound_runs_from_the_last_pending_answer() -> None:
     assert job.lag_bound == pytest.approx(0.7)
     no_pending = WatchedJob("k", duration_s=1.0, started_at=100.0, end_seen_at=100.4)
     assert no_pending.lag_bound == pytest.approx(0.4)
+
+
+def test_a_job_that_ended_badly_shows_no_progress_bar() -> None:
+    board = JobBoard()
+    for key in ("done", "failed", "running"):
+        board.add(key, key, JobSpec(), 0.0)
+        board.apply(key, poll(key, 1, "pending", progress=0.6), 1.0)
+    board.apply("done", poll("done", 2, "completed", outcome=Outcome.COMPLETED), 2.0)
+    board.apply("failed", poll("failed", 2, "error", outcome=Outcome.ERROR), 2.0)
+    assert cell_text(board["running"], SortColumn.PROGRESS, 2.0) == progress_text(0.6)
+    assert cell_text(board["done"], SortColumn.PROGRESS, 2.0) == progress_text(1.0)
+    assert cell_text(board["failed"], SortColumn.PROGRESS, 2.0) == progress_text(None)

@@ -170,6 +170,19 @@ async def test_space_v_and_star_select_rows_and_the_selection_survives_sort_and_
         assert table.selected_keys() == [] and table.shown_keys() == keys[::-1]
 
 
+async def test_cancelling_one_row_says_so_as_cancelling_several_does() -> None:
+    app = frozen_dashboard()
+    async with app.run_test(size=SIZE) as pilot:
+        table = await with_story(app, pilot)
+        live = next(key for key in table.shown_keys() if not app.board.jobs[key].finished)
+        table.move_cursor(row=table.get_row_index(live))
+        await pilot.press("c")
+        messages = [entry.message for entry in app.event_log]
+        assert f"Cancelled the watch of {live}" in messages
+        await pilot.press("c")
+        assert [entry.message for entry in app.event_log][-1] == "That watch has already ended"
+
+
 async def test_cancel_and_retry_act_on_the_selection_and_retry_failed_on_every_failure() -> None:
     app = frozen_dashboard()
     async with app.run_test(size=SIZE) as pilot:

@@ -409,6 +409,7 @@ async def test_every_view_fits_80x24() -> None:
             ("p", ["#submit", "#close", "#schedule", "FooterKey"]),
             ("n", ["#submit", "#close", "FooterKey"]),
             ("question_mark", ["#dialog", "FooterKey"]),
+            ("t", ["#submit", "#close", "#columns-note", "FooterKey"]),
         ):
             await pilot.press(key)
             await pilot.pause()

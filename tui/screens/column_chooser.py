@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Label, SelectionList
+from textual.widgets import Button, Footer, Label, SelectionList, Static
 
 from tui.keys import COLUMN_KEYS
 from tui.model import SortColumn
@@ -31,11 +31,15 @@ class ColumnChooserScreen(ModalScreen[tuple[SortColumn, ...] | None]):
                 *((label, key, key in self.shown) for key, label in self.labels.items()),
                 id="columns",
             )
-            yield Label("Progress and Last error show when the terminal has room.", classes="dim")
+            yield Static(
+                "Job, Status, Attempt, Next, Outcome always show; others when there is room.",
+                id="columns-note",
+                classes="dim",
+            )
             yield Label("", id="columns-error", classes="form-error")
             with Horizontal(classes="form-buttons"):
-                yield Button("Cancel", id="close")
-                yield Button("Show", id="submit", variant="primary")
+                yield Button("Cancel", id="close", compact=True)
+                yield Button("Show", id="submit", variant="primary", compact=True)
         yield Footer()
 
     def on_mount(self) -> None:
