@@ -670,24 +670,46 @@ async def healthz(state: StateDep) -> Health:
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     """FastAPI's 422 shape, with each message starting with the field it is about."""
     assert isinstance(error, RequestValidationError)
+    content_type = request.headers.get("content-type")
     return JSONResponse(
-        {"detail": [_named_error(item) for item in error.errors()]}, status_code=422
+        {"detail": [_named_error(item, content_type) for item in error.errors()]},
+        status_code=422,
     )
 
 
-def _named_error(item: dict[str, Any]) -> dict[str, Any]:
+def _named_error(item: dict[str, Any], content_type: str | None = None) -> dict[str, Any]:
+    """One validation problem, its message naming the field. A body that is not a JSON
+    object says what is expected and how to send it; an unknown field says why it is
+    refused (a misspelt ``duraton_s`` would otherwise be dropped without a word: the
+    original simulation ignores unknown fields, and ``--plain`` does as it does)."""
     loc: Sequence[str | int] = item.get("loc", ())
     where = [str(part) for part in loc[1:]] if len(loc) > 1 else [str(p) for p in loc]
     message = str(item.get("msg", "invalid value"))
-    if item.get("type") == "json_invalid":
+    kind = item.get("type")
+    if kind == "json_invalid":
         where = [str(loc[0])] if loc else ["body"]
         error = item.get("ctx", {}).get("error", "")
         message = f"Invalid JSON at position {loc[-1] if loc else 0}: {error}".rstrip(": ")
+    elif kind in ("model_attributes_type", "dict_type") and list(loc) == ["body"]:
+        message = _not_a_json_object(item.get("input"), content_type)
+    elif kind == "extra_forbidden":
+        message = "unknown field; check its spelling (unknown fields are refused, not ignored)"
     return {
-        "type": item.get("type"),
+        "type": kind,
         "loc": list(loc),
         "msg": f"{'.'.join(where) or 'request'}: {message}",
     }
+
+
+def _not_a_json_object(body: object, content_type: str | None) -> str:
+    expected = "a JSON object is expected"
+    media = (content_type or "").partition(";")[0].strip().lower()
+    if media != "application/json":
+        sent = f"Content-Type {media}" if media else "no Content-Type"
+        return f"{expected}, sent as Content-Type: application/json (got {sent})"
+    json_kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    got = json_kinds.get(type(body), "a number" if isinstance(body, int | float) else None)
+    return f"{expected} (got {got})" if got else expected
 
 
 # How long a client is asked to wait when the store (Redis) does not answer.

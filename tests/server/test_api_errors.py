@@ -60,10 +60,34 @@ async def test_bad_start_bodies_are_422_naming_the_field(
     assert await server.state.store.count() == 0
 
 
-async def test_body_without_json_content_type_is_422(server: Server) -> None:
-    response = await server.http.post("/start", content=b'{"duration_s": 1}')
+@pytest.mark.parametrize(
+    ("content", "headers", "said"),
+    [
+        (b'{"duration_s": 1}', {}, "(got no Content-Type)"),
+        (b"duration_s=3", {"Content-Type": "application/x-www-form-urlencoded"},
+         "(got Content-Type application/x-www-form-urlencoded)"),
+        (b"hello", {"Content-Type": "text/plain; charset=utf-8"}, "(got Content-Type text/plain)"),
+    ],
+    ids=["no-content-type", "form", "text"],
+)  # fmt: skip
+async def test_a_body_not_sent_as_json_says_how_to_send_it(
+    server: Server, content: bytes, headers: dict[str, str], said: str
+) -> None:
+    response = await server.http.post("/start", content=content, headers=headers)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["msg"].startswith("body: ")
+    assert response.json()["detail"][0]["msg"] == (
+        "body: a JSON object is expected, sent as Content-Type: application/json " + said
+    )
+
+
+async def test_not_an_object_and_unknown_fields_say_what_is_wrong(server: Server) -> None:
+    json_body = {"Content-Type": "application/json"}
+    array = await server.http.post("/start", content=b"[1, 2]", headers=json_body)
+    assert array.json()["detail"][0]["msg"] == "body: a JSON object is expected (got an array)"
+    typo = await server.http.post("/start", json={"duraton_s": 3})
+    assert typo.json()["detail"][0]["msg"] == (
+        "duraton_s: unknown field; check its spelling (unknown fields are refused, not ignored)"
+    )
 
 
 async def test_max_duration_is_a_setting(server_factory: ServerFactory) -> None:
