@@ -24,7 +24,7 @@ from client_core.errors import (
 )
 from client_core.events import DelayReason, Outcome, PollEvent, Strategy, WatchResult
 from client_core.planner import PollTiming
-from client_core.policy import BackoffPolicy, Jitter
+from client_core.policy import POLICY_FIELDS, BackoffPolicy, Jitter
 from client_core.protocol import DEFAULT_SERVER_URL, SPECIAL_JOB_ID
 from client_core.pushed import PushedState, PushWait, Route
 from client_core.settings import ClientSettings
@@ -33,6 +33,7 @@ from client_core.webhooks import WebhookReceiver
 
 __all__ = [
     "DEFAULT_SERVER_URL",
+    "POLICY_FIELDS",
     "SPECIAL_JOB_ID",
     "BackoffPolicy",
     "Capabilities",

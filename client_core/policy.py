@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 
 # No preset waits longer than this between polls unless asked to: the seed's doubling
@@ -239,6 +239,11 @@ class BackoffPolicy:
             f"{self.initial_s:g}s x{self.multiplier:g} up to {self.max_delay_s:g}s, "
             f"jitter {jitter}, {budget}, {deadline}"
         )
+
+
+#: The parameters of a policy, in the order the forms and tables show them: the one list
+#: the settings, the policy editor and the remembered settings read.
+POLICY_FIELDS: tuple[str, ...] = tuple(field.name for field in fields(BackoffPolicy))
 
 
 def _capped_growth(backoff_factor: float, retries: int) -> float:

@@ -15,7 +15,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from client_core.events import Strategy
-from client_core.policy import BackoffPolicy, Jitter
+from client_core.policy import POLICY_FIELDS, BackoffPolicy, Jitter
 from client_core.protocol import DEFAULT_SERVER_URL
 
 Preset = Literal["default", "original", "fixed"]
@@ -86,19 +86,8 @@ class ClientSettings(BaseSettings):
                 base = base.replace(
                     initial_s=first_delay, max_delay_s=max(base.max_delay_s, first_delay)
                 )
-        changes = {
-            name: value
-            for name, value in (
-                ("multiplier", self.multiplier),
-                ("max_delay_s", self.max_delay_s),
-                ("jitter", self.jitter),
-                ("jitter_ratio", self.jitter_ratio),
-                ("max_attempts", self.max_attempts),
-                ("deadline_s", self.deadline_s),
-                ("seed", self.seed),
-            )
-            if value is not None
-        }
+        # The policy's other parameters, where given (the settings name them as it does).
+        changes = self.model_dump(include=set(POLICY_FIELDS) - {"initial_s"}, exclude_none=True)
         return base.replace(**changes) if changes else base
 
     def client_options(self) -> dict[str, object]:

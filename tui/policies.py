@@ -7,7 +7,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from client_core import BackoffPolicy, Jitter, Strategy
+from client_core import POLICY_FIELDS, BackoffPolicy, Jitter, Strategy
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +61,8 @@ def preset_named(name: str) -> PolicyPreset:
     raise KeyError(name)
 
 
-#: The policy editor's fields, in display order; blank optional fields mean "none".
-POLICY_FIELDS: tuple[str, ...] = (
-    "initial_s",
-    "multiplier",
-    "max_delay_s",
-    "jitter",
-    "jitter_ratio",
-    "max_attempts",
-    "deadline_s",
-    "seed",
-)
+#: The policy editor's fields are the policy's own (client_core.policy.POLICY_FIELDS);
+#: blank optional fields mean "none".
 OPTIONAL_FIELDS = frozenset({"max_attempts", "deadline_s", "seed"})
 INTEGER_FIELDS = frozenset({"max_attempts", "seed"})
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import platformdirs
 from pydantic import TypeAdapter, ValidationError
 
-from client_core import BackoffPolicy, Strategy
+from client_core import POLICY_FIELDS, BackoffPolicy, Strategy
 from tui.model import JobSpec, SortColumn
 
 if TYPE_CHECKING:
@@ -34,21 +34,10 @@ if TYPE_CHECKING:
 APP_NAME = "videosim"
 FILE_NAME = "dashboard.json"
 
-# ClientSettings fields that, when given by a flag or the environment, define the policy
-POLICY_FIELDS = frozenset(
-    {
-        "preset",
-        "initial_s",
-        "multiplier",
-        "max_delay_s",
-        "jitter",
-        "jitter_ratio",
-        "max_attempts",
-        "deadline_s",
-        "retries",
-        "backoff_factor",
-    }
-)
+# ClientSettings fields that, when given by a flag or the environment, define the policy:
+# the policy's own (but the seed, which also seeds the spawn form), a preset, the seed
+# client's BACKOFF_FACTOR.
+POLICY_SETTINGS = frozenset({"preset", "backoff_factor", *POLICY_FIELDS} - {"seed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +120,7 @@ def open_session(app: VideoSimApp, given: Set[str], path: Path | None = None) ->
     for line in filter(None, notes):
         app.notify(line, title="Settings", severity="warning", markup=False)
     from_flags = {"strategy", "theme"} & set(given)
-    if given & POLICY_FIELDS:
+    if given & POLICY_SETTINGS:
         from_flags.add("policy")
     return Session(loaded=loaded, started=snapshot(app), from_flags=frozenset(from_flags))
 
@@ -158,7 +147,7 @@ def restore(app: VideoSimApp, remembered: Remembered, given: Set[str]) -> str | 
     Returns a one-line note when a remembered theme no longer exists."""
     defaults = app.defaults
     strategy = remembered.strategy if "strategy" not in given else None
-    policy = remembered.policy if not given & POLICY_FIELDS else None
+    policy = remembered.policy if not given & POLICY_SETTINGS else None
     app.defaults = JobSpec(strategy=strategy or defaults.strategy, policy=policy or defaults.policy)
     if remembered.sort_column is not None:
         app.sort_column = remembered.sort_column
