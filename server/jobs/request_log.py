@@ -41,6 +41,20 @@ def _request(at: float, packed: int) -> StatusRequest:
     return StatusRequest(at, packed & _CODE_MASK, None if retry == 0 else retry - 1)
 
 
+#: The same packing in Lua, for the Redis store's poll script: it computes the Retry-After
+#: itself (from the job it reads), so it cannot be handed a packed entry. Kept beside
+#: :func:`_packed` and tested against it on a real Redis. ``retry_after`` 0 means none.
+LUA_PACK_ENTRY = f"""
+local function pack_entry(at, code, retry_after)
+  local packed = code
+  if retry_after > 0 then
+    packed = packed + (math.min(retry_after, {MAX_RETRY_AFTER_S}) + 1) * {1 << _CODE_BITS}
+  end
+  return struct.pack('<dI4', at, packed)
+end
+"""
+
+
 def pack(request: StatusRequest) -> bytes:
     """One entry as 12 bytes, the form the Redis store keeps in a list."""
     return _ENTRY.pack(request.at, _packed(request))

@@ -42,7 +42,6 @@ from server.jobs import request_log
 from server.jobs.clock import Clock
 from server.jobs.idempotency import IdempotencyConflict
 from server.jobs.job import SPECIAL_JOB_ID, Job, JobLimitReached, NewJobs
-from server.jobs.request_log import MAX_RETRY_AFTER_S
 from server.models import CallbackAttempt, DeliveryChannel, Faults, Result
 from server.stores.base import (
     IdempotencyClaim,
@@ -133,6 +132,7 @@ return 1
 # it gets at ARGV[1], with the Retry-After that answer carries (see poll_retry_after).
 _POLL = (
     _FIRST_DELIVERY
+    + request_log.LUA_PACK_ENTRY
     + """
 local fields = redis.call('HMGET', KEYS[1], 'c', 'd', 'f', 'n', 's', 'v')
 if not fields[1] then return fields end
@@ -142,14 +142,12 @@ local retry_after = 0
 if now >= finishes then
   first_delivery(KEYS[1], ARGV[1], 'status')
 elseif ARGV[2] == '1' then
-  retry_after = math.min(math.max(1, math.ceil(finishes - now)), tonumber(ARGV[4]))
+  retry_after = math.max(1, math.ceil(finishes - now))
 end
 redis.call('HINCRBY', KEYS[1], 'n', 1)
 local length = tonumber(ARGV[3])
 if length > 0 then
-  local packed = 200
-  if retry_after > 0 then packed = packed + (retry_after + 1) * 1024 end
-  redis.call('RPUSH', KEYS[2], struct.pack('<dI4', now, packed))
+  redis.call('RPUSH', KEYS[2], pack_entry(now, 200, retry_after))
   redis.call('LTRIM', KEYS[2], -length, -1)
   redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1]))
 end
@@ -609,7 +607,7 @@ class RedisJobStore(JobStore):
         if job_id == SPECIAL_JOB_ID:
             return await super().get_and_record_poll(job_id, now, hints)
         keys = [self._key("job", job_id), self._key("log", job_id)]
-        args = [repr(now), "1" if hints else "0", self.request_log_length, MAX_RETRY_AFTER_S]
+        args = [repr(now), "1" if hints else "0", self.request_log_length]
         fields = await self._call(lambda pipe: _evalsha(pipe, self._poll, keys, args))
         job = self._job(job_id, fields)
         if job is not None and job.result_at(now) != "pending":

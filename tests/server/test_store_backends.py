@@ -7,8 +7,16 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
+import redis.asyncio as redis
 
 from server.jobs.clock import FakeClock
+from server.jobs.request_log import (
+    LUA_PACK_ENTRY,
+    MAX_RETRY_AFTER_S,
+    StatusRequest,
+    pack,
+    unpack,
+)
 from tests.server.conftest import Server
 
 OpenServer = Callable[..., Awaitable[Server]]
@@ -194,3 +202,20 @@ async def test_the_first_delivery_by_any_channel_is_kept(open_store: OpenServer)
     assert records[0]["detection_lag_s"] == 0.5
     assert records[1]["detection_lag_s"] == records[2]["detection_lag_s"] == 1.0
     assert (await server.http.get("/jobs/no-such-job")).status_code == 404
+
+
+@pytest.mark.parametrize("retry_after", [None, 1, 7, 3600, MAX_RETRY_AFTER_S, 10**9])
+async def test_the_redis_scripts_pack_a_log_entry_as_python_does(
+    redis_url: str, retry_after: int | None
+) -> None:
+    """The poll script packs its log entries with the Lua twin of request_log's packing:
+    on a real Redis, byte for byte the same as the Python code's."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        script = LUA_PACK_ENTRY + "return pack_entry(tonumber(ARGV[1]), 200, tonumber(ARGV[2]))"
+        packed = await client.eval(script, 0, repr(1764190000.125), retry_after or 0)
+    finally:
+        await client.aclose()
+    expected = pack(StatusRequest(1764190000.125, 200, retry_after))
+    assert packed == expected
+    assert unpack(packed).retry_after_s == (min(retry_after or 0, MAX_RETRY_AFTER_S) or None)
