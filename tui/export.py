@@ -25,7 +25,7 @@ from typing import Any
 import platformdirs
 
 from tui.model import JobBoard, PollRecord, WatchedJob
-from tui.remembered import APP_NAME
+from tui.settings import APP_NAME
 
 Row = dict[str, Any]
 

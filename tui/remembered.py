@@ -27,11 +27,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from client_core import POLICY_FIELDS, BackoffPolicy, Strategy
 from tui.model import JobSpec, SortColumn
+from tui.settings import APP_NAME
 
 if TYPE_CHECKING:
     from tui.app import VideoSimApp
 
-APP_NAME = "videosim"
 FILE_NAME = "dashboard.json"
 
 # ClientSettings fields that, when given by a flag or the environment, define the policy:

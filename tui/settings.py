@@ -13,6 +13,9 @@ from client_core import DEFAULT_SERVER_URL, BackoffPolicy, Strategy
 DEFAULT_MAX_DURATION_S = 3600.0  # the videosim server's default --max-duration
 
 
+APP_NAME = "videosim"  # names the user's config and data folders (platformdirs)
+
+
 @dataclass(frozen=True, slots=True)
 class DashboardSettings:
     server_url: str | None = None  # None: use the default URL if it answers, else embed
