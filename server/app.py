@@ -38,7 +38,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import Field, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from server.faults import FaultInjector, Rejection, retry_after_header
 from server.http.edge import EdgeMiddleware
@@ -783,38 +783,6 @@ def _methods_for(app: FastAPI, path: str) -> list[str]:
 # --- the app --------------------------------------------------------------------------
 
 
-class _VideoSimApp(FastAPI):
-    """FastAPI with :class:`~server.http.edge.EdgeMiddleware` outside all of its own middleware."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """HTTP requests go straight to the middleware stack, the edge first, as in
-        Starlette. FastAPI's own ``__call__`` first asks OpenTelemetry whether anybody
-        traces, on every request (a few % of a poll's CPU in a profile); this server
-        does not trace."""
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-        scope["app"] = self
-        if self.middleware_stack is None:
-            self.middleware_stack = self.build_middleware_stack()
-        await self.middleware_stack(scope, receive, send)
-
-    def build_middleware_stack(self) -> ASGIApp:
-        state: ServerState = self.state.videosim
-        edge = EdgeMiddleware(
-            super().build_middleware_stack(),
-            max_body_bytes=state.settings.max_body_bytes,
-            larger_bodies=larger_body_caps(state.settings),
-            count=state.metrics.count_request,
-            serve_status=functools.partial(serve_status, state),
-            # The original answers HEAD with 405, as FastAPI does any GET route.
-            status_methods=frozenset({"GET"} if state.settings.plain else {"GET", "HEAD"}),
-        )
-        state.store.on_close(edge.stop)
-        state.metrics.watch_bodies_arriving(lambda: edge.bodies_arriving)
-        return edge
-
-
 # The most a /start/batch item can weigh as JSON: a 2,048-character callback_url whose
 # every character is escaped (\" or \\), a 256-character secret of \uXXXX escapes, and
 # the other fields.
@@ -891,13 +859,31 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
             await state.webhooks.aclose()
             await store.aclose()
 
-    app = _VideoSimApp(
+    # FastAPI's native OpenTelemetry is off: this server is observed through /metrics, and
+    # the check whether anybody traces cost ~10 % of a poll's CPU (docs/performance.md).
+    app = FastAPI(
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="videosim server",
         summary="A simulated video-translation job API for testing polling clients.",
         version="0.1.0",
         lifespan=lifespan,
     )
     app.state.videosim = state
+
+    def edge_built(edge: EdgeMiddleware) -> None:
+        state.store.on_close(edge.stop)
+        state.metrics.watch_bodies_arriving(lambda: edge.bodies_arriving)
+
+    app.add_middleware(
+        EdgeMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        larger_bodies=larger_body_caps(settings),
+        count=state.metrics.count_request,
+        serve_status=functools.partial(serve_status, state),
+        # The original answers HEAD with 405, as FastAPI does any GET route.
+        status_methods=frozenset({"GET"} if settings.plain else {"GET", "HEAD"}),
+        on_built=edge_built,
+    )
     _publish_limits_in_schema(app, settings)
     if not settings.plain:
         document_callback_pattern(app, callback_url_pattern(settings))

@@ -293,7 +293,7 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class EdgeMiddleware:
-    """The app's one middleware, outside all of FastAPI's own, for every HTTP request:
+    """The app's one middleware, outside all of FastAPI's but the 500 handler, for every request:
 
     - a request body is read here, whole, before the app runs: one 413 (with a JSON
       detail) as soon as it passes ``max_body_bytes`` (or the path's own limit in
@@ -320,6 +320,7 @@ class EdgeMiddleware:
         serve_status: StatusHandler,
         larger_bodies: Mapping[str, int] | None = None,
         status_methods: frozenset[str] = frozenset({"GET", "HEAD"}),
+        on_built: Callable[[EdgeMiddleware], None] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
@@ -331,6 +332,8 @@ class EdgeMiddleware:
         self.status_methods = status_methods  # others go to the app, which answers 405
         self._stopping = False
         self._reading: set[asyncio.Task[object]] = set()  # requests whose body is arriving
+        if on_built is not None:  # the app builds its middleware itself: this is when
+            on_built(self)
 
     def stop(self) -> None:
         """The server begins to stop: requests still receiving their body are answered 503
