@@ -72,7 +72,6 @@ from server.push.subscriptions import subscriptions_router
 from server.push.webhooks import (
     WebhookDeliveries,
     callback_url_pattern,
-    document_callback_pattern,
     refused_callback_message,
 )
 from server.settings import ServerSettings
@@ -884,9 +883,7 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
         status_methods=frozenset({"GET"} if settings.plain else {"GET", "HEAD"}),
         on_built=edge_built,
     )
-    _publish_limits_in_schema(app, settings)
-    if not settings.plain:
-        document_callback_pattern(app, callback_url_pattern(settings))
+    _publish_settings_in_schema(app, settings)
     guard = [Depends(require_api_key)] if settings.api_key is not None else []
     guarded = _UNAUTHORIZED if settings.api_key is not None else None
     starts = plain_start_router if settings.plain else start_router
@@ -925,24 +922,39 @@ async def _follow_published_faults(store: JobStore, faults: FaultInjector) -> No
             faults.faults = published
 
 
-def _publish_limits_in_schema(app: FastAPI, settings: ServerSettings) -> None:
-    """Put this server's own limits (max duration, max batch) into its OpenAPI schema,
-    so that what the schema calls valid is what the server accepts."""
+def _publish_settings_in_schema(app: FastAPI, settings: ServerSettings) -> None:
+    """Put this server's own settings (the longest duration, the largest batch, the
+    callback URLs it accepts) into its OpenAPI schema, so that what the schema calls valid
+    is what the server accepts. The models are shared by every app of the process, so the
+    limits go in when the schema is built, through FastAPI's documented way of extending
+    it (replacing ``app.openapi``)."""
     build_schema = app.openapi
+    callback_pattern = None if settings.plain else callback_url_pattern(settings)
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schemas = build_schema()["components"]["schemas"]
-            if "StartRequest" in schemas:  # not under --plain
-                duration = schemas["StartRequest"]["properties"]["duration_s"]
-                for branch in duration["anyOf"]:
-                    if branch.get("type") == "number":
-                        branch["maximum"] = settings.max_duration_s
-            if "StartBatchRequest" in schemas:
-                schemas["StartBatchRequest"]["properties"]["jobs"]["maxItems"] = settings.max_batch
-        return app.openapi_schema or build_schema()
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build_schema()
+        models = schema["components"]["schemas"]
+        start = models.get("StartRequest")  # not under --plain; /start/batch items too
+        if start is not None:
+            _set_on_branch(start["properties"]["duration_s"], "number",
+                           maximum=settings.max_duration_s)  # fmt: skip
+            if callback_pattern is not None:
+                _set_on_branch(start["properties"]["callback_url"], "string",
+                               pattern=callback_pattern)  # fmt: skip
+        if "StartBatchRequest" in models:
+            models["StartBatchRequest"]["properties"]["jobs"]["maxItems"] = settings.max_batch
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _set_on_branch(field: dict[str, Any], json_type: str, **keywords: object) -> None:
+    """Set ``keywords`` on the ``json_type`` branch of an optional field's ``anyOf``."""
+    for branch in field["anyOf"]:
+        if branch.get("type") == json_type:
+            branch.update(keywords)
 
 
 def create_app_from_env() -> FastAPI:

@@ -38,10 +38,8 @@ import random
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
-from fastapi import FastAPI
 from standardwebhooks import Webhook
 
 from server.jobs.clock import Clock
@@ -133,23 +131,6 @@ def signed_headers(job_id: str, timestamp: int, body: bytes, secret: str | None)
         moment = datetime.fromtimestamp(timestamp, tz=UTC)
         headers["webhook-signature"] = Webhook(secret.encode()).sign(job_id, moment, body)
     return headers
-
-
-def document_callback_pattern(app: FastAPI, pattern: str) -> None:
-    """Add the callback_url pattern to the app's OpenAPI schema (StartRequest, which the
-    items of /start/batch share)."""
-    build_schema = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema = build_schema()
-        start = schema["components"]["schemas"].get("StartRequest")
-        if start is not None:
-            for branch in start["properties"]["callback_url"]["anyOf"]:
-                if branch.get("type") == "string":
-                    branch["pattern"] = pattern
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
