@@ -5,10 +5,14 @@ CPU in its own machinery: a scan of every pooled connection each time a request
 starts or ends, cancel scopes, and async-library detection on each await. This
 transport does one thing: send a request on an idle connection (or a new one) and
 read the whole answer, under the request's timeouts. Answers of this API are small,
-so bodies are read in full; the one exception is an event stream (``Accept:
-text/event-stream``), whose body is handed out as it arrives. Errors are raised as
-httpx's own, so nothing above it can tell the difference. ``https://`` and anything
-unusual go to httpx's transport.
+so bodies are read in full; the one exception is an event stream (an answer whose media
+type is ``text/event-stream``, parameters or not), whose body is handed out as it
+arrives. Errors are raised as httpx's own (a write that times out is a ``WriteTimeout``,
+a read a ``ReadTimeout``), so nothing above it can tell the difference. A kept-alive
+connection the server had closed is replaced, and the request sent again, only when
+that is safe: a method that may be repeated, or a request with an ``Idempotency-Key``
+(a POST is never sent twice otherwise). ``https://`` goes to httpx's transport; the
+same test suite runs over both (tests/client_core/test_transports.py).
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ import h11
 import httpx
 
 READ_CHUNK = 65_536
-EVENT_STREAM = "text/event-stream"  # asked for in Accept: the answer is streamed, not read whole
+EVENT_STREAM = b"text/event-stream"  # an answer of this media type is streamed, not read whole
+# Requests that may be sent again on a new connection when a kept-alive one turns out to
+# be closed: RFC 9110's idempotent methods, or any request with an Idempotency-Key.
+REPEATABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 @dataclass(slots=True)
@@ -63,7 +70,12 @@ class LeanTransport(httpx.AsyncBaseTransport):
             try:
                 return await self._exchange(reused, key, request, body, timeouts)
             except _StaleConnection:
-                pass  # closed by the server while idle: the request never reached it
+                # Closed by the server, most likely while idle; but it may have read the
+                # request first: only a request safe to repeat is sent again.
+                if not _repeatable(request):
+                    raise httpx.RemoteProtocolError(
+                        "server closed the connection without answering", request=request
+                    ) from None
         connection = await self._connect(key, timeouts.get("connect"))
         try:
             return await self._exchange(connection, key, request, body, timeouts)
@@ -127,11 +139,15 @@ class LeanTransport(httpx.AsyncBaseTransport):
             data += protocol.send(h11.Data(data=body))
         data += protocol.send(h11.EndOfMessage())
         received_any = False
-        streaming = request.headers.get("accept") == EVENT_STREAM
+        streaming = False
         try:
             connection.writer.write(data)
-            async with asyncio.timeout(timeouts.get("write")):
-                await connection.writer.drain()
+            try:
+                async with asyncio.timeout(timeouts.get("write")):
+                    await connection.writer.drain()
+            except TimeoutError:
+                connection.close()
+                raise httpx.WriteTimeout("write timed out", request=request) from None
             async with asyncio.timeout(timeouts.get("read")):
                 answer: h11.Response | None = None
                 chunks: list[bytes] = []
@@ -146,7 +162,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
                         protocol.receive_data(chunk)
                     elif isinstance(event, h11.Response):
                         answer = event
-                        if streaming and answer.status_code == 200:
+                        streaming = answer.status_code == 200 and _is_event_stream(answer)
+                        if streaming:
                             break  # the body is read as it comes: see _EventStreamBody
                     elif isinstance(event, h11.Data):
                         chunks.append(bytes(event.data))
@@ -174,7 +191,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         assert answer is not None
         headers = [(bytes(name), bytes(value)) for name, value in answer.headers]
         extensions = {"http_version": b"HTTP/1.1", "reason_phrase": bytes(answer.reason)}
-        if streaming and answer.status_code == 200:
+        if streaming:
             chunked = any(
                 name.lower() == b"transfer-encoding" and value.lower() == b"chunked"
                 for name, value in headers
@@ -191,6 +208,18 @@ class LeanTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             answer.status_code, headers=headers, content=b"".join(chunks), extensions=extensions
         )
+
+
+def _repeatable(request: httpx.Request) -> bool:
+    return request.method in REPEATABLE_METHODS or "idempotency-key" in request.headers
+
+
+def _is_event_stream(answer: h11.Response) -> bool:
+    """Is the answer's media type ``text/event-stream`` (any parameters, any case)?"""
+    for name, value in answer.headers:
+        if name == b"content-type":
+            return bytes(value).split(b";", 1)[0].strip().lower() == EVENT_STREAM
+    return False
 
 
 class _EventStreamBody(httpx.AsyncByteStream):
