@@ -32,6 +32,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from pyinstrument import Profiler
 from textual import events
 from textual.screen import Screen
 
-from client_core import BackoffPolicy, DelayReason, Jitter, PollEvent, Strategy
+from client_core import BackoffPolicy, ClientOptions, DelayReason, Jitter, PollEvent, Strategy
 from tui.app import VideoSimApp, make_app
 from tui.embedded import EmbeddedServer
 from tui.messages import PollEventsBatch
@@ -247,7 +248,7 @@ async def live(
     seconds: float,
     policy: BackoffPolicy,
     profile: str | None,
-    client_options: dict[str, object],
+    client_options: ClientOptions,
 ) -> None:
     settings = DashboardSettings(
         server_url=url,
@@ -349,9 +350,9 @@ async def live_with_server(args: argparse.Namespace) -> None:
     try:
         await server.wait_ready()
         policy = steady_policy(args.poll_every)
-        client_options: dict[str, object] = {}
+        client_options = ClientOptions()
         if args.max_in_flight:
-            client_options["max_in_flight"] = args.max_in_flight
+            client_options = replace(client_options, max_in_flight=args.max_in_flight)
         print(f"live: policy {policy.describe()}; server --no-hints, jobs of {args.duration:g} s")
         await live(
             server.url,

@@ -13,7 +13,7 @@ from client_core.admission import Lane
 from client_core.answers import HealthCheck, JobStatus
 from client_core.capabilities import Capabilities
 from client_core.channel import ClientStats
-from client_core.client import VideoSimClient, wait_for
+from client_core.client import ClientOptions, VideoSimClient, wait_for
 from client_core.clock import Clock, SteppingClock, SystemClock
 from client_core.errors import (
     ClientError,
@@ -38,6 +38,7 @@ __all__ = [
     "BackoffPolicy",
     "Capabilities",
     "ClientError",
+    "ClientOptions",
     "ClientSettings",
     "ClientStats",
     "Clock",

@@ -18,6 +18,7 @@ import contextlib
 import math
 import secrets
 from collections.abc import AsyncGenerator, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -69,8 +70,46 @@ DEFAULT_READ_TIMEOUT_S = 5.0  # a server that accepts and never answers is notic
 MAX_REMEMBERED_POLICIES = 256
 
 
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """How a client reaches its server, as settings and processes hand it around (the
+    dashboard's engine gets it over a pipe): a typed struct, turned into a client by
+    :meth:`VideoSimClient.with_options`. The defaults are the client's own."""
+
+    api_key: str | None = None
+    client_id: str | None = None  # None: a random one per client
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    max_in_flight: int = 64
+    max_rps: float | None = None
+    max_server_pause_s: float = DEFAULT_MAX_SERVER_PAUSE_S
+
+
 class VideoSimClient:
     """Async client for the videosim API. Use ``async with``; share one per process."""
+
+    @classmethod
+    def with_options(
+        cls,
+        base_url: str,
+        options: ClientOptions,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
+    ) -> VideoSimClient:
+        """A client from typed options (what settings and the dashboard's engine carry)."""
+        return cls(
+            base_url,
+            api_key=options.api_key,
+            client_id=options.client_id,
+            connect_timeout_s=options.connect_timeout_s,
+            read_timeout_s=options.read_timeout_s,
+            max_in_flight=options.max_in_flight,
+            max_rps=options.max_rps,
+            max_server_pause_s=options.max_server_pause_s,
+            transport=transport,
+            clock=clock,
+        )
 
     def __init__(
         self,

@@ -236,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = cli.settings(ClientSettings, given)
         try:
             policy = settings.policy(default_preset="original")
-            client = VideoSimClient(settings.server_url, **settings.client_options())  # type: ignore[arg-type]
+            client = VideoSimClient.with_options(settings.server_url, settings.client_options())
         except ValueError as exc:
             cli.fail(f"invalid setting: {exc}")
     except SystemExit as stop:  # --help, or bad input already reported in one line

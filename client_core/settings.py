@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from client_core.client import ClientOptions
 from client_core.events import Strategy
 from client_core.policy import POLICY_FIELDS, BackoffPolicy, Jitter
 from client_core.protocol import DEFAULT_SERVER_URL
@@ -90,14 +91,14 @@ class ClientSettings(BaseSettings):
         changes = self.model_dump(include=set(POLICY_FIELDS) - {"initial_s"}, exclude_none=True)
         return base.replace(**changes) if changes else base
 
-    def client_options(self) -> dict[str, object]:
-        """Keyword arguments for ``VideoSimClient`` (besides the URL)."""
-        return {
-            "api_key": self.api_key,
-            "client_id": self.client_id,
-            "connect_timeout_s": self.connect_timeout_s,
-            "read_timeout_s": self.read_timeout_s,
-            "max_in_flight": self.max_in_flight,
-            "max_rps": self.max_rps,
-            "max_server_pause_s": self.max_server_pause_s,
-        }
+    def client_options(self) -> ClientOptions:
+        """How the client reaches the server, as a typed struct."""
+        return ClientOptions(
+            api_key=self.api_key,
+            client_id=self.client_id,
+            connect_timeout_s=self.connect_timeout_s,
+            read_timeout_s=self.read_timeout_s,
+            max_in_flight=self.max_in_flight,
+            max_rps=self.max_rps,
+            max_server_pause_s=self.max_server_pause_s,
+        )

@@ -100,7 +100,7 @@ class ComparisonFailed(RuntimeError):
 
 def default_client_factory(settings: DashboardSettings) -> ClientFactory:
     def create(url: str) -> VideoSimClient:
-        return VideoSimClient(url, api_key=settings.api_key, **settings.client_options)  # type: ignore[arg-type]
+        return VideoSimClient.with_options(url, settings.client_options)
 
     return create
 
@@ -252,13 +252,10 @@ class VideoSimApp(OperatorTools):
         else:
             link = ProcessLink(self._on_engine_message, self._on_engine_exit)
         self.engine = link
-        options = dict(settings.client_options)
-        if settings.api_key is not None:
-            options["api_key"] = settings.api_key
         await link.start(
             Configure(
                 url=self.server_url,
-                client_options=options,
+                client_options=settings.client_options,
                 batch_interval_s=settings.batch_interval_s,
                 health_interval_s=settings.health_interval_s,
                 history_length=settings.history_length,

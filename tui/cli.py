@@ -108,8 +108,7 @@ def build_settings(args: argparse.Namespace) -> DashboardSettings:
         check_server_url(client.server_url)
     return DashboardSettings(
         server_url=client.server_url if url_given else None,
-        api_key=client.api_key,
-        client_options={k: v for k, v in client.client_options().items() if k != "api_key"},
+        client_options=client.client_options(),
         embedded=not args.no_embedded,
         embedded_args=embedded_args,
         strategy=client.strategy,

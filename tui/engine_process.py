@@ -16,6 +16,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any
 
 from client_core import VideoSimClient
@@ -56,11 +57,10 @@ async def serve(commands_fd: int, messages_fd: int) -> None:
 
     def sibling_client() -> VideoSimClient:
         """A client like the engine's own, with an X-Client-Id of its own."""
-        options = {name: value for name, value in config.client_options.items()
-                   if name != "client_id"}  # fmt: skip
-        return VideoSimClient(config.url, **options)
+        return VideoSimClient.with_options(config.url, replace(options, client_id=None))
 
-    async with VideoSimClient(config.url, **config.client_options) as client:
+    options = config.client_options
+    async with VideoSimClient.with_options(config.url, options) as client:
         engine = Engine(client, config, send, make_client=sibling_client)
 
         async def obey() -> None:

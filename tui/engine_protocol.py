@@ -18,6 +18,7 @@ from typing import Any, TypeAlias
 
 import msgspec
 
+from client_core import ClientOptions
 from tui.compare import BatchJob, PolicyRun
 from tui.model import JobSpec, PollRecord
 from tui.policies import PolicyPreset
@@ -29,7 +30,7 @@ class Configure(msgspec.Struct, tag=True):
     """The first command: which server, and how to run."""
 
     url: str
-    client_options: dict[str, Any]
+    client_options: ClientOptions
     batch_interval_s: float
     health_interval_s: float
     history_length: int

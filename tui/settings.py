@@ -5,10 +5,9 @@ The CLI builds this from flags and the environment; tests build it directly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from client_core import DEFAULT_SERVER_URL, BackoffPolicy, Strategy
+from client_core import DEFAULT_SERVER_URL, BackoffPolicy, ClientOptions, Strategy
 
 DEFAULT_MAX_DURATION_S = 3600.0  # the videosim server's default --max-duration
 
@@ -19,8 +18,7 @@ APP_NAME = "videosim"  # names the user's config and data folders (platformdirs)
 @dataclass(frozen=True, slots=True)
 class DashboardSettings:
     server_url: str | None = None  # None: use the default URL if it answers, else embed
-    api_key: str | None = None
-    client_options: Mapping[str, object] = field(default_factory=dict)  # more VideoSimClient kwargs
+    client_options: ClientOptions = field(default_factory=ClientOptions)  # the API key too
     default_url: str = DEFAULT_SERVER_URL  # probed when no URL is given
     embedded: bool = True  # start a child server when nothing answers on default_url
     embedded_args: tuple[str, ...] = ()  # extra `python -m server` flags for the child

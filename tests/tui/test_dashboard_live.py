@@ -363,3 +363,26 @@ async def test_summary_counts_the_429_and_503_answers(
         await wait_until(pilot, lambda: "429 " in str(counts.render()), "the 429 count")
         codes = {app.table.get_cell(v.key, SortColumn.HTTP).plain for v in app.board}
         assert any(code.startswith(("429", "503")) for code in codes)  # the HTTP column too
+
+
+async def test_the_api_key_reaches_the_engine_once_through_the_typed_options(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    """--api-key, read by the command line, rides the client options to the engine's
+    process as one typed struct: its starts and polls are let in."""
+    from tui.cli import build_settings, parse_args
+
+    server = live_server_factory("--api-key", "s3cret", "--delay", "0.3")
+    cli = build_settings(parse_args(["--server-url", server.url, "--api-key", "s3cret"]))
+    assert cli.client_options.api_key == "s3cret"
+    settings = fast_settings(client_options=cli.client_options)
+    app = make_app(server_url=server.url, settings=settings)
+    async with app.run_test(size=(110, 32)) as pilot:
+        await connected(pilot)
+        app.spawn(quick_jobs(2))
+        await wait_until(
+            pilot, lambda: len(app.board) == 2 and all(v.finished for v in app.board), "2 ends"
+        )
+        assert {view.outcome for view in app.board} == {Outcome.COMPLETED}
+    refused = httpx.post(f"{server.url}/start", json={})
+    assert refused.status_code == 401  # without the key, the server says no

@@ -8,7 +8,15 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from client_core import BackoffPolicy, HealthCheck, Outcome, PollEvent, RequestRejected, Strategy
+from client_core import (
+    BackoffPolicy,
+    ClientOptions,
+    HealthCheck,
+    Outcome,
+    PollEvent,
+    RequestRejected,
+    Strategy,
+)
 from tests.tui.conftest import FakeClient, connected, fast_settings, poll, wait_until
 from tui.app import make_app
 from tui.engine import MAX_ROWS_PER_DELTA, ORIGINAL_API, Engine
@@ -29,7 +37,7 @@ from tui.model import JobSpec
 
 CONFIG = Configure(
     url="http://127.0.0.1:1",
-    client_options={},
+    client_options=ClientOptions(),
     batch_interval_s=0.02,
     health_interval_s=0.02,
     history_length=50,
