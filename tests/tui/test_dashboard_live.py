@@ -384,5 +384,6 @@ async def test_the_api_key_reaches_the_engine_once_through_the_typed_options(
             pilot, lambda: len(app.board) == 2 and all(v.finished for v in app.board), "2 ends"
         )
         assert {view.outcome for view in app.board} == {Outcome.COMPLETED}
-    refused = httpx.post(f"{server.url}/start", json={})
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        refused = await http.post("/start", json={})
     assert refused.status_code == 401  # without the key, the server says no
