@@ -336,8 +336,8 @@ class VideoSimApp(OperatorTools):
     def apply_delta(self, delta: Delta) -> None:
         """Fold one engine delta into the board (the table catches up on the next frame)."""
         board, now = self.board, self.clock()
-        for key, fields in delta.rows.items():
-            merge_row(board, key, fields, now)
+        for key, update in delta.rows.items():
+            merge_row(board, key, update, now)
         self.starting = delta.starting
         if delta.start_failures > board.start_failures:
             failed = [v for v in board if v.status == "not started"]

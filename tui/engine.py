@@ -18,7 +18,6 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
-from typing import Any
 
 from client_core import PushWait, Route, Strategy, VideoSimClient
 from tui.compare import first_error, run_comparison
@@ -43,7 +42,7 @@ from tui.engine_protocol import (
     Watch,
 )
 from tui.gc_pauses import FREEZE_EVERY_S, freeze_survivors, release_frozen
-from tui.model import JobBoard, Now, PoolBatch, row_fields
+from tui.model import JobBoard, Now, PoolBatch, RowUpdate, RowValues, row_update, row_values
 from tui.watch_pool import WatchPool
 
 ORIGINAL_API = "original API, no health route"
@@ -89,7 +88,7 @@ class Engine:
             batch_interval_s=config.batch_interval_s,
             start_deadline_s=config.start_deadline_s,
         )
-        self._sent: dict[str, dict[str, Any]] = {}  # row key -> fields as last sent
+        self._sent: dict[str, RowValues] = {}  # row key -> its fields as last sent
         self._starting = 0
         self._sent_counters = (0, 0, 0, 0)  # starting, start failures, 429s, 503s, as last sent
         self._health: Health | None = None
@@ -126,7 +125,7 @@ class Engine:
                 )
                 view.attempt, view.skipped = watch.attempt, watch.skipped
                 view.requests = watch.requests
-                self._sent[watch.key] = row_fields(view)  # the dashboard has this row
+                self._sent[watch.key] = row_values(view)  # the dashboard has this row
                 self.pool.watch(watch.key, watch.job_id, watch.spec)
             case Cancel(keys=keys):
                 for key in keys:
@@ -209,21 +208,17 @@ class Engine:
         changed, _removed = self.board.take_changes()
         for key in changed[MAX_ROWS_PER_DELTA:]:  # the rest go with the next delta
             self.board.touch(key)
-        rows: dict[str, dict[str, Any]] = {}
+        rows: dict[str, RowUpdate] = {}
         for key in changed[:MAX_ROWS_PER_DELTA]:
             view = self.board.jobs.get(key)
             if view is None:
                 continue
-            fields = row_fields(view)
-            before = self._sent.get(key)
-            if before is None:
-                rows[key] = fields
-            else:
-                diff = {name: value for name, value in fields.items() if before[name] != value}
-                if not diff:
-                    continue
-                rows[key] = diff
-            self._sent[key] = fields
+            values = row_values(view)
+            update = row_update(values, self._sent.get(key))
+            if update is None:
+                continue
+            rows[key] = update
+            self._sent[key] = values
         board = self.board
         counters = (self._starting, board.start_failures, board.rate_limited, board.unavailable)
         health = self._health if self._health != self._health_sent else None

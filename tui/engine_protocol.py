@@ -6,7 +6,7 @@ and framed by a 4-byte big-endian length, over the child's stdin and stdout pipe
 
 The engine sends one :class:`Delta` per ``batch_interval_s`` (0.1 s) holding only what
 changed: for
-each changed row, only its changed fields (``tui.model.ROW_FIELDS``), plus the start
+each changed row, only its changed fields (a ``tui.model.RowUpdate``), plus the start
 counters, the server's health when it changed, and the history of the one job the
 dashboard follows (the detail view).
 """
@@ -20,7 +20,7 @@ import msgspec
 
 from client_core import ClientOptions
 from tui.compare import BatchJob, PolicyRun
-from tui.model import JobSpec, PollRecord
+from tui.model import JobSpec, PollRecord, RowUpdate
 from tui.policies import PolicyPreset
 
 LENGTH = struct.Struct(">I")
@@ -131,7 +131,7 @@ class Ready(msgspec.Struct, tag=True):
 
 
 class Delta(msgspec.Struct, tag=True, omit_defaults=True):
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[str, RowUpdate] = {}
     starting: int = 0
     start_failures: int = 0
     rate_limited: int = 0  # 429 answers so far

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import random
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from client_core import BackoffPolicy, DelayReason, Outcome, PollEvent, Strategy
 
@@ -26,6 +27,8 @@ from client_core import BackoffPolicy, DelayReason, Outcome, PollEvent, Strategy
 Now: TypeAlias = Callable[[], float]
 
 HISTORY_LENGTH = 200
+
+_T = TypeVar("_T")
 
 
 class JobState(StrEnum):
@@ -540,55 +543,156 @@ class PoolBatch:
 
 # -- one row on the wire: the engine process sends a row's changed fields ----------------------
 
-#: The WatchedJob fields a delta carries (the history travels apart, for one followed job).
-ROW_FIELDS = (
-    "job_id",
-    "spec",
-    "started_at",
-    "status",
-    "attempt",
-    "skipped",
-    "requests",
-    "http_status",
-    "strategy",
-    "next_delay_s",
-    "next_poll_at",
-    "reason",
-    "outcome",
-    "ended_at",
-    "last_error",
-    "progress",
-)
-_ENUM_FIELDS: dict[str, type[StrEnum]] = {
-    "strategy": Strategy,
-    "reason": DelayReason,
-    "outcome": Outcome,
-}
+
+class RowValues(NamedTuple):
+    """A row's fields as the engine last sent them (to tell what changed since)."""
+
+    job_id: str
+    spec: JobSpec
+    started_at: float
+    status: str
+    attempt: int
+    skipped: int
+    requests: int
+    http_status: int | None
+    strategy: Strategy
+    next_delay_s: float | None
+    next_poll_at: float | None
+    reason: DelayReason | None
+    outcome: Outcome | None
+    ended_at: float | None
+    last_error: str | None
+    progress: float | None
 
 
-def row_fields(view: WatchedJob) -> dict[str, Any]:
-    """A row as plain values (enums as their strings, the spec as a JobSpec)."""
-    return {name: getattr(view, name) for name in ROW_FIELDS}
+def row_values(view: WatchedJob) -> RowValues:
+    return RowValues(
+        view.job_id,
+        view.spec,
+        view.started_at,
+        view.status,
+        view.attempt,
+        view.skipped,
+        view.requests,
+        view.http_status,
+        view.strategy,
+        view.next_delay_s,
+        view.next_poll_at,
+        view.reason,
+        view.outcome,
+        view.ended_at,
+        view.last_error,
+        view.progress,
+    )
 
 
-def merge_row(board: JobBoard, key: str, fields: Mapping[str, Any], now: float) -> None:
-    """Apply one row delta from the engine: add the row if it is new, else set the fields
-    that changed. A row the dashboard already ended (e.g. cancelled here) keeps its end."""
+class RowUpdate(msgspec.Struct, omit_defaults=True):
+    """One row as the engine sends it: whole the first time, then only the fields that
+    changed (UNSET: unchanged, and not on the wire): :class:`RowValues`' fields."""
+
+    job_id: str | UnsetType = UNSET
+    spec: JobSpec | UnsetType = UNSET
+    started_at: float | UnsetType = UNSET
+    status: str | UnsetType = UNSET
+    attempt: int | UnsetType = UNSET
+    skipped: int | UnsetType = UNSET
+    requests: int | UnsetType = UNSET
+    http_status: int | UnsetType | None = UNSET
+    strategy: Strategy | UnsetType = UNSET
+    next_delay_s: float | UnsetType | None = UNSET
+    next_poll_at: float | UnsetType | None = UNSET
+    reason: DelayReason | UnsetType | None = UNSET
+    outcome: Outcome | UnsetType | None = UNSET
+    ended_at: float | UnsetType | None = UNSET
+    last_error: str | UnsetType | None = UNSET
+    progress: float | UnsetType | None = UNSET
+
+
+def row_update(now: RowValues, sent: RowValues | None) -> RowUpdate | None:
+    """What to send of a row whose fields are ``now`` when ``sent`` went last (None: the
+    dashboard has none of it): every field, the changed ones, or None when none changed.
+    A row's job id, spec and start never change once sent."""
+    if sent is None:
+        return RowUpdate(
+            job_id=now.job_id,
+            spec=now.spec,
+            started_at=now.started_at,
+            status=now.status,
+            attempt=now.attempt,
+            skipped=now.skipped,
+            requests=now.requests,
+            http_status=now.http_status,
+            strategy=now.strategy,
+            next_delay_s=now.next_delay_s,
+            next_poll_at=now.next_poll_at,
+            reason=now.reason,
+            outcome=now.outcome,
+            ended_at=now.ended_at,
+            last_error=now.last_error,
+            progress=now.progress,
+        )
+    if now == sent:
+        return None
+    return RowUpdate(
+        status=_changed(now.status, sent.status),
+        attempt=_changed(now.attempt, sent.attempt),
+        skipped=_changed(now.skipped, sent.skipped),
+        requests=_changed(now.requests, sent.requests),
+        http_status=_changed(now.http_status, sent.http_status),
+        strategy=_changed(now.strategy, sent.strategy),
+        next_delay_s=_changed(now.next_delay_s, sent.next_delay_s),
+        next_poll_at=_changed(now.next_poll_at, sent.next_poll_at),
+        reason=_changed(now.reason, sent.reason),
+        outcome=_changed(now.outcome, sent.outcome),
+        ended_at=_changed(now.ended_at, sent.ended_at),
+        last_error=_changed(now.last_error, sent.last_error),
+        progress=_changed(now.progress, sent.progress),
+    )
+
+
+def _changed(new: _T, old: _T) -> _T | UnsetType:
+    return UNSET if new == old else new
+
+
+def merge_row(board: JobBoard, key: str, update: RowUpdate, now: float) -> None:
+    """Apply one row update from the engine: add the row if it is new, else set the
+    fields that changed. A row the dashboard already ended (e.g. cancelled here) keeps
+    its end."""
     view = board.jobs.get(key)
     if view is None:
-        spec = fields.get("spec")
-        if not isinstance(spec, JobSpec):
-            spec = msgspec.convert(spec or {}, JobSpec)
-        started_at = float(fields.get("started_at", now))
-        view = board.add(key, str(fields.get("job_id", "")), spec, started_at, started_by_us=False)
+        spec = update.spec if not isinstance(update.spec, UnsetType) else JobSpec()
+        started_at = update.started_at if not isinstance(update.started_at, UnsetType) else now
+        job_id = update.job_id if not isinstance(update.job_id, UnsetType) else ""
+        view = board.add(key, job_id, spec, started_at, started_by_us=False)
     elif view.finished:
         return
     sent_before = view.requests
-    for name, value in fields.items():
-        if name in ("spec", "job_id", "started_at"):
-            continue
-        enum = _ENUM_FIELDS.get(name)
-        setattr(view, name, enum(value) if enum is not None and value is not None else value)
+    if not isinstance(update.status, UnsetType):
+        view.status = update.status
+    if not isinstance(update.attempt, UnsetType):
+        view.attempt = update.attempt
+    if not isinstance(update.skipped, UnsetType):
+        view.skipped = update.skipped
+    if not isinstance(update.requests, UnsetType):
+        view.requests = update.requests
+    if not isinstance(update.http_status, UnsetType):
+        view.http_status = update.http_status
+    if not isinstance(update.strategy, UnsetType):
+        view.strategy = update.strategy
+    if not isinstance(update.next_delay_s, UnsetType):
+        view.next_delay_s = update.next_delay_s
+    if not isinstance(update.next_poll_at, UnsetType):
+        view.next_poll_at = update.next_poll_at
+    if not isinstance(update.reason, UnsetType):
+        view.reason = update.reason
+    if not isinstance(update.outcome, UnsetType):
+        view.outcome = update.outcome
+    if not isinstance(update.ended_at, UnsetType):
+        view.ended_at = update.ended_at
+    if not isinstance(update.last_error, UnsetType):
+        view.last_error = update.last_error
+    if not isinstance(update.progress, UnsetType):
+        view.progress = update.progress
     if view.requests > sent_before:
         board.rate.record(now, view.requests - sent_before)
     board.touch(key)

@@ -8,6 +8,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from msgspec import UNSET
+
 from client_core import (
     BackoffPolicy,
     ClientOptions,
@@ -118,17 +120,17 @@ async def test_deltas_carry_new_rows_whole_then_only_what_changed() -> None:
         sent = await harness.settle()
         assert isinstance(harness.messages[0], Ready)
         rows = [row for delta in sent for key, row in delta.rows.items() if key == "job-1"]
-        assert rows and rows[0]["job_id"] == "job-1" and rows[0]["requests"] == 1
+        assert rows and rows[0].job_id == "job-1" and rows[0].requests == 1
         client.step.set()
         sent = await harness.settle()
         changed = [delta.rows["job-1"] for delta in sent if "job-1" in delta.rows]
         assert len(changed) == 1
-        assert "spec" not in changed[0] and "job_id" not in changed[0]
-        assert changed[0]["attempt"] == 1 and changed[0]["requests"] == 2
+        assert changed[0].spec is UNSET and changed[0].job_id is UNSET
+        assert changed[0].attempt == 1 and changed[0].requests == 2
         assert all("job-1" not in delta.rows for delta in await harness.settle())
         harness.engine.handle(Cancel(["job-1"]))
         sent = await harness.settle()
-        assert [delta.rows["job-1"]["outcome"] for delta in sent if "job-1" in delta.rows] == [
+        assert [delta.rows["job-1"].outcome for delta in sent if "job-1" in delta.rows] == [
             Outcome.CANCELLED
         ]
 
@@ -142,7 +144,7 @@ async def test_an_adopted_watch_keeps_its_counters() -> None:
         client.step.set()
         sent = await harness.settle()
         (row,) = [delta.rows["k"] for delta in sent if "k" in delta.rows]
-        assert row["attempt"] == 5 and row["requests"] == 6 and "skipped" not in row
+        assert row.attempt == 5 and row.requests == 6 and row.skipped is UNSET
 
 
 async def test_the_followed_job_sends_its_history_once_then_what_is_new() -> None:

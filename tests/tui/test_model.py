@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+import msgspec
 import pytest
 
 from client_core import BackoffPolicy, DelayReason, Jitter, Outcome, Strategy
@@ -24,12 +25,14 @@ from tui.model import (
     JobStarted,
     JobState,
     RequestRate,
+    RowUpdate,
     SortColumn,
     SpawnRequest,
     WatchEvent,
     merge_row,
     parse_duration,
-    row_fields,
+    row_update,
+    row_values,
     sort_key,
 )
 from tui.policies import policy_from_text, policy_to_text, presets, schedule_preview
@@ -123,12 +126,22 @@ def test_the_pending_filter_shows_cancelled_watches_of_pending_jobs() -> None:
     assert board.matching(JobState.CANCELLED) == ["a"]
 
 
-def test_a_row_travels_as_its_changed_fields() -> None:
+def test_a_row_travels_whole_then_as_its_changed_fields() -> None:
     engine_side, ui_side = JobBoard(), JobBoard()
     engine_side.add("a", "a", JobSpec(duration_s=2.0), now=5.0)
-    merge_row(ui_side, "a", row_fields(engine_side["a"]), now=5.0)
+    first = row_values(engine_side["a"])
+    whole = row_update(first, None)
+    assert whole is not None
+    merge_row(ui_side, "a", msgspec.msgpack.decode(msgspec.msgpack.encode(whole), type=RowUpdate),
+              now=5.0)  # fmt: skip
     engine_side.apply("a", poll("a", 1, "pending", http_status=503), now=6.0)
-    merge_row(ui_side, "a", {"attempt": 1, "requests": 2, "http_status": 503}, now=6.0)
+    second = row_values(engine_side["a"])
+    changed = row_update(second, first)
+    assert row_update(second, second) is None  # nothing changed: nothing to send
+    assert changed is not None and isinstance(changed.job_id, msgspec.UnsetType)
+    wire = msgspec.msgpack.encode(changed)
+    assert len(wire) < len(msgspec.msgpack.encode(whole)) / 2  # only what changed travels
+    merge_row(ui_side, "a", msgspec.msgpack.decode(wire, type=RowUpdate), now=6.0)
     view = ui_side["a"]
     assert (view.job_id, view.spec.duration_s, view.started_at) == ("a", 2.0, 5.0)
     assert (view.attempt, view.requests, view.http_status) == (1, 2, 503)

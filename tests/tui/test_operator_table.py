@@ -20,7 +20,6 @@ from tests.tui.conftest import (
 from tui import remembered
 from tui.app import VideoSimApp
 from tui.model import (
-    ROW_FIELDS,
     JobBoard,
     JobSpec,
     JobStarted,
@@ -28,7 +27,8 @@ from tui.model import (
     PoolBatch,
     SortColumn,
     merge_row,
-    row_fields,
+    row_update,
+    row_values,
 )
 from tui.screens.column_chooser import ColumnChooserScreen
 from tui.screens.sort_picker import SortPickerScreen
@@ -284,8 +284,9 @@ def test_the_progress_hint_travels_in_the_engines_row_delta() -> None:
     engine_side, dashboard_side = JobBoard(), JobBoard()
     engine_side.add(JOB_WAITING, JOB_WAITING, JobSpec(), 1000.0)
     engine_side.apply(JOB_WAITING, poll(JOB_WAITING, 1, "pending", progress=0.25), 1000.5)
-    assert "progress" in ROW_FIELDS
-    merge_row(dashboard_side, JOB_WAITING, row_fields(engine_side.jobs[JOB_WAITING]), 1000.5)
+    update = row_update(row_values(engine_side.jobs[JOB_WAITING]), None)
+    assert update is not None and update.progress == 0.25
+    merge_row(dashboard_side, JOB_WAITING, update, 1000.5)
     assert dashboard_side.jobs[JOB_WAITING].progress == 0.25
     engine_side.apply(JOB_WAITING, poll(JOB_WAITING, 2, "pending"), 1001.0)  # no hint
     assert engine_side.jobs[JOB_WAITING].progress == 0.25  # the last hint stays
