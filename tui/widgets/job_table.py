@@ -340,6 +340,11 @@ class JobTable(ScrollView, can_focus=True):
     # -- the index -------------------------------------------------------------------------
 
     @property
+    def cached_lines(self) -> int:
+        """Rendered lines kept for reuse (at most LINES_KEPT; none of removed rows)."""
+        return len(self._lines)
+
+    @property
     def row_count(self) -> int:
         return len(self.order)
 
@@ -385,8 +390,12 @@ class JobTable(ScrollView, can_focus=True):
         """Bring the index up to date with the model's changes since the last frame and
         repaint. ``resort``: the user changed the filter, sort or search (rebuild at once)."""
         self.board = board
-        if removed and self.selected:
-            self.selected.difference_update(removed)
+        if removed:
+            # Rows went away (cleared, forgotten): their rendered lines are dead weight, and
+            # kept they would fill the cache round after round of a long session.
+            self._lines.clear()
+            if self.selected:
+                self.selected.difference_update(removed)
         settings = ViewSettings(state_filter, sort_column, reverse, search)
         if self._frozen is not None:  # paused: count what waits; redo the index only if asked
             self._waiting.update(changed)
