@@ -6,9 +6,11 @@ from itertools import count
 
 from textual.widgets import RichLog
 
+from client_core import Outcome
 from tests.tui.conftest import frozen_dashboard, wait_until
 from tui.engine_protocol import Delta, Health
 from tui.event_log import EventKind, EventLog
+from tui.model import RowUpdate
 from tui.screens.event_log import EventLogScreen
 
 
@@ -49,12 +51,12 @@ def test_server_and_circuit_are_logged_when_they_change_only() -> None:
 async def test_the_log_screen_shows_toasts_failures_server_and_circuit_changes() -> None:
     app = frozen_dashboard()
     async with app.run_test(size=(140, 30)) as pilot:
-        failed = {
-            "job_id": "",
-            "status": "not started",
-            "outcome": "rejected",
-            "last_error": "server answered 503: job cap reached",
-        }
+        failed = RowUpdate(
+            job_id="",
+            status="not started",
+            outcome=Outcome.REJECTED,
+            last_error="server answered 503: job cap reached",
+        )
         app.apply_delta(Delta(rows={"j0": failed}, start_failures=1))
         app.apply_delta(Delta(health=Health(True, 0.001, circuit_open=True)))
         app.apply_delta(Delta(health=Health(True, 0.001, circuit_open=False)))
