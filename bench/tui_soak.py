@@ -33,7 +33,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.tui_keys import STATES, Terminal, descendants, summary_word
+from bench.tui_keys import STATES, Terminal, descendants, exit_time, summary_word
 from client_core.local_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,6 +131,10 @@ def soak(args: argparse.Namespace) -> tuple[list[dict[str, object]], dict[str, o
             rounds.append(row)
             print(json.dumps(row), flush=True)
         terminal.send("q")
+        # the dashboard and everything it started must be gone before the pane is
+        exited = exit_time(ui, timeout_s=30)
+        if exited is None:
+            print(json.dumps({"quit": "the dashboard did not exit within 30 s"}), flush=True)
     finally:
         if terminal is not None:
             terminal.close()

@@ -4,7 +4,9 @@ Textual's input thread waits for keys in ``select(0.1)`` and looks at its exit f
 waits, then sleeps one more ``select(0.1)`` on no descriptor at all before it ends; quitting
 joins that thread, so every quit waited 100-200 ms on it (most of the dashboard's quit time at
 10,000 rows). This driver's thread also waits on a pipe of its own, written to when input is
-disabled, so the join returns at once; everything else is Textual's driver unchanged.
+disabled, so the join returns at once, and it ends when the terminal goes away (a closed
+tmux pane, a dropped ssh session) instead of spinning on a terminal that reads as EOF
+forever; everything else is Textual's driver unchanged.
 """
 
 from __future__ import annotations
@@ -17,6 +19,16 @@ from codecs import getincrementaldecoder
 from textual._parser import ParseError
 from textual._xterm_parser import XTermParser
 from textual.drivers.linux_driver import LinuxDriver
+
+
+def _read(fileno: int) -> bytes:
+    """What the terminal has; b"" once it is gone. A hung-up terminal reads as readable
+    forever (EOF, or EIO): taken as the end, where Textual's loop, which breaks out of one
+    select's events only, waited again at once and spun a core until it was killed."""
+    try:
+        return os.read(fileno, 4096)
+    except OSError:
+        return b""
 
 
 class PromptLinuxDriver(LinuxDriver):
@@ -69,22 +81,24 @@ class PromptLinuxDriver(LinuxDriver):
                 self.process_message(event)
 
         try:
-            stop = False
+            stop = gone = False
             while not (stop or self.exit_event.is_set()):
                 for key, _mask in selector.select(self.INPUT_WAIT_S):
                     if key.fd == wake:
                         stop = True
                         continue
-                    data = os.read(fileno, 4096)
-                    if not data:  # stdin piped and at its end
+                    data = _read(fileno)
+                    if not data:  # the terminal is gone (hung up) or stdin at its end
+                        stop = gone = True
                         break
                     feed(decode(data))
                 tick()
             # what the terminal still holds: taken now, never waited for
             selector.unregister(wake)
-            for _key, _mask in selector.select(0):
-                if data := os.read(fileno, 4096):
-                    feed(decode(data, final=True))
+            if not gone:
+                for _key, _mask in selector.select(0):
+                    if data := _read(fileno):
+                        feed(decode(data, final=True))
             tick()
         finally:
             selector.close()

@@ -148,3 +148,30 @@ def test_q_in_a_real_terminal_quits_and_restores_it(live_server: LiveServer) -> 
             dashboard.wait()
         os.close(typed)
         os.close(read)
+
+
+async def test_a_terminal_that_goes_away_ends_the_input_thread() -> None:
+    """A hung-up terminal reads as EOF (or EIO) forever: the thread ends, where a loop
+    that waited again at once spun a core, and a dashboard quitting meanwhile never
+    finished joining it (found with dashboards left at 70 % CPU after their tmux pane
+    was closed)."""
+    typed, read = pty.openpty()
+    tty.setraw(read)
+    driver = RecordingDriver(read)
+    driver._wake_read, driver._wake_write = os.pipe()
+    thread = threading.Thread(target=driver.run_input_thread, daemon=True)
+    try:
+        thread.start()
+        os.close(typed)  # the terminal's other end is gone: a hang-up
+        typed = -1
+        deadline = time.monotonic() + 10
+        while thread.is_alive():
+            assert time.monotonic() < deadline, "the input thread kept going"
+            await asyncio.sleep(0.01)
+    finally:
+        driver.exit_event.set()
+        if typed >= 0:
+            os.close(typed)
+        os.close(read)
+        for fd in (driver._wake_read, driver._wake_write):
+            os.close(fd)
