@@ -6,6 +6,7 @@ The dashboard and the headless runner consume exactly these values; nothing in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -19,6 +20,12 @@ class Strategy(StrEnum):
     LONG_POLL = "long-poll"  # GET /status/{id}?wait=S
     STREAM = "stream"  # one SSE connection (GET /events) per client pushes every final state
     BATCH = "batch"  # one held POST /status/batch per client for all its batch watches
+
+
+def strategies_used_text(used: Mapping[str, int]) -> str:
+    """Watches per strategy that ended them, most first: ``backoff 7, stream 3``."""
+    ranked = sorted(used.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{name} {count}" for name, count in ranked)
 
 
 class Outcome(StrEnum):

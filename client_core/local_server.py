@@ -40,11 +40,10 @@ class ServerStartError(RuntimeError):
     """The child server did not come up; the message says why in one line."""
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+def free_port(host: str = LOOPBACK) -> int:
+    """A port nobody listens on right now (on ``host``, loopback by default)."""
+    with socket.create_server((host, 0)) as listener:
+        return int(listener.getsockname()[1])
 
 
 def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -46,7 +46,7 @@ import settings_cli
 from client_core.answers import HealthCheck
 from client_core.client import VideoSimClient
 from client_core.errors import ServerUnreachable
-from client_core.events import Outcome, PollEvent, Strategy
+from client_core.events import Outcome, PollEvent, Strategy, strategies_used_text
 from client_core.health_gate import GateState
 from client_core.policy import BackoffPolicy, Jitter
 from client_core.protocol import SPECIAL_JOB_ID
@@ -477,8 +477,7 @@ def _strategy_text(strategy: Strategy, rows: list[JobRow]) -> str:
     used = _strategies_used(rows)
     if not used or set(used) == {strategy.value}:
         return f"strategy {strategy.value}"
-    ranked = ", ".join(f"{name} {count}" for name, count in sorted(used.items()))
-    return f"strategy {strategy.value} asked, used: {ranked}"
+    return f"strategy {strategy.value} asked, used: {strategies_used_text(used)}"
 
 
 def _live_table(rows: list[JobRow], width: int) -> Table:

@@ -70,13 +70,6 @@ def listen_problem(host: str, port: int) -> str | None:
         return f"cannot listen on {host}:{port}: {why}"
 
 
-def free_port(host: str) -> int:
-    """A port free on ``host`` right now: what ``--port 0`` listens on, so the address
-    printed is the real one."""
-    with socket.create_server((host, 0)) as listener:
-        return int(listener.getsockname()[1])
-
-
 class UsageError(Exception):
     """A value a program checks itself was refused; the message is the line shown."""
 

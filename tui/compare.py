@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from client_core import PollEvent, VideoSimClient, VideoSimError
+from client_core.events import strategies_used_text
 from tui.model import Now
 from tui.policies import PolicyPreset
 
@@ -76,8 +77,7 @@ class PolicyRun:
             return self.strategy
         if len(self.used) == 1:
             return next(iter(self.used))
-        ranked = sorted(self.used.items(), key=lambda item: (-item[1], item[0]))
-        return ", ".join(f"{name} {count}" for name, count in ranked)
+        return strategies_used_text(self.used)
 
     @property
     def fell_back(self) -> bool:

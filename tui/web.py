@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from textual_serve.server import Server
 
 import settings_cli
+from client_core.local_server import free_port
 from tui.embedded import EmbeddedServer, EmbeddedServerError, server_answers
 from tui.settings import DashboardSettings
 
@@ -88,7 +89,7 @@ def serve(
     if (problem := settings_cli.listen_problem(host, port)) is not None:
         raise WebModeError(problem)
     if port == 0:
-        port = settings_cli.free_port(host)
+        port = free_port(host)
     embedded = shared_server(settings)
     try:
         command = session_command(argv, embedded.url if embedded else None)

@@ -260,7 +260,7 @@ class MemoryJobStore(JobStore):
         self, deliveries: Sequence[tuple[str, float]], channel: DeliveryChannel
     ) -> None:
         for job_id, at in deliveries:
-            job = self.special if job_id == self.special.job_id else self.jobs.get(job_id)
+            job = self.jobs.get(job_id)  # the special job never ends: never delivered
             if job is not None and job.first_final_seen_at is None:
                 job.record_delivery(at, channel)
                 self._counters_changed(job)

@@ -93,6 +93,17 @@ async def answer_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return True
 
 
+async def crash_on_the_second(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
+) -> bool:
+    """Reads the second request and hangs up without answering (it may have acted on it)."""
+    if n == 1:
+        return False
+    writer.write(answer())
+    await writer.drain()
+    return True
+
+
 @pytest.fixture(params=TRANSPORTS)
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -146,15 +157,6 @@ async def test_a_post_is_never_sent_twice(kind: str) -> None:
     """The server reads the second request and hangs up without answering (it may have
     acted on it): a GET may go again, a POST without an Idempotency-Key never does."""
 
-    async def crash_on_the_second(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
-    ) -> bool:
-        if n == 1:
-            return False
-        writer.write(answer())
-        await writer.drain()
-        return True
-
     async with (
         scripted(crash_on_the_second) as server,
         httpx.AsyncClient(base_url=server.url, transport=make_transport(kind)) as http,
@@ -166,15 +168,6 @@ async def test_a_post_is_never_sent_twice(kind: str) -> None:
 
 
 async def test_a_post_with_an_idempotency_key_may_go_again(kind: str) -> None:
-    async def crash_on_the_second(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
-    ) -> bool:
-        if n == 1:
-            return False
-        writer.write(answer())
-        await writer.drain()
-        return True
-
     async with (
         scripted(crash_on_the_second) as server,
         httpx.AsyncClient(base_url=server.url, transport=make_transport(kind)) as http,
