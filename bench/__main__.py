@@ -5,7 +5,8 @@ each prints its tables and writes ``bench/results/<section>.json``; ``--markdown
 writes every table of the run as Markdown, which is what README.md and
 docs/performance.md quote. Figures measured in rounds print as their median and spread,
 or as a range when they moved more than 25 % (bench/report.py). ``profile`` (GET /status
-under pyinstrument) and ``strategies`` (real-time jobs per strategy) run only when named.
+under pyinstrument), ``strategies`` (real-time jobs per strategy) and ``soak`` (the
+dashboard's memory over a long session) run only when named.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     ),
     "strategies": ("bench.strategies", "200 real 2 s jobs per strategy: requests and lag"),
     "profile": ("bench.profile_status", "where GET /status spends its time (pyinstrument)"),
+    "soak": ("bench.tui_soak", "dashboard RSS over 20 rounds of 10,000 jobs spawned and cleared"),
 }
 DEFAULT_SECTIONS = ("poll", "server", "client", "tui", "tui-terminal")
 

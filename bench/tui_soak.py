@@ -1,6 +1,7 @@
 """The dashboard over a long session: does its memory stay flat?
 
-``python -m bench.tui_soak [--jobs 10000] [--rounds 20] [--duration 1-3]``
+``python -m bench.tui_soak [--jobs 10000] [--rounds 20] [--duration 1-3]``, or
+``make bench ARGS=soak`` (a section run only when named: about six minutes)
 
 The real ``python -m tui`` in tmux (as bench/tui_keys.py drives it), against a server
 child on a free port. Each round, as a user would: spawn ``--jobs`` jobs through the
@@ -33,6 +34,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.report import Column, SectionResult, Table
 from bench.tui_keys import STATES, Terminal, descendants, exit_time, summary_word
 from client_core.local_server import free_port
 
@@ -162,6 +164,47 @@ def summarise(rounds: list[dict[str, object]], tolerance: float) -> dict[str, ob
         flat = flat and growth <= tolerance
     summary["flat"] = flat
     return summary
+
+
+def run(quick: bool = False) -> SectionResult:
+    """``python -m bench soak``: the rounds as a table, the growth past round 2 below it."""
+    args = argparse.Namespace(
+        jobs=1000 if quick else 10_000,
+        rounds=4 if quick else 20,
+        duration="1-3",
+        strategy="auto",
+        settle=1.0 if quick else 2.0,
+        round_timeout=300.0,
+        tolerance=0.10,
+    )
+    rounds, summary = soak(args)
+    table = Table(
+        title=f"Dashboard over {args.rounds} rounds of {args.jobs:,} jobs spawned, ended, cleared",
+        columns=[
+            Column("round", "round"),
+            Column("ended_s", "all ended s", "{:.1f}"),
+            Column("ui_rss_mib", "UI RSS MiB", "{:.1f}"),
+            Column("engine_rss_mib", "engine RSS MiB", "{:.1f}"),
+        ],
+        caption="RSS after each round's clear (x); growth past round 2: UI "
+        f"{summary.get('ui_growth_pct')} %, engine {summary.get('engine_growth_pct')} % "
+        f"(check: <= {100 * args.tolerance:.0f} %)",
+    )
+    for row in rounds:
+        table.add(**row)
+    result = SectionResult(
+        name="soak",
+        title="Dashboard over a long session",
+        tables=[table],
+        parameters={"jobs": args.jobs, "rounds": args.rounds, "duration": args.duration},
+        details={"rounds": rounds, "summary": summary},
+    )
+    if summary["flat"] is False:
+        result.failures.append(
+            f"RSS grew past round 2: UI {summary['ui_growth_pct']} %, engine "
+            f"{summary['engine_growth_pct']} % (at most {100 * args.tolerance:.0f} %)"
+        )
+    return result
 
 
 def main() -> int:
