@@ -37,7 +37,7 @@ def test_unknown_section_is_one_line_and_exit_code_2(capsys: pytest.CaptureFixtu
     assert exited.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "python -m bench: unknown section 'nope'; "
-        "choose from poll, server, client, tui, tui-terminal, strategies, profile"
+        "choose from poll, server, client, tui, tui-terminal, strategies, profile, soak"
     ]
 
 
