@@ -286,7 +286,7 @@ async def measure_live(base_url: str, job_ids: list[str]) -> dict[str, Any]:
     app = make_app(settings=DashboardSettings(server_url=base_url, strategy=Strategy.BACKOFF))
     screen = ScreenUpdates(app)
     frames = CallTimer(app, "refresh_view")
-    ingests = CallTimer(app, "apply_delta")
+    ingests = CallTimer(app, "engine_delta")
     jobs = len(job_ids)
     async with app.run_test(size=SCREEN):
         await wait_until(lambda: engine_ready(app), "the client")

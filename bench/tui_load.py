@@ -236,7 +236,9 @@ async def spawn_and_wait(
             policy=policy,
         )
     )
-    await wait_until(lambda: len(app.board) >= target and app.starting == 0, 900, "the starts")
+    await wait_until(
+        lambda: len(app.board) >= target and app.board.starting == 0, 900, "the starts"
+    )
     return time.perf_counter() - began
 
 
@@ -257,7 +259,7 @@ async def live(
         start_concurrency=32,
         client_options=client_options,
     )
-    frames, batches = Timings("refresh_view"), Timings("apply_delta")
+    frames, batches = Timings("refresh_view"), Timings("engine_delta")
     screen = ScreenUpdates()
     app = make_app(settings=settings)
     try:
@@ -277,8 +279,8 @@ async def live(
                 )
             await wait_until(lambda: app.table.row_count == jobs, 60, "all rows")
             await asyncio.sleep(2)  # let the last starts' first polls settle
-            assert app.engine_pid is not None
-            engine = psutil.Process(app.engine_pid)
+            assert app.engine is not None and app.engine.pid is not None
+            engine = psutil.Process(app.engine.pid)
 
             def engine_cpu() -> float:
                 times = engine.cpu_times()

@@ -11,14 +11,12 @@ one, and hands it the jobs that were still being watched: the board is kept.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
@@ -27,28 +25,12 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
-from client_core import SPECIAL_JOB_ID, BackoffPolicy, Strategy, VideoSimClient
+from client_core import SPECIAL_JOB_ID, BackoffPolicy, Strategy
 from tui.compare import BatchJob, PolicyRun
 from tui.embedded import EmbeddedServer, EmbeddedServerError, server_answers
-from tui.engine_link import ClientFactory, EngineLink, ProcessLink, ThreadLink
-from tui.engine_protocol import (
-    Cancel,
-    Command,
-    ComparisonDone,
-    ComparisonProgress,
-    Configure,
-    Delta,
-    EngineMessage,
-    FetchRecord,
-    Follow,
-    Forget,
-    Ready,
-    RecordAnswer,
-    RunComparison,
-    StartJobs,
-    StopComparison,
-    Watch,
-)
+from tui.engine_controller import MAX_CRASHES, EngineController, EngineNotReady
+from tui.engine_link import ClientFactory
+from tui.engine_protocol import Configure, Delta, Watch
 from tui.event_log import EventKind
 from tui.gc_pauses import FREEZE_EVERY_S, freeze_survivors, release_frozen
 from tui.keys import MAIN_KEYS
@@ -80,29 +62,7 @@ from tui.widgets.summary_bar import ServerHealth, SummaryBar, counts_text, view_
 
 # q (and ctrl+c) quit from the job table only: in the other views q may be typing a letter
 TABLE_ACTIONS = frozenset(k.action for k in MAIN_KEYS) - {"help"}
-RESTART_DELAY_S = 0.5  # after an engine crash
-MAX_CRASHES = 5  # engine crashes within CRASH_WINDOW_S before the dashboard stops restarting it
-CRASH_WINDOW_S = 60.0
 FAILED_STATES = frozenset({JobState.ERROR, JobState.FAILED})  # what "retry failed" retries
-
-
-class EngineNotReady(RuntimeError):
-    """No connection to a server yet (or any more)."""
-
-
-class RecordUnavailable(RuntimeError):
-    """The engine could not fetch a job's record; the message says why."""
-
-
-class ComparisonFailed(RuntimeError):
-    """A comparison's first failure in the engine (a start refused, the server gone)."""
-
-
-def default_client_factory(settings: DashboardSettings) -> ClientFactory:
-    def create(url: str) -> VideoSimClient:
-        return VideoSimClient.with_options(url, settings.client_options)
-
-    return create
 
 
 class VideoSimApp(OperatorTools):
@@ -116,10 +76,9 @@ class VideoSimApp(OperatorTools):
     def __init__(
         self,
         *,
-        client_factory: ClientFactory,
         settings: DashboardSettings,
+        client_factory: ClientFactory | None = None,
         clock: Now = time.monotonic,
-        engine_in_thread: bool = False,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -134,19 +93,9 @@ class VideoSimApp(OperatorTools):
         self.health = ServerHealth()
         self.health_note = ""  # e.g. "original API, no health route"
         self.push_note = ""  # how the engine's event stream is doing (the detail view shows it)
-        self.engine: EngineLink | None = None
-        self.engine_pid: int | None = None
-        self.engine_crashes: deque[float] = deque(maxlen=MAX_CRASHES)
-        self.connected = False  # the engine's client is open
+        self.engine: EngineController | None = None
         self.embedded: EmbeddedServer | None = None
-        self.starting = 0  # start requests not answered yet
-        self.server_url: str | None = None
-        self._client_factory = client_factory
-        self._engine_in_thread = engine_in_thread
-        self._asked: dict[int, asyncio.Future[Any]] = {}  # answers awaited from the engine
-        self._progress: dict[int, Callable[[int], None]] = {}  # of comparisons, by request
-        self._next_request = 0
-        self._followed: str | None = None
+        self._client_factory = client_factory  # given: the engine runs in a thread (tests)
         self._rng = random.Random(settings.spawn_seed)
         self._resort = False
         self._pause_text = ""
@@ -234,59 +183,33 @@ class VideoSimApp(OperatorTools):
         self.event_log.add(EventKind.SERVER, message.note or f"using {self.health.where()}")
         self._show_health()
         if message.url and self.engine is None and self.settings.connect:
-            self.server_url = message.url
-            self._start_engine()
+            self._start_engine(message.url)
 
-    # -- the polling engine ------------------------------------------------------------------
+    # -- the polling engine (tui.engine_controller calls these) ------------------------------
 
-    @work(exclusive=True, group="engine", exit_on_error=False)
-    async def _start_engine(self) -> None:
-        """Start an engine (at first, or after a crash); the board's live jobs, if any,
-        are handed to it as soon as it is ready."""
-        if self.server_url is None or not self.is_running:
-            return
+    def _start_engine(self, url: str) -> None:
         settings = self.settings
-        link: EngineLink
-        if self._engine_in_thread:
-            link = ThreadLink(self._on_engine_message, self._on_engine_exit, self._client_factory)
-        else:
-            link = ProcessLink(self._on_engine_message, self._on_engine_exit)
-        self.engine = link
-        await link.start(
-            Configure(
-                url=self.server_url,
-                client_options=settings.client_options,
-                batch_interval_s=settings.batch_interval_s,
-                health_interval_s=settings.health_interval_s,
-                history_length=settings.history_length,
-                start_concurrency=settings.start_concurrency,
-                start_deadline_s=settings.start_deadline_s,
-            )
+        config = Configure(
+            url=url,
+            client_options=settings.client_options,
+            batch_interval_s=settings.batch_interval_s,
+            health_interval_s=settings.health_interval_s,
+            history_length=settings.history_length,
+            start_concurrency=settings.start_concurrency,
+            start_deadline_s=settings.start_deadline_s,
         )
-        self.engine_pid = link.pid
+        self.engine = EngineController(
+            config, self, client_factory=self._client_factory, clock=self.clock
+        )
+        self.run_worker(self.engine.start(), name="engine", group="engine", exit_on_error=False)
 
-    def _on_engine_message(self, message: EngineMessage) -> None:
-        if isinstance(message, Delta):
-            self.apply_delta(message)
-        elif isinstance(message, RecordAnswer):
-            self._settle(message.request, message.record, message.error, RecordUnavailable)
-        elif isinstance(message, ComparisonProgress):
-            if (on_progress := self._progress.get(message.request)) is not None:
-                on_progress(message.done)
-        elif isinstance(message, ComparisonDone):
-            self._settle(message.request, message.runs, message.error, ComparisonFailed)
-        elif isinstance(message, Ready):
-            self.engine_pid = message.pid
-            self.connected = True
-            self._hand_over_live_jobs()
-
-    def _hand_over_live_jobs(self) -> None:
+    def engine_ready(self) -> None:
         """A new engine watches what the board still shows as live (after a crash)."""
         if self.engine is None:
             return
         for view in self.board:
             if not view.finished and view.job_id:
-                self.engine.send(
+                self.engine.watch(
                     Watch(
                         view.key,
                         view.job_id,
@@ -297,26 +220,16 @@ class VideoSimApp(OperatorTools):
                         requests=view.requests,
                     )
                 )
-        if self._followed is not None:
-            self.engine.send(Follow(self._followed))
 
-    def _on_engine_exit(self, reason: str) -> None:
-        """The engine died: say so, and start another unless it keeps dying."""
-        self.connected = False
-        self.engine = None
-        self._fail_asked(f"the polling engine stopped ({reason})")
+    def engine_stopped(self, reason: str, *, restarting: bool) -> None:
+        """The engine died: say so (the controller starts another unless it keeps dying)."""
         # Starts the engine had not answered died with it: the server may or may not have
         # created those jobs, so they are not sent again (no duplicates); the user is told.
-        lost, self.starting = self.starting, 0
+        lost, self.board.starting = self.board.starting, 0
         if lost:
             reason += f"; {lost} start(s) not answered were lost: spawn them again"
             self.event_log.add(EventKind.START, f"{lost} start(s) lost with the engine")
-        now = self.clock()
-        self.engine_crashes.append(now)
-        if (
-            len(self.engine_crashes) == MAX_CRASHES
-            and now - self.engine_crashes[0] < CRASH_WINDOW_S
-        ):
+        if not restarting:
             self.notify(
                 f"The polling engine stopped ({reason}) {MAX_CRASHES} times in a minute; "
                 "not restarting it. The board is kept.",
@@ -331,14 +244,13 @@ class VideoSimApp(OperatorTools):
             severity="error",
             timeout=10,
         )
-        self.set_timer(RESTART_DELAY_S, self._start_engine)
 
-    def apply_delta(self, delta: Delta) -> None:
+    def engine_delta(self, delta: Delta) -> None:
         """Fold one engine delta into the board (the table catches up on the next frame)."""
         board, now = self.board, self.clock()
         for key, update in delta.rows.items():
             merge_row(board, key, update, now)
-        self.starting = delta.starting
+        board.starting = delta.starting
         if delta.start_failures > board.start_failures:
             failed = [v for v in board if v.status == "not started"]
             reason = failed[-1].last_error if failed else "no reason given"
@@ -378,7 +290,7 @@ class VideoSimApp(OperatorTools):
         """Fold a watch pool batch into the board here (tests and benchmarks feed the
         dashboard this way, without an engine)."""
         self.board.fold(batch.items)
-        self.starting = batch.starting
+        self.board.starting = batch.starting
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state is WorkerState.ERROR and event.worker.error is not None:
@@ -442,7 +354,7 @@ class VideoSimApp(OperatorTools):
             self.summary.show(
                 counts_text(
                     self.board.counts(),
-                    self.starting,
+                    self.board.starting,
                     self.board.start_failures,
                     rate_limited=self.board.rate_limited,
                     unavailable=self.board.unavailable,
@@ -477,19 +389,19 @@ class VideoSimApp(OperatorTools):
     # -- what the user can do (also called by the other screens) -----------------------------
 
     def spawn(self, request: SpawnRequest) -> None:
-        if (engine := self._require_engine()) is None:
+        if (engine := self._connected_engine()) is None:
             return
         specs = request.specs(self._rng)
-        engine.send(StartJobs(specs))
-        self.starting += len(specs)
+        engine.start_jobs(specs)
+        self.board.starting += len(specs)
 
     def watch_existing(self, job_id: str, spec: JobSpec) -> str | None:
         """Watch a job that already exists (the special job, or a retry) on a new row."""
-        if (engine := self._require_engine()) is None:
+        if (engine := self._connected_engine()) is None:
             return None
         key = self.board.unique_key(job_id)
         view = self.board.add(key, job_id, spec, self.clock(), started_by_us=False)
-        engine.send(Watch(key, job_id, spec, view.started_at))
+        engine.watch(Watch(key, job_id, spec, view.started_at))
         return key
 
     def cancel_job(self, key: str) -> bool:
@@ -503,8 +415,8 @@ class VideoSimApp(OperatorTools):
         """Mark watches cancelled here at once and tell the engine in one command."""
         now = self.clock()
         cancelled = [key for key in keys if self.board.cancel(key, now)]
-        if cancelled and self.engine is not None:
-            self.engine.send(Cancel(cancelled))
+        if self.engine is not None:
+            self.engine.cancel(cancelled)
         return len(cancelled)
 
     def retry_job(self, key: str) -> str | None:
@@ -518,9 +430,9 @@ class VideoSimApp(OperatorTools):
             return None
         if view.spec.job_id is not None:
             return self.watch_existing(view.spec.job_id, view.spec)
-        if (engine := self._require_engine()) is not None:
-            engine.send(StartJobs([view.spec]))
-            self.starting += 1
+        if (engine := self._connected_engine()) is not None:
+            engine.start_jobs([view.spec])
+            self.board.starting += 1
             self.notify("Starting a new job with the same settings; it gets a row of its own")
         return None
 
@@ -532,15 +444,15 @@ class VideoSimApp(OperatorTools):
         if not finished:
             self.notify(f"No finished {what} job to retry", severity="warning")
             return
-        if (engine := self._require_engine()) is None:
+        if (engine := self._connected_engine()) is None:
             return
         fresh = [view.spec for view in finished if view.spec.job_id is None]
         for view in finished:
             if view.spec.job_id is not None:
                 self.watch_existing(view.spec.job_id, view.spec)
         if fresh:
-            engine.send(StartJobs(fresh))
-            self.starting += len(fresh)
+            engine.start_jobs(fresh)
+            self.board.starting += len(fresh)
         self.refresh_view()
         self.notify(f"Retrying {len(finished)} {what} job(s); new jobs get rows of their own")
 
@@ -548,21 +460,23 @@ class VideoSimApp(OperatorTools):
         self.defaults = JobSpec(strategy=strategy, policy=policy)
         self.notify(f"New jobs: {strategy}, {policy.describe()}", title="Policy saved")
 
-    def _require_engine(self) -> EngineLink | None:
-        if self.engine is None or not self.connected:
-            self.notify("Not connected to a server yet", severity="warning")
-            return None
-        return self.engine
+    @property
+    def connected(self) -> bool:
+        """An engine is running and its client is open: jobs can be started."""
+        return self.engine is not None and self.engine.connected
+
+    def _connected_engine(self) -> EngineController | None:
+        """The engine, when connected; else None, and a toast says why nothing happens."""
+        if self.engine is not None and self.engine.connected:
+            return self.engine
+        self.notify("Not connected to a server yet", severity="warning")
+        return None
 
     async def fetch_record(self, job_id: str) -> dict[str, Any]:
-        """The server's record of a job, fetched by the engine's client (its interactive
-        lane). Raises EngineNotReady without an engine, RecordUnavailable with the
-        client's reason."""
-        request, answer = self._ask(lambda request: FetchRecord(request, job_id))
-        try:
-            return cast(dict[str, Any], await answer)
-        finally:
-            self._asked.pop(request, None)
+        """The server's record of a job (see EngineController.fetch_record)."""
+        if self.engine is None:
+            raise EngineNotReady("not connected to a server")
+        return await self.engine.fetch_record(job_id)
 
     async def compare(
         self,
@@ -570,52 +484,10 @@ class VideoSimApp(OperatorTools):
         batch: Sequence[BatchJob],
         on_progress: Callable[[int], None],
     ) -> list[PolicyRun]:
-        """The compare view's run, on the engine's client; ``on_progress`` gets the watches
-        finished so far. Cancelling this (the view left) cancels the run in the engine.
-        Raises EngineNotReady without an engine, ComparisonFailed with the first failure."""
-        request, answer = self._ask(
-            lambda request: RunComparison(request, list(presets), list(batch))
-        )
-        self._progress[request] = on_progress
-        try:
-            return cast(list[PolicyRun], await answer)
-        finally:
-            self._asked.pop(request, None)
-            self._progress.pop(request, None)
-            # a cancelled wait cancels the future too: either way no answer came
-            unanswered = answer.cancelled() or not answer.done()
-            if unanswered and self.engine is not None:
-                self.engine.send(StopComparison(request))
-
-    def _ask(self, command: Callable[[int], Command]) -> tuple[int, asyncio.Future[Any]]:
-        """Send the engine ``command(request number)``; returns the number and the future
-        its answer will settle."""
-        engine = self.engine
-        if engine is None or not self.connected:
+        """The compare view's run (see EngineController.compare)."""
+        if self.engine is None:
             raise EngineNotReady("not connected to a server")
-        self._next_request += 1
-        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._asked[self._next_request] = answer
-        engine.send(command(self._next_request))
-        return self._next_request, answer
-
-    def _settle(
-        self, request: int, result: object, error: str | None, failure: type[Exception]
-    ) -> None:
-        """Answer the wait for ``request``: its result, or ``failure(error)`` without one."""
-        answer = self._asked.pop(request, None)
-        if answer is None or answer.done():
-            return  # the view that asked has gone
-        if result is not None:
-            answer.set_result(result)
-        else:
-            answer.set_exception(failure(error or "no answer"))
-
-    def _fail_asked(self, reason: str) -> None:
-        asked, self._asked = self._asked, {}
-        for answer in asked.values():
-            if not answer.done():
-                answer.set_exception(EngineNotReady(reason))
+        return await self.engine.compare(presets, batch, on_progress)
 
     def open_detail(self, key: str) -> None:
         if key in self.board:
@@ -623,9 +495,8 @@ class VideoSimApp(OperatorTools):
 
     def _detail_screen(self, key: str) -> DetailScreen:
         """The detail view of ``key``; the engine sends that job's poll history from now on."""
-        self._followed = key
         if self.engine is not None:
-            self.engine.send(Follow(key))
+            self.engine.follow(key)
         return DetailScreen(
             key,
             board=self.board,
@@ -730,8 +601,8 @@ class VideoSimApp(OperatorTools):
 
     def action_clear_finished(self) -> None:
         removed = self.board.clear_finished()
-        if removed and self.engine is not None:
-            self.engine.send(Forget(removed))
+        if self.engine is not None:
+            self.engine.forget(removed)
         self.refresh_view()
         if removed:
             release_frozen()
@@ -834,9 +705,4 @@ def make_app(
     settings = settings or DashboardSettings()
     if server_url is not None:
         settings = replace(settings, server_url=server_url)
-    return VideoSimApp(
-        client_factory=client_factory or default_client_factory(settings),
-        settings=settings,
-        clock=clock,
-        engine_in_thread=client_factory is not None,
-    )
+    return VideoSimApp(settings=settings, client_factory=client_factory, clock=clock)

@@ -241,6 +241,7 @@ class JobBoard:
         self.jobs: dict[str, WatchedJob] = {}
         self.rate = RequestRate()
         self.start_failures = 0  # POST /start requests that failed for good
+        self.starting = 0  # start requests sent to the engine and not answered yet
         self.rate_limited = 0  # status answers 429 (Retry-After): the server throttles us
         self.unavailable = 0  # status answers 503 (Retry-After): the server is overloaded
         # Keys changed since the view last looked, in the order they first changed (a dict

@@ -307,7 +307,7 @@ async def test_spawning_many_keeps_keys_working(live_server: LiveServer) -> None
         await wait_until(
             pilot, lambda: app.board.counts()[JobState.COMPLETED] == 150, "150 jobs to complete"
         )
-        assert app.starting == 0 and app.board.start_failures == 0
+        assert app.board.starting == 0 and app.board.start_failures == 0
 
 
 async def test_compare_runs_one_batch_under_two_setups(live_server: LiveServer) -> None:

@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from msgspec import UNSET
 
 from client_core import (
@@ -18,10 +19,12 @@ from client_core import (
     PollEvent,
     RequestRejected,
     Strategy,
+    VideoSimClient,
 )
 from tests.tui.conftest import FakeClient, connected, fast_settings, poll, wait_until
 from tui.app import make_app
 from tui.engine import MAX_ROWS_PER_DELTA, ORIGINAL_API, Engine
+from tui.engine_controller import MAX_CRASHES, EngineController, EngineNotReady
 from tui.engine_protocol import (
     Cancel,
     Configure,
@@ -243,10 +246,10 @@ async def test_starts_lost_with_a_crashed_engine_are_told_not_silently_dropped()
     )
     async with app.run_test() as pilot:
         await connected(pilot)
-        app.starting = 7  # asked of the engine, not answered yet
-        app._on_engine_exit("exit code -9: no message")
+        app.board.starting = 7  # asked of the engine, not answered yet
+        app.engine_stopped("exit code -9: no message", restarting=True)
         await pilot.pause()
-        assert app.starting == 0
+        assert app.board.starting == 0
         (toast,) = [n.message for n in app._notifications if "polling engine" in n.message]
         assert "7 start(s) not answered were lost" in toast
         assert any("7 start(s) lost" in entry.message for entry in app.event_log)
@@ -265,8 +268,39 @@ async def test_a_new_latency_alone_leaves_the_header_as_it_was() -> None:
         health = app.query_one("#health")
         await wait_until(pilot, lambda: "ok 4 ms" in str(health.render()), "the engine's probe")
         title = app.sub_title
-        app.apply_delta(Delta(health=Health(ok=True, latency_s=0.012)))
+        app.engine_delta(Delta(health=Health(ok=True, latency_s=0.012)))
         app.refresh_view()
         await pilot.pause()
         assert app.sub_title == title and title.endswith(" - ok")
         assert "server ok 12 ms" in str(health.render())
+
+
+async def test_an_engine_that_keeps_dying_is_restarted_until_the_fifth_death_in_a_minute() -> None:
+    """The controller restarts a dead engine; five deaths within a minute and it stops."""
+    stops: list[bool] = []
+    fifth = asyncio.Event()
+
+    class Events:
+        def engine_delta(self, delta: Delta) -> None:
+            raise AssertionError("no engine ever ran")
+
+        def engine_ready(self) -> None:
+            raise AssertionError("no engine ever connected")
+
+        def engine_stopped(self, reason: str, *, restarting: bool) -> None:
+            assert "no client today" in reason
+            stops.append(restarting)
+            if len(stops) == MAX_CRASHES:
+                fifth.set()
+
+    def no_client(url: str) -> VideoSimClient:
+        raise OSError("no client today")
+
+    controller = EngineController(CONFIG, Events(), client_factory=no_client)
+    await controller.start()
+    await asyncio.wait_for(fifth.wait(), 30)
+    assert stops == [True] * (MAX_CRASHES - 1) + [False]
+    assert not controller.connected
+    with pytest.raises(EngineNotReady):
+        await controller.fetch_record("job-1")
+    await controller.stop()

@@ -28,7 +28,7 @@ async def test_an_engine_crash_restarts_it_and_keeps_the_board(live_server: Live
     app = make_app(server_url=live_server.url, settings=fast_settings())
     async with app.run_test(size=SIZE) as pilot:
         await connected(pilot)
-        first_pid = app.engine_pid
+        first_pid = app.engine.pid
         assert first_pid is not None and first_pid != os.getpid()
         assert psutil.Process(first_pid).cmdline()[-1] == "tui.engine_process"
         app.spawn(long_jobs(3))
@@ -45,7 +45,7 @@ async def test_an_engine_crash_restarts_it_and_keeps_the_board(live_server: Live
         await wait_until(pilot, lambda: not app.connected, "the crash to be noticed")
         assert any("polling engine stopped" in n.message for n in app._notifications)
         await wait_until(
-            pilot, lambda: app.connected and app.engine_pid != first_pid, "a new engine"
+            pilot, lambda: app.connected and app.engine.pid != first_pid, "a new engine"
         )
         attempts = {key: app.board[key].attempt for key in keys[1:]}
         await wait_until(
@@ -56,7 +56,7 @@ async def test_an_engine_crash_restarts_it_and_keeps_the_board(live_server: Live
         assert sorted(app.board.jobs) == keys
         assert app.board[cancelled].outcome is Outcome.CANCELLED
         assert not _running(first_pid)
-        second_pid = app.engine_pid
+        second_pid = app.engine.pid
         assert second_pid is not None and _running(second_pid)
     assert not _running(second_pid)  # quitting the dashboard ends its engine
 
@@ -70,8 +70,9 @@ settings = DashboardSettings(default_url=sys.argv[1], health_interval_s=0.2)
 app = make_app(settings=settings)
 
 def report() -> None:
-    if app.engine_pid and app.embedded is not None and app.embedded.pid and app.connected:
-        print(json.dumps({"engine": app.engine_pid, "server": app.embedded.pid}), flush=True)
+    embedded = app.embedded
+    if app.engine and app.engine.pid and embedded and embedded.pid and app.connected:
+        print(json.dumps({"engine": app.engine.pid, "server": embedded.pid}), flush=True)
     else:
         app.set_timer(0.1, report)
 
@@ -125,7 +126,7 @@ async def test_a_job_that_cannot_start_gets_a_row_with_its_reason_and_can_be_ret
         await connected(pilot)
         app.spawn(long_jobs(4))
         await wait_until(
-            pilot, lambda: len(app.board) == 4 and app.starting == 0, "a row for every job"
+            pilot, lambda: len(app.board) == 4 and app.board.starting == 0, "a row for every job"
         )
         not_started = [v for v in app.board if v.status == "not started"]
         assert not_started and all(v.last_error for v in not_started)
@@ -136,4 +137,6 @@ async def test_a_job_that_cannot_start_gets_a_row_with_its_reason_and_can_be_ret
         assert "not started" in app.table.get_cell(not_started[0].key, "status").plain
 
         app.retry_job(not_started[0].key)  # still full: another row says so, none is lost
-        await wait_until(pilot, lambda: len(app.board) == 5 and app.starting == 0, "the retry")
+        await wait_until(
+            pilot, lambda: len(app.board) == 5 and app.board.starting == 0, "the retry"
+        )

@@ -57,10 +57,10 @@ async def test_the_log_screen_shows_toasts_failures_server_and_circuit_changes()
             outcome=Outcome.REJECTED,
             last_error="server answered 503: job cap reached",
         )
-        app.apply_delta(Delta(rows={"j0": failed}, start_failures=1))
-        app.apply_delta(Delta(health=Health(True, 0.001, circuit_open=True)))
-        app.apply_delta(Delta(health=Health(True, 0.001, circuit_open=False)))
-        app.apply_delta(Delta(health=Health(False, None, "connection refused")))
+        app.engine_delta(Delta(rows={"j0": failed}, start_failures=1))
+        app.engine_delta(Delta(health=Health(True, 0.001, circuit_open=True)))
+        app.engine_delta(Delta(health=Health(True, 0.001, circuit_open=False)))
+        app.engine_delta(Delta(health=Health(False, None, "connection refused")))
         await pilot.pause()
         app.notify("hello from a test", title="Note")
 

@@ -140,9 +140,9 @@ def record_commands(app: VideoSimApp) -> list[object]:
     sent: list[object] = []
     send = engine.send
 
-    def send_and_record(command: object) -> None:
+    def send_and_record(command: object) -> bool:
         sent.append(command)
-        send(command)  # type: ignore[arg-type]
+        return send(command)  # type: ignore[arg-type]
 
     engine.send = send_and_record  # type: ignore[method-assign]
     return sent

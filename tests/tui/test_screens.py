@@ -226,7 +226,7 @@ async def test_spawn_form_refuses_what_the_server_would_and_stays_open(
         assert isinstance(app.screen, SpawnScreen)  # still open, input kept
         assert app.screen.query_one("#duration", Input).value == typed
         assert form_error(app) == message
-        assert len(app.board) == 0 and app.starting == 0
+        assert len(app.board) == 0 and app.board.starting == 0
 
 
 async def test_spawn_form_checks_against_the_limit_the_dashboard_was_given() -> None:
