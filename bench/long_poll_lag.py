@@ -2,8 +2,8 @@
 
 The store alone on the real clock, in one event loop: ``--jobs`` jobs with durations
 spread over 0.5-2.5 s, one waiter each (``LongPolls.wait_until_settled``; GET /status?wait
-parks the same way, on the same timer). Lag = wall time when the waiter is woken - the
-job's finish time. ``alarm_calls`` counts the long-polls' wake-ups: one per due time at
+parks the same way, on the process's one schedule). Lag = wall time when the waiter is woken - the
+job's finish time. ``alarm_calls`` counts the schedule's wake-ups: one per due time at
 best, more when one came before the job's clock said it was done. ``--alarm loop`` uses
 the loop-timer alarm (what runs where Linux's timerfd is missing) instead of the timerfd.
 Prints one JSON line.
@@ -18,10 +18,11 @@ import random
 import statistics
 import time
 
-from server.jobs import long_poll as long_poll_module
+from server.jobs import schedule as schedule_module
 from server.jobs.clock import SystemClock
 from server.jobs.job import Job
 from server.jobs.long_poll import LongPolls
+from server.jobs.schedule import Schedule
 from server.stores.job_table import JobTable
 
 
@@ -30,16 +31,17 @@ async def measure(jobs: int) -> dict[str, float | int]:
         SystemClock(), rng=random.Random(1), default_duration_s=1.0, error_rate=0.5,
         max_jobs=jobs,
     )  # fmt: skip
-    long_polls = LongPolls(SystemClock())
+    schedule = Schedule(SystemClock())
+    long_polls = LongPolls(schedule)
     alarm_calls = 0
-    on_alarm = long_polls._on_alarm
+    on_alarm = schedule._on_alarm
 
     def counted_on_alarm() -> None:
         nonlocal alarm_calls
         alarm_calls += 1
         on_alarm()
 
-    long_polls._on_alarm = counted_on_alarm  # type: ignore[method-assign]
+    schedule._on_alarm = counted_on_alarm  # type: ignore[method-assign]
     spread = random.Random(2)
     lags: list[float] = []
 
@@ -71,7 +73,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.alarm == "loop":
-        long_poll_module._timerfd = None
+        schedule_module._timerfd = None
     if args.loop == "uvloop":
         import uvloop
 

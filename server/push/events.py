@@ -42,6 +42,7 @@ from starlette.types import Receive, Scope, Send
 
 from server.jobs.clock import Clock
 from server.jobs.job import Job
+from server.jobs.schedule import Timer
 from server.models import ErrorMessage
 from server.push.models import CLIENT_ID_PATTERN
 from server.stores.base import JobStore, StoreUnavailable
@@ -139,8 +140,7 @@ class EventStream:
         self._resume_from = resume_from
         self._watched: set[str] = set()
         self._pending: list[tuple[float, str, Job]] = []  # heap by finish time
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
+        self._timer: Timer | None = None  # on the process's schedule, for the next finish
         self._queue: deque[Outgoing] = deque()
         self._wake = asyncio.Event()
         self._failure: str | None = None
@@ -237,9 +237,7 @@ class EventStream:
         self._queue.clear()
         self._pending.clear()
         self._watched.clear()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._stop_timer()
         self._wake.set()
 
     def _watch(self, job: Job) -> None:
@@ -253,13 +251,15 @@ class EventStream:
         if not math.isfinite(finishes_at):
             return  # the special job never finishes
         if self._timer is not None:
-            if self._timer_at <= finishes_at:
+            if self._timer.pending and self._timer.at <= finishes_at:
                 return
             self._timer.cancel()
-        loop = asyncio.get_running_loop()
-        delay = max(finishes_at - self._clock.now(), 0.001)
-        self._timer_at = finishes_at
-        self._timer = loop.call_later(delay, self._on_timer)
+        self._timer = self._streams.store.schedule.call_at(finishes_at, self._on_timer)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -295,9 +295,7 @@ class EventStream:
             await self._wake.wait()
 
     def detach(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._stop_timer()
         self._pending.clear()
         self._queue.clear()
 

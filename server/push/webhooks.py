@@ -34,6 +34,7 @@ import heapq
 import itertools
 import json
 import logging
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -254,15 +255,17 @@ class WebhookDeliveries:
             await self._http.aclose()
 
     async def _work(self) -> None:
+        """Attempt each delivery when it is due, in due order: the process's schedule
+        wakes this task for the earliest, and a new delivery wakes it to look again."""
         while True:
             self._changed.clear()
-            if not self._due:
-                await self._changed.wait()
-                continue
-            wait_s = self._due[0][0] - self._clock.now()
-            if wait_s > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), wait_s)
+            if not self._due or self._due[0][0] > self._clock.now():
+                next_due = self._due[0][0] if self._due else math.inf
+                timer = self._store.schedule.call_at(next_due, self._changed.set)
+                try:
+                    await self._changed.wait()
+                finally:
+                    timer.cancel()
                 continue
             _, _, delivery = heapq.heappop(self._due)
             await self._limit.acquire()

@@ -21,6 +21,7 @@ from server.faults import RateLimiter
 from server.jobs.clock import Clock
 from server.jobs.job import SPECIAL_JOB_ID, Job, RequestedOutcome, poll_retry_after
 from server.jobs.long_poll import LongPolls
+from server.jobs.schedule import Schedule
 from server.models import CallbackAttempt, DeliveryChannel, Faults, Result
 
 JobSpec = tuple[float | None, RequestedOutcome]
@@ -95,7 +96,9 @@ class JobStore(ABC):
         self.clock = clock
         self.max_jobs = max_jobs
         self.request_log_length = request_log_length
-        self.long_polls = LongPolls(clock)
+        # every timed wake-up of this process (long-polls, event streams, webhook attempts)
+        self.schedule = Schedule(clock)
+        self.long_polls = LongPolls(self.schedule)
         self.special = Job(SPECIAL_JOB_ID, clock.now(), math.inf, None)
         self._close_listeners: list[Callable[[], None]] = []
         # Final states this process delivered, by channel (every one, not only the first
@@ -123,6 +126,7 @@ class JobStore(ABC):
         self.long_polls.close()
         for listener in self._close_listeners:
             listener()
+        self.schedule.cancel_all()
 
     def on_close(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` when :meth:`close` is called (the server begins to stop)."""
@@ -335,7 +339,8 @@ class JobStore(ABC):
         await self.long_polls.wait_until_settled(job, timeout_s)
 
     def notify_due(self) -> int:
-        return self.long_polls.notify_due()
+        """Run the timers whose moment a moved fake clock has reached (tests)."""
+        return self.schedule.fire_due()
 
     @property
     def held_requests(self) -> int:

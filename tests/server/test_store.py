@@ -8,10 +8,11 @@ import time
 
 import pytest
 
-from server.jobs import long_poll
+from server.jobs import schedule
 from server.jobs.clock import FakeClock, SystemClock
 from server.jobs.job import DEFAULT_REQUEST_LOG_LENGTH, Job, JobLimitReached
 from server.jobs.long_poll import LongPolls
+from server.jobs.schedule import Schedule
 from server.stores.job_table import JobTable
 
 
@@ -110,10 +111,11 @@ def test_the_request_log_ring_keeps_the_newest_in_order() -> None:
     assert request_log.entries(rebuilt) == request_log.entries(log)[1:]
 
 
-async def test_one_timer_for_every_wait_and_notify_due_wakes_them() -> None:
+async def test_one_timer_for_every_wait_and_fire_due_wakes_them() -> None:
     clock = FakeClock()
     store = make_store(clock)
-    polls = LongPolls(clock)
+    timers = Schedule(clock)
+    polls = LongPolls(timers)
     jobs = [store.create(5.0) for _ in range(3)]
     waits = [
         asyncio.create_task(polls.wait_until_settled(job, 60)) for job in jobs for _ in range(100)
@@ -123,9 +125,9 @@ async def test_one_timer_for_every_wait_and_notify_due_wakes_them() -> None:
     assert polls.waited_jobs == 3
 
     clock.advance(4.9)
-    assert polls.notify_due() == 0
+    assert timers.fire_due() == 0
     clock.advance(0.1)
-    assert polls.notify_due() == 3
+    assert timers.fire_due() == 300
     await asyncio.wait_for(asyncio.gather(*waits), timeout=10)
     assert polls.held_requests == 0
     assert polls.waited_jobs == 0
@@ -133,7 +135,7 @@ async def test_one_timer_for_every_wait_and_notify_due_wakes_them() -> None:
 
 async def test_a_real_timer_wakes_waiters_at_the_finish_time() -> None:
     store = make_store(SystemClock())
-    polls = LongPolls(SystemClock())
+    polls = LongPolls(Schedule(SystemClock()))
     job = store.create(0.2)
     started = time.monotonic()
     await asyncio.wait_for(polls.wait_until_settled(job, 30), timeout=15)
@@ -149,9 +151,10 @@ async def test_no_wait_is_woken_before_its_job_finished(
     """Woken by the alarm (a timerfd, or the loop's millisecond timers where there is none),
     never early, never by the 30 s timeout; once nothing is due the alarm is given back."""
     if alarm == "loop timer":
-        monkeypatch.setattr(long_poll, "_timerfd", None)
+        monkeypatch.setattr(schedule, "_timerfd", None)
     store = make_store(SystemClock())
-    polls = LongPolls(SystemClock())
+    timers = Schedule(SystemClock())
+    polls = LongPolls(timers)
 
     async def wait(job: Job) -> float:
         await polls.wait_until_settled(job, 30)
@@ -161,13 +164,13 @@ async def test_no_wait_is_woken_before_its_job_finished(
     lags = await asyncio.wait_for(asyncio.gather(*(wait(job) for job in jobs)), timeout=15)
     assert min(lags) >= 0
     assert (polls.held_requests, polls.waited_jobs) == (0, 0)
-    assert polls._alarm is None
+    assert not timers.armed
 
 
 async def test_timeout_and_cancellation_release_the_timer() -> None:
     clock = FakeClock()
     store = make_store(clock)
-    polls = LongPolls(clock)
+    polls = LongPolls(Schedule(clock))
     job = store.create(100.0)
     await polls.wait_until_settled(job, 0.01)
     assert job.result_at(clock.now()) == "pending"
@@ -186,7 +189,8 @@ async def test_abandoned_waits_leave_no_timers_or_entries_behind() -> None:
     entries of holds given up before they were due are dropped once they pile up."""
     clock = FakeClock()
     store = make_store(clock)
-    polls = LongPolls(clock)
+    timers = Schedule(clock)
+    polls = LongPolls(timers)
     job = store.create(3600.0)
     for _ in range(5_000):
         waiting = asyncio.create_task(polls.wait_until_settled(job, 60))
@@ -194,12 +198,12 @@ async def test_abandoned_waits_leave_no_timers_or_entries_behind() -> None:
         waiting.cancel()
         await asyncio.gather(waiting, return_exceptions=True)
     assert (polls.held_requests, polls.waited_jobs) == (0, 0)
-    assert len(polls._due) <= 2_100
+    assert len(timers) <= 2_100
 
 
 async def test_close_releases_every_waiter() -> None:
     store = make_store(FakeClock())
-    polls = LongPolls(FakeClock())
+    polls = LongPolls(Schedule(FakeClock()))
     waits = [
         asyncio.create_task(polls.wait_until_settled(store.create(50.0), 60)) for _ in range(5)
     ]
@@ -217,7 +221,7 @@ async def test_a_timer_that_fires_before_the_job_clock_says_done_rechecks_within
     that a 5 ms late answer), without waiting for the wait to run out."""
     clock = FakeClock()
     store = make_store(clock)
-    polls = LongPolls(clock)
+    polls = LongPolls(Schedule(clock))
     job = store.create(0.02)
     waiting = asyncio.create_task(polls.wait_until_settled(job, 60))
     clock.advance(0.0199)  # when the timer fires, the job clock says 0.1 ms to go
@@ -225,6 +229,32 @@ async def test_a_timer_that_fires_before_the_job_clock_says_done_rechecks_within
     assert not waiting.done()
     clock.advance(0.0001)
     began = time.monotonic()
-    await asyncio.wait_for(waiting, timeout=5)  # no notify_due: the timer's re-check
+    await asyncio.wait_for(waiting, timeout=5)  # no fire_due: the timer's re-check
     assert time.monotonic() - began < 1
     assert (polls.held_requests, polls.waited_jobs) == (0, 0)
+
+
+async def test_the_schedule_runs_a_timer_once_when_either_clock_says_so() -> None:
+    """A moment on the server's clock waits for that clock (a fake one: until it is moved
+    and fire_due runs); a deadline on the monotonic clock does not; a cancelled timer
+    never runs; an empty schedule holds no alarm."""
+    clock = FakeClock()
+    timers = Schedule(clock)
+    ran: list[str] = []
+    timers.call_at(clock.now() + 0.01, lambda: ran.append("moment"))
+    deadline_ran = asyncio.Event()
+    timers.call_later(0.01, lambda: (ran.append("deadline"), deadline_ran.set()))
+    cancelled = timers.call_later(0.01, lambda: ran.append("cancelled"))
+    cancelled.cancel()
+    assert timers.armed
+    await asyncio.wait_for(deadline_ran.wait(), timeout=10)
+    assert timers.fire_due() == 0 and ran == ["deadline"]  # the fake clock stood still
+    clock.advance(0.01)
+    assert timers.fire_due() == 1 and ran == ["deadline", "moment"]
+    assert timers.fire_due() == 0  # once
+    stale = timers.call_later(0, lambda: None)  # the alarm's next pass drops the stale entry
+    stale.cancel()
+    empty = asyncio.Event()
+    timers.call_later(0.02, empty.set)
+    await asyncio.wait_for(empty.wait(), timeout=10)
+    assert not timers.armed and len(timers) == 0
