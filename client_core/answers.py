@@ -40,7 +40,7 @@ class JobStatus:
 
     @property
     def final(self) -> bool:
-        return self.result in FINAL_RESULTS
+        return self.kind is AnswerKind.FINISHED
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,11 @@ class CapabilityCache:
         """
         if self._known is not None:
             return self._known
+        if (protocol := self._channel.protocol) is not None:
+            # A profile's API has no /capabilities: the profile says what it offers.
+            max_s = protocol.long_poll_max_s
+            self._known = Capabilities(long_poll=max_s is not None, long_poll_max_s=max_s)
+            return self._known
         if self._asking is None:
             self._asking = asyncio.ensure_future(self._ask())
         asking = self._asking

@@ -17,11 +17,12 @@ from typing import Any
 import httpx
 
 from client_core.admission import Admission, Lane
-from client_core.answers import HealthCheck, describe_transport_error, read_health
+from client_core.answers import HealthCheck, describe_transport_error, detail, read_health
 from client_core.clock import Clock
 from client_core.health_gate import HealthGate
 from client_core.lean_transport import LeanTransport
 from client_core.policy import BackoffPolicy
+from client_core.profile_protocol import HEALTH_PROBE_ID, ProfileProtocol
 from client_core.protocol import SPECIAL_JOB_ID, status_path
 
 SPARE_CONNECTIONS = 4  # for the breaker's probe and health() calls, which skip the cap
@@ -68,8 +69,10 @@ class Channel:
         circuit_threshold: int,
         probe_policy: BackoffPolicy,
         transport: httpx.AsyncBaseTransport | None,
+        protocol: ProfileProtocol | None = None,
     ) -> None:
         self.base_url = base_url
+        self.protocol = protocol  # None: videosim's own protocol
         self.clock = clock
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
@@ -154,8 +157,17 @@ class Channel:
         breaker.record_success()
         return response
 
+    def status_path(self, job_id: str) -> str:
+        """Where ``job_id``'s status is asked (a profile's path, or a URL it was given)."""
+        if self.protocol is not None:
+            return self.protocol.status_target(job_id)
+        return status_path(job_id)
+
     async def health(self) -> HealthCheck:
         """``GET /healthz`` within the connect timeout, never raising.
+
+        An API spoken through a profile has no health route: the status of a job no API
+        has is asked, and any answer but a 5xx means "up".
 
         A server of the original API has no ``/healthz``: a 404 there while
         ``GET /status/special-pending-job`` answers means "up, no health route". That is
@@ -163,6 +175,8 @@ class Channel:
         (another server may be there now) and ``/healthz`` is asked again.
         """
         began = time.perf_counter()
+        if self.protocol is not None:
+            return await self._profile_health(self.protocol, began)
         try:
             if self.health_route is False:
                 if (await self._special_status()).status_code == 200:
@@ -184,6 +198,21 @@ class Channel:
             self.health_route = True
             self.long_poll_max_s = check.long_poll_max_s
         return check
+
+    async def _profile_health(self, protocol: ProfileProtocol, began: float) -> HealthCheck:
+        self.health_route = False
+        try:
+            response = await self._get_quickly(protocol.status_target(HEALTH_PROBE_ID))
+        except httpx.RequestError as exc:
+            return HealthCheck(ok=False, error=describe_transport_error(exc), health_route=False)
+        latency = time.perf_counter() - began
+        if response.status_code >= 500:
+            error = f"HTTP {response.status_code}: {detail(response)}"
+            return HealthCheck(ok=False, latency_s=latency, error=error, health_route=False)
+        if response.status_code in (401, 403):
+            return HealthCheck(ok=False, latency_s=latency, error=protocol.missing_key(),
+                               health_route=False)  # fmt: skip
+        return HealthCheck(ok=True, latency_s=latency, health_route=False)
 
     async def _special_status(self) -> httpx.Response:
         return await self._get_quickly(status_path(SPECIAL_JOB_ID))

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from api_profiles import Profile
 from client_core.admission import Lane
 from client_core.answers import (
     HealthCheck,
@@ -40,12 +41,12 @@ from client_core.events import PollEvent, Strategy, WatchResult
 from client_core.health_gate import DEFAULT_PROBE_POLICY, HealthGate
 from client_core.planner import DEFAULT_TIMING, PollTiming
 from client_core.policy import BackoffPolicy
+from client_core.profile_protocol import ProfileProtocol
 from client_core.protocol import (
     CLIENT_ID_HEADER,
     DEFAULT_SERVER_URL,
     check_url,
     job_record_path,
-    status_path,
 )
 from client_core.push_hub import PushHub
 from client_core.push_watch import DEFAULT_SAFETY_S, PUSH_STRATEGIES, watch_pushed
@@ -83,6 +84,7 @@ class ClientOptions:
     max_in_flight: int = 64
     max_rps: float | None = None
     max_server_pause_s: float = DEFAULT_MAX_SERVER_PAUSE_S
+    profile: Profile | None = None  # None or a native one: videosim's own protocol
 
 
 class VideoSimClient:
@@ -109,6 +111,7 @@ class VideoSimClient:
             max_server_pause_s=options.max_server_pause_s,
             transport=transport,
             clock=clock,
+            profile=options.profile,
         )
 
     def __init__(
@@ -131,6 +134,7 @@ class VideoSimClient:
         timing: PollTiming = DEFAULT_TIMING,
         stream_read_timeout_s: float = DEFAULT_STREAM_READ_TIMEOUT_S,
         push_safety_s: float = DEFAULT_SAFETY_S,
+        profile: Profile | None = None,
     ) -> None:
         self.base_url = check_url(base_url)
         positive = {
@@ -150,11 +154,18 @@ class VideoSimClient:
         if max_rps is not None and not max_rps > 0:
             raise ValueError(f"max_rps must be > 0 or None for no limit (got {max_rps})")
         headers = {"Accept": "application/json"}
-        if api_key:
-            headers["X-Api-Key"] = api_key
-        # Always sent: it groups this client's jobs for its event stream (GET /events?all=true).
         self.client_id = client_id or f"videosim-{secrets.token_hex(8)}"
-        headers[CLIENT_ID_HEADER] = self.client_id
+        # A profile that is not videosim's own: its start, status and auth (see
+        # client_core.profile_protocol); videosim's push routes do not exist there.
+        protocol = None if profile is None or profile.native else ProfileProtocol(profile)
+        if protocol is not None:
+            headers.update(protocol.auth_headers())
+        else:
+            if api_key:
+                headers["X-Api-Key"] = api_key
+            # It groups this client's jobs for its event stream (GET /events?all=true).
+            headers[CLIENT_ID_HEADER] = self.client_id
+        self.profile = profile
         self._channel = Channel(
             self.base_url,
             headers=headers,
@@ -167,6 +178,7 @@ class VideoSimClient:
             circuit_threshold=circuit_threshold,
             probe_policy=probe_policy,
             transport=transport,
+            protocol=protocol,
         )
         self._capabilities = CapabilityCache(self._channel)
         stream_settings = StreamSettings(
@@ -288,7 +300,11 @@ class VideoSimClient:
         """One ``GET /status/{id}`` (no retries); raises ``ServerUnreachable`` if no answer."""
         try:
             return await fetch_status(
-                self._channel, job_id, status_path(job_id), wait_s, lane=Lane.INTERACTIVE
+                self._channel,
+                job_id,
+                self._channel.status_path(job_id),
+                wait_s,
+                lane=Lane.INTERACTIVE,
             )
         except httpx.RequestError as exc:
             raise ServerUnreachable(self._unreachable_message(exc)) from None

@@ -210,6 +210,8 @@ def retry_after_delay(
 def _final_outcome(answer: PollAnswer) -> Outcome | None:
     match answer.kind:
         case AnswerKind.FINISHED:
+            if answer.result == "cancelled":  # the API cancelled it (a profile's state)
+                return Outcome.CANCELLED
             return Outcome.COMPLETED if answer.result == "completed" else Outcome.ERROR
         case AnswerKind.NOT_FOUND:
             return Outcome.NOT_FOUND

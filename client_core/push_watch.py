@@ -30,7 +30,6 @@ from client_core.channel import Channel
 from client_core.events import DelayReason, Outcome, PollEvent, Strategy
 from client_core.planner import PollTiming, plan_next_poll
 from client_core.policy import BackoffPolicy
-from client_core.protocol import status_path
 from client_core.push_hub import NoState, PushHub, Waiter
 from client_core.pushed import NOT_FOUND, PushedState, Route
 from client_core.watching import cancelled_event, poll_once, watch_job
@@ -214,7 +213,7 @@ async def _last_look(
     timing: PollTiming,
 ) -> PollEvent:
     """At the deadline: one status request decides how the watch ends."""
-    answer = await poll_once(channel, job_id, status_path(job_id), None, None)
+    answer = await poll_once(channel, job_id, channel.status_path(job_id), None, None)
     elapsed = channel.clock.now() - started
     plan = plan_next_poll(
         answer,

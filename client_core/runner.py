@@ -36,6 +36,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console, JustifyMethod
@@ -43,6 +44,7 @@ from rich.live import Live
 from rich.table import Table
 
 import settings_cli
+from api_profiles import builtin_names
 from client_core.answers import HealthCheck
 from client_core.client import VideoSimClient
 from client_core.errors import ServerUnreachable
@@ -89,6 +91,7 @@ class RunOptions:
     quiet: bool = False
     start_rate: float | None = DEFAULT_START_RATE  # jobs started per second; None = no pacing
     webhook: bool = False  # receive final states on a loopback webhook (polling: safety net)
+    watch: tuple[str, ...] = ()  # ids of jobs that exist already: watched, never started
 
 
 @dataclass(slots=True)
@@ -167,6 +170,10 @@ def build_command_line() -> CommandLine:
     cli.setting("--api-key", field="api_key", group=where, metavar="KEY", help="sent as X-Api-Key")
     cli.setting("--client-id", field="client_id", group=where, metavar="ID",
                 help="sent as X-Client-Id")  # fmt: skip
+    cli.setting("--profile", field="profile", group=where, metavar="NAME|PATH",
+                help=f"the job API spoken: {', '.join(builtin_names())} or a profile "
+                     "file (default videosim); its key is read from the variable the "
+                     "profile names")  # fmt: skip
 
     jobs = cli.group("jobs")
     cli.option("--jobs", group=jobs, type=_non_negative_int, default=3, metavar="N",
@@ -180,6 +187,14 @@ def build_command_line() -> CommandLine:
                help="pace starts (default 1000/s, by 100; 0 = all at once)")  # fmt: skip
     cli.option("--no-special", group=jobs, dest="special", action="store_false",
                help=f"do not watch {SPECIAL_JOB_ID}")  # fmt: skip
+    cli.option("--watch", group=jobs, action="append", default=[], metavar="ID",
+               help="watch a job that exists already (again for more); nothing is started "
+                    "unless --allow-start")  # fmt: skip
+    cli.option("--watch-file", group=jobs, type=Path, metavar="PATH",
+               help="watch the job ids in this file, one per line")  # fmt: skip
+    cli.option("--allow-start", group=jobs, action="store_true",
+               help="start --jobs jobs on an API other than videosim's "
+                    "(it may cost money)")  # fmt: skip
     cli.option("--webhook", group=jobs, action="store_true",
                help="get final states by webhook on a loopback port (auto watches wait for "
                     "the callback; a batch status check is the safety net)")  # fmt: skip
@@ -242,11 +257,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # --help, or bad input already reported in one line
         return int(stop.code or 0)
 
+    profile = settings.api_profile
+    try:
+        watch = _ids_to_watch(args.watch, args.watch_file)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    jobs = args.jobs
+    if watch and not args.allow_start:
+        jobs = 0  # watching existing jobs: start none unless asked
+    if jobs and not profile.native and not args.allow_start:
+        return _fail(
+            f"profile {profile.name}: starting jobs on a real API may cost money; pass "
+            "--allow-start to start them, or --watch ID to follow jobs that exist",
+            EXIT_USAGE,
+        )
     options = RunOptions(
-        jobs=args.jobs,
+        jobs=jobs,
         duration_s=args.duration,
         outcome=args.outcome,
-        special=args.special,
+        special=args.special and profile.native and not watch,
+        watch=watch,
         json_lines=args.json_lines,
         quiet=args.quiet,
         start_rate=args.start_rate or None,
@@ -275,6 +305,7 @@ async def run(
     start_deadline_s = policy.deadline_s or DEFAULT_START_DEADLINE_S
     # One row per job, made up front: the live table is drawn from another thread.
     rows = [JobRow(f"start #{n + 1}") for n in range(options.jobs)]
+    rows += [JobRow(job_id, status="watching") for job_id in options.watch]
     if options.special:
         rows.append(JobRow(SPECIAL_JOB_ID, special=True, status="pending"))
 
@@ -370,10 +401,11 @@ async def _start_and_watch(
                 if row.started:
                     watch(row, result.duration_s)
 
+        watched = set(options.watch)
         for row in rows:
-            if row.special:
+            if row.special or row.job_id in watched:
                 watch(row)
-        jobs = [row for row in rows if not row.special]
+        jobs = [row for row in rows if not row.special and row.job_id not in watched]
         # Jobs started together end together, and one process can only notice so many
         # endings per second: starts are paced so the endings come at a rate it keeps up with.
         pace_s = START_CHUNK / options.start_rate if options.start_rate else 0.0
@@ -381,6 +413,19 @@ async def _start_and_watch(
             if first:
                 await asyncio.sleep(pace_s)
             group.create_task(start_chunk(jobs[first : first + START_CHUNK]))
+
+
+def _ids_to_watch(given: Sequence[str], path: Path | None) -> tuple[str, ...]:
+    """The ids of --watch and --watch-file, in order, each once; ValueError in one line."""
+    ids = [job_id.strip() for job_id in given]
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read --watch-file {path}: {exc}") from None
+        ids += [line.strip() for line in text.splitlines()]
+    ids = [job_id for job_id in ids if job_id and not job_id.startswith("#")]
+    return tuple(dict.fromkeys(ids))
 
 
 def _breaker_reporter(client: VideoSimClient, deadline_s: float) -> Callable[[GateState], None]:

@@ -89,7 +89,8 @@ class Starter:
     ) -> None:
         self._channel = channel
         self.default_deadline_s = default_deadline_s
-        self.batch_offered: bool | None = None  # None until the server has told us
+        # None until the server has told us; a profile's API has no batch start
+        self.batch_offered: bool | None = False if channel.protocol is not None else None
         self._on_started = on_started  # told each job started (its id and duration)
         # Fields added to every start's body (e.g. a webhook's callback_url and secret).
         self.extra_fields: dict[str, Any] = {}
@@ -103,12 +104,12 @@ class Starter:
     ) -> str:
         """``POST /start``; the job id, or a ``VideoSimError`` once the deadline is spent."""
         deadline_at = self._deadline_at(deadline_s, retry_policy)
-        response = await self._post(
-            "/start", self._body(spec), deadline_at, retry_policy, "cannot start a job"
-        )
-        job = read_started(json_object(response), "the answer")
-        self._started(job.job_id, job.duration_s)
-        return job.job_id
+        result = await self._start_one(spec, deadline_at, retry_policy)
+        if result.error is not None:
+            raise result.error
+        assert result.job_id is not None
+        self._started(result.job_id, result.duration_s)
+        return result.job_id
 
     async def start_many(
         self,
@@ -175,14 +176,32 @@ class Starter:
                 ]
         return list(await asyncio.gather(*(self._start_one(spec, deadline_at) for spec in chunk)))
 
-    async def _start_one(self, spec: StartSpec, deadline_at: float) -> StartResult:
+    async def _start_one(
+        self, spec: StartSpec, deadline_at: float, retry_policy: BackoffPolicy = START_RETRY_POLICY
+    ) -> StartResult:
+        """One start: videosim's ``POST /start``, or the start request of the profile."""
+        protocol = self._channel.protocol
         try:
-            response = await self._post(
-                "/start", self._body(spec), deadline_at, START_RETRY_POLICY, "cannot start a job"
-            )
-            job = read_started(json_object(response), "the answer")
+            if protocol is None:
+                response = await self._post(
+                    "/start", self._body(spec), deadline_at, retry_policy, "cannot start a job"
+                )
+                job = read_started(json_object(response), "the answer")
+            else:
+                values: dict[str, object] = {**spec.body(), **self.extra_fields}
+                method, path, body = protocol.start_request(values)
+                accepted = frozenset(protocol.profile.start.accepted)
+                response = await self._post(
+                    path, body, deadline_at, retry_policy, "cannot start a job",
+                    method=method, accepted=accepted,
+                )  # fmt: skip
+                job = protocol.read_started(response)
             return StartResult(spec, job.job_id, None, job.duration_s)
         except VideoSimError as exc:
+            if protocol is not None and exc.http_status in (401, 403):
+                exc = RequestRejected(
+                    f"{exc}: {protocol.missing_key()}", http_status=exc.http_status
+                )
             return StartResult(spec, None, exc)
 
     def _deadline_at(self, deadline_s: float | None, retry_policy: BackoffPolicy) -> float:
@@ -200,6 +219,9 @@ class Starter:
         retry_policy: BackoffPolicy,
         what: str,
         give_up_on: frozenset[int] = frozenset(),
+        *,
+        method: str = "POST",
+        accepted: frozenset[int] = frozenset({200}),
     ) -> httpx.Response:
         """POST until a 200, a refusal, or the deadline; the same key on every retry.
 
@@ -226,7 +248,7 @@ class Starter:
             timeout_s = time_left if time_left < channel.read_timeout_s else None
             try:
                 response = await channel.send(
-                    "POST",
+                    method,
                     path,
                     lane=Lane.INTERACTIVE,
                     json=body,
@@ -237,7 +259,7 @@ class Starter:
                 failure = ServerUnreachable(f"{unreachable}: {describe_transport_error(exc)}")
             else:
                 code = response.status_code
-                if code == 200:
+                if code in accepted:
                     return response
                 retry_after = retry_after_s(response, channel.max_server_pause_s)
                 if not is_retryable(code) or code in give_up_on:

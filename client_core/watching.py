@@ -20,7 +20,6 @@ from client_core.channel import Channel, CircuitOpen
 from client_core.events import DelayReason, Outcome, PollEvent, Strategy
 from client_core.planner import AnswerKind, PollAnswer, PollTiming, plan_next_poll
 from client_core.policy import BackoffPolicy
-from client_core.protocol import status_path
 from client_core.racing import run_unless
 
 MIN_REQUEST_TIMEOUT_S = 0.1  # a request near the deadline still gets this long
@@ -44,7 +43,7 @@ async def watch_job(
     Setting ``cancel`` ends the watch at once with a final CANCELLED event.
     Cancelling the consuming task just stops it (the CancelledError propagates).
     """
-    path = status_path(job_id)
+    path = channel.status_path(job_id)
     clock = channel.clock
     admission = channel.admission
     breaker = channel.breaker
@@ -165,20 +164,27 @@ async def fetch_status(
     The read timeout runs on top of a hold (the server may keep the answer for all
     of it), and never past the watch's deadline by more than the hold.
     """
-    params = None
+    params = headers = None
+    protocol = channel.protocol
     read_timeout = channel.read_timeout_s
     if time_left is not None:
         read_timeout = max(MIN_REQUEST_TIMEOUT_S, min(read_timeout, time_left))
     if hold_s is not None:
         hold_s = max(0.0, hold_s)
-        params = {"wait": f"{hold_s:.3f}"}
+        if protocol is None:
+            params = {"wait": f"{hold_s:.3f}"}
+        else:
+            params, headers = protocol.hold(hold_s)
         read_timeout += hold_s
         channel.stats.long_polls_sent += 1
     timeout_s = None if read_timeout == channel.read_timeout_s else read_timeout
     response = await channel.send(
-        "GET", path, lane=lane, params=params, timeout_s=timeout_s, gated=gated
+        "GET", path, lane=lane, params=params, headers=headers, timeout_s=timeout_s, gated=gated
     )
-    job = read_status(response, job_id, max_pause_s=channel.max_server_pause_s)
+    if protocol is None:
+        job = read_status(response, job_id, max_pause_s=channel.max_server_pause_s)
+    else:
+        job = protocol.read_status(response, job_id, channel.max_server_pause_s)
     if job.http_status == 429 and job.retry_after_s is not None:
         channel.admission.pause.pause_for(job.retry_after_s)  # per client: everyone waits
     if job.http_status == 200:

@@ -40,6 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 from starlette.types import Receive, Scope, Send
 
+from server.emulation import emulation_router
 from server.faults import FaultInjector, Rejection, retry_after_header
 from server.http.edge import EdgeMiddleware
 from server.http.identity import MISSING_OR_INVALID_KEY, api_key_accepted, caller_identity, identity
@@ -886,6 +887,9 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
     _publish_settings_in_schema(app, settings)
     guard = [Depends(require_api_key)] if settings.api_key is not None else []
     guarded = _UNAUTHORIZED if settings.api_key is not None else None
+    profile = settings.api_profile
+    if not profile.native:  # another API's routes, emulated (its own auth header)
+        app.include_router(emulation_router(profile))
     starts = plain_start_router if settings.plain else start_router
     app.include_router(starts, dependencies=guard, responses=guarded)
     if not settings.plain:  # the push protocol (issue 11); --plain is the original API

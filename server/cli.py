@@ -62,6 +62,7 @@ _VALUE_FLAGS: list[tuple[str, str, str]] = [
     ("--callback-hosts", "callback_hosts", "HOSTS"),
     ("--callback-attempts", "callback_attempts", "N"),
     ("--callback-takeover", "callback_takeover_s", "SECONDS"),
+    ("--profile", "profile", "NAME|PATH"),
 ]
 
 

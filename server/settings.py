@@ -14,6 +14,7 @@ from typing import Literal, Self
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api_profiles import DEFAULT_PROFILE, Profile, builtin_names, load_profile
 from server.models import Faults
 from server.stores.base import StoreOptions
 from server.stores.urls import store_kind
@@ -66,6 +67,11 @@ class ServerSettings(BaseSettings):
     )
     seed: int | None = Field(
         None, description="seed for outcomes and faults (job ids are always random)"
+    )
+    profile: str = Field(
+        DEFAULT_PROFILE,
+        description="the job API to speak besides videosim's own: a built-in profile name "
+        f"({', '.join(builtin_names())}) or a profile file; original is --plain",
     )
     reload: bool = Field(False, description="restart the server when its code changes")
     max_jobs: int = Field(
@@ -259,6 +265,16 @@ class ServerSettings(BaseSettings):
         store_kind(value)  # raises StoreUrlError, a ValueError, for an unknown one
         return value
 
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        load_profile(value)  # raises ProfileError, a ValueError, with one line
+        return value
+
+    @property
+    def api_profile(self) -> Profile:
+        return load_profile(self.profile)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower_log_level(cls, value: object) -> object:
@@ -266,6 +282,8 @@ class ServerSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _plain_turns_extensions_off(self) -> Self:
+        if self.profile == "original":
+            self.plain = True
         if self.plain:
             self.hints = False
             self.long_poll_max_s = 0.0
