@@ -72,13 +72,15 @@ def parse_profile(text: str, where: str) -> Profile:
     try:
         return Profile.model_validate(document)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        errors = sorted(exc.errors(), key=lambda e: e["type"] == "missing")  # the odd first
+        error = errors[0]
         location = [str(part) for part in error["loc"]]
         field = ".".join(location) or "(the file)"
         line = _line_of(text, location)
         at = f" line {line}" if line else ""
         message = error["msg"].removeprefix("Value error, ")
-        raise ProfileError(f"{where}{at}: {field}: {message}") from None
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise ProfileError(f"{where}{at}: {field}: {message}{more}") from None
 
 
 def read_pointer(document: object, pointer: str) -> object:

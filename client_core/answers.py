@@ -54,6 +54,7 @@ class HealthCheck:
     hints: bool | None = None
     jobs: int | None = None
     degraded: bool = False  # answering, but at its job cap (starts get 503)
+    key_refused: bool = False  # answered 401/403: no use going on without the right key
     health_route: bool = True  # False: an original-API server, probed via the special job
 
 
@@ -171,11 +172,18 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
 
 
 def detail(response: httpx.Response) -> str:
-    """The server's message: FastAPI's ``detail`` (a string or a list of field errors)."""
+    """The server's message: FastAPI's ``detail`` (a string or a list of field errors),
+    or the ``error`` object most other job APIs answer with (``{"message": ...}``)."""
     try:
-        found = response.json().get("detail")
+        body = response.json()
+        found = body.get("detail")
+        error = body.get("error")
     except (ValueError, AttributeError):
-        found = None
+        found = error = None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    if isinstance(error, str) and error:
+        return error
     if isinstance(found, str):
         return found
     if isinstance(found, list):

@@ -211,7 +211,7 @@ class Channel:
             return HealthCheck(ok=False, latency_s=latency, error=error, health_route=False)
         if response.status_code in (401, 403):
             return HealthCheck(ok=False, latency_s=latency, error=protocol.missing_key(),
-                               health_route=False)  # fmt: skip
+                               health_route=False, key_refused=True)  # fmt: skip
         return HealthCheck(ok=True, latency_s=latency, health_route=False)
 
     async def _special_status(self) -> httpx.Response:

@@ -201,6 +201,11 @@ class VideoSimClient:
         self.timing = timing  # the planner's margins around eta_s and Retry-After
         self._deadline_policies: dict[BackoffPolicy, BackoffPolicy] = {}
 
+    @property
+    def profile_name(self) -> str:
+        """The job API spoken (its profile's name)."""
+        return self.profile.name if self.profile is not None else "videosim"
+
     # -- lifecycle -------------------------------------------------------------
 
     async def __aenter__(self) -> VideoSimClient:

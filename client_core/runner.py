@@ -336,6 +336,9 @@ async def run(
                       file=out)  # fmt: skip
             _warn(message)
             return EXIT_UNREACHABLE
+        if health.key_refused:  # every request would be refused the same way
+            _warn(f"{client.base_url} refused the key: {health.error}")
+            return EXIT_USAGE
         client.health_gate.add_listener(_breaker_reporter(client, start_deadline_s))
         if not health.ok:
             _warn(f"server at {client.base_url} is not healthy ({health.error}); trying anyway")
@@ -353,7 +356,7 @@ async def run(
     if options.json_lines:
         print(json.dumps(_summary(rows, code, client, policy, strategy)), file=out)
     else:
-        console.print(_summary_table(rows, client.base_url, policy, strategy, console.width))
+        console.print(_summary_table(rows, client, policy, strategy, console.width))
     _report_failures(client, rows)
     return code
 
@@ -494,6 +497,7 @@ def _summary(
         "type": "summary",
         "exit_code": code,
         "server_url": client.base_url,
+        "profile": client.profile_name,
         "strategy": {"asked": strategy.value, "used": _strategies_used(rows)},
         "policy": policy.describe(),
         "jobs": [
@@ -549,9 +553,10 @@ def _live_table(rows: list[JobRow], width: int) -> Table:
 
 
 def _summary_table(
-    rows: list[JobRow], url: str, policy: BackoffPolicy, strategy: Strategy, width: int
-) -> Table:
-    table = Table(title=f"videosim: {len(rows)} jobs on {url}")
+    rows: list[JobRow], client: VideoSimClient, policy: BackoffPolicy, strategy: Strategy,
+    width: int,
+) -> Table:  # fmt: skip
+    table = Table(title=f"{client.profile_name}: {len(rows)} jobs on {client.base_url}")
     table.caption = f"{_strategy_text(strategy, rows)}; policy {policy.describe()}"
     if len(rows) <= SUMMARY_ROWS:
         any_error = any(row.last_error for row in rows)
