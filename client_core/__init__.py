@@ -29,6 +29,7 @@ from client_core.protocol import DEFAULT_SERVER_URL, SPECIAL_JOB_ID
 from client_core.pushed import PushedState, PushWait, Route
 from client_core.settings import ClientSettings
 from client_core.starts import StartResult, StartSpec
+from client_core.watch_list import job_ids_in, read_watch_file
 from client_core.webhooks import WebhookReceiver
 
 __all__ = [
@@ -65,5 +66,7 @@ __all__ = [
     "VideoSimError",
     "WatchResult",
     "WebhookReceiver",
+    "job_ids_in",
+    "read_watch_file",
     "wait_for",
 ]

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from api_profiles import Profile
+from api_profiles import DEFAULT_PROFILE, Profile, load_profile
 from client_core.admission import Lane
 from client_core.answers import (
     HealthCheck,
@@ -84,7 +84,9 @@ class ClientOptions:
     max_in_flight: int = 64
     max_rps: float | None = None
     max_server_pause_s: float = DEFAULT_MAX_SERVER_PAUSE_S
-    profile: Profile | None = None  # None or a native one: videosim's own protocol
+    # The job API spoken: a built-in profile's name or a profile file's path (a string,
+    # so the options cross a process pipe; the client loads it).
+    profile: str = DEFAULT_PROFILE
 
 
 class VideoSimClient:
@@ -111,7 +113,7 @@ class VideoSimClient:
             max_server_pause_s=options.max_server_pause_s,
             transport=transport,
             clock=clock,
-            profile=options.profile,
+            profile=load_profile(options.profile),
         )
 
     def __init__(

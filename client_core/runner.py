@@ -54,6 +54,7 @@ from client_core.policy import BackoffPolicy, Jitter
 from client_core.protocol import SPECIAL_JOB_ID
 from client_core.settings import ClientSettings
 from client_core.starts import DEFAULT_START_DEADLINE_S, StartResult, StartSpec
+from client_core.watch_list import job_ids_in, read_watch_file
 from client_core.webhooks import WebhookReceiver
 from settings_cli import CommandLine
 
@@ -420,14 +421,9 @@ async def _start_and_watch(
 
 def _ids_to_watch(given: Sequence[str], path: Path | None) -> tuple[str, ...]:
     """The ids of --watch and --watch-file, in order, each once; ValueError in one line."""
-    ids = [job_id.strip() for job_id in given]
+    ids = job_ids_in("\n".join(given))
     if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"cannot read --watch-file {path}: {exc}") from None
-        ids += [line.strip() for line in text.splitlines()]
-    ids = [job_id for job_id in ids if job_id and not job_id.startswith("#")]
+        ids += read_watch_file(path)
     return tuple(dict.fromkeys(ids))
 
 

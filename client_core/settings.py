@@ -107,7 +107,7 @@ class ClientSettings(BaseSettings):
     def client_options(self) -> ClientOptions:
         """How the client reaches the server, as a typed struct."""
         return ClientOptions(
-            profile=self.api_profile,
+            profile=self.profile,
             api_key=self.api_key,
             client_id=self.client_id,
             connect_timeout_s=self.connect_timeout_s,

@@ -141,7 +141,9 @@ def emulation_router(profile: Profile) -> APIRouter:
             if hold_s > 0:
                 await store.wait_until_settled(job, min(hold_s, server.settings.long_poll_max_s))
             now = clock.now()
-            await store.record_poll(job, now, server.settings.hints)
+            # the record notes a Retry-After only where this API sends one
+            hints = server.settings.hints and profile.emulation.retry_after_s is not None
+            await store.record_poll(job, now, hints)
         except StoreUnavailable:
             return _error(503, "job store unavailable", {"Retry-After": "1"})
         headers = {}

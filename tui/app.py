@@ -25,6 +25,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
+from api_profiles import load_profile
 from client_core import SPECIAL_JOB_ID, BackoffPolicy, Strategy
 from tui.compare import BatchJob, PolicyRun
 from tui.embedded import EmbeddedServer, EmbeddedServerError, server_answers
@@ -55,6 +56,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.policy_editor import PolicyEditorScreen
 from tui.screens.sort_picker import SortChoice, SortPickerScreen
 from tui.screens.spawn import SpawnScreen
+from tui.screens.watch_ids import WatchIdsScreen
 from tui.settings import DashboardSettings
 from tui.widgets.job_table import CHOOSABLE_COLUMNS, COLUMN_LABELS, JobTable
 from tui.widgets.search_bar import SearchBar
@@ -85,6 +87,10 @@ class VideoSimApp(OperatorTools):
         self.clock = clock
         self.board = JobBoard(history_length=settings.history_length)
         self.defaults = JobSpec(strategy=settings.strategy, policy=settings.policy)
+        self.api = load_profile(settings.client_options.profile)  # the job API spoken
+        if not self.api.native:
+            self.title = f"videosim · {self.api.title}"
+        self._to_watch = settings.watch_ids  # watched once the first engine is ready
         self.state_filter: JobState | None = None
         self.sort_column = SortColumn.ADDED
         self.sort_reverse = False
@@ -204,9 +210,12 @@ class VideoSimApp(OperatorTools):
         self.run_worker(self.engine.start(), name="engine", group="engine", exit_on_error=False)
 
     def engine_ready(self) -> None:
-        """A new engine watches what the board still shows as live (after a crash)."""
+        """A new engine watches what the board still shows as live (after a crash), and
+        the first one the ids given with --watch-file."""
         if self.engine is None:
             return
+        to_watch, self._to_watch = self._to_watch, ()
+        self.watch_ids(list(to_watch))
         for view in self.board:
             if not view.finished and view.job_id:
                 self.engine.watch(
@@ -389,11 +398,28 @@ class VideoSimApp(OperatorTools):
     # -- what the user can do (also called by the other screens) -----------------------------
 
     def spawn(self, request: SpawnRequest) -> None:
+        if not self.settings.allow_start:
+            self.notify(
+                f"Spawning starts real {self.api.title} jobs (it may cost money): run with "
+                "--allow-start to allow it; w watches jobs that exist",
+                title="Not started",
+                severity="warning",
+            )
+            return
         if (engine := self._connected_engine()) is None:
             return
         specs = request.specs(self._rng)
         engine.start_jobs(specs)
         self.board.starting += len(specs)
+
+    def watch_ids(self, job_ids: list[str]) -> None:
+        """Watch jobs that exist already, each on a new row, with the default policy."""
+        if not job_ids or self._connected_engine() is None:
+            return
+        for job_id in job_ids:
+            self.watch_existing(job_id, replace(self.defaults, job_id=job_id))
+        self.refresh_view()
+        self.notify(f"Watching {len(job_ids)} existing job(s)")
 
     def watch_existing(self, job_id: str, spec: JobSpec) -> str | None:
         """Watch a job that already exists (the special job, or a retry) on a new row."""
@@ -533,7 +559,17 @@ class VideoSimApp(OperatorTools):
         self.push_screen(form, spawn_if_given)
 
     def action_spawn_special(self) -> None:
+        if not self.api.native:
+            self.notify(f"{self.api.title} has no special job", severity="warning")
+            return
         self.watch_existing(SPECIAL_JOB_ID, replace(self.defaults, job_id=SPECIAL_JOB_ID))
+
+    def action_watch_ids(self) -> None:
+        def watch_if_given(job_ids: list[str] | None) -> None:
+            if job_ids:
+                self.watch_ids(job_ids)
+
+        self.push_screen(WatchIdsScreen(self.api.title), watch_if_given)
 
     def action_open_detail(self) -> None:
         if (key := self.table.cursor_key) is not None:

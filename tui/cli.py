@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import secrets
 import shlex
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
-from client_core import ClientSettings, Jitter, Strategy
+from api_profiles import builtin_names, load_profile
+from client_core import ClientSettings, Jitter, Strategy, read_watch_file
 from client_core.protocol import check_url
 from settings_cli import CommandLine, UsageError, first_error_line, port_number
 from tui import remembered, web
@@ -40,6 +44,14 @@ def build_command_line() -> CommandLine:
     cli.setting("--server-url", field="server_url",
                 help="connect to this server only (no embedded server)")  # fmt: skip
     cli.setting("--api-key", field="api_key", help="sent as X-Api-Key")
+    cli.setting("--profile", field="profile", metavar="NAME|PATH",
+                help=f"the job API spoken: {', '.join(builtin_names())} or a profile file "
+                     "(default videosim); the embedded server emulates it")  # fmt: skip
+    cli.option("--watch-file", type=Path, metavar="PATH",
+               help="watch the job ids in this file once connected (starts nothing)")  # fmt: skip
+    cli.option("--allow-start", action="store_true",
+               help="allow spawning on a --server-url that speaks another API's profile "
+                    "(it may cost money)")  # fmt: skip
     cli.setting("--strategy", field="strategy", choices=[s.value for s in Strategy],
                 help="for new jobs")  # fmt: skip
     cli.setting("--preset", field="preset", choices=["default", "original", "fixed"],
@@ -106,6 +118,13 @@ def build_settings(args: argparse.Namespace) -> DashboardSettings:
     url_given = "server_url" in client.model_fields_set
     if url_given:
         check_server_url(client.server_url)
+    profile = client.api_profile
+    if not profile.native and not url_given:  # the embedded server emulates the profile
+        embedded_args = ("--profile", client.profile, *embedded_args)
+    try:
+        watch_ids = tuple(read_watch_file(args.watch_file)) if args.watch_file else ()
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     return DashboardSettings(
         server_url=client.server_url if url_given else None,
         client_options=client.client_options(),
@@ -117,6 +136,8 @@ def build_settings(args: argparse.Namespace) -> DashboardSettings:
         max_duration_s=args.max_duration,
         export_dir=args.export_dir,
         given=frozenset(client.model_fields_set),
+        watch_ids=watch_ids,
+        allow_start=profile.native or not url_given or args.allow_start,
     )
 
 
@@ -128,6 +149,15 @@ def check_server_url(url: str) -> None:
         raise SettingsError(f"invalid setting server_url: {exc}") from None
 
 
+def give_the_emulator_a_key(settings: DashboardSettings) -> None:
+    """An embedded server emulating a profile wants the profile's auth header, with any
+    key: when the variable is not set, a throwaway one is set for this process and its
+    engine (never for a --server-url, which may be the real API)."""
+    auth = load_profile(settings.client_options.profile).auth
+    if settings.server_url is None and auth is not None and not os.environ.get(auth.env):
+        os.environ[auth.env] = f"emulated-{secrets.token_hex(8)}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -135,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
+    give_the_emulator_a_key(settings)
     if args.reset and (note := remembered.forget()):
         print(f"{PROG}: {note}", file=sys.stderr)
     if args.web:

@@ -253,7 +253,10 @@ class Engine:
             check = await self._client.health()
             note = ""
             if not check.health_route:
+                profile = self._client.profile
                 note = ORIGINAL_API
+                if profile is not None and not profile.native:
+                    note = f"{profile.title}, no health route"
             elif check.degraded:
                 note = "at its job cap: new starts wait"
             push_note = self._note_push_waits()

@@ -32,6 +32,9 @@ MAIN_KEYS: tuple[KeyAction, ...] = (
     KeyAction(
         "s", "spawn_special", "Special", "Watch special-pending-job (never finishes)", show=False
     ),
+    KeyAction(
+        "w", "watch_ids", "Watch ids", "Watch jobs that exist already: paste their ids", show=False
+    ),
     KeyAction("enter", "open_detail", "Detail", "Open the job under the cursor", show=False),
     KeyAction(
         "space",
@@ -129,6 +132,11 @@ COLUMN_KEYS: tuple[KeyAction, ...] = (
     KeyAction("ctrl+s", "submit", "Show", "Show the ticked columns (same as the Show button)"),
 )
 
+WATCH_IDS_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("escape", "close", "Cancel", "Close without watching anything"),
+    KeyAction("ctrl+s", "submit", "Watch", "Watch the ids (same as the Watch button)"),
+)
+
 DETAIL_KEYS: tuple[KeyAction, ...] = (
     KeyAction("escape", "back", "Back", "Back to the job table"),
     KeyAction("c", "cancel", "Cancel", "Cancel this job's watch"),
@@ -166,6 +174,7 @@ KEY_GROUPS: tuple[tuple[str, tuple[KeyAction, ...]], ...] = (
     ("Search box", SEARCH_KEYS),
     ("Sort picker", PICKER_KEYS),
     ("Column chooser", COLUMN_KEYS),
+    ("Watch ids", WATCH_IDS_KEYS),
     ("Job detail", DETAIL_KEYS),
     ("Compare", COMPARE_KEYS),
     ("Event log", EVENT_LOG_KEYS),

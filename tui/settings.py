@@ -35,3 +35,7 @@ class DashboardSettings:
     max_duration_s: float = DEFAULT_MAX_DURATION_S  # the server's cap on duration_s
     export_dir: str | None = None  # where `e` writes; None: export.default_directory()
     given: frozenset[str] = frozenset()  # set by a flag or the environment: beat remembered
+    watch_ids: tuple[str, ...] = ()  # jobs that exist already, watched once connected
+    # Spawning on an API other than videosim's may cost money: only with --allow-start,
+    # or against the emulator the dashboard starts itself.
+    allow_start: bool = True

@@ -127,3 +127,11 @@ def test_a_bad_profile_file_is_one_line_naming_the_field_and_line(
 def test_an_unknown_profile_name_lists_the_built_ins() -> None:
     with pytest.raises(ProfileError, match=r"unknown profile 'replicat'.*replicate"):
         load_profile("replicat")
+
+
+def test_the_profile_written_from_scratch_in_the_docs_is_the_one_the_tests_run() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "profiles.md").read_text()
+    written = (FIXTURES / "render-farm.toml").read_text().rstrip()
+    assert f"```toml\n{written}\n```" in docs
+    assert len(written.splitlines()) < 30
+    load_profile(str(FIXTURES / "render-farm.toml"))

@@ -213,6 +213,7 @@ class FakeClient:
     """Stands in for VideoSimClient (through make_app's client_factory) with fixed answers."""
 
     circuit_open = False
+    profile = None  # videosim's own protocol
 
     def __init__(self, url: str) -> None:
         self.url = url

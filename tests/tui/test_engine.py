@@ -55,6 +55,7 @@ class SteppedClient:
     """Jobs start at once; each watch polls whenever the test releases ``step``."""
 
     circuit_open = False
+    profile = None  # videosim's own protocol
 
     def __init__(self, *, health_404: bool = False) -> None:
         self.step = asyncio.Event()

@@ -15,6 +15,7 @@ from tui.screens.help import HelpScreen, display_keys
 from tui.screens.policy_editor import PolicyEditorScreen
 from tui.screens.sort_picker import SortPickerScreen
 from tui.screens.spawn import SpawnScreen
+from tui.screens.watch_ids import WatchIdsScreen
 from tui.widgets.job_table import JobTable
 from tui.widgets.search_bar import SearchBar
 
@@ -49,6 +50,7 @@ def test_every_key_has_an_action_where_it_is_bound() -> None:
         "Search box": [SearchBar],
         "Sort picker": [SortPickerScreen],
         "Column chooser": [ColumnChooserScreen],
+        "Watch ids": [WatchIdsScreen],
     }
     for group, keys in KEY_GROUPS:
         for owner in owners[group]:

@@ -702,7 +702,7 @@ class JobTable(ScrollView, can_focus=True):
     def _hint(self, width: int) -> Strip:
         state_filter, search = self._view_settings.state_filter, self._view_settings.search
         if len(self.jobs) == 0:
-            hint = "No jobs yet: press n to spawn some (s watches the special job)."
+            hint = "No jobs yet: press n to spawn some (w watches jobs that exist)."
         elif search:
             hint = f"No job matches the search '{search}': press / then esc to clear it."
         else:
