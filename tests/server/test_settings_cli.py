@@ -135,6 +135,7 @@ def test_every_flag_reaches_its_setting(clean_cwd: Path) -> None:
             "--callback-failure-details",
             "--callback-attempts=3",
             "--callback-takeover=1.5",
+            "--profile=openai-batches",
         ]
     )
     assert settings.model_dump() == {
@@ -146,6 +147,7 @@ def test_every_flag_reaches_its_setting(clean_cwd: Path) -> None:
         "long_poll_max_s": 3.0,
         "plain": False,
         "seed": 9,
+        "profile": "openai-batches",
         "reload": False,
         "max_jobs": 5,
         "max_batch": 11,
