@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from api_profiles import load_profile
 from client_core import ClientOptions, Outcome, Strategy
 from tests.support.live_server import LiveServer
 from tests.tui.conftest import FAST_POLICY, fast_settings, wait_until
@@ -23,6 +24,14 @@ def replicate() -> Iterator[LiveServer]:
         yield server
 
 
+@pytest.fixture(scope="module", params=["replicate", "openai-batches", "heygen", "azure-operation"])
+def emulator(request: pytest.FixtureRequest) -> Iterator[tuple[str, LiveServer]]:
+    name = str(request.param)
+    args = ["--profile", name, "--delay", "0.4", "--seed", "5", "--api-key", KEY]
+    with LiveServer(args=args) as server:
+        yield name, server
+
+
 async def recorded_result(server: LiveServer, job_id: str) -> str:
     async with httpx.AsyncClient(base_url=server.url, headers={"X-Api-Key": KEY}) as http:
         answer = await http.get(f"/jobs/{job_id}")
@@ -30,12 +39,15 @@ async def recorded_result(server: LiveServer, job_id: str) -> str:
     return str(answer.json()["result"])
 
 
-async def test_the_dashboard_spawns_and_watches_100_replicate_jobs_to_their_outcomes(
-    replicate: LiveServer, monkeypatch: pytest.MonkeyPatch
+async def test_the_dashboard_spawns_and_watches_100_jobs_to_their_outcomes(
+    emulator: tuple[str, LiveServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("REPLICATE_API_TOKEN", KEY)
-    settings = fast_settings(client_options=ClientOptions(profile="replicate"))
-    app = make_app(server_url=replicate.url, settings=settings)
+    name, server = emulator
+    auth = load_profile(name).auth
+    assert auth is not None
+    monkeypatch.setenv(auth.env, KEY)
+    settings = fast_settings(client_options=ClientOptions(profile=name))
+    app = make_app(server_url=server.url, settings=settings)
     async with app.run_test(size=(140, 40)) as pilot:
         await wait_until(pilot, lambda: app.connected, "the engine")
         app.spawn(SpawnRequest(count=100, strategy=Strategy.AUTO, policy=FAST_POLICY))
@@ -49,7 +61,7 @@ async def test_the_dashboard_spawns_and_watches_100_replicate_jobs_to_their_outc
         assert outcomes == {Outcome.COMPLETED, Outcome.ERROR}
         for view in list(app.board)[::10]:
             assert view.outcome is not None
-            assert view.outcome.value == await recorded_result(replicate, view.job_id)
+            assert view.outcome.value == await recorded_result(server, view.job_id)
 
 
 async def test_ids_pasted_into_the_dashboard_are_watched_and_spawning_needs_allow_start(

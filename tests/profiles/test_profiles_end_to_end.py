@@ -149,3 +149,15 @@ def test_an_unknown_profile_is_one_line_and_exit_2_for_the_runner_and_the_server
                             capture_output=True, text=True, timeout=30)  # fmt: skip
     assert server.returncode == 2
     assert "unknown profile 'replicat'" in server.stderr and "Traceback" not in server.stderr
+
+
+def test_the_original_profile_is_the_plain_server_and_the_client_polls_it_as_before(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with LiveServer(args=["--profile", "original", "--delay", "0.3"]) as server:
+        assert httpx.get(f"{server.url}/capabilities", timeout=5).status_code == 404
+        code = main(["--server-url", server.url, "--profile", "original", "--jobs", "5",
+                     "--no-special", *FAST])  # fmt: skip
+    result = summary(capsys.readouterr().out)
+    assert code == EXIT_OK and result["profile"] == "original"
+    assert result["strategy"] == {"asked": "auto", "used": {"backoff": 5}}
