@@ -22,7 +22,7 @@ from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.driver import Driver
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Static
+from textual.widgets import Button, Header, Static
 from textual.worker import Worker, WorkerState
 
 from api_profiles import load_profile
@@ -58,6 +58,7 @@ from tui.screens.sort_picker import SortChoice, SortPickerScreen
 from tui.screens.spawn import SpawnScreen
 from tui.screens.watch_ids import WatchIdsScreen
 from tui.settings import DashboardSettings
+from tui.widgets.footer import Footer
 from tui.widgets.job_table import CHOOSABLE_COLUMNS, COLUMN_LABELS, JobTable
 from tui.widgets.search_bar import SearchBar
 from tui.widgets.summary_bar import ServerHealth, SummaryBar, counts_text, view_text

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-from client_core import POLICY_FIELDS, BackoffPolicy, Jitter, Strategy
+from client_core import BackoffPolicy, Jitter, Strategy
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,43 +61,58 @@ def preset_named(name: str) -> PolicyPreset:
     raise KeyError(name)
 
 
-#: The policy editor's fields are the policy's own (client_core.policy.POLICY_FIELDS);
-#: blank optional fields mean "none".
-OPTIONAL_FIELDS = frozenset({"max_attempts", "deadline_s", "seed"})
-INTEGER_FIELDS = frozenset({"max_attempts", "seed"})
-
-
 def policy_to_text(policy: BackoffPolicy) -> dict[str, str]:
-    """The editor's text for each field of ``policy``."""
-    values: dict[str, str] = {}
-    for name in POLICY_FIELDS:
-        value = getattr(policy, name)
-        values[name] = (
-            "" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
-        )
-    return values
+    """The editor's text for each field of ``policy`` (its fields are the policy's own,
+    client_core.policy.POLICY_FIELDS; a blank optional field means "none")."""
+    return {
+        name: "" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+        for name, value in asdict(policy).items()
+    }
 
 
 def policy_from_text(fields: Mapping[str, str]) -> BackoffPolicy:
     """Build a policy from the editor's text; the ValueError names the field at fault."""
-    values: dict[str, object] = {}
-    for name in POLICY_FIELDS:
-        text = fields.get(name, "").strip()
-        if name == "jitter":
-            values[name] = text or Jitter.NONE
-        elif not text and name in OPTIONAL_FIELDS:
-            values[name] = None
-        elif name in INTEGER_FIELDS:
-            try:
-                values[name] = int(text)
-            except ValueError:
-                raise ValueError(f"{name} must be a whole number or blank (got {text!r})") from None
-        else:
-            try:
-                values[name] = float(text)
-            except ValueError:
-                raise ValueError(f"{name} must be a number (got {text!r})") from None
-    return BackoffPolicy(**values)  # type: ignore[arg-type]  # validates the combination
+
+    def text(name: str) -> str:
+        return fields.get(name, "").strip()
+
+    def number(name: str) -> float:
+        try:
+            return float(text(name))
+        except ValueError:
+            raise ValueError(f"{name} must be a number (got {text(name)!r})") from None
+
+    def optional_number(name: str) -> float | None:
+        return number(name) if text(name) else None
+
+    def optional_whole(name: str) -> int | None:
+        if not text(name):
+            return None
+        try:
+            return int(text(name))
+        except ValueError:
+            raise ValueError(
+                f"{name} must be a whole number or blank (got {text(name)!r})"
+            ) from None
+
+    def jitter() -> Jitter:
+        given = text("jitter") or Jitter.NONE.value
+        try:
+            return Jitter(given.lower())
+        except ValueError:
+            kinds = ", ".join(kind.value for kind in Jitter)
+            raise ValueError(f"jitter must be one of {kinds} (got {given!r})") from None
+
+    return BackoffPolicy(  # validates the combination
+        initial_s=number("initial_s"),
+        multiplier=number("multiplier"),
+        max_delay_s=number("max_delay_s"),
+        jitter=jitter(),
+        jitter_ratio=number("jitter_ratio"),
+        max_attempts=optional_whole("max_attempts"),
+        deadline_s=optional_number("deadline_s"),
+        seed=optional_whole("seed"),
+    )
 
 
 #: The most delays the policy editor lists (a budget of 1000 polls would fill the screen).

@@ -7,10 +7,11 @@ from collections.abc import Collection, Mapping
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Label, SelectionList, Static
+from textual.widgets import Button, Label, SelectionList, Static
 
 from tui.keys import COLUMN_KEYS
 from tui.model import SortColumn
+from tui.widgets.footer import Footer
 
 
 class ColumnChooserScreen(ModalScreen[tuple[SortColumn, ...] | None]):

@@ -19,7 +19,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Header, Input, Label, SelectionList, Static
+from textual.widgets import Button, DataTable, Header, Input, Label, SelectionList, Static
 from textual_plotext import PlotextPlot
 
 from tui.compare import (
@@ -38,6 +38,7 @@ from tui.screens.form_fields import (
     parse_durations,
     parse_integer,
 )
+from tui.widgets.footer import Footer
 
 #: Runs ``presets`` on ``batch`` where the client lives (the app's polling engine), calling
 #: back with the watches finished so far; cancelling it stops the run.

@@ -16,10 +16,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Label, Static
+from textual.widgets import DataTable, Header, Label, Static
 
 from tui.keys import DETAIL_KEYS
 from tui.model import JobBoard, Now, PollRecord, WatchedJob
+from tui.widgets.footer import Footer
 from tui.widgets.job_table import OUTCOME_STYLES, PUSHED_STRATEGIES, STATUS_STYLES
 
 #: The server's record of a job id (the polling engine fetches it).

@@ -9,10 +9,11 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, RichLog
+from textual.widgets import Header, Label, RichLog
 
 from tui.event_log import EventLog, LoggedEvent
 from tui.keys import EVENT_LOG_KEYS
+from tui.widgets.footer import Footer
 
 SEVERITY_STYLES = {"information": "", "warning": "yellow", "error": "red"}
 REFRESH_S = 0.25

@@ -10,9 +10,10 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.keys import format_key
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
 
 from tui.keys import KEY_GROUPS
+from tui.widgets.footer import Footer
 
 
 def display_keys(key: str) -> str:

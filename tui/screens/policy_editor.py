@@ -13,12 +13,13 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.validation import Function, Number
-from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Select, Static
 
 from client_core import POLICY_FIELDS, BackoffPolicy, Jitter, Strategy
 from tui.keys import POLICY_KEYS
 from tui.model import JobSpec
 from tui.policies import policy_from_text, policy_to_text, strategy_preview
+from tui.widgets.footer import Footer
 
 FIELD_HELP = {
     "initial_s": "first delay (s)",

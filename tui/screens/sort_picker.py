@@ -5,11 +5,12 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Label, OptionList
+from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from tui.keys import PICKER_KEYS
 from tui.model import SortColumn
+from tui.widgets.footer import Footer
 
 SortChoice = tuple[SortColumn, bool]  # the column, and True for descending
 

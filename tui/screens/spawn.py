@@ -14,7 +14,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Select, Static
 
 from client_core import BackoffPolicy, Strategy
 from tui.keys import SPAWN_KEYS
@@ -27,6 +27,7 @@ from tui.screens.form_fields import (
     parse_durations,
 )
 from tui.settings import DEFAULT_MAX_DURATION_S
+from tui.widgets.footer import Footer
 
 MAX_SPAWN = 10_000
 DEFAULT_POLICY = "default"

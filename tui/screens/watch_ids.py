@@ -7,10 +7,11 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Label, Static, TextArea
+from textual.widgets import Button, Label, Static, TextArea
 
 from client_core import job_ids_in
 from tui.keys import WATCH_IDS_KEYS
+from tui.widgets.footer import Footer
 
 MAX_IDS = 10_000  # at once; the board holds many more
 
