@@ -8,15 +8,14 @@ the runner, the dashboard and the server's emulator all read profiles through he
 
 from __future__ import annotations
 
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonpointer
-from pydantic import ValidationError
 
 from api_profiles.model import Auth, Emulation, LongPoll, Phase, Profile, Start, Status
+from settings_cli.toml_files import TomlFileError, parse_toml_model
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -66,21 +65,9 @@ def load_profile(name_or_path: str) -> Profile:
 
 def parse_profile(text: str, where: str) -> Profile:
     try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{where}: not valid TOML: {exc}") from None
-    try:
-        return Profile.model_validate(document)
-    except ValidationError as exc:
-        errors = sorted(exc.errors(), key=lambda e: e["type"] == "missing")  # the odd first
-        error = errors[0]
-        location = [str(part) for part in error["loc"]]
-        field = ".".join(location) or "(the file)"
-        line = _line_of(text, location)
-        at = f" line {line}" if line else ""
-        message = error["msg"].removeprefix("Value error, ")
-        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        raise ProfileError(f"{where}{at}: {field}: {message}{more}") from None
+        return parse_toml_model(text, where, Profile)
+    except TomlFileError as exc:
+        raise ProfileError(str(exc)) from None
 
 
 def read_pointer(document: object, pointer: str) -> object:
@@ -101,24 +88,3 @@ def write_pointer(document: dict[str, Any], pointer: str, value: object) -> None
     for part in parts[:-1]:
         node = node.setdefault(part, {})
     node[parts[-1]] = value
-
-
-def _line_of(text: str, location: list[str]) -> int | None:
-    """The line of the key an error names: its table's header first, then the key."""
-    lines = text.splitlines()
-    start = 0
-    keys = [part for part in location if not part.isdigit()]
-    for depth in range(len(keys) - 1, 0, -1):
-        header = "[" + ".".join(keys[:depth]) + "]"
-        found = next((n for n, line in enumerate(lines) if line.strip() == header), None)
-        if found is not None:
-            start = found
-            break
-    if not keys:
-        return None
-    key = keys[-1]
-    for number in range(start, len(lines)):
-        stripped = lines[number].lstrip()
-        if stripped.startswith((f"{key} ", f"{key}=")):
-            return number + 1
-    return start + 1 if start else None
