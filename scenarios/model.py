@@ -178,10 +178,9 @@ class Scenario(Strict):
         active = [phase for phase in self.phases if phase.active_at(elapsed_s)]
         unavailable = [p for p in active if p.kind in ("unavailable", "outage")]
         limits = [p.rps for p in active if p.kind == "rate-limit"]
+        shares = [1.0 if p.kind == "outage" else p.share for p in unavailable]
         return FaultState(
-            unavailable_rate=max(
-                (1.0 if p.kind == "outage" else p.share for p in unavailable), default=0.0
-            ),  # fmt: skip
+            unavailable_rate=max(shares, default=0.0),
             retry_after_s=max((p.retry_after_s for p in unavailable), default=1),
             rate_limit_rps=min(limits, default=0.0),
             latency_ms=sum(p.latency_ms for p in active if p.kind == "latency"),
