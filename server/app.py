@@ -75,6 +75,7 @@ from server.push.webhooks import (
     callback_url_pattern,
     refused_callback_message,
 )
+from server.scenario_player import ScenarioPlayer, ScenarioStatus
 from server.settings import ServerSettings
 from server.stores.base import (
     IdempotencyClaim,
@@ -107,6 +108,7 @@ class ServerState:
     capabilities_header: str | None  # X-Capabilities, computed once
     webhooks: WebhookDeliveries
     callback_url: re.Pattern[str]  # what a callback_url must match on this server
+    scenario: ScenarioPlayer | None = None  # --scenario: its timeline and job durations
 
 
 # --- dependencies ---------------------------------------------------------------------
@@ -279,7 +281,7 @@ async def _create_once(
         canonical = "[" + ",".join(body.model_dump_json() for body in bodies) + "]"
         claim = IdempotencyClaim(caller_identity(request), key, fingerprint(route, canonical))
     try:
-        started = await _create(state.store, bodies, claim, client_id)
+        started = await _create(state, bodies, claim, client_id)
     except IdempotencyConflict as error:
         raise HTTPException(409, str(error)) from error
     if started.replayed:
@@ -302,13 +304,20 @@ async def _create_once(
 
 
 async def _create(
-    store: JobStore,
+    state: ServerState,
     bodies: Sequence[StartRequest],
     claim: IdempotencyClaim | None = None,
     client_id: str | None = None,
 ) -> StartedJobs:
+    """The jobs of ``bodies``; one without a duration gets the scenario's next, if one is
+    played (else the store's default)."""
+    store, scenario = state.store, state.scenario
     try:
-        specs = [(body.duration_s, body.outcome) for body in bodies]
+        specs = [
+            (body.duration_s if body.duration_s is not None or scenario is None
+             else scenario.next_duration(), body.outcome)
+            for body in bodies
+        ]  # fmt: skip
         return await store.create_many(specs, claim, client_id)
     except JobLimitReached as error:
         retry_after = retry_after_header(await store.seconds_until_room(len(bodies)))
@@ -376,7 +385,7 @@ async def start_job_plain(state: StateDep, fault: InjectedFault) -> JSONResponse
     """The original's answer, byte for byte: ``{"job_id": "..."}`` and nothing else."""
     if fault is not None:
         raise _rejected(fault)
-    job = (await _create(state.store, [StartRequest()])).jobs[0]
+    job = (await _create(state, [StartRequest()])).jobs[0]
     return JSONResponse({"job_id": job.job_id})
 
 
@@ -643,6 +652,33 @@ async def put_faults(new_faults: Faults, faults: FaultsDep, store: StoreDep) -> 
     return faults.faults
 
 
+_NO_SCENARIO: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorMessage, "description": "the server plays no scenario (--scenario)"}
+}
+
+
+def _player(state: ServerState) -> ScenarioPlayer:
+    if state.scenario is None:
+        raise HTTPException(404, "this server plays no scenario (start it with --scenario)")
+    return state.scenario
+
+
+@jobs_router.get("/admin/scenario", responses=_NO_SCENARIO, summary="The scenario's timeline")
+async def get_scenario(state: StateDep) -> ScenarioStatus:
+    """Where the timeline is: the phases in force, the faults, and the next change."""
+    return _player(state).status()
+
+
+@jobs_router.post(
+    "/admin/scenario/start", responses=_NO_SCENARIO, summary="Start the scenario's timeline again"
+)
+async def start_scenario(state: StateDep) -> ScenarioStatus:
+    """From its first moment, with its durations from the top; jobs already made stay."""
+    player = _player(state)
+    player.start()
+    return player.status()
+
+
 @health_router.get(
     "/healthz",
     summary="Liveness; never needs the API key, never faulted",
@@ -839,11 +875,15 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
         ),
         callback_url=re.compile(callback_url_pattern(settings)),
     )
+    if (scenario := settings.played_scenario) is not None:
+        state.scenario = ScenarioPlayer(scenario, clock, store.schedule, faults)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.open()
         state.webhooks.start()
+        if state.scenario is not None:
+            state.scenario.start()
         for job, url, secret, attempts in await store.callbacks_to_resume():
             state.webhooks.resume(job, url, secret, attempts)
         following = None

@@ -63,6 +63,7 @@ _VALUE_FLAGS: list[tuple[str, str, str]] = [
     ("--callback-attempts", "callback_attempts", "N"),
     ("--callback-takeover", "callback_takeover_s", "SECONDS"),
     ("--profile", "profile", "NAME|PATH"),
+    ("--scenario", "scenario", "NAME|PATH"),
 ]
 
 

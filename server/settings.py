@@ -15,6 +15,8 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api_profiles import DEFAULT_PROFILE, Profile, builtin_names, load_profile
+from scenarios import Scenario, load_scenario
+from scenarios import builtin_names as scenario_names
 from server.models import Faults
 from server.stores.base import StoreOptions
 from server.stores.urls import store_kind
@@ -67,6 +69,12 @@ class ServerSettings(BaseSettings):
     )
     seed: int | None = Field(
         None, description="seed for outcomes and faults (job ids are always random)"
+    )
+    scenario: str | None = Field(
+        None,
+        description="play a scenario's fault timeline and job durations: a built-in "
+        f"({', '.join(scenario_names())}) or a scenario file; GET /admin/scenario tells "
+        "where it is",
     )
     profile: str = Field(
         DEFAULT_PROFILE,
@@ -274,6 +282,27 @@ class ServerSettings(BaseSettings):
     @property
     def api_profile(self) -> Profile:
         return load_profile(self.profile)
+
+    @field_validator("scenario")
+    @classmethod
+    def _known_scenario(cls, value: str | None) -> str | None:
+        if value is not None:
+            load_scenario(value)  # raises ScenarioError, a ValueError, with one line
+        return value
+
+    @property
+    def played_scenario(self) -> Scenario | None:
+        return None if self.scenario is None else load_scenario(self.scenario)
+
+    @model_validator(mode="after")
+    def _scenario_seeds_the_run(self) -> Self:
+        """A scenario's seed and outcome mix, unless given: the same jobs every run."""
+        if (scenario := self.played_scenario) is not None:
+            if "seed" not in self.model_fields_set:
+                self.seed = scenario.seed
+            if "error_rate" not in self.model_fields_set:
+                self.error_rate = scenario.jobs.error_rate
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

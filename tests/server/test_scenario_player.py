@@ -1,0 +1,57 @@
+"""The server playing a scenario: phases exactly on time on a fake clock, the same jobs
+for the same scenario."""
+
+from __future__ import annotations
+
+from scenarios import load_scenario
+from tests.server.conftest import Server, ServerFactory
+
+
+async def status_code(server: Server, job_id: str) -> tuple[int, str | None]:
+    answer = await server.http.get(f"/status/{job_id}")
+    return answer.status_code, answer.headers.get("Retry-After")
+
+
+async def test_the_server_plays_the_timeline_exactly_on_a_fake_clock(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(scenario="outage")
+    began = (await server.http.post("/admin/scenario/start")).json()
+    assert (began["phases"], began["next_change_in_s"], began["next_phases"]) == (
+        [],
+        4.0,
+        ["outage"],
+    )
+    job_id = (await server.http.post("/start")).json()["job_id"]
+    server.advance(3.999)
+    assert (await status_code(server, job_id))[0] == 200
+    server.advance(0.001)
+    assert await status_code(server, job_id) == (503, "2")
+    during = (await server.http.get("/admin/scenario")).json()
+    assert (during["phases"], during["next_change_in_s"]) == (["outage"], 8.0)
+    assert during["faults"]["unavailable_rate"] == 1.0
+    server.advance(7.999)
+    assert (await status_code(server, job_id))[0] == 503
+    server.advance(0.001)
+    assert (await status_code(server, job_id))[0] == 200
+    after = (await server.http.get("/admin/scenario")).json()
+    assert (after["phases"], after["next_change_in_s"]) == ([], None)
+
+
+async def test_one_scenario_gives_the_same_jobs_every_run(server_factory: ServerFactory) -> None:
+    runs = []
+    for _ in range(2):
+        server = server_factory(scenario="outage")
+        await server.http.post("/admin/scenario/start")
+        started = [(await server.http.post("/start")).json() for _ in range(6)]
+        server.advance(60)
+        records = [(await server.http.get(f"/jobs/{job['job_id']}")).json() for job in started]
+        runs.append([(record["duration_s"], record["outcome"]) for record in records])
+    assert runs[0] == runs[1]
+    assert [duration for duration, _ in runs[0]] == load_scenario("outage").durations()[:6]
+    assert len({outcome for _, outcome in runs[0]}) == 2  # error_rate 0.2, seed 2: both
+
+
+async def test_without_a_scenario_the_admin_route_says_so(server: Server) -> None:
+    answer = await server.http.get("/admin/scenario")
+    assert answer.status_code == 404 and "--scenario" in answer.json()["detail"]
