@@ -136,6 +136,7 @@ def test_every_flag_reaches_its_setting(clean_cwd: Path) -> None:
             "--callback-attempts=3",
             "--callback-takeover=1.5",
             "--profile=openai-batches",
+            "--scenario=steady",
         ]
     )
     assert settings.model_dump() == {
@@ -147,6 +148,7 @@ def test_every_flag_reaches_its_setting(clean_cwd: Path) -> None:
         "long_poll_max_s": 3.0,
         "plain": False,
         "seed": 9,
+        "scenario": "steady",
         "profile": "openai-batches",
         "reload": False,
         "max_jobs": 5,
