@@ -27,7 +27,7 @@ from textual.worker import Worker, WorkerState
 
 from api_profiles import load_profile
 from client_core import SPECIAL_JOB_ID, BackoffPolicy, Strategy
-from tui.compare import BatchJob, PolicyRun
+from client_core.comparison import BatchJob, PolicyPreset, PolicyRun
 from tui.embedded import EmbeddedServer, EmbeddedServerError, server_answers
 from tui.engine_controller import MAX_CRASHES, EngineController, EngineNotReady
 from tui.engine_link import ClientFactory
@@ -48,7 +48,6 @@ from tui.model import (
     merge_row,
 )
 from tui.operator_tools import OperatorTools
-from tui.policies import PolicyPreset
 from tui.screens.column_chooser import ColumnChooserScreen
 from tui.screens.compare import CompareForm, CompareScreen
 from tui.screens.detail import DetailScreen

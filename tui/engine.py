@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from client_core import PushWait, Route, Strategy, VideoSimClient
-from tui.compare import first_error, run_comparison
+from client_core.comparison import first_error, run_comparison
 from tui.engine_protocol import (
     Cancel,
     Command,

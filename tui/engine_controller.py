@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast
 
-from tui.compare import BatchJob, PolicyRun
+from client_core.comparison import BatchJob, PolicyPreset, PolicyRun
 from tui.engine_link import ClientFactory, EngineLink, ProcessLink, ThreadLink
 from tui.engine_protocol import (
     Cancel,
@@ -35,7 +35,6 @@ from tui.engine_protocol import (
     Watch,
 )
 from tui.model import JobSpec, Now
-from tui.policies import PolicyPreset
 
 RESTART_DELAY_S = 0.5  # after an engine crash
 MAX_CRASHES = 5  # crashes within CRASH_WINDOW_S before the controller stops restarting

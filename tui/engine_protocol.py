@@ -19,9 +19,8 @@ from typing import Any, TypeAlias
 import msgspec
 
 from client_core import ClientOptions
-from tui.compare import BatchJob, PolicyRun
+from client_core.comparison import BatchJob, PolicyPreset, PolicyRun
 from tui.model import JobSpec, PollRecord, RowUpdate
-from tui.policies import PolicyPreset
 
 LENGTH = struct.Struct(">I")
 
@@ -80,7 +79,7 @@ class FetchRecord(msgspec.Struct, tag=True):
 
 
 class RunComparison(msgspec.Struct, tag=True):
-    """The compare view's batch under every preset, on the engine's client (tui.compare);
+    """The compare view's batch under every preset, on the engine's client (client_core.comparison);
     answered by :class:`ComparisonProgress` messages and one :class:`ComparisonDone`."""
 
     request: int

@@ -5,60 +5,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from client_core import BackoffPolicy, Jitter, Strategy
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyPreset:
-    name: str
-    strategy: Strategy
-    policy: BackoffPolicy
-    summary: str
-
-
-def presets() -> list[PolicyPreset]:
-    """The set-ups worth comparing, from the original client's to the best the server
-    offers: its pushed states (``batch``, ``stream``) and ``auto``, which picks them."""
-    return [
-        PolicyPreset(
-            "original",
-            Strategy.BACKOFF,
-            BackoffPolicy.original(),
-            "the seed client: 1, 2, 4, 8, 16 s, five polls, no jitter",
-        ),
-        PolicyPreset(
-            "fixed 1s",
-            Strategy.BACKOFF,
-            BackoffPolicy.fixed(1.0),
-            "poll every second: quick to notice, expensive",
-        ),
-        PolicyPreset(
-            "backoff",
-            Strategy.BACKOFF,
-            BackoffPolicy(),
-            "the library's default exponential backoff with jitter",
-        ),
-        PolicyPreset("hinted", Strategy.HINTED, BackoffPolicy(), "sleep until the server's eta"),
-        PolicyPreset(
-            "long-poll", Strategy.LONG_POLL, BackoffPolicy(), "the server holds the request"
-        ),
-        PolicyPreset(
-            "batch", Strategy.BATCH, BackoffPolicy(), "one held request asks for every job"
-        ),
-        PolicyPreset(
-            "stream", Strategy.STREAM, BackoffPolicy(), "the server pushes each end (SSE)"
-        ),
-        PolicyPreset("auto", Strategy.AUTO, BackoffPolicy(), "the best the server offers"),
-    ]
-
-
-def preset_named(name: str) -> PolicyPreset:
-    for preset in presets():
-        if preset.name == name:
-            return preset
-    raise KeyError(name)
 
 
 def policy_to_text(policy: BackoffPolicy) -> dict[str, str]:

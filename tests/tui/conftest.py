@@ -20,8 +20,8 @@ from client_core import (
     PollEvent,
     Strategy,
 )
+from client_core.comparison import PolicyRun
 from tui.app import VideoSimApp, make_app
-from tui.compare import PolicyRun
 from tui.model import JobSpec, JobStarted, PoolBatch, WatchEvent
 from tui.settings import DashboardSettings
 

@@ -9,6 +9,15 @@ import msgspec
 import pytest
 
 from client_core import BackoffPolicy, DelayReason, Jitter, Outcome, Strategy
+from client_core.comparison import (
+    CLIENT_CLOCK,
+    BatchJob,
+    PolicyRun,
+    WatchedJob,
+    draw_batch,
+    presets,
+    takeaway,
+)
 from tests.tui.conftest import (
     JOB_CANCELLED,
     JOB_DONE,
@@ -17,7 +26,6 @@ from tests.tui.conftest import (
     poll,
     synthetic_batch,
 )
-from tui.compare import CLIENT_CLOCK, BatchJob, PolicyRun, WatchedJob, draw_batch, takeaway
 from tui.model import (
     FILTER_CYCLE,
     JobBoard,
@@ -35,7 +43,7 @@ from tui.model import (
     row_values,
     sort_key,
 )
-from tui.policies import policy_from_text, policy_to_text, presets, schedule_preview
+from tui.policies import policy_from_text, policy_to_text, schedule_preview
 from tui.widgets.job_table import cell_text, progress_text, short_id
 
 

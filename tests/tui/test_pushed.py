@@ -10,6 +10,7 @@ import httpx
 from textual.widgets import Select, SelectionList, Static
 
 from client_core import DelayReason, Outcome, PollEvent, Strategy, VideoSimClient
+from client_core.comparison import draw_batch, preset_named, presets, run_comparison
 from tests.support.live_server import LiveServer
 from tests.tui.conftest import (
     FAST_POLICY,
@@ -20,9 +21,7 @@ from tests.tui.conftest import (
     wait_until,
 )
 from tui.app import make_app
-from tui.compare import draw_batch, run_comparison
 from tui.model import JobBoard, JobSpec, SortColumn, SpawnRequest
-from tui.policies import preset_named, presets
 from tui.screens.compare import CompareScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.policy_editor import PolicyEditorScreen

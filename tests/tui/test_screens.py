@@ -12,6 +12,7 @@ from textual.widgets import Button, DataTable, Footer, Input, Select, SelectionL
 from textual_plotext import PlotextPlot
 
 from client_core import SPECIAL_JOB_ID, DelayReason, Strategy
+from client_core.comparison import PolicyRun
 from tests.tui.conftest import (
     JOB_DONE,
     FakeClient,
@@ -25,7 +26,6 @@ from tests.tui.conftest import (
 )
 from tests.tui.original_api import OriginalApiServer
 from tui.app import VideoSimApp, make_app
-from tui.compare import PolicyRun
 from tui.model import PollRecord, SortColumn
 from tui.screens.compare import CompareScreen
 from tui.screens.detail import DetailScreen

@@ -22,15 +22,16 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Header, Input, Label, SelectionList, Static
 from textual_plotext import PlotextPlot
 
-from tui.compare import (
+from client_core.comparison import (
     CLIENT_CLOCK,
     BatchJob,
+    PolicyPreset,
     PolicyRun,
     draw_batch,
+    presets,
     takeaway,
 )
 from tui.keys import COMPARE_KEYS
-from tui.policies import PolicyPreset, presets
 from tui.screens.form_fields import (
     FieldError,
     FieldValidator,

@@ -17,9 +17,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from client_core import BackoffPolicy, Strategy
+from client_core.comparison import presets
 from tui.keys import SPAWN_KEYS
 from tui.model import JobSpec, SpawnRequest
-from tui.policies import presets
 from tui.screens.form_fields import (
     FieldError,
     FieldValidator,

@@ -7,7 +7,8 @@ how many status requests each job cost, and how late the end was noticed
 polling costs. A server that keeps no records (the original simulation has no ``GET
 /jobs/{id}``) gets the requests counted on this client, and the lag as a bound: the job
 ended between the last pending answer and the first final one (the duration asked for is
-no guide: the original ignores it). No Textual here.
+no guide: the original ignores it). The dashboard's compare view and ``videosim-client
+compare`` both run comparisons through here.
 """
 
 from __future__ import annotations
@@ -21,10 +22,63 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from client_core import PollEvent, VideoSimClient, VideoSimError
-from client_core.events import strategies_used_text
-from tui.model import Now
-from tui.policies import PolicyPreset
+from client_core.client import VideoSimClient
+from client_core.errors import VideoSimError
+from client_core.events import PollEvent, Strategy, strategies_used_text
+from client_core.policy import BackoffPolicy
+
+Now = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyPreset:
+    name: str
+    strategy: Strategy
+    policy: BackoffPolicy
+    summary: str
+
+
+def presets() -> list[PolicyPreset]:
+    """The set-ups worth comparing, from the original client's to the best the server
+    offers: its pushed states (``batch``, ``stream``) and ``auto``, which picks them."""
+    return [
+        PolicyPreset(
+            "original",
+            Strategy.BACKOFF,
+            BackoffPolicy.original(),
+            "the seed client: 1, 2, 4, 8, 16 s, five polls, no jitter",
+        ),
+        PolicyPreset(
+            "fixed 1s",
+            Strategy.BACKOFF,
+            BackoffPolicy.fixed(1.0),
+            "poll every second: quick to notice, expensive",
+        ),
+        PolicyPreset(
+            "backoff",
+            Strategy.BACKOFF,
+            BackoffPolicy(),
+            "the library's default exponential backoff with jitter",
+        ),
+        PolicyPreset("hinted", Strategy.HINTED, BackoffPolicy(), "sleep until the server's eta"),
+        PolicyPreset(
+            "long-poll", Strategy.LONG_POLL, BackoffPolicy(), "the server holds the request"
+        ),
+        PolicyPreset(
+            "batch", Strategy.BATCH, BackoffPolicy(), "one held request asks for every job"
+        ),
+        PolicyPreset(
+            "stream", Strategy.STREAM, BackoffPolicy(), "the server pushes each end (SSE)"
+        ),
+        PolicyPreset("auto", Strategy.AUTO, BackoffPolicy(), "the best the server offers"),
+    ]
+
+
+def preset_named(name: str) -> PolicyPreset:
+    for preset in presets():
+        if preset.name == name:
+            return preset
+    raise KeyError(name)
 
 
 @dataclass(frozen=True, slots=True)
