@@ -10,8 +10,9 @@ breaker is open; the breaker's single probe is then the only traffic.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -50,6 +51,9 @@ class ClientStats:
     stream_connects: int = 0  # GET /events connections opened or tried (in requests_sent too)
     stream_resumes: int = 0  # ...of which reconnects carrying Last-Event-ID
     pushed_states: int = 0  # final states pushed: SSE events, batch answers, webhooks
+    # answers 400 and above, by status (429 and 503 mean "come back later"); any route
+    refusals: Counter[int] = field(default_factory=Counter)
+    start_pauses_s: float = 0.0  # start retries that waited as long as a Retry-After said
 
 
 class Channel:
@@ -155,6 +159,8 @@ class Channel:
             if admitted:
                 self.admission.release()
         breaker.record_success()
+        if response.status_code >= 400:
+            stats.refusals[response.status_code] += 1
         return response
 
     def status_path(self, job_id: str) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 
 from client_core.client import VideoSimClient
 from client_core.errors import VideoSimError
-from client_core.events import PollEvent, Strategy, strategies_used_text
+from client_core.events import DelayReason, PollEvent, Strategy, strategies_used_text
 from client_core.policy import BackoffPolicy
 
 Now = Callable[[], float]
@@ -83,8 +83,10 @@ def preset_named(name: str) -> PolicyPreset:
 
 @dataclass(frozen=True, slots=True)
 class BatchJob:
-    duration_s: float
-    outcome: str  # "completed" or "error", fixed so every set-up sees the same batch
+    # fixed so every set-up sees the same batch; None: the server decides (a scenario)
+    duration_s: float | None
+    outcome: str | None  # "completed" or "error"
+    at_s: float = 0.0  # when the job starts, in seconds from the run's start
 
 
 def draw_batch(count: int, seed: int, low_s: float, high_s: float) -> list[BatchJob]:
@@ -118,6 +120,10 @@ class PolicyRun:
     measured_by: str = SERVER_RECORDS
     # The strategy that ended each watch (a fallback shows here): watches per strategy.
     used: dict[str, int] = field(default_factory=dict)
+    job_ids: list[str] = field(default_factory=list)  # in start order
+    ends: list[float] = field(default_factory=list)  # each lag's job's finish, s from start
+    refused: dict[int, int] = field(default_factory=dict)  # 429/503/... answers received
+    advised_pause_s: float = 0.0  # time spent in waits the server advised (Retry-After)
 
     @property
     def lag_is_bound(self) -> bool:
@@ -175,7 +181,7 @@ class WatchedJob:
     """One job of a run as this client saw it: the fallback when the server keeps no records."""
 
     job_id: str
-    duration_s: float
+    duration_s: float | None
     started_at: float  # the client's clock when POST /start answered
     outcome: str = ""
     ended_by: str = ""  # the strategy that timed the watch's last poll (or got the push)
@@ -205,15 +211,25 @@ async def run_preset(
     Task groups throughout: the first failure cancels every sibling start and watch, so a
     failed run leaves nothing polling behind it."""
 
+    began = clock()
+    refused_before = Counter(client.stats.refusals)
+    start_pauses_before = client.stats.start_pauses_s
+    advised = 0.0
+
     async def start(job: BatchJob) -> WatchedJob:
+        if job.at_s > 0:
+            await asyncio.sleep(max(0.0, began + job.at_s - clock()))
         job_id = await client.start(duration_s=job.duration_s, outcome=job.outcome)
         return WatchedJob(job_id, job.duration_s, clock())
 
     async def watch(job: WatchedJob) -> None:
         def seen(event: PollEvent) -> None:
+            nonlocal advised
             now = clock()
             if event.sent:
                 job.request_times.append(now)
+            if event.reason is DelayReason.RETRY_AFTER and event.next_delay_s is not None:
+                advised += event.next_delay_s
             if event.status == "pending":
                 job.last_pending_at = now
             elif event.status in ("completed", "error") and job.end_seen_at is None:
@@ -239,6 +255,9 @@ async def run_preset(
         str(preset.strategy),
         outcomes=dict(Counter(job.outcome for job in jobs)),
         used=dict(Counter(job.ended_by for job in jobs if job.ended_by)),
+        job_ids=[job.job_id for job in jobs],
+        refused=dict(client.stats.refusals - refused_before),
+        advised_pause_s=round(advised + client.stats.start_pauses_s - start_pauses_before, 3),
     )
     if records is None:
         run.measured_by = CLIENT_CLOCK
@@ -254,6 +273,7 @@ async def run_preset(
         run.status_requests.append(int(record["status_requests"]))
         if (lag := record.get("detection_lag_s")) is not None:
             run.lags.append(float(lag))
+            run.ends.append(float(record["finishes_at"]) - batch_start)
         run.request_times.extend(r["at"] - batch_start for r in record.get("requests", []))
     return run
 

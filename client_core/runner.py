@@ -45,6 +45,7 @@ from rich.table import Table
 
 import settings_cli
 from api_profiles import builtin_names
+from client_core import compare_cli
 from client_core.answers import HealthCheck
 from client_core.client import VideoSimClient
 from client_core.errors import ServerUnreachable
@@ -246,6 +247,9 @@ def build_command_line() -> CommandLine:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["compare"]:  # set-ups side by side under a scenario
+        return compare_cli.main(argv[1:])
     cli = build_command_line()
     try:
         given, args = cli.parse(argv)

@@ -276,6 +276,8 @@ class Starter:
                 raise failure
             previous = retry_policy.delay(attempt, previous, rng)
             wait = max(previous, retry_after or 0.0)
+            if retry_after is not None and retry_after >= previous:
+                channel.stats.start_pauses_s += wait
             if clock.now() + wait >= deadline_at:
                 break  # the next try would land past the deadline
             await clock.sleep(wait)
