@@ -37,10 +37,11 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.report import Column, SectionResult, Table, over_rounds, percentile, ratio, spread_column
+from bench.report import Column, SectionResult, Table, over_rounds, ratio, spread_column
 from bench.server_process import ROOT, ServerProcess, child_environment, run_bench_child
 from client_core import BackoffPolicy, Strategy, VideoSimClient
 from client_core.channel import KEEPALIVE, SPARE_CONNECTIONS
+from client_core.comparison_report import percentile
 from client_core.runner import RunOptions
 from client_core.runner import run as run_jobs
 

@@ -33,9 +33,10 @@ import httpx
 from textual import events
 
 from bench.load_generator import default_tool, generate_load
-from bench.report import Column, SectionResult, Table, percentile, ratio
+from bench.report import Column, SectionResult, Table, ratio
 from bench.server_process import ServerProcess
 from client_core import BackoffPolicy, DelayReason, PollEvent, Strategy
+from client_core.comparison_report import percentile
 from tui.app import VideoSimApp, make_app
 from tui.messages import PollEventsBatch
 from tui.model import JobSpec, SortColumn

@@ -36,8 +36,8 @@ from typing import Any
 
 import httpx
 
-from bench.report import percentile
 from bench.server_process import ROOT, child_environment, raise_open_file_limit
+from client_core.comparison_report import percentile
 
 WRK = "wrk"
 ASYNCIO = "asyncio"

@@ -42,7 +42,6 @@ from bench.report import (
     SectionResult,
     Table,
     over_rounds,
-    percentile,
     ratio,
     spread_column,
 )
@@ -57,6 +56,7 @@ from client_core import (
     VideoSimClient,
     WatchResult,
 )
+from client_core.comparison_report import percentile
 
 ERROR_SHARE = 0.2  # share of jobs fated to end in "error"
 LONG_POLL_MAX_S = 30.0  # the server's default cap, in real seconds

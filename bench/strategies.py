@@ -17,9 +17,10 @@ from typing import Any
 
 import httpx
 
-from bench.report import Column, SectionResult, Table, percentile
+from bench.report import Column, SectionResult, Table
 from bench.server_process import ServerProcess
 from client_core import BackoffPolicy, Outcome, Strategy, VideoSimClient, WatchResult
+from client_core.comparison_report import percentile
 
 
 @dataclass(frozen=True, slots=True)

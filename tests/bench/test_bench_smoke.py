@@ -13,8 +13,9 @@ import pytest
 from bench.__main__ import main
 from bench.load_generator import parse_wrk
 from bench.poll_efficiency import POLICIES, WORKLOADS, scaled_timing
-from bench.report import Column, SectionResult, Table, over_rounds, percentile
+from bench.report import Column, SectionResult, Table, over_rounds
 from client_core import PollTiming
+from client_core.comparison_report import percentile
 
 ROOT = Path(__file__).resolve().parents[2]
 
