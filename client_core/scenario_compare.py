@@ -50,7 +50,7 @@ async def compare_under_scenario(
     scenario = load_scenario(scenario_ref)
     batch = [BatchJob(None, None, at) for at in scenario.arrival_times()]
     if server_url is not None:
-        await _start_timeline(server_url, scenario)
+        await start_timeline(server_url, scenario)
 
     async def run_one(setup: PolicyPreset) -> tuple[PolicyRun, str]:
         ended = 0
@@ -70,7 +70,7 @@ async def compare_under_scenario(
             if server is not None:
                 await server.wait_ready()
                 url = server.url
-                await _start_timeline(url, scenario)
+                await start_timeline(url, scenario)
             assert url is not None
             async with VideoSimClient(url) as client:
                 return await run_preset(client, setup, batch, one_more), url
@@ -84,7 +84,7 @@ async def compare_under_scenario(
     return ScenarioComparison(scenario, [run for run, _ in results], [url for _, url in results])
 
 
-async def _start_timeline(url: str, scenario: Scenario) -> None:
+async def start_timeline(url: str, scenario: Scenario) -> None:
     """POST /admin/scenario/start, after checking the server plays this scenario."""
     async with httpx.AsyncClient(base_url=url, timeout=5.0) as http:
         answer = await http.get("/admin/scenario")

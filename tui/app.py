@@ -28,6 +28,8 @@ from textual.worker import Worker, WorkerState
 from api_profiles import load_profile
 from client_core import SPECIAL_JOB_ID, BackoffPolicy, Strategy
 from client_core.comparison import BatchJob, PolicyPreset, PolicyRun
+from client_core.scenario_compare import ScenarioComparison
+from tui import export
 from tui.embedded import EmbeddedServer, EmbeddedServerError, server_answers
 from tui.engine_controller import MAX_CRASHES, EngineController, EngineNotReady
 from tui.engine_link import ClientFactory
@@ -509,11 +511,17 @@ class VideoSimApp(OperatorTools):
         presets: Sequence[PolicyPreset],
         batch: Sequence[BatchJob],
         on_progress: Callable[[int], None],
+        scenario: str | None = None,
     ) -> list[PolicyRun]:
         """The compare view's run (see EngineController.compare)."""
         if self.engine is None:
             raise EngineNotReady("not connected to a server")
-        return await self.engine.compare(presets, batch, on_progress)
+        return await self.engine.compare(presets, batch, on_progress, scenario)
+
+    def on_compare_screen_report_requested(self, message: CompareScreen.ReportRequested) -> None:
+        """The compare view's ``e``: the comparison under its scenario as HTML and Markdown."""
+        report = ScenarioComparison(message.scenario, list(message.runs), [])
+        self.save_export(lambda where, when: export.write_report(report, where, when))
 
     def open_detail(self, key: str) -> None:
         if key in self.board:

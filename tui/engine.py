@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 from client_core import PushWait, Route, Strategy, VideoSimClient
 from client_core.comparison import first_error, run_comparison
+from client_core.scenario_compare import start_timeline
+from scenarios import load_scenario
 from tui.engine_protocol import (
     Cancel,
     Command,
@@ -170,6 +172,8 @@ class Engine:
             self._send(ComparisonProgress(request, done))
 
         try:
+            if comparison.scenario is not None:
+                await start_timeline(self._config.url, load_scenario(comparison.scenario))
             runs = await run_comparison(
                 self._make_client, comparison.presets, comparison.batch, progress, self._clock
             )

@@ -197,12 +197,13 @@ class EngineController:
         presets: Sequence[PolicyPreset],
         batch: Sequence[BatchJob],
         on_progress: Callable[[int], None],
+        scenario: str | None = None,
     ) -> list[PolicyRun]:
         """The compare view's run, on the engine's clients; ``on_progress`` gets the watches
         finished so far. Cancelling this (the view left) cancels the run in the engine.
         Raises EngineNotReady without an engine, ComparisonFailed with the first failure."""
         request, answer = self._ask(
-            lambda request: RunComparison(request, list(presets), list(batch))
+            lambda request: RunComparison(request, list(presets), list(batch), scenario)
         )
         self._progress[request] = on_progress
         try:

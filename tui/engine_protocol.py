@@ -85,6 +85,7 @@ class RunComparison(msgspec.Struct, tag=True):
     request: int
     presets: list[PolicyPreset]
     batch: list[BatchJob]
+    scenario: str | None = None  # the server must play it; its timeline is started first
 
 
 class StopComparison(msgspec.Struct, tag=True):

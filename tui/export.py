@@ -24,6 +24,8 @@ from typing import Any
 
 import platformdirs
 
+from client_core.comparison_report import html_report, markdown
+from client_core.scenario_compare import ScenarioComparison
 from tui.model import JobBoard, PollRecord, WatchedJob
 from tui.settings import APP_NAME
 
@@ -116,17 +118,31 @@ def file_stem(what: str, when: datetime) -> str:
 
 
 def write_pair(directory: Path, stem: str, csv_text: str, json_text: str) -> list[Path]:
-    """Write ``stem.csv`` and ``stem.json``; a second export in the same second gets
-    ``stem-2``, never overwriting the first. Raises OSError when the directory is unusable."""
+    """Write ``stem.csv`` and ``stem.json`` (see :func:`write_files`)."""
+    return write_files(directory, stem, {".csv": csv_text, ".json": json_text})
+
+
+def write_files(directory: Path, stem: str, texts: Mapping[str, str]) -> list[Path]:
+    """Write ``stem`` + each suffix; a second export in the same second gets ``stem-2``,
+    never overwriting the first. Raises OSError when the directory is unusable."""
     directory.mkdir(parents=True, exist_ok=True)
     n, name = 1, stem
-    while (directory / f"{name}.csv").exists() or (directory / f"{name}.json").exists():
+    while any((directory / f"{name}{suffix}").exists() for suffix in texts):
         n += 1
         name = f"{stem}-{n}"
-    paths = [directory / f"{name}.csv", directory / f"{name}.json"]
-    paths[0].write_text(csv_text, encoding="utf-8")
-    paths[1].write_text(json_text, encoding="utf-8")
+    paths = []
+    for suffix, text in texts.items():
+        path = directory / f"{name}{suffix}"
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
     return paths
+
+
+def write_report(comparison: ScenarioComparison, directory: Path, when: datetime) -> list[Path]:
+    """A comparison under a scenario: ``.html`` (self-contained) and ``.md``."""
+    stem = file_stem(f"compare-{comparison.scenario.name}", when)
+    texts = {".html": html_report(comparison), ".md": markdown(comparison)}
+    return write_files(directory, stem, texts)
 
 
 def default_directory() -> Path:

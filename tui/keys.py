@@ -152,6 +152,7 @@ DETAIL_KEYS: tuple[KeyAction, ...] = (
 COMPARE_KEYS: tuple[KeyAction, ...] = (
     KeyAction("escape", "back", "Back", "Back to the job table"),
     KeyAction("ctrl+r", "run", "Run", "Run the batch under every ticked policy"),
+    KeyAction("e", "export", "Report", "Export the results run under a scenario (HTML, Markdown)"),
 )
 
 EVENT_LOG_KEYS: tuple[KeyAction, ...] = (

@@ -4,14 +4,18 @@ The table gives status requests per job and detection lag per set-up (from the s
 own records, or measured on this client when the server keeps none), the chart shows
 requests piling up over time, and one line under the table says what that means.
 
+With a scenario (a built-in name or a file, see docs/scenarios.md) the batch is the
+scenario's jobs at their arrival times, the server (which must play that scenario) starts
+its fault timeline, the chart marks the fault phases, and ``e`` exports the report.
+
 The view gets what it needs from the app when it opens (a way to run a comparison on the
-polling engine's client) and sends nothing back: a comparison is the view's own business.
+polling engine's client) and sends one message up: the report to export.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.text import Text
 from textual import on, work
@@ -31,6 +35,8 @@ from client_core.comparison import (
     presets,
     takeaway,
 )
+from scenarios import Scenario, ScenarioError, load_scenario
+from scenarios import builtin_names as scenario_names
 from tui.keys import COMPARE_KEYS
 from tui.screens.form_fields import (
     FieldError,
@@ -42,9 +48,10 @@ from tui.screens.form_fields import (
 from tui.widgets.footer import Footer
 
 #: Runs ``presets`` on ``batch`` where the client lives (the app's polling engine), calling
-#: back with the watches finished so far; cancelling it stops the run.
+#: back with the watches finished so far, under a scenario when one is named (the server
+#: plays it); cancelling it stops the run.
 RunComparison = Callable[
-    [Sequence[PolicyPreset], Sequence[BatchJob], Callable[[int], None]],
+    [Sequence[PolicyPreset], Sequence[BatchJob], Callable[[int], None], str | None],
     Awaitable[list[PolicyRun]],
 ]
 
@@ -74,6 +81,8 @@ class CompareForm:
     seed: str = "7"
     chosen: tuple[str, ...] = tuple(preset.name for preset in presets())
     runs: tuple[PolicyRun, ...] = ()
+    scenario: str = ""  # a scenario's name or file; blank: the batch of the fields above
+    scenario_run: Scenario | None = None  # the scenario the shown results ran under
 
 
 def _parse_jobs(text: str) -> int:
@@ -88,6 +97,21 @@ def _parse_seed(text: str) -> int:
     return parse_integer(text, "seed")
 
 
+def _parse_scenario(text: str) -> Scenario | None:
+    if not text.strip():
+        return None
+    try:
+        scenario = load_scenario(text.strip())
+    except ScenarioError as exc:
+        raise FieldError(str(exc)) from None
+    if scenario.jobs.count > MAX_JOBS:
+        raise FieldError(
+            f"scenario {scenario.name} has {scenario.jobs.count} jobs; the view runs at most "
+            f"{MAX_JOBS} per set-up (videosim-client compare runs any)"
+        )
+    return scenario
+
+
 class CompareProgress(Message):
     def __init__(self, done: int, total: int) -> None:
         super().__init__()
@@ -99,10 +123,16 @@ class CompareProgress(Message):
 
 
 class CompareFinished(Message):
-    def __init__(self, runs: list[PolicyRun] | None, error: str | None = None) -> None:
+    def __init__(
+        self,
+        runs: list[PolicyRun] | None,
+        error: str | None = None,
+        scenario: Scenario | None = None,
+    ) -> None:
         super().__init__()
         self.runs = runs
         self.error = error
+        self.scenario = scenario
 
 
 def _preset_label(preset: PolicyPreset) -> str:
@@ -128,6 +158,14 @@ def _setup_label(run: PolicyRun) -> Text:
 
 class CompareScreen(Screen[CompareForm]):
     BINDINGS = [key.binding() for key in COMPARE_KEYS]
+
+    class ReportRequested(Message):
+        """Export the shown results under their scenario (HTML and Markdown)."""
+
+        def __init__(self, scenario: Scenario, runs: Sequence[PolicyRun]) -> None:
+            super().__init__()
+            self.scenario = scenario
+            self.runs = runs
 
     def __init__(self, run_comparison: RunComparison, shown: CompareForm | None = None) -> None:
         super().__init__()
@@ -164,6 +202,16 @@ class CompareScreen(Screen[CompareForm]):
                     tooltip="any whole number; the same seed draws the same batch",
                     validators=[FieldValidator(_parse_seed)],
                 )
+                yield Label("Scenario")
+                yield Input(
+                    shown.scenario,
+                    id="compare-scenario",
+                    compact=True,
+                    placeholder="none",
+                    tooltip=f"a built-in ({', '.join(scenario_names())}) or a scenario file: "
+                    "its jobs replace the three fields above; the server must play it",
+                    validators=[FieldValidator(_parse_scenario)],
+                )
                 yield Label("Set-ups")
                 yield SelectionList[str](
                     *((_preset_label(p), p.name, p.name in shown.chosen) for p in presets()),
@@ -183,7 +231,7 @@ class CompareScreen(Screen[CompareForm]):
     def on_mount(self) -> None:
         self.screen.query_one("#compare-table", DataTable).add_columns(*RESULT_COLUMNS)
         if self._shown.runs:
-            self.show_results(self._shown.runs)
+            self.show_results(self._shown.runs, self._shown.scenario_run)
         else:
             self._draw_chart([])
 
@@ -197,28 +245,35 @@ class CompareScreen(Screen[CompareForm]):
             return
         form = self._form()
         try:
-            count = _parse_jobs(form.jobs)
-            low, high = _parse_durations(form.durations)
-            seed = _parse_seed(form.seed)
+            scenario = _parse_scenario(form.scenario)
+            if scenario is None:
+                count = _parse_jobs(form.jobs)
+                low, high = _parse_durations(form.durations)
+                seed = _parse_seed(form.seed)
+                assert low is not None and high is not None  # blank_allowed=False
+                batch = draw_batch(count, seed, low, high)
+            else:
+                batch = [BatchJob(None, None, at) for at in scenario.arrival_times()]
         except FieldError as exc:
             self._status(Text(f"Cannot run: {exc}", style="red"))
             return
-        assert low is not None and high is not None  # blank_allowed=False
         chosen_presets = [p for p in presets() if p.name in form.chosen]
         if not chosen_presets:
             self._status(Text("Tick at least one set-up.", style="red"))
             return
-        batch = draw_batch(count, seed, low, high)
         self._set_running(True)
-        self._status(Text(f"Running {count} jobs x {len(chosen_presets)} set-ups..."))
-        self._run(chosen_presets, batch)
+        under = f" under {scenario.name}" if scenario else ""
+        self._status(Text(f"Running {len(batch)} jobs x {len(chosen_presets)} set-ups{under}..."))
+        self._run(chosen_presets, batch, scenario)
 
     def _set_running(self, running: bool) -> None:
         self._comparing = running
         self.screen.query_one("#compare-run", Button).disabled = running
 
     @work(exclusive=True, group="compare", exit_on_error=False)
-    async def _run(self, chosen_presets: list[PolicyPreset], batch: list[BatchJob]) -> None:
+    async def _run(
+        self, chosen_presets: list[PolicyPreset], batch: list[BatchJob], scenario: Scenario | None
+    ) -> None:
         """The batch runs in the polling engine; progress comes back as messages.
 
         Leaving the view cancels this worker, and with it every start and watch of the run
@@ -228,12 +283,15 @@ class CompareScreen(Screen[CompareForm]):
         def progress(done: int) -> None:
             self.post_message(CompareProgress(done, total))
 
+        named = None if scenario is None else self.screen.query_one("#compare-scenario", Input)
         try:
-            runs = await self._run_comparison(chosen_presets, batch, progress)
+            runs = await self._run_comparison(
+                chosen_presets, batch, progress, None if named is None else named.value.strip()
+            )
         except Exception as exc:  # not connected, a start refused, the server gone: say so
             self.post_message(CompareFinished(None, str(exc) or type(exc).__name__))
         else:
-            self.post_message(CompareFinished(runs))
+            self.post_message(CompareFinished(runs, scenario=scenario))
 
     def on_compare_progress(self, message: CompareProgress) -> None:
         if self._comparing:  # a late progress never hides the result or the failure
@@ -244,7 +302,15 @@ class CompareScreen(Screen[CompareForm]):
         if message.runs is None:
             self._status(Text(f"The comparison failed: {message.error}", style="red"))
             return
-        self.show_results(message.runs)
+        self.show_results(message.runs, message.scenario)
+
+    def action_export(self) -> None:
+        """``e``: the shown results as a report, when they ran under a scenario."""
+        shown = self._shown
+        if not shown.runs or shown.scenario_run is None:
+            self._status(Text("Run under a scenario first: e exports its report.", style="yellow"))
+            return
+        self.post_message(self.ReportRequested(shown.scenario_run, shown.runs))
 
     def _form(self) -> CompareForm:
         """The form as typed now, with the results shown."""
@@ -255,20 +321,16 @@ class CompareScreen(Screen[CompareForm]):
             seed=query("#compare-seed", Input).value,
             chosen=tuple(query("#compare-presets", SelectionList).selected),
             runs=self._shown.runs,
+            scenario=query("#compare-scenario", Input).value,
+            scenario_run=self._shown.scenario_run,
         )
 
     def action_back(self) -> None:
         self.dismiss(self._form())
 
-    def show_results(self, runs: Sequence[PolicyRun]) -> None:
+    def show_results(self, runs: Sequence[PolicyRun], scenario: Scenario | None = None) -> None:
         """Fill the table, the takeaway and the chart (also used by the snapshot tests)."""
-        self._shown = CompareForm(
-            self._shown.jobs,
-            self._shown.durations,
-            self._shown.seed,
-            self._shown.chosen,
-            tuple(runs),
-        )
+        self._shown = replace(self._shown, runs=tuple(runs), scenario_run=scenario)
         jobs = runs[0].jobs if runs else 0
         if any(run.measured_by == CLIENT_CLOCK for run in runs):
             source = (
@@ -277,7 +339,10 @@ class CompareScreen(Screen[CompareForm]):
             )
         else:
             source = "numbers from the server's job records"
-        self._status(Text(f"{jobs} jobs per set-up, {source}."))
+        under = ""
+        if scenario is not None:
+            under = f" under scenario {scenario.name} (e exports the report)"
+        self._status(Text(f"{jobs} jobs per set-up{under}, {source}."))
         table = self.screen.query_one("#compare-table", DataTable)
         table.clear()
         for run in runs:
@@ -306,4 +371,9 @@ class CompareScreen(Screen[CompareForm]):
                 times, counts = [0.0, max(end_s, 1.0)], [0, 0]
             marker, color = LINE_STYLES[index % len(LINE_STYLES)]
             plt.plot(times, counts, label=run.name, marker=marker, color=color)
+        scenario = self._shown.scenario_run
+        for phase in scenario.phases if scenario is not None else ():
+            plt.vline(phase.start_s, "red")
+            plt.vline(phase.end_s, "red")
+            plt.text(phase.kind, phase.start_s, 0, color="red")
         plot.refresh()
