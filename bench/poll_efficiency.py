@@ -31,8 +31,8 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -57,8 +57,8 @@ from client_core import (
     WatchResult,
 )
 from client_core.comparison_report import percentile
+from scenarios import Scenario, load_scenario
 
-ERROR_SHARE = 0.2  # share of jobs fated to end in "error"
 LONG_POLL_MAX_S = 30.0  # the server's default cap, in real seconds
 IN_FLIGHT_PER_POLICY = 256  # so long-poll never falls back for lack of hold slots
 
@@ -78,38 +78,36 @@ class PlannedJob:
 
 @dataclass(frozen=True, slots=True)
 class Workload:
-    name: str
-    description: str
-    duration: Callable[[random.Random], float]  # draws one job duration, real seconds
+    """A scenario file of bench/scenarios: its job durations and outcome mix, one
+    definition shared with ``videosim-client compare`` and the server's ``--scenario``."""
+
+    scenario: Scenario
+
+    @property
+    def name(self) -> str:
+        return self.scenario.title.split(": ", 1)[0]
+
+    @property
+    def description(self) -> str:
+        return self.scenario.title.split(": ", 1)[-1]
 
     def jobs(self, count: int, arrival_window_s: float, seed: int) -> list[PlannedJob]:
         """The same jobs for every policy: arrivals spread over the window, seeded."""
-        rng = random.Random(f"{self.name}:{seed}")
+        drawn = self.scenario.with_jobs(count, seed)
+        rng = random.Random(f"{self.name}:{seed}:arrivals")
         arrivals = sorted(rng.uniform(0, arrival_window_s) for _ in range(count))
         return [
-            PlannedJob(
-                index=index,
-                arrives_at_s=arrives_at,
-                duration_s=round(self.duration(rng), 3),
-                outcome="error" if rng.random() < ERROR_SHARE else "completed",
+            PlannedJob(index=index, arrives_at_s=arrives_at, duration_s=duration, outcome=fate)
+            for index, (arrives_at, duration, fate) in enumerate(
+                zip(arrivals, drawn.durations(), drawn.outcomes(), strict=True)
             )
-            for index, arrives_at in enumerate(arrivals)
         ]
 
 
-def _lognormal(rng: random.Random) -> float:
-    return min(60.0, max(0.5, rng.lognormvariate(math.log(10.0), 1.0)))
-
-
-def _bimodal(rng: random.Random) -> float:
-    return rng.uniform(2.0, 8.0) if rng.random() < 0.8 else rng.uniform(30.0, 60.0)
-
-
-WORKLOADS = (
-    Workload("constant 5 s", "every job 5 s (the original simulation)", lambda rng: 5.0),
-    Workload("uniform 1-60 s", "uniform between 1 and 60 s", lambda rng: rng.uniform(1, 60)),
-    Workload("lognormal", "lognormal, median 10 s, sigma 1, clipped to 0.5-60 s", _lognormal),
-    Workload("bimodal", "80 % short (2-8 s), 20 % long (30-60 s)", _bimodal),
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+WORKLOADS = tuple(
+    Workload(load_scenario(str(SCENARIOS / f"{name}.toml")))
+    for name in ("constant-5s", "uniform-1-60s", "lognormal", "bimodal")
 )
 
 
@@ -511,7 +509,8 @@ def run(quick: bool = False, seed: int = 1) -> SectionResult:
             "jobs_per_workload": sizes.jobs,
             "arrival_window_s": sizes.arrival_window_s,
             "time_scale": scale,
-            "error_share": ERROR_SHARE,
+            "workloads": {w.name: str(SCENARIOS / f"{w.scenario.name}.toml") for w in WORKLOADS},
+            "error_share": {w.name: w.scenario.jobs.error_rate for w in WORKLOADS},
             "seed": seed,
             "server_long_poll_max_s": LONG_POLL_MAX_S / scale,
             "policies": {p.name: f"{p.strategy.value}: {p.policy.describe()}" for p in POLICIES},

@@ -49,25 +49,41 @@ class Uniform(Strict):
 
 
 class LogNormal(Strict):
-    """A long tail: most jobs near the median, a few many times longer."""
+    """A long tail: most jobs near the median, a few many times longer; clipped."""
 
     kind: Literal["lognormal"]
     median_s: float = Field(gt=0)
     sigma: float = Field(gt=0, le=4)
+    min_s: float = Field(default=0.001, gt=0)
     max_s: float = Field(default=3600.0, gt=0, le=86_400)
 
     def draw(self, rng: random.Random) -> float:
-        return min(self.max_s, rng.lognormvariate(math.log(self.median_s), self.sigma))
+        drawn = rng.lognormvariate(math.log(self.median_s), self.sigma)
+        return min(self.max_s, max(self.min_s, drawn))
+
+
+#: A duration: a number of seconds, or ``[low, high]`` drawn uniformly.
+Span = (
+    Annotated[float, Field(gt=0, le=86_400)]
+    | tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0, le=86_400)]]
+)
+
+
+def _draw_span(span: float | tuple[float, float], rng: random.Random) -> float:
+    return rng.uniform(*span) if isinstance(span, tuple) else span
 
 
 class Bimodal(Strict):
+    """Two kinds of job: ``long_share`` of them ``long_s``, the rest ``short_s`` (each a
+    number of seconds or a ``[low, high]`` range)."""
+
     kind: Literal["bimodal"]
-    short_s: float = Field(gt=0)
-    long_s: float = Field(gt=0, le=86_400)
+    short_s: Span
+    long_s: Span
     long_share: float = Field(ge=0, le=1)
 
     def draw(self, rng: random.Random) -> float:
-        return self.long_s if rng.random() < self.long_share else self.short_s
+        return _draw_span(self.long_s if rng.random() < self.long_share else self.short_s, rng)
 
 
 class Replay(Strict):
@@ -192,12 +208,23 @@ class Scenario(Strict):
 
     def durations(self) -> list[float]:
         """Every job's duration, in start order, from the scenario's seed."""
-        rng = random.Random(self.seed)
+        rng = random.Random(f"{self.name}:{self.seed}")
         spec = self.jobs.durations
         if isinstance(spec, Replay):
             observed = spec.seconds
             return [observed[n % len(observed)] for n in range(self.jobs.count)]
         return [round(spec.draw(rng), 3) for _ in range(self.jobs.count)]
+
+    def outcomes(self) -> list[str]:
+        """Every job's fate ("completed" or "error"), in start order, from the seed."""
+        rng = random.Random(f"{self.name}:{self.seed}:outcomes")
+        share = self.jobs.error_rate
+        return ["error" if rng.random() < share else "completed" for _ in range(self.jobs.count)]
+
+    def with_jobs(self, count: int, seed: int) -> Scenario:
+        """The same scenario with ``count`` jobs drawn from ``seed`` (benchmark rounds)."""
+        jobs = self.jobs.model_copy(update={"count": count})
+        return self.model_copy(update={"jobs": jobs, "seed": seed})
 
     def arrival_times(self) -> list[float]:
         """When each job starts, in seconds from the scenario's start."""

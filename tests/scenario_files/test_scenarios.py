@@ -51,3 +51,18 @@ def test_a_bad_scenario_file_is_one_line(tmp_path: Path, text: str, message: str
     with pytest.raises(ScenarioError) as caught:
         load_scenario(str(path))
     assert "\n" not in str(caught.value) and message in str(caught.value)
+
+
+def test_the_poll_benchmark_draws_its_workloads_from_scenario_files() -> None:
+    from bench.poll_efficiency import SCENARIOS, WORKLOADS
+
+    for workload in WORKLOADS:
+        scenario = load_scenario(str(SCENARIOS / f"{workload.scenario.name}.toml"))
+        jobs = workload.jobs(50, 10.0, seed=3)
+        drawn = scenario.with_jobs(50, 3)
+        assert [job.duration_s for job in jobs] == drawn.durations()
+        assert [job.outcome for job in jobs] == drawn.outcomes()
+    bimodal = load_scenario(str(SCENARIOS / "bimodal.toml")).with_jobs(2000, 1).durations()
+    long = [seconds for seconds in bimodal if seconds >= 30]
+    assert all(2 <= s <= 8 or 30 <= s <= 60 for s in bimodal)
+    assert 0.15 < len(long) / len(bimodal) < 0.25
