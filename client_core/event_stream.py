@@ -160,6 +160,8 @@ class EventStream:
             response = source.response
             code = response.status_code
             if code != 200:
+                if code >= 400:
+                    self._stats.refusals[code] += 1
                 await response.aread()
                 message = f"GET /events answered HTTP {code}: {detail(response)}"
                 if code in NOT_OFFERED:

@@ -876,7 +876,9 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
         callback_url=re.compile(callback_url_pattern(settings)),
     )
     if (scenario := settings.played_scenario) is not None:
-        state.scenario = ScenarioPlayer(scenario, clock, store.schedule, faults)
+        state.scenario = ScenarioPlayer(
+            scenario, clock, store.schedule, faults, on_outage=streams.interrupt
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

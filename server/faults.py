@@ -1,4 +1,5 @@
-"""Deliberate misbehaviour for /start and /status: latency, 503s and a rate limit.
+"""Deliberate misbehaviour for /start, /status, /status/batch and /events: latency, 503s and
+a rate limit.
 
 Clients are meant to be tested against a server that is slow, flaky and strict. All random
 draws come from one seeded RNG and all rate-limit arithmetic from the server's clock, so a

@@ -40,6 +40,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
+from server.faults import FaultInjector, retry_after_header
+from server.http.identity import caller_identity
 from server.jobs.clock import Clock
 from server.jobs.job import Job
 from server.jobs.schedule import Timer
@@ -501,8 +503,13 @@ class EventStreams:
     def close(self) -> None:
         """The server is stopping: every stream sends an error event and ends."""
         self._closing = True
+        self.interrupt("server stopping")
+
+    def interrupt(self, detail: str) -> None:
+        """Every open stream sends an error event and ends (an outage begins); readers that
+        reconnect meet the faults in force, like any other request."""
         for stream in list(self._streams):
-            stream.fail("server stopping")
+            stream.fail(detail)
 
 
 def _ignore_store_outage(task: asyncio.Future[bool]) -> None:
@@ -615,6 +622,11 @@ async def events(
             resume_from = parse_cursor(last_event_id)
         except BadCursor:
             _refuse("Last-Event-ID", "not an event id this server sent")
+    faults: FaultInjector = request.app.state.videosim.faults
+    await faults.add_latency()
+    if (fault := await faults.check(caller_identity(request))) is not None:
+        retry_after = {"Retry-After": retry_after_header(fault.retry_after_s)}
+        raise HTTPException(fault.code, fault.detail, headers=retry_after)
     streams: EventStreams = request.app.state.videosim.streams
     try:
         return await streams.open(job_set, resume_from)

@@ -3,7 +3,14 @@ for the same scenario."""
 
 from __future__ import annotations
 
+import random
+
 from scenarios import load_scenario
+from server.faults import FaultInjector
+from server.jobs.clock import FakeClock
+from server.jobs.schedule import Schedule
+from server.models import Faults
+from server.scenario_player import ScenarioPlayer
 from tests.server.conftest import Server, ServerFactory
 
 
@@ -55,3 +62,32 @@ async def test_one_scenario_gives_the_same_jobs_every_run(server_factory: Server
 async def test_without_a_scenario_the_admin_route_says_so(server: Server) -> None:
     answer = await server.http.get("/admin/scenario")
     assert answer.status_code == 404 and "--scenario" in answer.json()["detail"]
+
+
+async def test_an_outage_ends_the_open_event_streams_once() -> None:
+    clock = FakeClock()
+    schedule = Schedule(clock)
+    faults = FaultInjector(Faults(), clock, random.Random(1))
+    interrupted: list[str] = []
+    player = ScenarioPlayer(
+        load_scenario("outage"), clock, schedule, faults, on_outage=interrupted.append
+    )
+    player.start()
+    clock.advance(4.0)
+    schedule.fire_due()
+    assert interrupted == ["outage (scenario outage)"]
+    assert faults.faults.unavailable_rate == 1.0
+    clock.advance(4.0)
+    schedule.fire_due()
+    clock.advance(4.0)
+    schedule.fire_due()
+    assert interrupted == ["outage (scenario outage)"]  # once per outage
+    assert faults.faults.unavailable_rate == 0.0
+
+
+async def test_event_streams_meet_the_faults_like_any_request(server: Server) -> None:
+    job_id = (await server.http.post("/start")).json()["job_id"]
+    faults = {"unavailable_rate": 1.0, "retry_after_s": 3}
+    assert (await server.http.put("/admin/faults", json=faults)).status_code == 200
+    refused = await server.http.get("/events", params={"ids": job_id})
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "3"
