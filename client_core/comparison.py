@@ -124,6 +124,7 @@ class PolicyRun:
     ends: list[float] = field(default_factory=list)  # each lag's job's finish, s from start
     refused: dict[int, int] = field(default_factory=dict)  # 429/503/... answers received
     advised_pause_s: float = 0.0  # time spent in waits the server advised (Retry-After)
+    no_answers: int = 0  # requests that got no answer (refused, reset, timed out)
 
     @property
     def lag_is_bound(self) -> bool:
@@ -214,6 +215,7 @@ async def run_preset(
     began = clock()
     refused_before = Counter(client.stats.refusals)
     start_pauses_before = client.stats.start_pauses_s
+    failures_before = client.stats.transport_failures
     advised = 0.0
 
     async def start(job: BatchJob) -> WatchedJob:
@@ -258,6 +260,7 @@ async def run_preset(
         job_ids=[job.job_id for job in jobs],
         refused=dict(client.stats.refusals - refused_before),
         advised_pause_s=round(advised + client.stats.start_pauses_s - start_pauses_before, 3),
+        no_answers=client.stats.transport_failures - failures_before,
     )
     if records is None:
         run.measured_by = CLIENT_CLOCK

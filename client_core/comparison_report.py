@@ -35,6 +35,7 @@ class Figures:
     outcomes: str
     answers_429: int
     answers_503: int
+    no_answers: int
     advised_pause_s: float
 
 
@@ -60,18 +61,20 @@ def figures(run: PolicyRun) -> Figures:
         outcomes=", ".join(f"{n} {outcome}" for outcome, n in sorted(run.outcomes.items())),
         answers_429=run.refused.get(429, 0),
         answers_503=run.refused.get(503, 0),
+        no_answers=run.no_answers,
         advised_pause_s=round(run.advised_pause_s, 1),
     )
 
 
 HEADERS = ("set-up", "strategy used", "jobs", "requests/job", "lag p50 s", "lag p95 s",
-           "lag max s", "outcomes", "429s", "503s", "advised pauses s")  # fmt: skip
+           "lag max s", "outcomes", "429s", "503s", "no answer", "advised pauses s")  # fmt: skip
 
 
 def _cells(row: Figures) -> list[str]:
     return [row.name, row.strategy, str(row.jobs), f"{row.requests_per_job:.2f}",
             _s(row.lag_p50_s), _s(row.lag_p95_s), _s(row.lag_max_s), row.outcomes,
-            str(row.answers_429), str(row.answers_503), f"{row.advised_pause_s:.1f}"]  # fmt: skip
+            str(row.answers_429), str(row.answers_503), str(row.no_answers),
+            f"{row.advised_pause_s:.1f}"]  # fmt: skip
 
 
 def markdown(comparison: ScenarioComparison) -> str:
@@ -139,7 +142,8 @@ def _how_measured() -> str:
     return (
         "Requests per job and detection lag (first final answer minus the job's finish, "
         "whatever channel brought it) are the servers' own records of every job; 429/503 "
-        "answers and advised pauses (waits a Retry-After set) are counted by the client."
+        "answers, requests that got no answer (an outage cuts connections) and advised "
+        "pauses (waits a Retry-After set) are counted by the client."
     )
 
 

@@ -146,7 +146,8 @@ class Phase(Strict):
 
     ``unavailable``: ``share`` of requests answered 503 with ``retry_after_s``;
     ``rate-limit``: ``rps`` per client, 429 with Retry-After beyond it; ``latency``:
-    ``latency_ms`` added to every answer; ``outage``: every request answered 503."""
+    ``latency_ms`` added to every answer; ``outage``: the API is gone (the server cuts
+    every connection; in process, where there are none, it answers 503)."""
 
     kind: Literal["unavailable", "rate-limit", "latency", "outage"]
     start_s: float = Field(ge=0)

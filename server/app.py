@@ -42,7 +42,7 @@ from starlette.types import Receive, Scope, Send
 
 from server.emulation import emulation_router
 from server.faults import FaultInjector, Rejection, retry_after_header
-from server.http.edge import EdgeMiddleware
+from server.http.edge import EdgeMiddleware, drop_connections
 from server.http.identity import MISSING_OR_INVALID_KEY, api_key_accepted, caller_identity, identity
 from server.http.metrics import CONTENT_TYPE, ServerMetrics
 from server.jobs.clock import Clock, SystemClock
@@ -876,9 +876,13 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
         callback_url=re.compile(callback_url_pattern(settings)),
     )
     if (scenario := settings.played_scenario) is not None:
-        state.scenario = ScenarioPlayer(
-            scenario, clock, store.schedule, faults, on_outage=streams.interrupt
-        )
+
+        def outage(began: bool) -> None:
+            drop_connections(began)
+            if began:
+                streams.interrupt(f"outage (scenario {scenario.name})")
+
+        state.scenario = ScenarioPlayer(scenario, clock, store.schedule, faults, on_outage=outage)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

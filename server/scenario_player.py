@@ -3,8 +3,9 @@
 At each moment the scenario's faults change, the player sets the server's faults to what
 the timeline says (a 503 share, an outage, a rate limit, latency), on the process's one
 schedule and the server's clock, so a test moving a fake clock sees every phase exactly on
-time; an outage also ends the open event streams, whose readers then meet the 503s like
-every other request. Jobs started without a duration get the scenario's, drawn from its
+time. An outage cuts every connection as it is made or speaks (served by uvicorn; in
+process, where there are no connections, its requests are answered 503) and ends the open
+event streams. Jobs started without a duration get the scenario's, drawn from its
 seed in start order, so two runs of one scenario give the same jobs and the same faults.
 The timeline begins when the server starts, or again at ``POST /admin/scenario/start``.
 """
@@ -45,10 +46,10 @@ class ScenarioPlayer:
         clock: Clock,
         schedule: Schedule,
         faults: FaultInjector,
-        on_outage: Callable[[str], None] = lambda detail: None,
+        on_outage: Callable[[bool], None] = lambda began: None,
     ) -> None:
         self.scenario = scenario
-        self._on_outage = on_outage  # an outage begins: end the open event streams
+        self._on_outage = on_outage  # an outage begins (True) or ends (False)
         self._in_outage = False
         self._clock = clock
         self._schedule = schedule
@@ -107,9 +108,9 @@ class ScenarioPlayer:
             return
         state = self.scenario.faults_at(elapsed)
         outage = "outage" in state.phases
-        if outage and not self._in_outage:
-            self._on_outage(f"outage (scenario {self.scenario.name})")
-        self._in_outage = outage
+        if outage != self._in_outage:
+            self._in_outage = outage
+            self._on_outage(outage)
         self._faults.faults = Faults(
             latency_ms=state.latency_ms,
             unavailable_rate=state.unavailable_rate,

@@ -100,6 +100,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # Set by guarded_protocol(). None in a --reload child process, which has only the
     # VIDEOSIM_* environment to go by (and uvicorn hands it this class by name).
     configured: ClassVar[EdgeLimits | None] = None
+    # An outage (a scenario's): every connection is cut as soon as it is made or speaks.
+    dropping: ClassVar[bool] = False
     limits: EdgeLimits
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -116,6 +118,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._tail = b""  # the last bytes of the headers so far: a blank line may span reads
         self._body_left: int | None = 0  # None: chunked, parsed as it comes
         self._read_timer: asyncio.TimerHandle | None = None
+        if GuardedHttpToolsProtocol.dropping:
+            transport.abort()
+            return
         if len(self.connections) > self.limits.max_connections:
             self._refuse(_BUSY)
             return
@@ -126,6 +131,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if GuardedHttpToolsProtocol.dropping:  # a kept-alive connection speaks in an outage
+            self.transport.abort()
+            return
         while data and self._still_reading():
             if self._in_headers:
                 data = self._feed_headers(data)
@@ -259,6 +267,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._read_timer = self.loop.call_later(_LINGER_S, self.transport.close)
         else:
             self.transport.close()
+
+
+def drop_connections(dropping: bool) -> None:
+    """Cut every connection of this process as it is made or sends a request (an outage)."""
+    GuardedHttpToolsProtocol.dropping = dropping
 
 
 def guarded_protocol(limits: EdgeLimits) -> type[GuardedHttpToolsProtocol]:

@@ -64,8 +64,7 @@ def test_backoff_rides_out_an_outage_and_the_report_agrees_with_the_records(
             assert run.requests_per_job == statistics.mean(r["status_requests"] for r in records)
             recorded = {r["outcome"] for r in records}
             assert set(run.outcomes) == recorded <= {"completed", "error"}
-    assert backoff.refused.get(503, 0) > 0  # it met the outage and rode it out
-    assert backoff.advised_pause_s > 0
+    assert backoff.no_answers > 0  # it met the outage (connections cut) and rode it out
     assert stream.status_requests == [0] * 12
 
     report = tmp_path / "report.html"

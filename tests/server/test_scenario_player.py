@@ -4,6 +4,10 @@ for the same scenario."""
 from __future__ import annotations
 
 import random
+import time
+from pathlib import Path
+
+import httpx
 
 from scenarios import load_scenario
 from server.faults import FaultInjector
@@ -12,6 +16,7 @@ from server.jobs.schedule import Schedule
 from server.models import Faults
 from server.scenario_player import ScenarioPlayer
 from tests.server.conftest import Server, ServerFactory
+from tests.support.live_server import LiveServer
 
 
 async def status_code(server: Server, job_id: str) -> tuple[int, str | None]:
@@ -64,24 +69,24 @@ async def test_without_a_scenario_the_admin_route_says_so(server: Server) -> Non
     assert answer.status_code == 404 and "--scenario" in answer.json()["detail"]
 
 
-async def test_an_outage_ends_the_open_event_streams_once() -> None:
+async def test_the_player_says_when_an_outage_begins_and_ends() -> None:
     clock = FakeClock()
     schedule = Schedule(clock)
     faults = FaultInjector(Faults(), clock, random.Random(1))
-    interrupted: list[str] = []
+    outages: list[bool] = []
     player = ScenarioPlayer(
-        load_scenario("outage"), clock, schedule, faults, on_outage=interrupted.append
+        load_scenario("outage"), clock, schedule, faults, on_outage=outages.append
     )
     player.start()
     clock.advance(4.0)
     schedule.fire_due()
-    assert interrupted == ["outage (scenario outage)"]
+    assert outages == [True]
     assert faults.faults.unavailable_rate == 1.0
     clock.advance(4.0)
     schedule.fire_due()
     clock.advance(4.0)
     schedule.fire_due()
-    assert interrupted == ["outage (scenario outage)"]  # once per outage
+    assert outages == [True, False]  # once each way
     assert faults.faults.unavailable_rate == 0.0
 
 
@@ -91,3 +96,42 @@ async def test_event_streams_meet_the_faults_like_any_request(server: Server) ->
     assert (await server.http.put("/admin/faults", json=faults)).status_code == 200
     refused = await server.http.get("/events", params={"ids": job_id})
     assert refused.status_code == 503 and refused.headers["Retry-After"] == "3"
+
+
+OUTAGE_SOON = """
+name = "outage-soon"
+title = "An outage soon"
+[jobs]
+count = 1
+durations = { kind = "constant", seconds = 1 }
+[[phases]]
+kind = "outage"
+start_s = 0.5
+length_s = 1.5
+"""
+
+
+def test_an_outage_cuts_connections_at_the_edge_then_the_api_is_back(tmp_path: Path) -> None:
+    """Served by uvicorn, an outage is the API gone: fresh and kept-alive connections are
+    cut (no answer at all), and once it ends everything answers again."""
+    scenario = tmp_path / "soon.toml"
+    scenario.write_text(OUTAGE_SOON)
+    with LiveServer(args=["--scenario", str(scenario)]) as server:
+        states: list[str] = []
+
+        def ask() -> str:
+            try:
+                with httpx.Client(base_url=server.url, timeout=2) as http:
+                    return str(http.get("/healthz").status_code)
+            except httpx.TransportError:
+                return "cut"
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and states[-2:] != ["cut", "200"]:
+            state = ask()
+            if not states or states[-1] != state:
+                states.append(state)
+            time.sleep(0.05)
+        assert states[-2:] == ["cut", "200"], states  # cut during the outage, then back
+        with httpx.Client(base_url=server.url, timeout=5) as http:
+            assert http.get("/admin/scenario").json()["phases"] == []
