@@ -147,9 +147,12 @@ class Phase(Strict):
     ``unavailable``: ``share`` of requests answered 503 with ``retry_after_s``;
     ``rate-limit``: ``rps`` per client, 429 with Retry-After beyond it; ``latency``:
     ``latency_ms`` added to every answer; ``outage``: the API is gone (the server cuts
-    every connection; in process, where there are none, it answers 503)."""
+    every connection; in process, where there are none, it answers 503); ``no-hints``,
+    ``no-long-poll``, ``no-push``: the server stops offering that for the phase."""
 
-    kind: Literal["unavailable", "rate-limit", "latency", "outage"]
+    kind: Literal[
+        "unavailable", "rate-limit", "latency", "outage", "no-hints", "no-long-poll", "no-push"
+    ]
     start_s: float = Field(ge=0)
     length_s: float = Field(gt=0)
     share: float = Field(default=1.0, ge=0, le=1)

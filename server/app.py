@@ -41,7 +41,7 @@ from starlette.routing import compile_path
 from starlette.types import Receive, Scope, Send
 
 from server.emulation import emulation_router
-from server.faults import FaultInjector, Rejection, retry_after_header
+from server.faults import FaultInjector, Offers, Rejection, retry_after_header
 from server.http.edge import EdgeMiddleware, drop_connections
 from server.http.identity import MISSING_OR_INVALID_KEY, api_key_accepted, caller_identity, identity
 from server.http.metrics import CONTENT_TYPE, ServerMetrics
@@ -108,6 +108,7 @@ class ServerState:
     capabilities_header: str | None  # X-Capabilities, computed once
     webhooks: WebhookDeliveries
     callback_url: re.Pattern[str]  # what a callback_url must match on this server
+    offers: Offers  # hints, long-poll, push: the settings', unless a scenario's phase says
     scenario: ScenarioPlayer | None = None  # --scenario: its timeline and job durations
 
 
@@ -461,7 +462,7 @@ async def _status(
     state: ServerState, scope: Scope, receive: Receive, job_id: str
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
     """(status code, JSON answer, headers) for GET /status/{job_id}."""
-    settings = state.settings
+    settings, offers = state.settings, state.offers
     api_key = None
     if settings.api_key is not None:
         api_key = _header(scope, b"x-api-key")
@@ -475,22 +476,22 @@ async def _status(
     raw_wait = None if settings.plain else _query_value(scope["query_string"], "wait")
     if raw_wait is not None:
         try:
-            hold_s = min(_WAIT.validate_python(raw_wait), settings.long_poll_max_s)
+            hold_s = min(_WAIT.validate_python(raw_wait), offers.long_poll_max_s)
         except ValidationError as error:
             problems = [{**item, "loc": ("query", "wait")} for item in error.errors()]
             return 422, {"detail": [_named_error(item) for item in problems]}, {}
 
     headers: dict[str, str] = {}
-    if settings.long_poll_max_s > 0:
-        headers["X-Long-Poll-Max"] = f"{settings.long_poll_max_s:g}"
+    if offers.long_poll_max_s > 0:
+        headers["X-Long-Poll-Max"] = f"{offers.long_poll_max_s:g}"
     if state.capabilities_header is not None:
         headers["X-Capabilities"] = state.capabilities_header
     if fault is None and hold_s == 0:  # the common poll: one store call, one round trip
         now = clock.now()
-        job = await store.get_and_record_poll(job_id, now, settings.hints)
+        job = await store.get_and_record_poll(job_id, now, offers.hints)
         if job is None:
             return 404, {"detail": JOB_NOT_FOUND}, headers
-        return 200, _status_answer(job, now, settings.hints, headers), headers
+        return 200, _status_answer(job, now, offers.hints, headers), headers
 
     job = await store.get(job_id)
     if fault is not None:
@@ -511,8 +512,8 @@ async def _status(
         return CLIENT_CLOSED_REQUEST, {}, headers
 
     now = clock.now()
-    await store.record_poll(job, now, settings.hints)
-    return 200, _status_answer(job, now, settings.hints, headers), headers
+    await store.record_poll(job, now, offers.hints)
+    return 200, _status_answer(job, now, offers.hints, headers), headers
 
 
 def _status_answer(job: Job, now: float, hints: bool, headers: dict[str, str]) -> dict[str, Any]:
@@ -694,8 +695,8 @@ async def healthz(state: StateDep) -> Health:
         **({"problem": problem} if problem is not None else {}),
         jobs=jobs,
         uptime_s=round(state.clock.now() - state.started_at, 3),
-        hints=state.settings.hints,
-        long_poll_max_s=state.settings.long_poll_max_s,
+        hints=state.offers.hints,
+        long_poll_max_s=state.offers.long_poll_max_s,
         **({"capabilities": state.capabilities} if state.capabilities is not None else {}),
     )
 
@@ -874,6 +875,7 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
             rng=random.Random(None if seed is None else f"{seed}:webhooks"),
         ),
         callback_url=re.compile(callback_url_pattern(settings)),
+        offers=Offers(settings.hints, settings.long_poll_max_s, push=not settings.plain),
     )
     if (scenario := settings.played_scenario) is not None:
 
@@ -882,7 +884,10 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> FastAPI:
             if began:
                 streams.interrupt(f"outage (scenario {scenario.name})")
 
-        state.scenario = ScenarioPlayer(scenario, clock, store.schedule, faults, on_outage=outage)
+        state.scenario = ScenarioPlayer(
+            scenario, clock, store.schedule, faults, state.offers, on_outage=outage,
+            on_push_off=lambda: streams.interrupt(f"push switched off (scenario {scenario.name})"),
+        )  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

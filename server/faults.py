@@ -33,6 +33,16 @@ def retry_after_header(seconds: float) -> str:
     return str(min(MAX_RETRY_AFTER_HEADER_S, max(1, math.ceil(seconds))))
 
 
+@dataclass(slots=True)
+class Offers:
+    """What the server offers right now: hints, long-poll and push. The settings give the
+    start; a scenario's phase may switch any of them off for a while (read per request)."""
+
+    hints: bool
+    long_poll_max_s: float
+    push: bool = True
+
+
 class RateLimiter(ABC):
     """Token buckets per client for the rate-limit fault."""
 

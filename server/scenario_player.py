@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pydantic import BaseModel
 
 from scenarios import Scenario
-from server.faults import FaultInjector
+from server.faults import FaultInjector, Offers
 from server.jobs.clock import Clock
 from server.jobs.schedule import Schedule, Timer
 from server.models import Faults
@@ -46,9 +46,14 @@ class ScenarioPlayer:
         clock: Clock,
         schedule: Schedule,
         faults: FaultInjector,
+        offers: Offers,
         on_outage: Callable[[bool], None] = lambda began: None,
+        on_push_off: Callable[[], None] = lambda: None,
     ) -> None:
         self.scenario = scenario
+        self._offers = offers
+        self._offered = Offers(offers.hints, offers.long_poll_max_s, offers.push)  # unfaulted
+        self._on_push_off = on_push_off  # push switched off: end the open event streams
         self._on_outage = on_outage  # an outage begins (True) or ends (False)
         self._in_outage = False
         self._clock = clock
@@ -111,6 +116,13 @@ class ScenarioPlayer:
         if outage != self._in_outage:
             self._in_outage = outage
             self._on_outage(outage)
+        offered, offers = self._offered, self._offers
+        offers.hints = offered.hints and "no-hints" not in state.phases
+        offers.long_poll_max_s = 0.0 if "no-long-poll" in state.phases else offered.long_poll_max_s
+        push = offered.push and "no-push" not in state.phases
+        if offers.push and not push:
+            self._on_push_off()
+        offers.push = push
         self._faults.faults = Faults(
             latency_ms=state.latency_ms,
             unavailable_rate=state.unavailable_rate,

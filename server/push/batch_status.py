@@ -78,7 +78,7 @@ def batch_status_router(
         known = [job for job in found if job is not None]
         unknown = [job_id for job_id, job in zip(body.job_ids, found, strict=True) if job is None]
         if body.wait is not None:
-            hold_s = min(body.wait, settings.long_poll_max_s)
+            hold_s = min(body.wait, state.offers.long_poll_max_s)
             if not await _hold_until_one_is_final(store, known, hold_s, request):
                 counted = list({job.job_id: job for job in known}.values())
                 for job in counted:
@@ -91,9 +91,10 @@ def batch_status_router(
                     )
                 return Response(status_code=CLIENT_CLOSED_REQUEST)
         now = state.clock.now()
+        hints = state.offers.hints
         await store.record_batch_poll(list({job.job_id: job for job in known}.values()), now,
-                                      settings.hints)  # fmt: skip
-        items = [_item(job, now, settings.hints) for job in known]
+                                      hints)  # fmt: skip
+        items = [_item(job, now, hints) for job in known]
         if body.wait is not None:
             items = [item for item in items if item.result != "pending"]
         return BatchStatusResponse(jobs=items, unknown=unknown)

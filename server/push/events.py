@@ -622,6 +622,8 @@ async def events(
             resume_from = parse_cursor(last_event_id)
         except BadCursor:
             _refuse("Last-Event-ID", "not an event id this server sent")
+    if not request.app.state.videosim.offers.push:
+        raise HTTPException(503, "push is switched off for now; poll", headers={"Retry-After": "5"})
     faults: FaultInjector = request.app.state.videosim.faults
     await faults.add_latency()
     if (fault := await faults.check(caller_identity(request))) is not None:

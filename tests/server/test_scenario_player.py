@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from scenarios import load_scenario
-from server.faults import FaultInjector
+from server.faults import FaultInjector, Offers
 from server.jobs.clock import FakeClock
 from server.jobs.schedule import Schedule
 from server.models import Faults
@@ -74,8 +74,9 @@ async def test_the_player_says_when_an_outage_begins_and_ends() -> None:
     schedule = Schedule(clock)
     faults = FaultInjector(Faults(), clock, random.Random(1))
     outages: list[bool] = []
+    offers = Offers(hints=True, long_poll_max_s=30.0)
     player = ScenarioPlayer(
-        load_scenario("outage"), clock, schedule, faults, on_outage=outages.append
+        load_scenario("outage"), clock, schedule, faults, offers, on_outage=outages.append
     )
     player.start()
     clock.advance(4.0)
@@ -135,3 +136,49 @@ def test_an_outage_cuts_connections_at_the_edge_then_the_api_is_back(tmp_path: P
         assert states[-2:] == ["cut", "200"], states  # cut during the outage, then back
         with httpx.Client(base_url=server.url, timeout=5) as http:
             assert http.get("/admin/scenario").json()["phases"] == []
+
+
+SWITCHES = """
+name = "switches"
+title = "Help switched off"
+[jobs]
+count = 2
+durations = { kind = "constant", seconds = 60 }
+[[phases]]
+kind = "no-hints"
+start_s = 1
+length_s = 2
+[[phases]]
+kind = "no-long-poll"
+start_s = 1
+length_s = 2
+[[phases]]
+kind = "no-push"
+start_s = 1
+length_s = 2
+"""
+
+
+async def test_a_phase_switches_hints_long_poll_and_push_off_and_on_again(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    path = tmp_path / "switches.toml"
+    path.write_text(SWITCHES)
+    server = server_factory(scenario=str(path))
+    await server.http.post("/admin/scenario/start")
+    job_id = (await server.http.post("/start")).json()["job_id"]
+
+    async def offered() -> tuple[bool, bool]:
+        """Hints in a status answer, long-poll advertised on it."""
+        status = await server.http.get(f"/status/{job_id}")
+        return "eta_s" in status.json(), "X-Long-Poll-Max" in status.headers
+
+    assert await offered() == (True, True)
+    server.advance(1.0)
+    assert await offered() == (False, False)
+    push = await server.http.get("/events", params={"ids": job_id})
+    assert push.status_code == 503 and "push is switched off" in push.json()["detail"]
+    health = (await server.http.get("/healthz")).json()
+    assert health.get("hints") is False
+    server.advance(2.0)
+    assert await offered() == (True, True)
