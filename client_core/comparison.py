@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from client_core.client import VideoSimClient
-from client_core.errors import VideoSimError
+from client_core.errors import ServerUnreachable, VideoSimError
 from client_core.events import DelayReason, PollEvent, Strategy, strategies_used_text
 from client_core.policy import BackoffPolicy
 
@@ -105,6 +105,8 @@ CLIENT_CLOCK = "client"
 
 #: Answers to ``GET /jobs/{id}`` that mean "this server keeps no records": measure here.
 NO_RECORDS_STATUSES = frozenset({404, 405, 501})
+#: How long the records are asked for while the server does not answer.
+RECORDS_DEADLINE_S = 120.0
 
 
 @dataclass(slots=True)
@@ -288,14 +290,31 @@ async def read_records(
     if not job_ids:
         return []
     try:
-        first = await client.job_record(job_ids[0])
+        first = await record_when_answered(client, job_ids[0])
     except VideoSimError as exc:
-        if getattr(exc, "http_status", None) in NO_RECORDS_STATUSES:
+        if exc.http_status in NO_RECORDS_STATUSES:
             return None
         raise
     async with asyncio.TaskGroup() as group:
-        rest = [group.create_task(client.job_record(job_id)) for job_id in job_ids[1:]]
+        rest = [group.create_task(record_when_answered(client, job_id)) for job_id in job_ids[1:]]
     return [first, *(task.result() for task in rest)]
+
+
+async def record_when_answered(
+    client: VideoSimClient, job_id: str, deadline_s: float = RECORDS_DEADLINE_S
+) -> dict[str, Any]:
+    """A job's record, asked again while the server does not answer (a set-up whose
+    watches gave up early reads its records while an outage still goes on)."""
+    give_up_at = time.monotonic() + deadline_s
+    wait = 0.25
+    while True:
+        try:
+            return await client.job_record(job_id)
+        except ServerUnreachable:
+            if time.monotonic() + wait > give_up_at:
+                raise
+            await asyncio.sleep(wait)
+            wait = min(2 * wait, 2.0)
 
 
 async def run_comparison(

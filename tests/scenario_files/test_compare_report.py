@@ -124,3 +124,32 @@ def test_a_server_that_plays_no_scenario_is_said_in_one_line(
         code = main(["compare", "--scenario", "outage", "--server-url", server.url])
     err = capsys.readouterr().err
     assert code == 3 and "plays no scenario; start it with --scenario outage" in err
+
+
+def test_records_are_read_once_the_server_answers_again(tmp_path: Path) -> None:
+    """A set-up whose watches gave up early reads its records while an outage goes on:
+    it asks again until the server answers, instead of failing the whole comparison."""
+    from client_core import VideoSimClient
+    from client_core.comparison import read_records
+
+    store = ["--store", f"sqlite:///{tmp_path / 'jobs.db'}"]
+    first = LiveServer(args=store)
+    first.start()
+    job_id = httpx.post(f"{first.url}/start", json={"duration_s": 0.1}, timeout=5).json()["job_id"]
+    port = first.port
+    first.stop()
+
+    async def read_while_it_comes_back() -> list[dict[str, object]] | None:
+        async with VideoSimClient(f"http://127.0.0.1:{port}") as client:
+            reading = asyncio.create_task(read_records(client, [job_id]))
+            await asyncio.sleep(1.0)  # a few refused attempts first
+            assert not reading.done()
+            again = LiveServer(args=store, port=port)
+            await asyncio.to_thread(again.start)
+            try:
+                return await asyncio.wait_for(reading, 30)
+            finally:
+                await asyncio.to_thread(again.stop)
+
+    records = asyncio.run(read_while_it_comes_back())
+    assert records is not None and records[0]["job_id"] == job_id
