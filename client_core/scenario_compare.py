@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
 
+from client_core.answers import describe_transport_error
 from client_core.client import VideoSimClient
 from client_core.comparison import BatchJob, PolicyPreset, PolicyRun, run_preset
 from client_core.local_server import ServerProcess
 from scenarios import Scenario, load_scenario
+
+#: Beyond the scenario's length, how long a server that does not answer is asked again.
+START_TIMELINE_GRACE_S = 10.0
 
 #: Called with a set-up's name, its watches ended so far and its jobs.
 Progress = Callable[[str, int, int], None]
@@ -85,9 +90,22 @@ async def compare_under_scenario(
 
 
 async def start_timeline(url: str, scenario: Scenario) -> None:
-    """POST /admin/scenario/start, after checking the server plays this scenario."""
+    """POST /admin/scenario/start, after checking the server plays this scenario.
+
+    A server that started its timeline with itself may be in an outage right now (every
+    connection cut): asked again until the timeline could have ended."""
+    give_up_at = time.monotonic() + scenario.length_s + START_TIMELINE_GRACE_S
     async with httpx.AsyncClient(base_url=url, timeout=5.0) as http:
-        answer = await http.get("/admin/scenario")
+        while True:
+            try:
+                answer = await http.get("/admin/scenario")
+                break
+            except httpx.TransportError as exc:
+                if time.monotonic() > give_up_at:
+                    raise ScenarioUnavailable(
+                        f"the server at {url} does not answer: {describe_transport_error(exc)}"
+                    ) from None
+                await asyncio.sleep(0.5)
         name = None
         with contextlib.suppress(ValueError, AttributeError):
             name = answer.json().get("name")
@@ -96,4 +114,7 @@ async def start_timeline(url: str, scenario: Scenario) -> None:
             raise ScenarioUnavailable(
                 f"the server at {url} {plays}; start it with --scenario {scenario.name}"
             )
-        (await http.post("/admin/scenario/start")).raise_for_status()
+        try:
+            (await http.post("/admin/scenario/start")).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise ScenarioUnavailable(f"cannot start the scenario at {url}: {exc}") from None

@@ -54,8 +54,7 @@ async def test_the_compare_view_runs_under_the_server_scenario_and_exports_its_r
                 pilot, lambda: "under scenario blip" in str(status.render()), "the results", 30
             )
             assert "6 jobs per set-up" in str(status.render())
-            chosen.focus()
-            await pilot.press("e")
+            await pilot.press("e")  # the results have the focus now
             await wait_until(pilot, lambda: exports.exists() and any(exports.iterdir()), "export")
     written = sorted(path.suffix for path in exports.iterdir())
     assert written == [".html", ".md"]

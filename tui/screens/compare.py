@@ -303,6 +303,8 @@ class CompareScreen(Screen[CompareForm]):
             self._status(Text(f"The comparison failed: {message.error}", style="red"))
             return
         self.show_results(message.runs, message.scenario)
+        # the results have the focus: e exports them (typed into a field, e is a letter)
+        self.screen.query_one("#compare-table", DataTable).focus()
 
     def action_export(self) -> None:
         """``e``: the shown results as a report, when they ran under a scenario."""
