@@ -153,3 +153,34 @@ def test_records_are_read_once_the_server_answers_again(tmp_path: Path) -> None:
 
     records = asyncio.run(read_while_it_comes_back())
     assert records is not None and records[0]["job_id"] == job_id
+
+
+OUTAGE_FROM_THE_START = """
+name = "down-at-first"
+title = "Down at first"
+[jobs]
+count = 1
+durations = { kind = "constant", seconds = 1 }
+[[phases]]
+kind = "outage"
+start_s = 0
+length_s = 2
+"""
+
+
+def test_a_run_begun_during_an_outage_waits_for_the_server_to_answer(tmp_path: Path) -> None:
+    """A server starts its timeline with itself; a comparison begun while that timeline is
+    in an outage asks again until the server answers, then starts the timeline afresh."""
+    from client_core.scenario_compare import start_timeline
+    from scenarios import load_scenario
+
+    path = tmp_path / "down.toml"
+    path.write_text(OUTAGE_FROM_THE_START)
+    with LiveServer(args=["--scenario", str(path)]) as server:  # ready once it answers
+        assert httpx.post(f"{server.url}/admin/scenario/start", timeout=5).status_code == 200
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{server.url}/admin/scenario", timeout=2)  # the outage, right now
+        asyncio.run(start_timeline(server.url, load_scenario(str(path))))
+        # started again: the outage is on again from its start, after the first one ended
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{server.url}/admin/scenario", timeout=2)
