@@ -159,8 +159,7 @@ async def require_api_key(
 async def injected_fault(request: Request) -> Rejection | None:
     """Apply the injected latency, then say whether the faults turn this request away."""
     faults: FaultInjector = request.app.state.videosim.faults
-    await faults.add_latency()
-    return await faults.check(caller_identity(request))
+    return await faults.turn_away(caller_identity(request))
 
 
 InjectedFault = Annotated[Rejection | None, Depends(injected_fault)]
@@ -219,8 +218,7 @@ IdempotencyKey = Annotated[
 
 
 def _rejected(rejection: Rejection) -> HTTPException:
-    headers = {"Retry-After": retry_after_header(rejection.retry_after_s)}
-    return HTTPException(rejection.code, rejection.detail, headers=headers)
+    return HTTPException(rejection.code, rejection.detail, headers=rejection.headers)
 
 
 def _over_the_maximum(
@@ -470,8 +468,7 @@ async def _status(
             return 401, {"detail": MISSING_OR_INVALID_KEY}, {}
     store, clock = state.store, state.clock
     # Before validation, as a dependency would be.
-    await state.faults.add_latency()
-    fault = await state.faults.check(identity(settings.api_key, api_key, scope))
+    fault = await state.faults.turn_away(identity(settings.api_key, api_key, scope))
     hold_s = 0.0
     raw_wait = None if settings.plain else _query_value(scope["query_string"], "wait")
     if raw_wait is not None:
@@ -499,7 +496,7 @@ async def _status(
             await store.record_status_request(
                 job, at=clock.now(), code=fault.code, retry_after_s=fault.retry_after_s, result=None
             )
-        headers["Retry-After"] = retry_after_header(fault.retry_after_s)
+        headers.update(fault.headers)
         return fault.code, {"detail": fault.detail}, headers
     if job is None:
         return 404, {"detail": JOB_NOT_FOUND}, headers

@@ -90,12 +90,8 @@ def emulation_router(profile: Profile) -> APIRouter:
         return None
 
     async def turned_away(request: Request, server: Emulated) -> JSONResponse | None:
-        await server.faults.add_latency()
-        fault = await server.faults.check(identity(None, None, request.scope))
-        if fault is None:
-            return None
-        headers = {"Retry-After": retry_after_header(fault.retry_after_s)}
-        return _error(fault.code, fault.detail, headers)
+        fault = await server.faults.turn_away(identity(None, None, request.scope))
+        return None if fault is None else _error(fault.code, fault.detail, fault.headers)
 
     def status_url(request: Request, job_id: str) -> str:
         return str(request.base_url).rstrip("/") + profile.status_path(job_id)

@@ -64,6 +64,10 @@ class Rejection:
     detail: str
     retry_after_s: int
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": retry_after_header(self.retry_after_s)}
+
 
 class _TokenBucket:
     """Allows ``rate`` requests per second on average, in bursts of at most ``capacity``."""
@@ -141,6 +145,12 @@ class FaultInjector:
         extra_ms = self._rng.uniform(0, faults.latency_jitter_ms) if faults.latency_jitter_ms else 0
         self.injected["latency"] += 1
         await asyncio.sleep((faults.latency_ms + extra_ms) / 1000)
+
+    async def turn_away(self, client_id: str) -> Rejection | None:
+        """What every faulted route does first: the injected latency, then whether the
+        faults turn this request away."""
+        await self.add_latency()
+        return await self.check(client_id)
 
     async def check(self, client_id: str) -> Rejection | None:
         """The rate limit first (it is deterministic), then the random 503."""

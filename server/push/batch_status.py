@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
-from server.faults import Rejection, retry_after_header
+from server.faults import Rejection
 from server.jobs.job import Job
 from server.models import list_too_long
 from server.push.models import BatchStatusItem, BatchStatusRequest, BatchStatusResponse
@@ -71,8 +71,7 @@ def batch_status_router(
         if len(body.job_ids) > settings.max_batch_status:
             raise list_too_long("job_ids", settings.max_batch_status, len(body.job_ids))
         if fault is not None:
-            headers = {"Retry-After": retry_after_header(fault.retry_after_s)}
-            raise HTTPException(fault.code, fault.detail, headers=headers)
+            raise HTTPException(fault.code, fault.detail, headers=fault.headers)
         store: JobStore = state.store
         found = await store.get_many(body.job_ids)
         known = [job for job in found if job is not None]

@@ -40,7 +40,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
-from server.faults import FaultInjector, retry_after_header
+from server.faults import FaultInjector
 from server.http.identity import caller_identity
 from server.jobs.clock import Clock
 from server.jobs.job import Job
@@ -625,10 +625,8 @@ async def events(
     if not request.app.state.videosim.offers.push:
         raise HTTPException(503, "push is switched off for now; poll", headers={"Retry-After": "5"})
     faults: FaultInjector = request.app.state.videosim.faults
-    await faults.add_latency()
-    if (fault := await faults.check(caller_identity(request))) is not None:
-        retry_after = {"Retry-After": retry_after_header(fault.retry_after_s)}
-        raise HTTPException(fault.code, fault.detail, headers=retry_after)
+    if (fault := await faults.turn_away(caller_identity(request))) is not None:
+        raise HTTPException(fault.code, fault.detail, headers=fault.headers)
     streams: EventStreams = request.app.state.videosim.streams
     try:
         return await streams.open(job_set, resume_from)
