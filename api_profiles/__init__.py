@@ -8,14 +8,14 @@ the runner, the dashboard and the server's emulator all read profiles through he
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jsonpointer
+from pydantic import AfterValidator
 
 from api_profiles.model import Auth, Emulation, LongPoll, Phase, Profile, Start, Status
-from settings_cli.toml_files import TomlFileError, parse_toml_model
+from settings_cli import toml_files
+from settings_cli.toml_files import TomlFileError, parse_toml_model, read_source
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -25,6 +25,7 @@ __all__ = [
     "Phase",
     "Profile",
     "ProfileError",
+    "ProfileName",
     "Start",
     "Status",
     "builtin_names",
@@ -36,38 +37,27 @@ __all__ = [
 DEFAULT_PROFILE = "videosim"
 
 
-class ProfileError(ValueError):
+class ProfileError(TomlFileError):
     """A profile that cannot be used; the message is one line."""
 
 
 def builtin_names() -> list[str]:
-    folder = resources.files("api_profiles") / "builtin"
-    return sorted(entry.name.removesuffix(".toml") for entry in folder.iterdir()
-                  if entry.name.endswith(".toml"))  # fmt: skip
+    return toml_files.builtin_names("api_profiles")
 
 
 def load_profile(name_or_path: str) -> Profile:
     """A built-in profile by name, or a profile file by path."""
-    if name_or_path in builtin_names():
-        source = resources.files("api_profiles") / "builtin" / f"{name_or_path}.toml"
-        return parse_profile(source.read_text(encoding="utf-8"), f"{name_or_path} (built in)")
-    path = Path(name_or_path)
-    if path.suffix != ".toml" and not path.exists():
-        known = ", ".join(builtin_names())
-        raise ProfileError(f"unknown profile {name_or_path!r}: a built-in name ({known}) "
-                           "or the path of a .toml file")  # fmt: skip
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"cannot read profile {path}: {exc}") from None
-    return parse_profile(text, str(path))
+    source = read_source("api_profiles", "profile", name_or_path, ProfileError)
+    return parse_toml_model(source.text, source.where, Profile, ProfileError)
 
 
-def parse_profile(text: str, where: str) -> Profile:
-    try:
-        return parse_toml_model(text, where, Profile)
-    except TomlFileError as exc:
-        raise ProfileError(str(exc)) from None
+def _known(name_or_path: str) -> str:
+    load_profile(name_or_path)  # raises ProfileError, a ValueError, with one line
+    return name_or_path
+
+
+#: A setting naming a profile: refused at once, in one line, when it names none.
+ProfileName = Annotated[str, AfterValidator(_known)]
 
 
 def read_pointer(document: object, pointer: str) -> object:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from typing import Any, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -164,8 +165,6 @@ class Profile(Strict):
         return self
 
     def status_path(self, job_id: str) -> str:
-        from urllib.parse import quote
-
         return self.status.path.replace("{id}", quote(job_id, safe=""))
 
     def start_body(self, values: dict[str, object]) -> dict[str, Any]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from api_profiles import DEFAULT_PROFILE, Profile, load_profile
+from api_profiles import DEFAULT_PROFILE, Profile, ProfileName, load_profile
 from client_core.client import ClientOptions
 from client_core.events import Strategy
 from client_core.policy import POLICY_FIELDS, BackoffPolicy, Jitter
@@ -39,7 +39,7 @@ class ClientSettings(BaseSettings):
 
     server_url: str = DEFAULT_SERVER_URL
     # The job API spoken: a built-in profile name or a profile file (api_profiles).
-    profile: str = DEFAULT_PROFILE
+    profile: ProfileName = DEFAULT_PROFILE
     api_key: str | None = None
     client_id: str | None = None
     strategy: Strategy = Strategy.AUTO
@@ -93,12 +93,6 @@ class ClientSettings(BaseSettings):
         # The policy's other parameters, where given (the settings name them as it does).
         changes = self.model_dump(include=set(POLICY_FIELDS) - {"initial_s"}, exclude_none=True)
         return base.replace(**changes) if changes else base
-
-    @field_validator("profile")
-    @classmethod
-    def _known_profile(cls, value: str) -> str:
-        load_profile(value)  # raises ProfileError, a ValueError, with one line
-        return value
 
     @property
     def api_profile(self) -> Profile:

@@ -9,50 +9,31 @@ benchmarks start its jobs.
 from __future__ import annotations
 
 import csv
-from importlib import resources
 from pathlib import Path
 
 from scenarios.model import FaultState, Phase, Replay, Scenario
-from settings_cli.toml_files import TomlFileError, parse_toml_model
+from settings_cli import toml_files
+from settings_cli.toml_files import TomlFileError, parse_toml_model, read_source
 
 __all__ = ["FaultState", "Phase", "Scenario", "ScenarioError", "builtin_names", "load_scenario"]
 
 
-class ScenarioError(ValueError):
+class ScenarioError(TomlFileError):
     """A scenario that cannot be used; the message is one line."""
 
 
 def builtin_names() -> list[str]:
-    folder = resources.files("scenarios") / "builtin"
-    return sorted(entry.name.removesuffix(".toml") for entry in folder.iterdir()
-                  if entry.name.endswith(".toml"))  # fmt: skip
+    return toml_files.builtin_names("scenarios")
 
 
 def load_scenario(name_or_path: str) -> Scenario:
     """A built-in scenario by name, or a scenario file by path."""
-    if name_or_path in builtin_names():
-        source = resources.files("scenarios") / "builtin" / f"{name_or_path}.toml"
-        return _parse(source.read_text(encoding="utf-8"), f"{name_or_path} (built in)", None)
-    path = Path(name_or_path)
-    if path.suffix != ".toml" and not path.exists():
-        known = ", ".join(builtin_names())
-        raise ScenarioError(f"unknown scenario {name_or_path!r}: a built-in name ({known}) "
-                            "or the path of a .toml file")  # fmt: skip
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"cannot read scenario {path}: {exc}") from None
-    return _parse(text, str(path), path.parent)
-
-
-def _parse(text: str, where: str, folder: Path | None) -> Scenario:
-    try:
-        scenario = parse_toml_model(text, where, Scenario)
-    except TomlFileError as exc:
-        raise ScenarioError(str(exc)) from None
+    source = read_source("scenarios", "scenario", name_or_path, ScenarioError)
+    scenario = parse_toml_model(source.text, source.where, Scenario, ScenarioError)
     durations = scenario.jobs.durations
     if isinstance(durations, Replay) and durations.csv is not None:
-        observed = _read_durations(Path(folder or ".") / durations.csv, where)
+        folder = source.folder or Path(".")
+        observed = _read_durations(folder / durations.csv, source.where)
         replay = durations.model_copy(update={"seconds": observed, "csv": None})
         jobs = scenario.jobs.model_copy(update={"durations": replay})
         scenario = scenario.model_copy(update={"jobs": jobs})

@@ -1,11 +1,15 @@
 """Declarative TOML files read into pydantic models, every problem said in one line.
 
-API profiles and scenarios are both small TOML files a user writes by hand; a mistake in
-one must name the file, the line and the field, and never show a traceback."""
+API profiles and scenarios are both small TOML files a user writes by hand, or built-ins
+shipped in a package's ``builtin/`` folder and named by their stem; a mistake in one must
+name the file, the line and the field, and never show a traceback."""
 
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -17,24 +21,58 @@ class TomlFileError(ValueError):
     """A file that cannot be used; the message is one line."""
 
 
-def parse_toml_model(text: str, where: str, model: type[Model]) -> Model:
+@dataclass(frozen=True, slots=True)
+class TomlSource:
+    text: str
+    where: str  # the file's path, or "NAME (built in)": what messages name
+    folder: Path | None  # the file's folder (paths inside it are relative to it); None: built in
+
+
+def builtin_names(package: str) -> list[str]:
+    """The built-ins of ``package``: the stems of its ``builtin/*.toml``."""
+    folder = resources.files(package) / "builtin"
+    return sorted(entry.name.removesuffix(".toml") for entry in folder.iterdir()
+                  if entry.name.endswith(".toml"))  # fmt: skip
+
+
+def read_source(
+    package: str, kind: str, name_or_path: str, error: type[TomlFileError] = TomlFileError
+) -> TomlSource:
+    """A built-in of ``package`` by name, or a file by path; ``error`` says why not."""
+    if name_or_path in builtin_names(package):
+        source = resources.files(package) / "builtin" / f"{name_or_path}.toml"
+        return TomlSource(source.read_text(encoding="utf-8"), f"{name_or_path} (built in)", None)
+    path = Path(name_or_path)
+    if path.suffix != ".toml" and not path.exists():
+        known = ", ".join(builtin_names(package))
+        raise error(f"unknown {kind} {name_or_path!r}: a built-in name ({known}) "
+                    "or the path of a .toml file")  # fmt: skip
+    try:
+        return TomlSource(path.read_text(encoding="utf-8"), str(path), path.parent)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"cannot read {kind} {path}: {exc}") from None
+
+
+def parse_toml_model(
+    text: str, where: str, model: type[Model], error: type[TomlFileError] = TomlFileError
+) -> Model:
     """``text`` (from ``where``, a file name for messages) as a ``model``."""
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise TomlFileError(f"{where}: not valid TOML: {exc}") from None
+        raise error(f"{where}: not valid TOML: {exc}") from None
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        errors = sorted(exc.errors(), key=lambda e: e["type"] == "missing")  # the odd first
-        error = errors[0]
-        location = [str(part) for part in error["loc"]]
+        problems = sorted(exc.errors(), key=lambda e: e["type"] == "missing")  # odd first
+        first = problems[0]
+        location = [str(part) for part in first["loc"]]
         field = ".".join(location) or "(the file)"
         line = _line_of(text, location)
         at = f" line {line}" if line else ""
-        message = error["msg"].removeprefix("Value error, ")
-        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        raise TomlFileError(f"{where}{at}: {field}: {message}{more}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise error(f"{where}{at}: {field}: {message}{more}") from None
 
 
 def _line_of(text: str, location: list[str]) -> int | None:
